@@ -1,0 +1,66 @@
+/**
+ * Built-in defaults: the first of the three config layers (defaults → file → --set).
+ * Every key a config file or `--set` may name appears here; anything else is rejected.
+ */
+export const DEFAULTS = {
+  seed: 1337,
+  data: {
+    dataset: 'moby-dick', // 'moby-dick' (embedded, offline), 'tinyshakespeare', or a path to a UTF-8 text file
+    path: '', // optional explicit file for 'tinyshakespeare'
+    seq_len: 64,
+    batch_size: 16,
+    val_fraction: 0.1,
+  },
+  model: {
+    d_model: 64,
+    n_heads: 4,
+    n_layers: 2,
+    d_ff: 128,
+    dropout: 0,
+    activation: 'relu' as 'relu' | 'gelu',
+    switch_every: 1,
+  },
+  moe: {
+    n_experts: 4,
+    top_k: 1,
+    capacity_factor: 1.25,
+    eval_capacity_factor: 2.0,
+    min_capacity: 4,
+    drop_tokens: true,
+    drop_policy: 'position' as 'position' | 'random' | 'priority',
+    router_jitter: 0.01,
+    balance_loss_coef: 0.01,
+    z_loss_coef: 0.001,
+    scale_by_prob: true,
+    init_scale: 0.1,
+  },
+  parallel: {
+    transport: 'local' as 'local' | 'threads',
+    devices: 2,
+    backend: 'wasm' as 'wasm' | 'cpu' | 'tensorflow',
+    payload: 'shared' as 'shared' | 'transfer' | 'clone',
+    timeout_ms: 60000,
+    fault: {
+      device: -1, // -1: no fault injected
+      step: 0,
+      kind: 'crash' as 'crash' | 'hang' | 'throw',
+    },
+  },
+  train: {
+    steps: 200,
+    lr: 3e-3,
+    min_lr: 3e-4,
+    warmup_steps: 20,
+    schedule: 'cosine' as 'cosine' | 'constant' | 'noam',
+    weight_decay: 0.1,
+    beta1: 0.9,
+    beta2: 0.99,
+    grad_clip: 1.0,
+    eval_every: 50,
+    eval_batches: 4,
+    log_every: 10,
+    checkpoint_every: 100,
+  },
+};
+
+export type Config = typeof DEFAULTS;

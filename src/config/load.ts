@@ -1,0 +1,117 @@
+import { readFileSync, existsSync } from 'node:fs';
+import { basename, extname } from 'node:path';
+import YAML from 'yaml';
+import type { ZodError } from 'zod';
+import { DEFAULTS, type Config } from './defaults.js';
+import { ConfigSchema } from './schema.js';
+import { ConfigError, nearest, show } from './errors.js';
+
+type Tree = { [key: string]: unknown };
+const isTree = (v: unknown): v is Tree => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Every dotted key of the defaults, e.g. `moe.capacity_factor`. */
+export function allKeys(tree: Tree = DEFAULTS as unknown as Tree, prefix = ''): string[] {
+  return Object.entries(tree).flatMap(([k, v]) => (isTree(v) ? allKeys(v, `${prefix}${k}.`) : [`${prefix}${k}`]));
+}
+
+function unknownKey(key: string): ConfigError {
+  const hint = nearest(key, allKeys());
+  return new ConfigError(`unknown key ${key}${hint ? ` (did you mean ${hint}?)` : ''}`);
+}
+
+/** Deep-merges `over` onto `base`, rejecting keys the defaults do not have. */
+function merge(base: Tree, over: Tree, shape: Tree, prefix = ''): Tree {
+  const out: Tree = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const key = `${prefix}${k}`;
+    if (!(k in shape)) throw unknownKey(key);
+    const s = shape[k];
+    if (isTree(s)) {
+      if (!isTree(v)) throw new ConfigError(`${key} must be a section with keys ${Object.keys(s).join(', ')} (got ${show(v)})`);
+      out[k] = merge(base[k] as Tree, v, s, `${key}.`);
+    } else out[k] = v;
+  }
+  return out;
+}
+
+/** Parses a YAML config file; syntax errors name the line and column. */
+export function readConfigFile(file: string): Tree {
+  if (!existsSync(file)) throw new ConfigError(`config file not found: ${file}`);
+  const text = readFileSync(file, 'utf8');
+  const doc = YAML.parseDocument(text, { prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    const pos = e.linePos?.[0];
+    const where = pos ? `line ${pos.line}, column ${pos.col}` : 'unknown position';
+    throw new ConfigError(`${file}: invalid YAML at ${where}: ${e.message.split('\n')[0]}`);
+  }
+  const value = doc.toJS() ?? {};
+  if (!isTree(value)) throw new ConfigError(`${file}: must be a YAML mapping of sections (got ${show(value)})`);
+  return value;
+}
+
+/** Turns `section.key=value` into a nested override; the value is parsed as a YAML scalar. */
+export function parseSet(assignment: string): Tree {
+  const eq = assignment.indexOf('=');
+  if (eq <= 0) throw new ConfigError(`--set must look like section.key=value (got ${show(assignment)})`);
+  const key = assignment.slice(0, eq).trim();
+  const raw = assignment.slice(eq + 1);
+  let value: unknown;
+  try {
+    value = raw === '' ? '' : YAML.parse(raw);
+  } catch {
+    value = raw;
+  }
+  if (!allKeys().includes(key)) throw unknownKey(key);
+  return key.split('.').reduceRight<unknown>((acc, part) => ({ [part]: acc }), value) as Tree;
+}
+
+function describe(error: ZodError, config: Tree): ConfigError {
+  const issue = error.issues[0]!;
+  const key = issue.path.join('.');
+  const got = issue.path.reduce<unknown>((v, p) => (isTree(v) ? v[p as string] : undefined), config);
+  const i = issue as unknown as Record<string, unknown>;
+  let rule: string;
+  switch (issue.code) {
+    case 'too_small':
+      rule = `must be ${i.inclusive ? '>=' : '>'} ${i.minimum}`;
+      break;
+    case 'too_big':
+      rule = `must be ${i.inclusive ? '<=' : '<'} ${i.maximum}`;
+      break;
+    case 'invalid_type':
+      rule = i.expected === 'int' || (i.expected === 'number' && typeof got === 'number') ? 'must be an integer' : `must be a ${i.expected}`;
+      break;
+    case 'invalid_value':
+      rule = `must be one of ${(i.values as unknown[]).map(String).join('|')}`;
+      break;
+    case 'unrecognized_keys':
+      return unknownKey(`${key ? `${key}.` : ''}${(i.keys as string[])[0]}`);
+    default:
+      rule = issue.code === 'invalid_format' || issue.message.startsWith('Invalid') && typeof got === 'number' ? 'must be an integer' : issue.message;
+  }
+  return new ConfigError(`${key} ${rule} (got ${show(got)})`);
+}
+
+export interface ResolvedConfig {
+  config: Config;
+  /** Short name for run directories: the config file's base name, or `default`. */
+  name: string;
+}
+
+/** Layers defaults → file → `--set` overrides, then validates. Throws ConfigError on any problem. */
+export function resolveConfig(opts: { file?: string; sets?: string[]; base?: Tree } = {}): ResolvedConfig {
+  const shape = DEFAULTS as unknown as Tree;
+  let tree: Tree = structuredClone(opts.base ?? shape);
+  if (opts.file) tree = merge(tree, readConfigFile(opts.file), shape);
+  for (const s of opts.sets ?? []) tree = merge(tree, parseSet(s), shape);
+  return { config: validateConfig(tree), name: opts.file ? basename(opts.file, extname(opts.file)) : 'default' };
+}
+
+/** Validates a complete config tree (for instance one read back from a checkpoint). */
+export function validateConfig(tree: unknown): Config {
+  if (isTree(tree)) merge(DEFAULTS as unknown as Tree, tree, DEFAULTS as unknown as Tree);
+  const parsed = ConfigSchema.safeParse(tree);
+  if (!parsed.success) throw describe(parsed.error, tree as Tree);
+  return parsed.data as Config;
+}

@@ -1,0 +1,83 @@
+import { z } from 'zod';
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.number().int().min(min).max(max);
+const positive = () => z.number().gt(0);
+const fraction = () => z.number().min(0).lt(1);
+
+/** The config schema: types, ranges and cross-field rules. Keys mirror DEFAULTS exactly. */
+export const ConfigSchema = z
+  .strictObject({
+    seed: int(0, 2 ** 31 - 1),
+    data: z.strictObject({
+      dataset: z.string().min(1),
+      path: z.string(),
+      seq_len: int(2, 4096),
+      batch_size: int(1, 65536),
+      val_fraction: z.number().gt(0).lt(1),
+    }),
+    model: z.strictObject({
+      d_model: int(1, 8192),
+      n_heads: int(1, 256),
+      n_layers: int(1, 256),
+      d_ff: int(1, 65536),
+      dropout: fraction(),
+      activation: z.enum(['relu', 'gelu']),
+      switch_every: int(1, 256),
+    }),
+    moe: z.strictObject({
+      n_experts: int(1, 4096),
+      top_k: int(1, 2),
+      capacity_factor: positive(),
+      eval_capacity_factor: positive(),
+      min_capacity: int(1),
+      drop_tokens: z.boolean(),
+      drop_policy: z.enum(['position', 'random', 'priority']),
+      router_jitter: fraction(),
+      balance_loss_coef: z.number().min(0),
+      z_loss_coef: z.number().min(0),
+      scale_by_prob: z.boolean(),
+      init_scale: positive(),
+    }),
+    parallel: z.strictObject({
+      transport: z.enum(['local', 'threads']),
+      devices: int(1, 64),
+      backend: z.enum(['wasm', 'cpu', 'tensorflow']),
+      payload: z.enum(['shared', 'transfer', 'clone']),
+      timeout_ms: int(1),
+      fault: z.strictObject({
+        device: int(-1, 63),
+        step: int(0),
+        kind: z.enum(['crash', 'hang', 'throw']),
+      }),
+    }),
+    train: z.strictObject({
+      steps: int(0),
+      lr: positive(),
+      min_lr: z.number().min(0),
+      warmup_steps: int(0),
+      schedule: z.enum(['cosine', 'constant', 'noam']),
+      weight_decay: z.number().min(0),
+      beta1: fraction(),
+      beta2: fraction(),
+      grad_clip: z.number().min(0),
+      eval_every: int(0),
+      eval_batches: int(1),
+      log_every: int(1),
+      checkpoint_every: int(0),
+    }),
+  })
+  .superRefine((c, ctx) => {
+    const rule = (ok: boolean, path: string[], message: string) => {
+      if (!ok) ctx.addIssue({ code: 'custom', path, message });
+    };
+    rule(c.model.d_model % c.model.n_heads === 0, ['model', 'd_model'],
+      `must be divisible by model.n_heads (${c.model.n_heads})`);
+    rule(c.moe.n_experts % c.parallel.devices === 0, ['moe', 'n_experts'],
+      `must be divisible by parallel.devices (${c.parallel.devices})`);
+    rule(c.data.batch_size % c.parallel.devices === 0, ['data', 'batch_size'],
+      `must be divisible by parallel.devices (${c.parallel.devices}): each device routes its own group of sequences`);
+    rule(c.moe.top_k <= c.moe.n_experts, ['moe', 'top_k'], `must be <= moe.n_experts (${c.moe.n_experts})`);
+    rule(c.train.min_lr <= c.train.lr, ['train', 'min_lr'], `must be <= train.lr (${c.train.lr})`);
+    rule(c.parallel.fault.device < c.parallel.devices, ['parallel', 'fault', 'device'],
+      `must be < parallel.devices (${c.parallel.devices}) or -1 for no fault`);
+  });

@@ -1,0 +1,57 @@
+import type { RoutingPlan } from '../router/plan.js';
+import type { ExchangeTiming } from './switch-dispatch.js';
+
+/** What one Switch layer did in one step, as written to metrics.jsonl. */
+export interface LayerStats {
+  /** tokens kept per expert, summed over groups */
+  tokens_per_expert: number[];
+  /** [G][E] tokens whose first choice is the expert, before dropping */
+  group_expert_counts: number[][];
+  /** fraction of token-choices dropped over capacity */
+  drop_fraction: number;
+  /** mean over tokens of the router distribution's entropy (nats) */
+  router_entropy: number;
+  /** busiest expert's routed tokens over the mean */
+  load_max_over_mean: number;
+  capacity: number;
+  /** per device: compute ms, forward + backward */
+  device_compute_ms: number[];
+  /** coordinator time waiting on devices, forward + backward */
+  wait_ms: number;
+}
+
+export function layerStats(plan: RoutingPlan, probs: Float32Array, timing: ExchangeTiming): LayerStats {
+  const { groups: G, experts: E } = plan;
+  const tokens = new Array<number>(E).fill(0);
+  const routedTotal = new Array<number>(E).fill(0);
+  const groupCounts: number[][] = [];
+  for (let g = 0; g < G; g++) {
+    groupCounts.push(Array.from(plan.routed.subarray(g * E, (g + 1) * E)));
+    for (let e = 0; e < E; e++) {
+      tokens[e]! += plan.counts[g * E + e]!;
+      routedTotal[e]! += plan.routed[g * E + e]!;
+    }
+  }
+  const N = probs.length / E;
+  let entropy = 0;
+  for (let i = 0; i < probs.length; i++) {
+    const p = probs[i]!;
+    if (p > 0) entropy -= p * Math.log(p);
+  }
+  const mean = N / E;
+  return {
+    tokens_per_expert: tokens,
+    group_expert_counts: groupCounts,
+    drop_fraction: plan.dropped / plan.slot.length,
+    router_entropy: entropy / N,
+    load_max_over_mean: Math.max(...routedTotal) / mean,
+    capacity: plan.capacity,
+    device_compute_ms: [...timing.computeMs],
+    wait_ms: timing.waitMs,
+  };
+}
+
+export function addBackwardTiming(s: LayerStats, timing: ExchangeTiming): void {
+  s.wait_ms += timing.waitMs;
+  timing.computeMs.forEach((ms, i) => (s.device_compute_ms[i]! += ms));
+}

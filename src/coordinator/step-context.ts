@@ -1,0 +1,66 @@
+import * as tf from '@tensorflow/tfjs';
+import type { Config } from '../config/defaults.js';
+import type { AttentionMemo } from '../model/attention.js';
+import type { StageContext } from '../model/stages.js';
+import { rngFor } from '../util/rng.js';
+
+/**
+ * One step's StageContext: the tokens, and every random draw (dropout masks, router jitter) made once
+ * and kept, so that the backward pass's recomputation of a stage sees exactly the forward's values.
+ */
+export class StepContext implements StageContext {
+  readonly tokens: tf.Tensor1D;
+  readonly targets?: tf.Tensor1D;
+  private readonly cache = new Map<string, tf.Tensor>();
+  private readonly memos = new Map<number, AttentionMemo>();
+
+  constructor(
+    readonly config: Config,
+    readonly batch: number,
+    readonly train: boolean,
+    readonly step: number,
+    tokens: Int32Array,
+    targets?: Int32Array,
+  ) {
+    this.tokens = tf.tensor1d(tokens, 'int32');
+    if (targets) this.targets = tf.tensor1d(targets, 'int32');
+  }
+
+  private draw(key: string, shape: [number, number], sample: (u: number) => number): tf.Tensor {
+    let t = this.cache.get(key);
+    if (!t) {
+      const rng = rngFor(this.config.seed, key, this.step);
+      const data = new Float32Array(shape[0] * shape[1]);
+      for (let i = 0; i < data.length; i++) data[i] = sample(rng.uniform());
+      t = tf.keep(tf.tensor2d(data, shape));
+      this.cache.set(key, t);
+    }
+    return t;
+  }
+
+  /** Inverted-dropout mask: 0 with probability p, else 1/(1−p). */
+  mask(site: string, shape: [number, number]): tf.Tensor | undefined {
+    const p = this.config.model.dropout;
+    if (!this.train || p === 0) return undefined;
+    return this.draw(`dropout:${site}`, shape, (u) => (u < p ? 0 : 1 / (1 - p)));
+  }
+
+  /** Multiplicative router jitter u ~ U(1−ε, 1+ε) (paper §2.4), training only. */
+  jitter(block: number, shape: [number, number]): tf.Tensor | undefined {
+    const eps = this.config.moe.router_jitter;
+    if (!this.train || eps === 0) return undefined;
+    return this.draw(`jitter:${block}`, shape, (u) => 1 - eps + 2 * eps * u);
+  }
+
+  attention(block: number): AttentionMemo {
+    let m = this.memos.get(block);
+    if (!m) this.memos.set(block, (m = {}));
+    return m;
+  }
+
+  dispose(): void {
+    tf.dispose([...this.cache.values(), this.tokens, ...(this.targets ? [this.targets] : [])]);
+    this.cache.clear();
+    this.memos.clear();
+  }
+}

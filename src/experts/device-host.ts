@@ -1,0 +1,205 @@
+import * as tf from '@tensorflow/tfjs';
+import type { Config } from '../config/defaults.js';
+import { view, type LayerBuffers } from '../comm/buffers.js';
+import { initExpertParams, type ParamSet } from '../model/params.js';
+import { AdamW, sumSquares } from '../train/adamw.js';
+import { expertBackward, expertForward, type ExpertWeights } from './ffn.js';
+import type { BackwardRequest, ComputeReport, DeviceState, ForwardRequest } from './messages.js';
+
+/** The experts of `device`: global indices [device·E/D, (device+1)·E/D). */
+export function expertsOf(config: Config, device: number): number[] {
+  const per = config.moe.n_experts / config.parallel.devices;
+  return Array.from({ length: per }, (_, i) => device * per + i);
+}
+
+const FIELDS = ['w1', 'b1', 'w2', 'b2'] as const;
+const EMPTY = { x: undefined, a: undefined } as unknown as { x: tf.Tensor2D; a: tf.Tensor2D };
+
+/** Where one device's slots are: the full shared [G, E, C, d] buffer, or its own compact [G, E_local, C, d] copy. */
+interface SlotView {
+  data: Float32Array;
+  experts: number;
+  base: number;
+}
+
+/**
+ * A device: owns its experts' weights, gradients and AdamW state, and runs their forward and
+ * backward on the slots it is sent. The same class serves the in-process transport and the
+ * worker-thread transport (there it lives inside the worker).
+ */
+export class DeviceHost {
+  readonly experts: number[];
+  readonly params: ParamSet = new Map();
+  private readonly grads = new Map<string, Float32Array>();
+  private weights = new Map<string, tf.Tensor>();
+  /** per Switch layer, per local expert: inputs and pre-activations kept for backward */
+  private readonly stash = new Map<number, { x: tf.Tensor2D; a: tf.Tensor2D }[]>();
+  private readonly optimizer: AdamW;
+
+  constructor(
+    private readonly config: Config,
+    readonly device: number,
+    private readonly switchBlocks: number[],
+    private readonly buffers: LayerBuffers[],
+  ) {
+    this.experts = expertsOf(config, device);
+    for (const block of switchBlocks) {
+      for (const e of this.experts) for (const [k, p] of initExpertParams(config, block, e)) this.params.set(k, p);
+    }
+    for (const [k, p] of this.params) this.grads.set(k, new Float32Array(p.data.length));
+    const t = config.train;
+    this.optimizer = new AdamW({ beta1: t.beta1, beta2: t.beta2, eps: 1e-8, weightDecay: t.weight_decay });
+    this.upload();
+  }
+
+  private name(layer: number, expert: number, field: string): string {
+    return `h.${this.switchBlocks[layer]}.experts.${expert}.${field}`;
+  }
+
+  private upload(): void {
+    tf.dispose([...this.weights.values()]);
+    this.weights = new Map([...this.params].map(([k, p]) => [k, tf.tensor(p.data, p.shape)]));
+  }
+
+  private expertWeights(layer: number, expert: number): ExpertWeights {
+    const [w1, b1, w2, b2] = FIELDS.map((f) => this.weights.get(this.name(layer, expert, f))!);
+    return { w1, b1, w2, b2 } as ExpertWeights;
+  }
+
+  private slots(layer: number, dir: keyof LayerBuffers, payload?: Float32Array): SlotView {
+    if (payload) return { data: payload, experts: this.experts.length, base: this.experts[0]! };
+    return { data: view(this.buffers[layer]![dir]), experts: this.config.moe.n_experts, base: 0 };
+  }
+
+  /** Gathers expert e's rows from every group into one [n, d] matrix. */
+  private gather(v: SlotView, e: number, capacity: number, counts: Int32Array): Float32Array {
+    const d = this.config.model.d_model;
+    const E = this.config.moe.n_experts;
+    const G = counts.length / E;
+    let n = 0;
+    for (let g = 0; g < G; g++) n += counts[g * E + e]!;
+    const out = new Float32Array(n * d);
+    let row = 0;
+    for (let g = 0; g < G; g++) {
+      const c = counts[g * E + e]!;
+      const off = (g * v.experts + (e - v.base)) * capacity * d;
+      out.set(v.data.subarray(off, off + c * d), row * d);
+      row += c;
+    }
+    return out;
+  }
+
+  private scatter(v: SlotView, e: number, capacity: number, counts: Int32Array, rows: Float32Array): void {
+    const d = this.config.model.d_model;
+    const E = this.config.moe.n_experts;
+    const G = counts.length / E;
+    let row = 0;
+    for (let g = 0; g < G; g++) {
+      const c = counts[g * E + e]!;
+      v.data.set(rows.subarray(row * d, (row + c) * d), (g * v.experts + (e - v.base)) * capacity * d);
+      row += c;
+    }
+  }
+
+  private outputView(layer: number, dir: 'combine' | 'gradIn', payload?: Float32Array): SlotView {
+    return this.slots(layer, dir, payload ? new Float32Array(payload.length) : undefined);
+  }
+
+  /** o = FFN_e(x) for every local expert e on its slots; writes the combine slots. */
+  forward(req: ForwardRequest): ComputeReport {
+    const t0 = performance.now();
+    const d = this.config.model.d_model;
+    const input = this.slots(req.layer, 'dispatch', req.payload);
+    const output = this.outputView(req.layer, 'combine', req.payload);
+    this.dropStash(req.layer);
+    const kept: { x: tf.Tensor2D; a: tf.Tensor2D }[] = [];
+    let rows = 0;
+    for (const e of this.experts) {
+      const xs = this.gather(input, e, req.capacity, req.counts);
+      const n = xs.length / d;
+      rows += n;
+      if (n === 0) {
+        kept.push(EMPTY); // an expert that got no token computes nothing (XNNPACK rejects empty matmuls)
+        continue;
+      }
+      const x = tf.tensor2d(xs, [n, d]);
+      const f = expertForward(x, this.expertWeights(req.layer, e), this.config.model.activation);
+      this.scatter(output, e, req.capacity, req.counts, f.o.dataSync() as Float32Array);
+      f.o.dispose();
+      if (req.train) kept.push({ x, a: f.a });
+      else tf.dispose([x, f.a]);
+    }
+    if (req.train) this.stash.set(req.layer, kept);
+    return { device: this.device, computeMs: performance.now() - t0, rows, payload: req.payload ? output.data : undefined };
+  }
+
+  /** ∂L/∂x for every local expert's slots; accumulates the weight gradients here. */
+  backward(req: BackwardRequest): ComputeReport {
+    const t0 = performance.now();
+    const d = this.config.model.d_model;
+    const kept = this.stash.get(req.layer);
+    if (!kept) throw new Error(`backward for Switch layer ${req.layer} without a training forward`);
+    const input = this.slots(req.layer, 'gradOut', req.payload);
+    const output = this.outputView(req.layer, 'gradIn', req.payload);
+    let rows = 0;
+    this.experts.forEach((e, i) => {
+      const { x, a } = kept[i]!;
+      const gs = this.gather(input, e, req.capacity, req.counts);
+      const n = gs.length / d;
+      rows += n;
+      if (n === 0) return;
+      const g = tf.tensor2d(gs, [n, d]);
+      const r = expertBackward(x, a, g, this.expertWeights(req.layer, e), this.config.model.activation);
+      this.scatter(output, e, req.capacity, req.counts, r.dx.dataSync() as Float32Array);
+      for (const f of FIELDS) {
+        const acc = this.grads.get(this.name(req.layer, e, f))!;
+        const gd = r[f].dataSync();
+        for (let j = 0; j < acc.length; j++) acc[j]! += gd[j]!;
+      }
+      tf.dispose([g, r.dx, r.w1, r.b1, r.w2, r.b2]);
+    });
+    this.dropStash(req.layer);
+    return { device: this.device, computeMs: performance.now() - t0, rows, payload: req.payload ? output.data : undefined };
+  }
+
+  private dropStash(layer: number): void {
+    const s = this.stash.get(layer);
+    if (s) for (const k of s) if (k !== EMPTY) tf.dispose([k.x, k.a]);
+    this.stash.delete(layer);
+  }
+
+  /** Σ‖grad‖² over this device's experts, for global-norm clipping. */
+  gradSquaredNorm(): number {
+    return sumSquares(this.grads.values());
+  }
+
+  step(lr: number, clipScale: number, t: number): void {
+    this.optimizer.step(this.params, this.grads, lr, clipScale, t);
+    for (const g of this.grads.values()) g.fill(0);
+    this.upload();
+  }
+
+  state(): DeviceState {
+    const rec = <T>(m: Map<string, T>) => Object.fromEntries(m) as Record<string, T>;
+    return { params: rec(this.params), m: rec(this.optimizer.state.m), v: rec(this.optimizer.state.v) };
+  }
+
+  load(state: DeviceState): void {
+    for (const [k, p] of this.params) {
+      const src = state.params[k];
+      if (!src || src.data.length !== p.data.length) throw new Error(`checkpoint lacks expert parameter ${k} of shape [${p.shape}]`);
+      p.data.set(src.data);
+      if (state.m[k] && state.v[k]) {
+        this.optimizer.state.m.set(k, Float32Array.from(state.m[k]!));
+        this.optimizer.state.v.set(k, Float32Array.from(state.v[k]!));
+      }
+    }
+    this.upload();
+  }
+
+  dispose(): void {
+    for (const l of [...this.stash.keys()]) this.dropStash(l);
+    tf.dispose([...this.weights.values()]);
+    this.weights.clear();
+  }
+}

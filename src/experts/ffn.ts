@@ -1,0 +1,54 @@
+import * as tf from '@tensorflow/tfjs';
+import { geluDerivative, activation } from '../model/layers.js';
+
+export type Activation = 'relu' | 'gelu';
+
+export interface ExpertWeights {
+  w1: tf.Tensor2D; // [d_model, d_ff]
+  b1: tf.Tensor1D; // [d_ff]
+  w2: tf.Tensor2D; // [d_ff, d_model]
+  b2: tf.Tensor1D; // [d_model]
+}
+
+export interface ExpertForward {
+  /** o = act(x·W1 + b1)·W2 + b2, [n, d_model] */
+  o: tf.Tensor2D;
+  /** pre-activation a = x·W1 + b1, [n, d_ff], kept for the backward pass */
+  a: tf.Tensor2D;
+}
+
+/** One expert FFN on the n rows it was sent. */
+export function expertForward(x: tf.Tensor2D, w: ExpertWeights, act: Activation): ExpertForward {
+  return tf.tidy(() => {
+    const a = tf.matMul(x, w.w1).add(w.b1) as tf.Tensor2D;
+    const o = tf.matMul(activation(act, a) as tf.Tensor2D, w.w2).add(w.b2) as tf.Tensor2D;
+    return { o, a };
+  });
+}
+
+export interface ExpertGradients {
+  dx: tf.Tensor2D;
+  w1: tf.Tensor2D;
+  b1: tf.Tensor1D;
+  w2: tf.Tensor2D;
+  b2: tf.Tensor1D;
+}
+
+/**
+ * The expert's backward pass, by hand (the design note's equations), with explicit transposes:
+ *   dW2 = hᵀ·G,  db2 = Σ_rows G,  dH = G·W2ᵀ,  dA = dH ⊙ act′(a),  dW1 = xᵀ·dA,  db1 = Σ_rows dA,  dX = dA·W1ᵀ
+ */
+export function expertBackward(x: tf.Tensor2D, a: tf.Tensor2D, g: tf.Tensor2D, w: ExpertWeights, act: Activation): ExpertGradients {
+  return tf.tidy(() => {
+    const h = activation(act, a) as tf.Tensor2D;
+    const dW2 = tf.matMul(tf.transpose(h), g);
+    const db2 = tf.sum(g, 0) as tf.Tensor1D;
+    const dH = tf.matMul(g, tf.transpose(w.w2));
+    const dAct = act === 'relu' ? tf.step(a, 0) : geluDerivative(a);
+    const dA = dH.mul(dAct) as tf.Tensor2D;
+    const dW1 = tf.matMul(tf.transpose(x), dA);
+    const db1 = tf.sum(dA, 0) as tf.Tensor1D;
+    const dx = tf.matMul(dA, tf.transpose(w.w1));
+    return { dx: dx as tf.Tensor2D, w1: dW1 as tf.Tensor2D, b1: db1, w2: dW2 as tf.Tensor2D, b2: db2 };
+  });
+}

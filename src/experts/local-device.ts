@@ -1,0 +1,46 @@
+import type { Config } from '../config/defaults.js';
+import type { LayerBuffers } from '../comm/buffers.js';
+import { DeviceHost } from './device-host.js';
+import type { ExpertDevice } from './device.js';
+import type { ComputeReport, DeviceState } from './messages.js';
+
+/** `parallel.transport: local`: the device runs in the coordinator's thread; the reference implementation. */
+export class LocalDevice implements ExpertDevice {
+  private readonly host: DeviceHost;
+
+  constructor(config: Config, readonly index: number, switchBlocks: number[], buffers: LayerBuffers[]) {
+    this.host = new DeviceHost(config, index, switchBlocks, buffers);
+  }
+
+  get experts(): number[] {
+    return this.host.experts;
+  }
+
+  async forward(layer: number, capacity: number, counts: Int32Array, train: boolean): Promise<ComputeReport> {
+    return this.host.forward({ kind: 'forward', layer, capacity, counts, train });
+  }
+
+  async backward(layer: number, capacity: number, counts: Int32Array): Promise<ComputeReport> {
+    return this.host.backward({ kind: 'backward', layer, capacity, counts });
+  }
+
+  async gradSquaredNorm(): Promise<number> {
+    return this.host.gradSquaredNorm();
+  }
+
+  async step(lr: number, clipScale: number, t: number): Promise<void> {
+    this.host.step(lr, clipScale, t);
+  }
+
+  async state(): Promise<DeviceState> {
+    return this.host.state();
+  }
+
+  async load(state: DeviceState): Promise<void> {
+    this.host.load(state);
+  }
+
+  async close(): Promise<void> {
+    this.host.dispose();
+  }
+}

@@ -1,0 +1,86 @@
+import type { Config } from '../config/defaults.js';
+import type { LayerBuffers } from '../comm/buffers.js';
+
+/** The messages a device understands. Slot data travels in the layer's shared buffers; these carry counts. */
+export interface InitRequest {
+  kind: 'init';
+  config: Config;
+  device: number;
+  /** block index of each Switch layer */
+  switchBlocks: number[];
+  buffers: LayerBuffers[];
+}
+
+export interface ForwardRequest {
+  kind: 'forward';
+  layer: number;
+  capacity: number;
+  /** [G·E] kept tokens per (group, expert) */
+  counts: Int32Array;
+  /** keep activations for a backward pass (training) */
+  train: boolean;
+  /** payload 'transfer' | 'clone': this device's slots, [G, E_local, C, d]; absent for 'shared' */
+  payload?: Float32Array;
+}
+
+export interface BackwardRequest {
+  kind: 'backward';
+  layer: number;
+  capacity: number;
+  counts: Int32Array;
+  payload?: Float32Array;
+}
+
+export interface GradNormRequest {
+  kind: 'grad_norm';
+}
+
+export interface StepRequest {
+  kind: 'step';
+  lr: number;
+  /** global-norm clipping scale, the same on every device and the coordinator */
+  clipScale: number;
+  /** optimizer step number, from 1 */
+  t: number;
+}
+
+export interface StateRequest {
+  kind: 'state';
+}
+
+export interface LoadRequest {
+  kind: 'load';
+  state: DeviceState;
+}
+
+/** Fault injection (parallel.fault.*): what the device does when asked to misbehave. */
+export interface FaultRequest {
+  kind: 'fault';
+  fault: 'crash' | 'hang' | 'throw';
+}
+
+export type DeviceRequest =
+  | InitRequest | ForwardRequest | BackwardRequest | GradNormRequest | StepRequest | StateRequest | LoadRequest | FaultRequest;
+
+/** What a forward or backward call reports back. */
+export interface ComputeReport {
+  device: number;
+  /** time spent computing, excluding message passing */
+  computeMs: number;
+  /** token rows computed, over all of the device's experts */
+  rows: number;
+  /** the device's output slots, [G, E_local, C, d], for payloads other than 'shared' */
+  payload?: Float32Array;
+}
+
+export interface SerializedParam {
+  shape: number[];
+  data: Float32Array;
+}
+
+/** Everything a device owns, for checkpoints: expert weights and their AdamW moments, by parameter name. */
+export interface DeviceState {
+  params: Record<string, SerializedParam>;
+  m: Record<string, Float32Array>;
+  v: Record<string, Float32Array>;
+}

@@ -1,0 +1,81 @@
+import * as tf from '@tensorflow/tfjs';
+import type { Config } from '../config/defaults.js';
+import { causalAttention, type AttentionMemo } from './attention.js';
+import { activation, dropout, layerNorm, linear } from './layers.js';
+
+/** Parameters by name, as tensors, for one forward pass. */
+export type Weights = Map<string, tf.Tensor>;
+
+/** Per-step state shared by the forward pass and its recomputation in the backward pass. */
+export interface BlockContext {
+  config: Config;
+  batch: number;
+  train: boolean;
+  /** dropout mask for a named site, identical on recomputation (undefined: no dropout) */
+  mask(site: string, shape: [number, number]): tf.Tensor | undefined;
+  /** attention kernel results by block, reused on recomputation */
+  attention(block: number): AttentionMemo;
+}
+
+const W = (w: Weights, name: string): tf.Tensor => {
+  const t = w.get(name);
+  if (!t) throw new Error(`missing parameter ${name}`);
+  return t;
+};
+
+/** h₀ = wte[x] + wpe[position]  → [B·T, d] */
+export function embed(tokens: tf.Tensor1D, w: Weights, ctx: BlockContext): tf.Tensor2D {
+  const wte = W(w, 'wte');
+  const tok = tf.matMul(tf.oneHot(tokens, wte.shape[0]!).toFloat(), wte as tf.Tensor2D); // one-hot gather: fast on wasm, exact gradient
+  const pos = tf.tile(W(w, 'wpe'), [ctx.batch, 1]);
+  const h = tok.add(pos) as tf.Tensor2D;
+  return dropout(h, ctx.mask('embed', h.shape)) as tf.Tensor2D;
+}
+
+/** h + Attn(LN₁(h)): causal multi-head self-attention, pre-LN. */
+export function attentionBlock(h: tf.Tensor2D, l: number, w: Weights, ctx: BlockContext): tf.Tensor2D {
+  const p = `h.${l}`;
+  const { d_model: d, n_heads } = ctx.config.model;
+  const x = layerNorm(h, W(w, `${p}.ln1.g`), W(w, `${p}.ln1.b`));
+  const qkv = linear(x, W(w, `${p}.attn.w_qkv`), W(w, `${p}.attn.b_qkv`)); // [B·T, 3d]
+  const [q, k, v] = tf.split(qkv, [d, d, d], 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D]; // each [B·T, d] = [B·T, H·hd]
+  const shape = { batch: ctx.batch, seqLen: h.shape[0] / ctx.batch, heads: n_heads };
+  const a = causalAttention(q, k, v, shape, ctx.attention(l));
+  const out = linear(a, W(w, `${p}.attn.w_o`), W(w, `${p}.attn.b_o`));
+  return h.add(dropout(out, ctx.mask(`${p}.attn`, out.shape))) as tf.Tensor2D;
+}
+
+/** LN₂(h): the FFN's (or Switch layer's) input. */
+export function ffnInput(h: tf.Tensor2D, l: number, w: Weights): tf.Tensor2D {
+  return layerNorm(h, W(w, `h.${l}.ln2.g`), W(w, `h.${l}.ln2.b`));
+}
+
+/** h + FFN(LN₂(h)) for a dense (non-Switch) block. */
+export function denseFfnBlock(h: tf.Tensor2D, l: number, w: Weights, ctx: BlockContext): tf.Tensor2D {
+  const p = `h.${l}.ffn`;
+  const x = ffnInput(h, l, w);
+  const a = activation(ctx.config.model.activation, linear(x, W(w, `${p}.w1`), W(w, `${p}.b1`))) as tf.Tensor2D;
+  const out = linear(a, W(w, `${p}.w2`), W(w, `${p}.b2`));
+  return h.add(dropout(out, ctx.mask(`${p}`, out.shape))) as tf.Tensor2D;
+}
+
+/** Router logits z = (x ⊙ jitter)·W_r in float32 (selective precision, paper §2.4). → [B·T, E] */
+export function routerLogits(x: tf.Tensor2D, l: number, w: Weights, jitter: tf.Tensor | undefined): tf.Tensor2D {
+  const h = jitter ? x.mul(jitter) : x;
+  return tf.matMul(h as tf.Tensor2D, W(w, `h.${l}.router.w`) as tf.Tensor2D);
+}
+
+/** Mean cross-entropy of the LM head's next-token prediction. */
+export function lmLoss(h: tf.Tensor2D, targets: tf.Tensor1D, w: Weights): tf.Scalar {
+  const x = layerNorm(h, W(w, 'ln_f.g'), W(w, 'ln_f.b'));
+  const logits = tf.matMul(x, W(w, 'lm_head') as tf.Tensor2D); // [B·T, V]
+  const logp = tf.logSoftmax(logits);
+  const onehot = tf.oneHot(targets, logits.shape[1] as number).toFloat();
+  return tf.neg(tf.sum(logp.mul(onehot))).div(targets.shape[0]) as tf.Scalar;
+}
+
+/** Logits of the LM head (for sampling). */
+export function lmLogits(h: tf.Tensor2D, w: Weights): tf.Tensor2D {
+  const x = layerNorm(h, W(w, 'ln_f.g'), W(w, 'ln_f.b'));
+  return tf.matMul(x, W(w, 'lm_head') as tf.Tensor2D);
+}

@@ -1,0 +1,38 @@
+import * as tf from '@tensorflow/tfjs';
+
+/** LayerNorm over the last axis: (x − μ) / √(σ² + ε) · g + b. */
+export function layerNorm(x: tf.Tensor2D, g: tf.Tensor, b: tf.Tensor, eps = 1e-5): tf.Tensor2D {
+  const { mean, variance } = tf.moments(x, -1, true);
+  return x.sub(mean).mul(tf.rsqrt(variance.add(eps))).mul(g).add(b) as tf.Tensor2D;
+}
+
+/** x·W + b for x [rows, in], W [in, out]. */
+export function linear(x: tf.Tensor2D, w: tf.Tensor, b?: tf.Tensor): tf.Tensor2D {
+  const y = tf.matMul(x, w as tf.Tensor2D);
+  return (b ? y.add(b) : y) as tf.Tensor2D;
+}
+
+const GELU_C = Math.sqrt(2 / Math.PI);
+
+/** GELU, tanh form: 0.5·a·(1 + tanh(√(2/π)·(a + 0.044715·a³))). */
+export function gelu(a: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => a.mul(0.5).mul(tf.tanh(a.add(a.pow(3).mul(0.044715)).mul(GELU_C)).add(1)));
+}
+
+/** d gelu / da, for hand-written expert backward. */
+export function geluDerivative(a: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const t = tf.tanh(a.add(a.pow(3).mul(0.044715)).mul(GELU_C));
+    const dt = tf.sub(1, t.square()).mul(tf.add(1, a.square().mul(3 * 0.044715)).mul(GELU_C));
+    return t.add(1).mul(0.5).add(a.mul(0.5).mul(dt));
+  });
+}
+
+export function activation(name: 'relu' | 'gelu', a: tf.Tensor): tf.Tensor {
+  return name === 'relu' ? tf.relu(a) : gelu(a);
+}
+
+/** Inverted dropout with a mask drawn by the caller (so that a recomputed forward uses the same mask). */
+export function dropout(x: tf.Tensor, mask: tf.Tensor | undefined): tf.Tensor {
+  return mask ? x.mul(mask) : x;
+}

@@ -1,0 +1,83 @@
+import * as tf from '@tensorflow/tfjs';
+import type { Config } from '../config/defaults.js';
+import { rngFor } from '../util/rng.js';
+
+/** A named parameter, stored as a flat Float32Array (the optimizer and checkpoints work on these). */
+export interface Param {
+  shape: number[];
+  data: Float32Array;
+}
+export type ParamSet = Map<string, Param>;
+
+export const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** Paper §2.4: truncated normal with std = sqrt(init_scale / fan_in), from its own named random stream. */
+export function truncNormalParam(shape: number[], scale: number, seed: number, name: string): Param {
+  const rng = rngFor(seed, `init:${name}`);
+  const std = Math.sqrt(scale / shape[0]!);
+  const data = new Float32Array(size(shape));
+  for (let i = 0; i < data.length; i++) data[i] = rng.truncatedNormal(std);
+  return { shape, data };
+}
+
+export const filled = (shape: number[], value: number): Param => ({ shape, data: new Float32Array(size(shape)).fill(value) });
+
+/** Is block l's FFN a Switch layer? `switch_every` 1: every block; 2: every other block (1, 3, 5, ... as in the paper). */
+export function isSwitchBlock(config: Config, l: number): boolean {
+  return (l + 1) % config.model.switch_every === 0;
+}
+
+/** The coordinator's parameters: embeddings, attention, layer norms, routers, dense FFNs, LM head. */
+export function initCoordinatorParams(config: Config, vocabSize: number): ParamSet {
+  const { d_model: d, d_ff: dff, n_layers } = config.model;
+  const s = config.moe.init_scale;
+  const seed = config.seed;
+  const p: ParamSet = new Map();
+  const w = (name: string, shape: number[]) => p.set(name, truncNormalParam(shape, s, seed, name));
+  // embeddings have fan-in 1 in the paper's rule: std sqrt(0.1) would swamp the residual stream, so use 0.02
+  p.set('wte', truncNormalParam([vocabSize, d], 0.02 ** 2 * vocabSize, seed, 'wte'));
+  p.set('wpe', truncNormalParam([config.data.seq_len, d], 0.02 ** 2 * config.data.seq_len, seed, 'wpe'));
+  for (let l = 0; l < n_layers; l++) {
+    const h = `h.${l}`;
+    p.set(`${h}.ln1.g`, filled([d], 1));
+    p.set(`${h}.ln1.b`, filled([d], 0));
+    w(`${h}.attn.w_qkv`, [d, 3 * d]);
+    p.set(`${h}.attn.b_qkv`, filled([3 * d], 0));
+    w(`${h}.attn.w_o`, [d, d]);
+    p.set(`${h}.attn.b_o`, filled([d], 0));
+    p.set(`${h}.ln2.g`, filled([d], 1));
+    p.set(`${h}.ln2.b`, filled([d], 0));
+    if (isSwitchBlock(config, l)) {
+      w(`${h}.router.w`, [d, config.moe.n_experts]);
+    } else {
+      w(`${h}.ffn.w1`, [d, dff]);
+      p.set(`${h}.ffn.b1`, filled([dff], 0));
+      w(`${h}.ffn.w2`, [dff, d]);
+      p.set(`${h}.ffn.b2`, filled([d], 0));
+    }
+  }
+  p.set('ln_f.g', filled([d], 1));
+  p.set('ln_f.b', filled([d], 0));
+  w('lm_head', [d, vocabSize]);
+  return p;
+}
+
+/** Expert e of the Switch layer in block l: initialised from its own stream, whoever owns it. */
+export function initExpertParams(config: Config, block: number, expert: number): ParamSet {
+  const { d_model: d, d_ff: dff } = config.model;
+  const s = config.moe.init_scale;
+  const name = (k: string) => `h.${block}.experts.${expert}.${k}`;
+  return new Map([
+    [name('w1'), truncNormalParam([d, dff], s, config.seed, name('w1'))],
+    [name('b1'), filled([dff], 0)],
+    [name('w2'), truncNormalParam([dff, d], s, config.seed, name('w2'))],
+    [name('b2'), filled([d], 0)],
+  ]);
+}
+
+/** Uploads a parameter set as tensors (the caller disposes them). */
+export function toTensors(params: ParamSet): Map<string, tf.Tensor> {
+  return new Map([...params].map(([k, v]) => [k, tf.tensor(v.data, v.shape)]));
+}
+
+export const countParams = (params: ParamSet) => [...params.values()].reduce((a, p) => a + p.data.length, 0);

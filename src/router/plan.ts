@@ -1,0 +1,116 @@
+import type { Rng } from '../util/rng.js';
+
+export type DropPolicy = 'position' | 'random' | 'priority';
+
+export interface RoutingOptions {
+  groups: number;
+  topK: number;
+  capacityFactor: number;
+  minCapacity: number;
+  dropTokens: boolean;
+  policy: DropPolicy;
+  /** draws the order for policy 'random' */
+  rng?: Rng;
+}
+
+/**
+ * Where every token goes: its expert and slot for each of its k choices, per-(group, expert) counts.
+ * Token t's choice c is at index t·k + c; slot −1 means dropped (the token rides the residual only).
+ */
+export interface RoutingPlan {
+  groups: number;
+  experts: number;
+  topK: number;
+  tokensPerGroup: number;
+  capacity: number;
+  expert: Int32Array;
+  slot: Int32Array;
+  /** router probability of the chosen expert, p_{t,e} */
+  prob: Float32Array;
+  /** [G·E] tokens kept per (group, expert) */
+  counts: Int32Array;
+  /** [G·E] tokens whose first choice is the expert, before dropping (f_i · S of the balance loss) */
+  routed: Int32Array;
+  /** token-choices dropped over capacity */
+  dropped: number;
+}
+
+/** C = max(min_capacity, ⌊capacity_factor · S / N⌋), never more than S (an expert sees a token at most once). */
+export function capacityFor(tokensPerGroup: number, experts: number, capacityFactor: number, minCapacity: number): number {
+  return Math.min(tokensPerGroup, Math.max(minCapacity, Math.floor((capacityFactor * tokensPerGroup) / experts)));
+}
+
+/** Top-k experts of one token's probabilities, best first (ties to the lower index). */
+function topExperts(probs: Float32Array, row: number, E: number, k: number, out: Int32Array, at: number): void {
+  for (let c = 0; c < k; c++) {
+    let best = -1;
+    let bestP = -Infinity;
+    for (let e = 0; e < E; e++) {
+      const p = probs[row + e]!;
+      let taken = false;
+      for (let q = 0; q < c; q++) if (out[at + q] === e) taken = true;
+      if (!taken && p > bestP) [best, bestP] = [e, p];
+    }
+    out[at + c] = best;
+  }
+}
+
+/**
+ * Routes N tokens given their router probabilities [N, E] (row-major): top-k choice, then
+ * capacity-limited slot assignment per group. All first choices are placed before any second
+ * choice; within a choice rank, `policy` orders tokens: by position (the paper), at random, or by
+ * router probability (batch-prioritised routing).
+ */
+export function planRouting(probs: Float32Array, experts: number, opts: RoutingOptions): RoutingPlan {
+  const E = experts;
+  const N = probs.length / E;
+  const { groups: G, topK: K } = opts;
+  if (N % G !== 0) throw new Error(`token count ${N} is not divisible by the group count ${G}`);
+  const S = N / G;
+  const expert = new Int32Array(N * K);
+  const prob = new Float32Array(N * K);
+  for (let t = 0; t < N; t++) {
+    topExperts(probs, t * E, E, K, expert, t * K);
+    for (let c = 0; c < K; c++) prob[t * K + c] = probs[t * E + expert[t * K + c]!]!;
+  }
+  const routed = new Int32Array(G * E);
+  for (let t = 0; t < N; t++) routed[Math.floor(t / S) * E + expert[t * K]!]!++;
+  let capacity: number;
+  if (opts.dropTokens) capacity = capacityFor(S, E, opts.capacityFactor, opts.minCapacity);
+  else {
+    // nobody is dropped: capacity is the busiest (group, expert) over all choices
+    const demand = new Int32Array(G * E);
+    for (let i = 0; i < N * K; i++) demand[Math.floor(i / K / S) * E + expert[i]!]!++;
+    capacity = Math.max(opts.minCapacity, ...demand);
+  }
+  const slot = new Int32Array(N * K).fill(-1);
+  const counts = new Int32Array(G * E);
+  let dropped = 0;
+  for (let g = 0; g < G; g++) {
+    const order = tokenOrder(opts, prob, g * S, S, K, N);
+    for (let c = 0; c < K; c++) {
+      const ord = order[c]!;
+      for (let r = 0; r < S; r++) {
+        const i = (g * S + ord[r]!) * K + c;
+        const ge = g * E + expert[i]!;
+        if (counts[ge]! < capacity) slot[i] = counts[ge]!++;
+        else dropped++;
+      }
+    }
+  }
+  return { groups: G, experts: E, topK: K, tokensPerGroup: S, capacity, expert, slot, prob, counts, routed, dropped };
+}
+
+/** The order (indices within the group) in which tokens claim slots, one order per choice rank. */
+function tokenOrder(opts: RoutingOptions, prob: Float32Array, start: number, S: number, K: number, _N: number): Int32Array[] {
+  const identity = () => Int32Array.from({ length: S }, (_, i) => i);
+  if (opts.policy === 'position') return Array.from({ length: K }, identity);
+  if (opts.policy === 'random') {
+    if (!opts.rng) throw new Error("drop_policy 'random' needs a random stream");
+    const perm = opts.rng.permutation(S);
+    return Array.from({ length: K }, () => perm);
+  }
+  return Array.from({ length: K }, (_, c) =>
+    identity().sort((a, b) => prob[(start + b) * K + c]! - prob[(start + a) * K + c]! || a - b),
+  );
+}

@@ -1,0 +1,117 @@
+import type { Config } from '../config/defaults.js';
+import { allocateLayerBuffers, type LayerBuffers } from '../comm/buffers.js';
+import { Engine } from '../coordinator/engine.js';
+import { CheckpointError } from '../coordinator/errors.js';
+import { createDevices } from '../experts/create.js';
+import type { ExpertDevice } from '../experts/device.js';
+import type { DeviceState } from '../experts/messages.js';
+import { initBackend } from '../backend/init.js';
+import { initCoordinatorParams, countParams } from '../model/params.js';
+import { switchBlocks } from '../model/stages.js';
+import { capacityFor } from '../router/plan.js';
+import { AdamW, sumSquares } from './adamw.js';
+import type { CheckpointData } from './checkpoint.js';
+
+/** Slot capacity the layer buffers must hold: the larger of training and evaluation, or S without dropping. */
+function bufferShape(config: Config): { groups: number; capacity: number } {
+  const G = config.parallel.devices;
+  const S = (config.data.batch_size * config.data.seq_len) / G;
+  const E = config.moe.n_experts;
+  const m = config.moe;
+  const cap = m.drop_tokens ? Math.max(capacityFor(S, E, m.capacity_factor, m.min_capacity), capacityFor(S, E, m.eval_capacity_factor, m.min_capacity)) : S;
+  // generation runs one sequence as a single group of up to seq_len tokens
+  const genCap = m.drop_tokens ? capacityFor(config.data.seq_len, E, m.eval_capacity_factor, m.min_capacity) : config.data.seq_len;
+  return G * cap >= genCap ? { groups: G, capacity: cap } : { groups: 1, capacity: genCap };
+}
+
+/** A model ready to train or sample: coordinator weights and optimizer here, experts on their devices. */
+export class Session {
+  private constructor(
+    readonly config: Config,
+    readonly engine: Engine,
+    readonly devices: ExpertDevice[],
+    readonly optimizer: AdamW,
+    readonly buffers: LayerBuffers[],
+  ) {}
+
+  static async create(config: Config, vocabSize: number): Promise<Session> {
+    await initBackend(config.parallel.backend);
+    const blocks = switchBlocks(config);
+    const { groups, capacity } = bufferShape(config);
+    const buffers = blocks.map(() => allocateLayerBuffers(groups, config.moe.n_experts, capacity, config.model.d_model));
+    const devices = await createDevices(config, blocks, buffers);
+    const engine = new Engine(config, initCoordinatorParams(config, vocabSize), devices, buffers);
+    const t = config.train;
+    return new Session(config, engine, devices, new AdamW({ beta1: t.beta1, beta2: t.beta2, eps: 1e-8, weightDecay: t.weight_decay }), buffers);
+  }
+
+  /** Global-norm clipping across the coordinator and every device, then one AdamW step everywhere. */
+  async step(lr: number, t: number): Promise<{ gradNorm: number }> {
+    const norms = await Promise.all(this.devices.map((d) => d.gradSquaredNorm()));
+    const gradNorm = Math.sqrt(sumSquares(this.engine.grads.values()) + norms.reduce((a, b) => a + b, 0));
+    const clip = this.config.train.grad_clip;
+    const scale = clip > 0 && gradNorm > clip ? clip / gradNorm : 1;
+    this.optimizer.step(this.engine.params, this.engine.grads, lr, scale, t);
+    await Promise.all(this.devices.map((d) => d.step(lr, scale, t)));
+    this.engine.refresh();
+    this.engine.zeroGrads();
+    return { gradNorm };
+  }
+
+  /** Parameter counts: everything, and what one token activates (top-k experts per Switch layer). */
+  async paramCounts(): Promise<{ total: number; activePerToken: number }> {
+    const coord = countParams(this.engine.params);
+    const states = await Promise.all(this.devices.map((d) => d.state()));
+    const expertTotal = states.reduce((a, s) => a + Object.values(s.params).reduce((b, p) => b + p.data.length, 0), 0);
+    const perExpert = expertTotal / Math.max(1, this.config.moe.n_experts);
+    return { total: coord + expertTotal, activePerToken: coord + perExpert * this.config.moe.top_k };
+  }
+
+  async snapshot(): Promise<CheckpointData['arrays']> {
+    const arrays: CheckpointData['arrays'] = [];
+    for (const [name, p] of this.engine.params) {
+      arrays.push({ name, kind: 'param', shape: p.shape, data: p.data });
+      const m = this.optimizer.state.m.get(name);
+      const v = this.optimizer.state.v.get(name);
+      if (m && v) arrays.push({ name, kind: 'm', shape: p.shape, data: m }, { name, kind: 'v', shape: p.shape, data: v });
+    }
+    for (const s of await Promise.all(this.devices.map((d) => d.state()))) {
+      for (const [name, p] of Object.entries(s.params)) {
+        arrays.push({ name, kind: 'param', shape: p.shape, data: p.data });
+        if (s.m[name] && s.v[name]) arrays.push({ name, kind: 'm', shape: p.shape, data: s.m[name]! }, { name, kind: 'v', shape: p.shape, data: s.v[name]! });
+      }
+    }
+    return arrays;
+  }
+
+  /** Restores weights and optimizer state; experts go to whichever device owns them now. */
+  async restore(arrays: CheckpointData['arrays']): Promise<void> {
+    const byKind = (kind: string) => new Map(arrays.filter((a) => a.kind === kind).map((a) => [a.name, a]));
+    const [params, ms, vs] = [byKind('param'), byKind('m'), byKind('v')];
+    for (const [name, p] of this.engine.params) {
+      const src = params.get(name);
+      if (!src) throw new CheckpointError(`checkpoint lacks parameter ${name}: it was made for another model`);
+      if (src.data.length !== p.data.length) throw new CheckpointError(`checkpoint parameter ${name} has shape [${src.shape}], the model needs [${p.shape}]`);
+      p.data.set(src.data);
+      if (ms.has(name) && vs.has(name)) {
+        this.optimizer.state.m.set(name, Float32Array.from(ms.get(name)!.data));
+        this.optimizer.state.v.set(name, Float32Array.from(vs.get(name)!.data));
+      }
+    }
+    const expertState: DeviceState = { params: {}, m: {}, v: {} };
+    for (const [name, a] of params) if (name.includes('.experts.')) expertState.params[name] = { shape: a.shape, data: a.data };
+    for (const [name, a] of ms) if (name.includes('.experts.')) expertState.m[name] = a.data;
+    for (const [name, a] of vs) if (name.includes('.experts.')) expertState.v[name] = a.data;
+    try {
+      await Promise.all(this.devices.map((d) => d.load(expertState)));
+    } catch (e) {
+      throw new CheckpointError((e as Error).message);
+    }
+    this.engine.refresh();
+  }
+
+  async close(): Promise<void> {
+    this.engine.dispose();
+    await Promise.all(this.devices.map((d) => d.close()));
+  }
+}
