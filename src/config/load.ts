@@ -15,7 +15,8 @@ export function allKeys(tree: Tree = DEFAULTS as unknown as Tree, prefix = ''): 
 }
 
 function unknownKey(key: string): ConfigError {
-  const hint = nearest(key, allKeys());
+  const sections = [...new Set(allKeys().flatMap((k) => k.split('.').slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join('.'))))];
+  const hint = nearest(key, [...allKeys(), ...sections]);
   return new ConfigError(`unknown key ${key}${hint ? ` (did you mean ${hint}?)` : ''}`);
 }
 
@@ -38,12 +39,12 @@ function merge(base: Tree, over: Tree, shape: Tree, prefix = ''): Tree {
 export function readConfigFile(file: string): Tree {
   if (!existsSync(file)) throw new ConfigError(`config file not found: ${file}`);
   const text = readFileSync(file, 'utf8');
-  const doc = YAML.parseDocument(text, { prettyErrors: false });
+  const doc = YAML.parseDocument(text);
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
     const pos = e.linePos?.[0];
     const where = pos ? `line ${pos.line}, column ${pos.col}` : 'unknown position';
-    throw new ConfigError(`${file}: invalid YAML at ${where}: ${e.message.split('\n')[0]}`);
+    throw new ConfigError(`${file}: invalid YAML at ${where}: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?/, '')}`);
   }
   const value = doc.toJS() ?? {};
   if (!isTree(value)) throw new ConfigError(`${file}: must be a YAML mapping of sections (got ${show(value)})`);

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Config } from '../config/defaults.js';
 import type { LayerBuffers } from '../comm/buffers.js';
 import type { ExpertDevice } from '../experts/device.js';
-import type { Weights } from '../model/blocks.js';
+import { lmLogits, type Weights } from '../model/blocks.js';
 import { toTensors, type ParamSet } from '../model/params.js';
 import { runStage, stageCount, stageParams, type StageInput, type StageOutput } from '../model/stages.js';
 import { disposeConstants, routingConstants } from '../router/gates.js';
@@ -26,6 +26,8 @@ interface ForwardRecord {
   ce: number;
   balance: number;
   z: number;
+  /** final residual stream when no targets were given (sampling), [N, d] */
+  h?: tf.Tensor2D;
 }
 
 /** Splits [N·k, d] token-choice rows into k tensors of [N, d]. */
@@ -86,11 +88,14 @@ export class Engine {
       rec.z += out.z?.dataSync()[0] ?? 0;
       tf.dispose([out.balance, out.z].filter((t): t is tf.Scalar => t !== undefined));
       if (k === S) {
-        rec.ce = out.ce!.dataSync()[0]!;
-        out.ce!.dispose();
+        if (out.ce) rec.ce = out.ce.dataSync()[0]!;
+        tf.dispose(out.ce);
+        rec.h = out.h;
         break;
       }
-      const probs = tf.tidy(() => tf.softmax(out.logits!)).dataSync() as Float32Array;
+      const probsT = tf.softmax(out.logits!);
+      const probs = probsT.dataSync() as Float32Array; // router probabilities, float32 [N, E]
+      probsT.dispose();
       const plan = this.dispatcher.route(k, probs, ctx.train, ctx.step);
       const sw = await this.dispatcher.forward(k, plan, out.u!.dataSync() as Float32Array, ctx.train);
       out.u!.dispose();
@@ -160,13 +165,33 @@ export class Engine {
     const ctx = new StepContext(this.config, batch, false, step, x, y);
     try {
       const rec = await this.forward(ctx);
-      for (const inp of rec.inputs) if (inp) {
-        tf.dispose([inp.h, inp.logits, ...inp.outputs]);
-        disposeConstants(inp.routing);
-      }
+      this.releaseInputs(rec);
       return rec.ce;
     } finally {
       ctx.dispose();
+    }
+  }
+
+  /** Next-token logits after the last position of one sequence (for sampling), [V]. */
+  async nextTokenLogits(x: Int32Array, step: number): Promise<Float32Array> {
+    const ctx = new StepContext(this.config, 1, false, step, x);
+    try {
+      const rec = await this.forward(ctx);
+      this.releaseInputs(rec);
+      const logits = tf.tidy(() => lmLogits(tf.slice(rec.h!, [x.length - 1, 0], [1, -1]) as tf.Tensor2D, this.weights));
+      rec.h!.dispose();
+      const out = logits.dataSync() as Float32Array;
+      logits.dispose();
+      return out;
+    } finally {
+      ctx.dispose();
+    }
+  }
+
+  private releaseInputs(rec: ForwardRecord): void {
+    for (const inp of rec.inputs) if (inp) {
+      tf.dispose([inp.h, inp.logits, ...inp.outputs]);
+      disposeConstants(inp.routing);
     }
   }
 

@@ -27,7 +27,9 @@ const W = (w: Weights, name: string): tf.Tensor => {
 export function embed(tokens: tf.Tensor1D, w: Weights, ctx: BlockContext): tf.Tensor2D {
   const wte = W(w, 'wte');
   const tok = tf.matMul(tf.oneHot(tokens, wte.shape[0]!).toFloat(), wte as tf.Tensor2D); // one-hot gather: fast on wasm, exact gradient
-  const pos = tf.tile(W(w, 'wpe'), [ctx.batch, 1]);
+  const T = tokens.shape[0] / ctx.batch;
+  const wpe = W(w, 'wpe');
+  const pos = tf.tile(T === wpe.shape[0] ? wpe : tf.slice(wpe, [0, 0], [T, -1]), [ctx.batch, 1]); // [B·T, d]
   const h = tok.add(pos) as tf.Tensor2D;
   return dropout(h, ctx.mask('embed', h.shape)) as tf.Tensor2D;
 }

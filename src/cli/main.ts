@@ -1,0 +1,101 @@
+#!/usr/bin/env node
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { ConfigError } from '../config/errors.js';
+import { resolveConfig } from '../config/load.js';
+import { BackendError } from '../backend/init.js';
+import { CheckpointError, DeviceError, InterruptedError } from '../coordinator/errors.js';
+import { loadCheckpoint } from '../train/checkpoint.js';
+import { sample } from '../train/sample.js';
+import { train } from '../train/trainer.js';
+import { printConfig, progressReporter } from './report.js';
+
+const collect = (v: string, acc: string[]) => [...acc, v];
+const number = (name: string, min: number, integer = false) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
+    throw new InvalidArgumentError(`${name} must be ${integer ? 'an integer' : 'a number'} >= ${min} (got ${JSON.stringify(v)})`);
+  }
+  return n;
+};
+
+/** Maps an error to one line and an exit code: 2 bad input, 1 failure, 130 interrupted. */
+export function exitCodeFor(e: unknown): { code: number; line: string } {
+  if (e instanceof InterruptedError) return { code: 130, line: e.message };
+  if (e instanceof ConfigError || e instanceof CheckpointError || e instanceof BackendError) {
+    return { code: 2, line: e instanceof ConfigError ? e.message : `error: ${e.message}` };
+  }
+  if (e instanceof CommanderError) return { code: e.exitCode === 0 ? 0 : 2, line: '' };
+  if (e instanceof DeviceError) return { code: 1, line: `error: ${e.message}` };
+  return { code: 1, line: `error: ${(e as Error)?.message ?? String(e)}` };
+}
+
+export function buildProgram(): Command {
+  const program = new Command('switch-sim')
+    .description('Expert-parallel Switch Transformer training, simulated on one machine')
+    .exitOverride()
+    .configureOutput({ outputError: (s, write) => write(s.split('\n')[0]! + '\n') });
+
+  program
+    .command('train')
+    .description('train a Switch Transformer language model')
+    .option('-c, --config <file>', 'YAML config file (layered over the built-in defaults)')
+    .option('-s, --set <key=value>', 'override one config key, e.g. moe.capacity_factor=1.0 (repeatable)', collect, [])
+    .option('-o, --out <dir>', 'run directory (default runs/<config>-<timestamp>)')
+    .option('-r, --resume <dir>', 'continue from a checkpoint directory or a run directory (its latest checkpoint)')
+    .action(async (o: { config?: string; set: string[]; out?: string; resume?: string }) => {
+      // on resume the checkpoint's config is the base; a config file and --set still apply on top
+      const base = o.resume ? (loadCheckpoint(o.resume).config as unknown as Record<string, unknown>) : undefined;
+      const { config, name } = resolveConfig({ file: o.config, sets: o.set, base });
+      printConfig(config, name);
+      const stop = { requested: false };
+      const onSigint = () => {
+        if (stop.requested) process.exit(130);
+        stop.requested = true;
+        process.stderr.write('\nCtrl-C: finishing this step and saving a checkpoint (Ctrl-C again to quit now)\n');
+      };
+      process.on('SIGINT', onSigint);
+      const progress = progressReporter(config.train.steps);
+      try {
+        const s = await train({ config, name, outDir: o.out, resume: o.resume, stop, log: progress.log, onStep: progress.onStep });
+        progress.stop();
+        console.log(`done: ${s.steps} steps in ${s.wall_s.toFixed(1)} s, ${s.tokens_per_s.toFixed(0)} tokens/s, train_ce ${s.train_ce.toFixed(4)}, val_ce ${s.val_ce?.toFixed(4) ?? '-'}`);
+        console.log(`results: ${s.dir}/metrics.jsonl, ${s.dir}/summary.json, checkpoints in ${s.dir}/checkpoints`);
+      } finally {
+        progress.stop();
+        process.off('SIGINT', onSigint);
+      }
+    });
+
+  program
+    .command('generate')
+    .description('sample text from a checkpoint')
+    .requiredOption('--checkpoint <dir>', 'checkpoint directory or run directory')
+    .option('--prompt <text>', 'text to continue', '\n')
+    .option('--tokens <n>', 'characters to generate', number('--tokens', 1, true), 200)
+    .option('--temperature <t>', 'sampling temperature (0: greedy)', number('--temperature', 0), 0.8)
+    .option('--top-k <k>', 'sample among the k likeliest (0: all)', number('--top-k', 0, true), 0)
+    .option('--seed <s>', 'sampling seed', number('--seed', 0, true), 0)
+    .action(async (o: { checkpoint: string; prompt: string; tokens: number; temperature: number; topK: number; seed: number }) => {
+      const r = await sample({ checkpoint: o.checkpoint, prompt: o.prompt, tokens: o.tokens, temperature: o.temperature, topK: o.topK, seed: o.seed });
+      if (r.skipped > 0) process.stderr.write(`note: ${r.skipped} prompt characters are not in the vocabulary and were left out\n`);
+      process.stdout.write(`${r.text}\n`);
+    });
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (e) {
+    const { code, line } = exitCodeFor(e);
+    if (line) process.stderr.write(`${line}\n`);
+    return code;
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('cli/main.ts')) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,41 @@
+import cliProgress from 'cli-progress';
+import YAML from 'yaml';
+import type { Config } from '../config/defaults.js';
+import type { StepReport } from '../train/trainer.js';
+
+/** The resolved config, briefly: one line per section. */
+export function printConfig(config: Config, name: string): void {
+  const lines = Object.entries(config).map(([k, v]) =>
+    typeof v === 'object' ? `  ${k}: ${YAML.stringify(v, { collectionStyle: 'flow' }).trim()}` : `  ${k}: ${v}`);
+  process.stderr.write(`config ${name}\n${lines.join('\n')}\n`);
+}
+
+export interface ProgressReporter {
+  log: (line: string) => void;
+  onStep?: (s: StepReport) => void;
+  stop: () => void;
+}
+
+/** A progress bar on a TTY (step, loss, tokens/s, ETA); plain periodic lines otherwise. */
+export function progressReporter(steps: number): ProgressReporter {
+  if (!process.stderr.isTTY) return { log: (l) => console.log(l), stop: () => {} };
+  const bar = new cliProgress.SingleBar(
+    { format: 'train |{bar}| {value}/{total} loss {loss} ce {ce} | {tps} tok/s | ETA {eta_formatted}', hideCursor: true, stream: process.stderr },
+    cliProgress.Presets.shades_classic,
+  );
+  let started = false;
+  return {
+    log: (l) => (started ? process.stderr.write(`\r\x1b[K${l}\n`) : console.log(l)),
+    onStep: (s) => {
+      if (!started) {
+        bar.start(steps, s.step - 1, { loss: '-', ce: '-', tps: '-' });
+        started = true;
+      }
+      bar.update(s.step, { loss: s.loss.toFixed(4), ce: s.ce.toFixed(4), tps: s.tokensPerS.toFixed(0) });
+    },
+    stop: () => {
+      if (started) bar.stop();
+      started = false;
+    },
+  };
+}

@@ -1,0 +1,55 @@
+import test from 'ava';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { resolveConfig } from '../src/config/load.js';
+import { DEFAULTS } from '../src/config/defaults.js';
+
+const err = (sets: string[], file?: string) => {
+  try {
+    resolveConfig({ sets, file });
+  } catch (e) {
+    return (e as Error).message;
+  }
+  return 'no error';
+};
+
+test('defaults validate and layers apply in order: defaults → file → --set', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+  const file = join(dir, 'exp.yaml');
+  writeFileSync(file, 'moe:\n  n_experts: 8\n  capacity_factor: 2\ntrain:\n  steps: 7\n');
+  const { config, name } = resolveConfig({ file, sets: ['moe.capacity_factor=1.5', 'moe.drop_policy=priority'] });
+  t.is(name, 'exp');
+  t.is(config.moe.n_experts, 8);
+  t.is(config.moe.capacity_factor, 1.5);
+  t.is(config.moe.drop_policy, 'priority');
+  t.is(config.train.steps, 7);
+  t.is(config.model.d_model, DEFAULTS.model.d_model);
+});
+
+test('each kind of config error has its exact one-line message', (t) => {
+  t.is(err(['moe.capacity_factor=0']), 'config error: moe.capacity_factor must be > 0 (got 0)');
+  t.is(err(['moe.capacity_factr=1']), 'config error: unknown key moe.capacity_factr (did you mean moe.capacity_factor?)');
+  t.is(err(['model.d_model=130']), 'config error: model.d_model must be divisible by model.n_heads (4) (got 130)');
+  t.is(err(['moe.n_experts=3']), 'config error: moe.n_experts must be divisible by parallel.devices (2) (got 3)');
+  t.is(err(['moe.top_k=1.5']), 'config error: moe.top_k must be an integer (got 1.5)');
+  t.is(err(['moe.drop_policy=first']), 'config error: moe.drop_policy must be one of position|random|priority (got "first")');
+  t.is(err(['data.batch_size=abc']), 'config error: data.batch_size must be a number (got "abc")');
+  t.is(err(['train.beta2=1']), 'config error: train.beta2 must be < 1 (got 1)');
+  t.is(err(['moe.drop_tokens=maybe']), 'config error: moe.drop_tokens must be a boolean (got "maybe")');
+  t.is(err(['seed']), 'config error: --set must look like section.key=value (got "seed")');
+  t.is(err([], '/nonexistent/x.yaml'), 'config error: config file not found: /nonexistent/x.yaml');
+});
+
+test('bad YAML names line and column; unknown keys in files are rejected with a suggestion', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+  const bad = join(dir, 'bad.yaml');
+  writeFileSync(bad, 'model:\n  d_model: 64\n  n_heads: [4\n');
+  t.regex(err([], bad), /^config error: .*bad\.yaml: invalid YAML at line \d+, column \d+: /);
+  const unknown = join(dir, 'unknown.yaml');
+  writeFileSync(unknown, 'modle:\n  d_model: 64\n');
+  t.is(err([], unknown), 'config error: unknown key modle (did you mean model?)');
+  const section = join(dir, 'section.yaml');
+  writeFileSync(section, 'moe: 3\n');
+  t.regex(err([], section), /^config error: moe must be a section with keys n_experts, /);
+});

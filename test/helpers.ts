@@ -1,0 +1,60 @@
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/backend/init.js';
+import { resolveConfig } from '../src/config/load.js';
+import type { Config } from '../src/config/defaults.js';
+
+export const SHAKESPEARE = new URL('../../shared/data/tinyshakespeare.txt', import.meta.url).pathname;
+
+export async function backend(): Promise<void> {
+  await initBackend('wasm');
+}
+
+/** A small config: defaults plus overrides. */
+export function cfg(...sets: string[]): Config {
+  return resolveConfig({ sets: ['parallel.transport=local', ...sets] }).config;
+}
+
+/** Seeded uniform array in [-scale, scale). */
+export function randomArray(n: number, seed: number, scale = 1): Float32Array {
+  let s = seed >>> 0 || 1;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    out[i] = ((s >>> 0) / 4294967296 * 2 - 1) * scale;
+  }
+  return out;
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+/**
+ * Central finite differences of a scalar function of one Float32Array, at a few coordinates,
+ * computed in float64 around float32 inputs.
+ */
+export function finiteDiff(f: (x: Float32Array) => number, x: Float32Array, indices: number[], h = 1e-2): number[] {
+  return indices.map((i) => {
+    const xp = Float32Array.from(x);
+    const xm = Float32Array.from(x);
+    xp[i]! += h;
+    xm[i]! -= h;
+    return (f(xp) - f(xm)) / (2 * h);
+  });
+}
+
+/** Relative error that tolerates float32 rounding near zero. */
+export function relErr(a: number, b: number): number {
+  return Math.abs(a - b) / Math.max(1e-3, Math.abs(a) + Math.abs(b));
+}
+
+export const scalar = (t: tf.Tensor) => {
+  const v = t.dataSync()[0]!;
+  t.dispose();
+  return v;
+};
