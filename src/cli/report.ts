@@ -1,12 +1,11 @@
 import cliProgress from 'cli-progress';
-import YAML from 'yaml';
 import type { Config } from '../config/defaults.js';
 import type { StepReport } from '../train/trainer.js';
 
 /** The resolved config, briefly: one line per section. */
 export function printConfig(config: Config, name: string): void {
   const lines = Object.entries(config).map(([k, v]) =>
-    typeof v === 'object' ? `  ${k}: ${YAML.stringify(v, { collectionStyle: 'flow' }).trim()}` : `  ${k}: ${v}`);
+    typeof v === 'object' ? `  ${k}: ${JSON.stringify(v).replace(/"/g, '').replace(/,/g, ', ').replace(/:/g, ': ')}` : `  ${k}: ${v}`);
   process.stderr.write(`config ${name}\n${lines.join('\n')}\n`);
 }
 

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { geluDerivative, activation } from '../model/layers.js';
+import { colSum } from '../model/ops/col-sum.js';
 
 export type Activation = 'relu' | 'gelu';
 
@@ -42,12 +43,12 @@ export function expertBackward(x: tf.Tensor2D, a: tf.Tensor2D, g: tf.Tensor2D, w
   return tf.tidy(() => {
     const h = activation(act, a) as tf.Tensor2D;
     const dW2 = tf.matMul(tf.transpose(h), g);
-    const db2 = tf.sum(g, 0) as tf.Tensor1D;
+    const db2 = colSum(g);
     const dH = tf.matMul(g, tf.transpose(w.w2));
     const dAct = act === 'relu' ? tf.step(a, 0) : geluDerivative(a);
     const dA = dH.mul(dAct) as tf.Tensor2D;
     const dW1 = tf.matMul(tf.transpose(x), dA);
-    const db1 = tf.sum(dA, 0) as tf.Tensor1D;
+    const db1 = colSum(dA);
     const dx = tf.matMul(dA, tf.transpose(w.w1));
     return { dx: dx as tf.Tensor2D, w1: dW1 as tf.Tensor2D, b1: db1, w2: dW2 as tf.Tensor2D, b2: db2 };
   });

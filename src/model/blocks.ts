@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Config } from '../config/defaults.js';
 import { causalAttention, type AttentionMemo } from './attention.js';
 import { activation, dropout, layerNorm, linear } from './layers.js';
+import { scaleShift } from './ops/scale-shift.js';
 
 /** Parameters by name, as tensors, for one forward pass. */
 export type Weights = Map<string, tf.Tensor>;
@@ -28,9 +29,11 @@ export function embed(tokens: tf.Tensor1D, w: Weights, ctx: BlockContext): tf.Te
   const wte = W(w, 'wte');
   const tok = tf.matMul(tf.oneHot(tokens, wte.shape[0]!).toFloat(), wte as tf.Tensor2D); // one-hot gather: fast on wasm, exact gradient
   const T = tokens.shape[0] / ctx.batch;
+  const d = wte.shape[1] as number;
   const wpe = W(w, 'wpe');
-  const pos = tf.tile(T === wpe.shape[0] ? wpe : tf.slice(wpe, [0, 0], [T, -1]), [ctx.batch, 1]); // [B·T, d]
-  const h = tok.add(pos) as tf.Tensor2D;
+  const pos = (T === wpe.shape[0] ? wpe : tf.slice(wpe, [0, 0], [T, -1])).reshape([T * d]);
+  // each sequence gets the same position rows: add wpe as a bias over [B, T·d]
+  const h = scaleShift(tok.reshape([ctx.batch, T * d]) as tf.Tensor2D, undefined, pos).reshape([ctx.batch * T, d]) as tf.Tensor2D;
   return dropout(h, ctx.mask('embed', h.shape)) as tf.Tensor2D;
 }
 

@@ -1,15 +1,17 @@
 import * as tf from '@tensorflow/tfjs';
+import { scaleShift } from './ops/scale-shift.js';
 
 /** LayerNorm over the last axis: (x − μ) / √(σ² + ε) · g + b. */
 export function layerNorm(x: tf.Tensor2D, g: tf.Tensor, b: tf.Tensor, eps = 1e-5): tf.Tensor2D {
   const { mean, variance } = tf.moments(x, -1, true);
-  return x.sub(mean).mul(tf.rsqrt(variance.add(eps))).mul(g).add(b) as tf.Tensor2D;
+  const xhat = x.sub(mean).mul(tf.rsqrt(variance.add(eps))) as tf.Tensor2D;
+  return scaleShift(xhat, g, b);
 }
 
 /** x·W + b for x [rows, in], W [in, out]. */
 export function linear(x: tf.Tensor2D, w: tf.Tensor, b?: tf.Tensor): tf.Tensor2D {
   const y = tf.matMul(x, w as tf.Tensor2D);
-  return (b ? y.add(b) : y) as tf.Tensor2D;
+  return b ? scaleShift(y as tf.Tensor2D, undefined, b) : (y as tf.Tensor2D);
 }
 
 const GELU_C = Math.sqrt(2 / Math.PI);

@@ -122,6 +122,7 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
         if (!opts.onStep) log(`step ${step} val_ce ${val.toFixed(4)}`);
       }
       if (c.checkpoint_every > 0 && step % c.checkpoint_every === 0) await save(step);
+      await new Promise((r) => setImmediate(r)); // let signals (Ctrl-C) and I/O in between steps
       if (opts.stop?.requested) {
         await save(step);
         throw new InterruptedError(`interrupted: saved ${join(dir, 'checkpoints', `step-${step}`)}; continue with --resume ${dir}`);

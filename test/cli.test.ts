@@ -1,0 +1,57 @@
+import test from 'ava';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SHAKESPEARE } from './helpers.js';
+
+const BIN = new URL('../bin/switch-sim.js', import.meta.url).pathname;
+const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
+const SMALL = ['--set', 'data.dataset=tinyshakespeare', '--set', `data.path=${SHAKESPEARE}`, '--set', 'data.seq_len=16', '--set', 'data.batch_size=2',
+  '--set', 'model.d_model=16', '--set', 'model.n_layers=1', '--set', 'model.d_ff=16', '--set', 'train.eval_batches=1', '--set', 'parallel.transport=local'];
+
+test('bad config value: exit 2 and one line naming key, rule and value', (t) => {
+  const r = run('train', '--set', 'moe.capacity_factor=0');
+  t.is(r.status, 2);
+  t.is(r.stderr.trim().split('\n').at(-1), 'config error: moe.capacity_factor must be > 0 (got 0)');
+  t.notRegex(r.stderr, /at .*\.ts:\d+/); // no stack trace
+});
+
+test('unknown flag, missing config file, missing data file, missing checkpoint: exit 2 with one line', (t) => {
+  const flag = run('train', '--bogus');
+  t.is(flag.status, 2);
+  t.regex(flag.stderr.trim(), /^error: unknown option '--bogus'$/);
+  const file = run('train', '--config', '/nope.yaml');
+  t.is(file.status, 2);
+  t.is(file.stderr.trim(), 'config error: config file not found: /nope.yaml');
+  const data = run('train', '--set', 'data.dataset=/nope.txt', '--set', 'train.steps=1');
+  t.is(data.status, 2);
+  t.is(data.stderr.trim().split('\n').at(-1), 'config error: data.dataset file not found (got "/nope.txt")');
+  const ck = run('generate', '--checkpoint', '/nope');
+  t.is(ck.status, 2);
+  t.is(ck.stderr.trim(), 'error: checkpoint not found: /nope');
+  const tokens = run('generate', '--checkpoint', '/nope', '--tokens', 'many');
+  t.is(tokens.status, 2);
+  t.regex(tokens.stderr.trim(), /--tokens must be an integer >= 1 \(got "many"\)/);
+});
+
+test('Ctrl-C finishes the step, saves a resumable checkpoint and exits 130', async (t) => {
+  const out = mkdtempSync(join(tmpdir(), 'switch-sim-cli-'));
+  const child = spawn(process.execPath, [BIN, 'train', ...SMALL, '--set', 'train.steps=100000', '--set', 'train.log_every=1', '--out', out]);
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const code = await new Promise<number | null>((resolve) => {
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      if (/step 3\/100000/.test(stdout) && !child.killed) child.kill('SIGINT');
+    });
+    child.on('exit', (c) => resolve(c));
+  });
+  t.is(code, 130, stderr);
+  t.regex(stderr, /interrupted: saved .*step-\d+; continue with --resume/);
+  const gen = run('generate', '--checkpoint', out, '--tokens', '5', '--prompt', 'A');
+  t.is(gen.status, 0, gen.stderr);
+  t.is(gen.stdout.trimEnd().length, 6);
+  t.true(existsSync(join(out, 'checkpoints')));
+});
