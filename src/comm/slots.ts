@@ -51,3 +51,31 @@ export function unpackSumTokens(plan: RoutingPlan, buffer: Float32Array, d: numb
   }
   return out;
 }
+
+/** Where one device's experts sit in the [G, E, C, d] slot layout. */
+export interface DeviceSlots {
+  groups: number;
+  experts: number;
+  capacity: number;
+  dModel: number;
+  /** first global expert of the device, and how many it owns */
+  first: number;
+  count: number;
+}
+
+/** Copies a device's slots out of the shared layout into its own [G, E_local, C, d] array (payload transfer | clone). */
+export function extractDeviceSlots(buffer: Float32Array, s: DeviceSlots): Float32Array {
+  const block = s.count * s.capacity * s.dModel;
+  const out = new Float32Array(s.groups * block);
+  for (let g = 0; g < s.groups; g++) {
+    const from = (g * s.experts + s.first) * s.capacity * s.dModel;
+    out.set(buffer.subarray(from, from + block), g * block);
+  }
+  return out;
+}
+
+/** Writes a device's [G, E_local, C, d] array back into the shared layout. */
+export function insertDeviceSlots(buffer: Float32Array, local: Float32Array, s: DeviceSlots): void {
+  const block = s.count * s.capacity * s.dModel;
+  for (let g = 0; g < s.groups; g++) buffer.set(local.subarray(g * block, (g + 1) * block), (g * s.experts + s.first) * s.capacity * s.dModel);
+}

@@ -97,7 +97,7 @@ export class Engine {
       const probs = probsT.dataSync() as Float32Array; // router probabilities, float32 [N, E]
       probsT.dispose();
       const plan = this.dispatcher.route(k, probs, ctx.train, ctx.step);
-      const sw = await this.dispatcher.forward(k, plan, out.u!.dataSync() as Float32Array, ctx.train);
+      const sw = await this.dispatcher.forward(k, plan, out.u!.dataSync() as Float32Array, ctx.train, ctx.step);
       out.u!.dispose();
       rec.plans.push(plan);
       rec.layers.push(layerStats(plan, probs, sw.timing));

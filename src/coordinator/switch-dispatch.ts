@@ -46,12 +46,12 @@ export class SwitchDispatcher {
   }
 
   /** Dispatch u's rows to their slots, run the experts on every device, combine. */
-  async forward(layer: number, plan: RoutingPlan, rows: Float32Array, train: boolean): Promise<SwitchForward> {
+  async forward(layer: number, plan: RoutingPlan, rows: Float32Array, train: boolean, step = 0): Promise<SwitchForward> {
     const d = this.config.model.d_model;
     const bufs = this.buffers[layer]!;
     packTokens(plan, rows, d, view(bufs.dispatch));
     const t0 = performance.now();
-    const reports = await Promise.all(this.devices.map((dev) => dev.forward(layer, plan.capacity, plan.counts, train)));
+    const reports = await Promise.all(this.devices.map((dev) => dev.forward(layer, plan.capacity, plan.counts, train, step)));
     const timing = this.timing(t0, reports);
     return { plan, outputs: unpackChoices(plan, view(bufs.combine), d), timing };
   }

@@ -5,7 +5,8 @@ export interface ExpertDevice {
   readonly index: number;
   /** global indices of the experts this device owns */
   readonly experts: number[];
-  forward(layer: number, capacity: number, counts: Int32Array, train: boolean): Promise<ComputeReport>;
+  /** `step`: the training step, for fault injection (parallel.fault.step) */
+  forward(layer: number, capacity: number, counts: Int32Array, train: boolean, step?: number): Promise<ComputeReport>;
   backward(layer: number, capacity: number, counts: Int32Array): Promise<ComputeReport>;
   gradSquaredNorm(): Promise<number>;
   step(lr: number, clipScale: number, t: number): Promise<void>;

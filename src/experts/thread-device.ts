@@ -1,0 +1,121 @@
+import { Piscina } from 'piscina';
+import type { Config } from '../config/defaults.js';
+import { view, type LayerBuffers } from '../comm/buffers.js';
+import { extractDeviceSlots, insertDeviceSlots, type DeviceSlots } from '../comm/slots.js';
+import { DeviceError } from '../coordinator/errors.js';
+import { expertsOf } from './device-host.js';
+import type { ExpertDevice } from './device.js';
+import type { ComputeReport, DeviceRequest, DeviceState } from './messages.js';
+
+/** registers the TypeScript loader in the worker, then loads worker.ts */
+const WORKER = new URL('./worker-entry.mjs', import.meta.url).href;
+
+function reason(e: unknown): string {
+  const err = e as Error;
+  if (err?.name === 'AbortError' || /aborted/i.test(err?.message ?? '')) return 'no answer (timed out)';
+  return err?.message ?? String(e);
+}
+
+/**
+ * `parallel.transport: threads`: a device is a worker thread (a single-thread piscina pool) that
+ * owns its experts. Slot data moves through the shared layer buffers (payload 'shared'), or as a
+ * per-device copy moved with a transfer list ('transfer') or structured-cloned ('clone').
+ */
+export class ThreadDevice implements ExpertDevice {
+  readonly experts: number[];
+  private closed = false;
+
+  private constructor(
+    private readonly config: Config,
+    readonly index: number,
+    private readonly pool: Piscina,
+    private readonly buffers: LayerBuffers[],
+  ) {
+    this.experts = expertsOf(config, index);
+  }
+
+  static async start(config: Config, index: number, switchBlocks: number[], buffers: LayerBuffers[]): Promise<ThreadDevice> {
+    const pool = new Piscina({
+      filename: WORKER, minThreads: 1, maxThreads: 1, idleTimeout: Number.MAX_SAFE_INTEGER,
+    });
+    const dev = new ThreadDevice(config, index, pool, buffers);
+    await dev.call({ kind: 'init', config, device: index, switchBlocks, buffers }, 'init');
+    return dev;
+  }
+
+  /** One request with the device's deadline; any failure becomes a DeviceError naming the device. */
+  private async call<T>(req: DeviceRequest & { transfer?: boolean }, phase: string, layer?: number, transferList?: ArrayBuffer[]): Promise<T> {
+    if (this.closed) throw new DeviceError(this.index, this.experts, phase, layer, 'device already shut down');
+    try {
+      return (await this.pool.run(req, { signal: AbortSignal.timeout(this.config.parallel.timeout_ms), transferList })) as T;
+    } catch (e) {
+      const why = reason(e).includes('timed out') ? `no answer within parallel.timeout_ms = ${this.config.parallel.timeout_ms} ms` : reason(e);
+      throw new DeviceError(this.index, this.experts, phase, layer, why);
+    }
+  }
+
+  private slots(capacity: number, counts: Int32Array): DeviceSlots {
+    const E = this.config.moe.n_experts;
+    return { groups: counts.length / E, experts: E, capacity, dModel: this.config.model.d_model, first: this.experts[0]!, count: this.experts.length };
+  }
+
+  private async exchange(kind: 'forward' | 'backward', layer: number, capacity: number, counts: Int32Array, train: boolean, step: number): Promise<ComputeReport> {
+    const payload = this.config.parallel.payload;
+    const [inDir, outDir] = kind === 'forward' ? (['dispatch', 'combine'] as const) : (['gradOut', 'gradIn'] as const);
+    const fault = this.config.parallel.fault;
+    if (kind === 'forward' && train && fault.device === this.index && fault.step === step && layer === 0) {
+      await this.call({ kind: 'fault', fault: fault.kind }, kind, layer);
+    }
+    const base = { kind, layer, capacity, counts, train } as const;
+    if (payload === 'shared') return this.call<ComputeReport>(base as DeviceRequest, kind, layer);
+    const slots = this.slots(capacity, counts);
+    const data = extractDeviceSlots(view(this.buffers[layer]![inDir]), slots);
+    const transfer = payload === 'transfer';
+    const r = await this.call<ComputeReport>({ ...base, payload: data, transfer } as DeviceRequest & { transfer: boolean }, kind, layer, transfer ? [data.buffer as ArrayBuffer] : undefined);
+    insertDeviceSlots(view(this.buffers[layer]![outDir]), r.payload!, slots);
+    return r;
+  }
+
+  forward(layer: number, capacity: number, counts: Int32Array, train: boolean, step = 0): Promise<ComputeReport> {
+    return this.exchange('forward', layer, capacity, counts, train, step);
+  }
+
+  backward(layer: number, capacity: number, counts: Int32Array): Promise<ComputeReport> {
+    return this.exchange('backward', layer, capacity, counts, true, -1);
+  }
+
+  gradSquaredNorm(): Promise<number> {
+    return this.call({ kind: 'grad_norm' }, 'gradient norm');
+  }
+
+  async step(lr: number, clipScale: number, t: number): Promise<void> {
+    await this.call({ kind: 'step', lr, clipScale, t }, 'optimizer step');
+  }
+
+  state(): Promise<DeviceState> {
+    return this.call({ kind: 'state' }, 'state');
+  }
+
+  async load(state: DeviceState): Promise<void> {
+    await this.call({ kind: 'load', state }, 'load');
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.destroy();
+  }
+}
+
+/** Starts every device; if one fails to start, the others are shut down before the error is thrown. */
+export async function startThreadDevices(config: Config, switchBlocks: number[], buffers: LayerBuffers[]): Promise<ExpertDevice[]> {
+  const started = await Promise.allSettled(
+    Array.from({ length: config.parallel.devices }, (_, i) => ThreadDevice.start(config, i, switchBlocks, buffers)),
+  );
+  const failed = started.find((s) => s.status === 'rejected');
+  if (failed) {
+    await Promise.all(started.map((s) => (s.status === 'fulfilled' ? s.value.close() : undefined)));
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  return started.map((s) => (s as PromiseFulfilledResult<ThreadDevice>).value);
+}

@@ -1,0 +1,54 @@
+/**
+ * A device's worker thread (one single-thread piscina pool per device). It owns a DeviceHost: the
+ * experts' weights, gradients and AdamW state live here, on this thread's compute backend.
+ */
+import { Piscina } from 'piscina';
+import { initBackend } from '../backend/init.js';
+import { DeviceHost } from './device-host.js';
+import type { ComputeReport, DeviceRequest, DeviceState } from './messages.js';
+
+let host: DeviceHost | undefined;
+
+function ready(): DeviceHost {
+  if (!host) throw new Error('device used before init');
+  return host;
+}
+
+/** Returns a compute report, moving its payload (if any) back instead of copying it. */
+function reply(r: ComputeReport, transfer: boolean): unknown {
+  if (!r.payload || !transfer) return r;
+  const buffer = r.payload.buffer;
+  // a Transferable wrapper: piscina sends `value` with `buffer` in the transfer list
+  const movable = { [Piscina.transferableSymbol]: buffer, [Piscina.valueSymbol]: r };
+  return Piscina.move(movable as unknown as ArrayBuffer);
+}
+
+export default async function handle(req: DeviceRequest & { transfer?: boolean }): Promise<unknown> {
+  switch (req.kind) {
+    case 'init':
+      await initBackend(req.config.parallel.backend);
+      host?.dispose();
+      host = new DeviceHost(req.config, req.device, req.switchBlocks, req.buffers);
+      return { experts: host.experts };
+    case 'forward':
+      return reply(ready().forward(req), req.transfer === true);
+    case 'backward':
+      return reply(ready().backward(req), req.transfer === true);
+    case 'grad_norm':
+      return ready().gradSquaredNorm();
+    case 'step':
+      ready().step(req.lr, req.clipScale, req.t);
+      return null;
+    case 'state':
+      return ready().state() satisfies DeviceState;
+    case 'load':
+      ready().load(req.state);
+      return null;
+    case 'fault':
+      if (req.fault === 'crash') process.exit(70); // in a worker thread this ends the thread only
+      if (req.fault === 'hang') return new Promise(() => {}); // never answers
+      throw new Error('injected fault: handler threw');
+    default:
+      throw new Error(`unknown device request ${(req as { kind: string }).kind}`);
+  }
+}
