@@ -55,3 +55,15 @@ test('Ctrl-C finishes the step, saves a resumable checkpoint and exits 130', asy
   t.is(gen.stdout.trimEnd().length, 6);
   t.true(existsSync(join(out, 'checkpoints')));
 });
+
+test('a device that crashes: exit 1 with a line naming the device; the last checkpoint is intact and resumable', (t) => {
+  const out = mkdtempSync(join(tmpdir(), 'switch-sim-cli-'));
+  const args = [...SMALL, '--set', 'parallel.transport=threads', '--set', 'train.checkpoint_every=2', '--set', 'train.steps=6'];
+  const r = run('train', ...args, '--set', 'parallel.fault.device=1', '--set', 'parallel.fault.step=3', '--set', 'parallel.fault.kind=crash', '--out', out);
+  t.is(r.status, 1, r.stderr);
+  t.regex(r.stderr.trim().split('\n').at(-1)!, /^error: device 1 \(experts 2,3\) failed during forward of Switch layer 0: worker exited/);
+  t.true(existsSync(join(out, 'checkpoints', 'step-2', 'checkpoint.json')));
+  const resumed = run('train', '--resume', out, '--set', 'parallel.fault.device=-1', '--out', join(out, 'resumed'));
+  t.is(resumed.status, 0, resumed.stderr);
+  t.regex(resumed.stdout, /resumed from step 2/);
+});

@@ -35,7 +35,7 @@ export const DEFAULTS = {
     init_scale: 0.1,
   },
   parallel: {
-    transport: 'local' as 'local' | 'threads',
+    transport: 'threads' as 'local' | 'threads',
     devices: 2,
     backend: 'wasm' as 'wasm' | 'cpu' | 'tensorflow',
     payload: 'shared' as 'shared' | 'transfer' | 'clone',

@@ -39,17 +39,23 @@ export class ThreadDevice implements ExpertDevice {
       filename: WORKER, minThreads: 1, maxThreads: 1, idleTimeout: Number.MAX_SAFE_INTEGER,
     });
     const dev = new ThreadDevice(config, index, pool, buffers);
-    await dev.call({ kind: 'init', config, device: index, switchBlocks, buffers }, 'init');
+    const info = await dev.call<{ backend: string; simd: boolean }>({ kind: 'init', config, device: index, switchBlocks, buffers }, 'init');
+    if (process.env.SWITCH_SIM_DEBUG) console.error(`device ${index}: backend ${info.backend}, simd ${info.simd}`);
     return dev;
+  }
+
+  /** Starting a worker loads the TypeScript loader and tfjs: it gets at least a minute. */
+  private deadline(kind: string): number {
+    return kind === 'init' ? Math.max(60_000, this.config.parallel.timeout_ms) : this.config.parallel.timeout_ms;
   }
 
   /** One request with the device's deadline; any failure becomes a DeviceError naming the device. */
   private async call<T>(req: DeviceRequest & { transfer?: boolean }, phase: string, layer?: number, transferList?: ArrayBuffer[]): Promise<T> {
     if (this.closed) throw new DeviceError(this.index, this.experts, phase, layer, 'device already shut down');
     try {
-      return (await this.pool.run(req, { signal: AbortSignal.timeout(this.config.parallel.timeout_ms), transferList })) as T;
+      return (await this.pool.run(req, { signal: AbortSignal.timeout(this.deadline(req.kind)), transferList })) as T;
     } catch (e) {
-      const why = reason(e).includes('timed out') ? `no answer within parallel.timeout_ms = ${this.config.parallel.timeout_ms} ms` : reason(e);
+      const why = reason(e).includes('timed out') ? `no answer within ${req.kind === 'init' ? `${this.deadline('init')} ms (startup)` : `parallel.timeout_ms = ${this.config.parallel.timeout_ms} ms`}` : reason(e);
       throw new DeviceError(this.index, this.experts, phase, layer, why);
     }
   }

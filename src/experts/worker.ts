@@ -2,6 +2,7 @@
  * A device's worker thread (one single-thread piscina pool per device). It owns a DeviceHost: the
  * experts' weights, gradients and AdamW state live here, on this thread's compute backend.
  */
+import * as tf from '@tensorflow/tfjs';
 import { Piscina } from 'piscina';
 import { initBackend } from '../backend/init.js';
 import { DeviceHost } from './device-host.js';
@@ -29,7 +30,7 @@ export default async function handle(req: DeviceRequest & { transfer?: boolean }
       await initBackend(req.config.parallel.backend);
       host?.dispose();
       host = new DeviceHost(req.config, req.device, req.switchBlocks, req.buffers);
-      return { experts: host.experts };
+      return { experts: host.experts, backend: tf.getBackend(), simd: await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT').catch(() => false) };
     case 'forward':
       return reply(ready().forward(req), req.transfer === true);
     case 'backward':
