@@ -1,9 +1,8 @@
 import test from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { SHAKESPEARE } from './helpers.js';
+import { SHAKESPEARE, tempDir } from './helpers.js';
 
 const BIN = new URL('../bin/switch-sim.js', import.meta.url).pathname;
 const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
@@ -36,7 +35,7 @@ test('unknown flag, missing config file, missing data file, missing checkpoint: 
 });
 
 test('Ctrl-C finishes the step, saves a resumable checkpoint and exits 130', async (t) => {
-  const out = mkdtempSync(join(tmpdir(), 'switch-sim-cli-'));
+  const out = tempDir(t);
   const child = spawn(process.execPath, [BIN, 'train', ...SMALL, '--set', 'train.steps=100000', '--set', 'train.log_every=1', '--out', out]);
   let stdout = '';
   let stderr = '';
@@ -57,7 +56,7 @@ test('Ctrl-C finishes the step, saves a resumable checkpoint and exits 130', asy
 });
 
 test('a device that crashes: exit 1 with a line naming the device; the last checkpoint is intact and resumable', (t) => {
-  const out = mkdtempSync(join(tmpdir(), 'switch-sim-cli-'));
+  const out = tempDir(t);
   const args = [...SMALL, '--set', 'parallel.transport=threads', '--set', 'train.checkpoint_every=2', '--set', 'train.steps=6'];
   const r = run('train', ...args, '--set', 'parallel.fault.device=1', '--set', 'parallel.fault.step=3', '--set', 'parallel.fault.kind=crash', '--out', out);
   t.is(r.status, 1, r.stderr);

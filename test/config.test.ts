@@ -1,7 +1,7 @@
 import test from 'ava';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tempDir } from './helpers.js';
 import { resolveConfig } from '../src/config/load.js';
 import { DEFAULTS } from '../src/config/defaults.js';
 
@@ -15,7 +15,7 @@ const err = (sets: string[], file?: string) => {
 };
 
 test('defaults validate and layers apply in order: defaults → file → --set', (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+  const dir = tempDir(t);
   const file = join(dir, 'exp.yaml');
   writeFileSync(file, 'moe:\n  n_experts: 8\n  capacity_factor: 2\ntrain:\n  steps: 7\n');
   const { config, name } = resolveConfig({ file, sets: ['moe.capacity_factor=1.5', 'moe.drop_policy=priority'] });
@@ -42,7 +42,7 @@ test('each kind of config error has its exact one-line message', (t) => {
 });
 
 test('bad YAML names line and column; unknown keys in files are rejected with a suggestion', (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+  const dir = tempDir(t);
   const bad = join(dir, 'bad.yaml');
   writeFileSync(bad, 'model:\n  d_model: 64\n  n_heads: [4\n');
   t.regex(err([], bad), /^config error: .*bad\.yaml: invalid YAML at line \d+, column \d+: /);

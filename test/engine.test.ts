@@ -5,7 +5,7 @@ import { Engine } from '../src/coordinator/engine.js';
 import { LocalDevice } from '../src/experts/local-device.js';
 import { initCoordinatorParams } from '../src/model/params.js';
 import { switchBlocks } from '../src/model/stages.js';
-import { backend, cfg, randomArray, relErr } from './helpers.js';
+import { backend, cfg, relErr } from './helpers.js';
 
 test.before(backend);
 
@@ -84,4 +84,3 @@ test.serial('router statistics: counts before dropping, kept tokens, drop fracti
   t.pass();
 });
 
-void randomArray;

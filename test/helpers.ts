@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/init.js';
 import { resolveConfig } from '../src/config/load.js';
@@ -58,3 +61,10 @@ export const scalar = (t: tf.Tensor) => {
   t.dispose();
   return v;
 };
+
+/** A temporary directory removed when the test ends. */
+export function tempDir(t: { teardown: (f: () => void) => void }, prefix = 'switch-sim-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}

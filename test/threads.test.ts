@@ -1,17 +1,16 @@
 import test from 'ava';
-import { existsSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeviceError } from '../src/coordinator/errors.js';
 import { train, type TrainSummary } from '../src/train/trainer.js';
-import { cfg, SHAKESPEARE } from './helpers.js';
+import { cfg, SHAKESPEARE, tempDir } from './helpers.js';
 
-const tmp = () => mkdtempSync(join(tmpdir(), 'switch-sim-threads-'));
 const tiny = (...sets: string[]) =>
   cfg('data.dataset=tinyshakespeare', `data.path=${SHAKESPEARE}`, 'data.seq_len=16', 'data.batch_size=4', 'model.d_model=16', 'model.n_heads=2',
     'model.n_layers=2', 'model.d_ff=32', 'train.log_every=1', 'train.eval_every=0', 'train.eval_batches=1', 'train.checkpoint_every=0',
     'moe.capacity_factor=1.0', 'model.dropout=0.1', ...sets);
-const run = (config: ReturnType<typeof tiny>, extra: Partial<Parameters<typeof train>[0]> = {}) => train({ config, name: 't', outDir: tmp(), ...extra });
+const run = (t: import('ava').ExecutionContext, config: ReturnType<typeof tiny>, extra: Partial<Parameters<typeof train>[0]> = {}) =>
+  train({ config, name: 't', outDir: tempDir(t), ...extra });
 
 function sameLosses(t: import('ava').ExecutionContext, a: TrainSummary, b: TrainSummary, what: string) {
   t.is(a.losses.length, b.losses.length);
@@ -25,8 +24,8 @@ const cases: [number, number, string][] = [
 for (const [D, E, policy] of cases) {
   test.serial(`threads equal local over 20 steps: devices ${D}, experts ${E}, drop_policy ${policy}`, async (t) => {
     const sets = [`parallel.devices=${D}`, `moe.n_experts=${E}`, `moe.drop_policy=${policy}`, 'train.steps=20'];
-    const local = await run(tiny(...sets, 'parallel.transport=local'));
-    const threads = await run(tiny(...sets, 'parallel.transport=threads'));
+    const local = await run(t, tiny(...sets, 'parallel.transport=local'));
+    const threads = await run(t, tiny(...sets, 'parallel.transport=threads'));
     sameLosses(t, local, threads, `D=${D} E=${E} ${policy}`);
   });
 }
@@ -34,33 +33,33 @@ for (const [D, E, policy] of cases) {
 for (const payload of ['transfer', 'clone']) {
   test.serial(`payload ${payload} gives the same losses as shared memory`, async (t) => {
     const sets = ['parallel.devices=2', 'moe.n_experts=4', 'train.steps=6', 'parallel.transport=threads'];
-    sameLosses(t, await run(tiny(...sets)), await run(tiny(...sets, `parallel.payload=${payload}`)), payload);
+    sameLosses(t, await run(t, tiny(...sets)), await run(t, tiny(...sets, `parallel.payload=${payload}`)), payload);
   });
 }
 
 test.serial('a checkpoint from threads with 2 devices resumes in-process with another device count', async (t) => {
-  const dir = tmp();
-  await run(tiny('parallel.transport=threads', 'parallel.devices=2', 'train.steps=4'), { outDir: dir });
-  const cont = await run(tiny('parallel.transport=local', 'parallel.devices=4', 'train.steps=6'), { resume: dir });
+  const dir = tempDir(t);
+  await run(t, tiny('parallel.transport=threads', 'parallel.devices=2', 'train.steps=4'), { outDir: dir });
+  const cont = await run(t, tiny('parallel.transport=local', 'parallel.devices=4', 'train.steps=6'), { resume: dir });
   t.is(cont.losses.length, 2);
-  const same = await run(tiny('parallel.transport=local', 'parallel.devices=2', 'train.steps=6'), { resume: dir });
-  const straight = await run(tiny('parallel.transport=threads', 'parallel.devices=2', 'train.steps=6'));
+  const same = await run(t, tiny('parallel.transport=local', 'parallel.devices=2', 'train.steps=6'), { resume: dir });
+  const straight = await run(t, tiny('parallel.transport=threads', 'parallel.devices=2', 'train.steps=6'));
   same.losses.forEach((x, i) => t.true(Math.abs(x - straight.losses[4 + i]!) <= 1e-5 * x, 'resumed in-process equals uninterrupted threads'));
 });
 
 for (const kind of ['crash', 'hang', 'throw'] as const) {
   test.serial(`fault ${kind}: the step fails with an error naming the device, layer and phase; workers are torn down`, async (t) => {
-    const out = tmp();
+    const out = tempDir(t);
     const config = tiny('parallel.transport=threads', 'parallel.devices=2', 'moe.n_experts=4', 'train.steps=10', 'train.checkpoint_every=2',
       'parallel.fault.device=1', 'parallel.fault.step=3', `parallel.fault.kind=${kind}`, 'parallel.timeout_ms=1500');
-    const e = await t.throwsAsync(run(config, { outDir: out }));
+    const e = await t.throwsAsync(run(t, config, { outDir: out }));
     t.true(e instanceof DeviceError, String(e));
     t.regex(e!.message, /^device 1 \(experts 2,3\) failed during forward of Switch layer 0: /);
     if (kind === 'hang') t.regex(e!.message, /no answer within parallel\.timeout_ms = 1500 ms/);
     if (kind === 'throw') t.regex(e!.message, /injected fault/);
     if (kind === 'crash') t.regex(e!.message, /exit|terminat/i);
     t.true(existsSync(join(out, 'checkpoints', 'step-2', 'checkpoint.json')), 'the last checkpoint is intact');
-    const resumed = await run(tiny('parallel.transport=local', 'parallel.devices=2', 'moe.n_experts=4', 'train.steps=4'), { resume: out });
+    const resumed = await run(t, tiny('parallel.transport=local', 'parallel.devices=2', 'moe.n_experts=4', 'train.steps=4'), { resume: out });
     t.is(resumed.losses.length, 2);
   });
 }

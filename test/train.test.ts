@@ -1,23 +1,21 @@
 import test from 'ava';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync, cpSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync, cpSync } from 'node:fs';
 import { join } from 'node:path';
 import { InterruptedError, CheckpointError } from '../src/coordinator/errors.js';
 import { loadCheckpoint } from '../src/train/checkpoint.js';
 import { sample } from '../src/train/sample.js';
 import { train } from '../src/train/trainer.js';
-import { cfg, SHAKESPEARE } from './helpers.js';
+import { cfg, SHAKESPEARE, tempDir } from './helpers.js';
 
 const small = (...sets: string[]) =>
   cfg('data.dataset=tinyshakespeare', `data.path=${SHAKESPEARE}`, 'data.seq_len=32', 'data.batch_size=4', 'model.d_model=32', 'model.n_heads=2',
     'model.n_layers=2', 'model.d_ff=64', 'moe.n_experts=4', 'parallel.devices=2', 'train.log_every=1', 'train.eval_every=0', 'train.eval_batches=2',
     'train.warmup_steps=5', 'train.lr=0.01', ...sets);
 
-const tmp = () => mkdtempSync(join(tmpdir(), 'switch-sim-'));
 const losses = (dir: string) => readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => 'loss' in r);
 
 test.serial('a short run lowers the loss and writes metrics, summary and a checkpoint', async (t) => {
-  const dir = tmp();
+  const dir = tempDir(t);
   const s = await train({ config: small('train.steps=40', 'train.eval_every=20'), name: 't', outDir: dir });
   const first = s.losses.slice(0, 5).reduce((a, b) => a + b) / 5;
   const last = s.losses.slice(-5).reduce((a, b) => a + b) / 5;
@@ -40,14 +38,14 @@ test.serial('a short run lowers the loss and writes metrics, summary and a check
 
 test.serial('resume equals the uninterrupted run; Ctrl-C (stop flag) saves a checkpoint and throws InterruptedError', async (t) => {
   const config = small('train.steps=12', 'train.checkpoint_every=0', 'model.dropout=0.1', 'moe.drop_policy=random');
-  const full = tmp();
+  const full = tempDir(t);
   await train({ config, name: 't', outDir: full });
-  const cut = tmp();
+  const cut = tempDir(t);
   const stop = { requested: false };
   const err = await t.throwsAsync(train({ config, name: 't', outDir: cut, stop, onStep: (s) => { if (s.step === 5) stop.requested = true; } }));
   t.true(err instanceof InterruptedError);
   t.true(existsSync(join(cut, 'checkpoints', 'step-5', 'weights.bin')));
-  const resumed = tmp();
+  const resumed = tempDir(t);
   await train({ config, name: 't', outDir: resumed, resume: cut });
   const a = losses(full).filter((r) => r.step > 5).map((r) => r.loss);
   const b = losses(resumed).map((r) => r.loss);
@@ -56,17 +54,17 @@ test.serial('resume equals the uninterrupted run; Ctrl-C (stop flag) saves a che
 });
 
 test.serial('a corrupt or mismatched checkpoint is refused with a clear error', async (t) => {
-  const dir = tmp();
+  const dir = tempDir(t);
   await train({ config: small('train.steps=2', 'train.eval_batches=1'), name: 't', outDir: dir });
   const ck = join(dir, 'checkpoints', 'step-2');
-  const bad = tmp();
+  const bad = tempDir(t);
   cpSync(ck, bad, { recursive: true });
   const w = readFileSync(join(bad, 'weights.bin'));
   w[100] = w[100]! ^ 0xff;
   writeFileSync(join(bad, 'weights.bin'), w);
   t.throws(() => loadCheckpoint(bad), { instanceOf: CheckpointError, message: /weights\.bin is corrupt/ });
-  t.throws(() => loadCheckpoint(tmp()), { instanceOf: CheckpointError, message: /no checkpoint in/ });
-  const e = await t.throwsAsync(train({ config: small('train.steps=4', 'model.d_model=64'), name: 't', outDir: tmp(), resume: dir }));
+  t.throws(() => loadCheckpoint(tempDir(t)), { instanceOf: CheckpointError, message: /no checkpoint in/ });
+  const e = await t.throwsAsync(train({ config: small('train.steps=4', 'model.d_model=64'), name: 't', outDir: tempDir(t), resume: dir }));
   t.true(e instanceof CheckpointError);
   t.regex(e!.message, /checkpoint parameter wte has shape \[\d+,32\], the model needs \[\d+,64\]/);
 });
