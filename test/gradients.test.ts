@@ -112,22 +112,37 @@ test('balance loss closed forms: uniform routing gives α, everything on one exp
   t.true(Math.abs(zl - 0.5 * Math.log(E) ** 2) < 1e-6, 'z-loss of zero logits = c·(log E)²');
 });
 
-test('fused causal attention: finite differences for Q, K, V; causal (future tokens do not matter)', (t) => {
-  const B = 2, T = 5, H = 2, d = 6;
-  const shape = { batch: B, seqLen: T, heads: H };
-  const init = { q: randomArray(B * T * d, 21), k: randomArray(B * T * d, 22), v: randomArray(B * T * d, 23) };
-  const R = randomArray(B * T * d, 24);
-  const L = (v: typeof init) => tf.tidy(() => tf.sum(causalAttention(tf.tensor2d(v.q, [B * T, d]), tf.tensor2d(v.k, [B * T, d]), tf.tensor2d(v.v, [B * T, d]), shape).mul(tf.tensor2d(R, [B * T, d]))).dataSync()[0]!);
-  const g = tf.tidy(() => tf.grads((q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => tf.sum(causalAttention(q as tf.Tensor2D, k as tf.Tensor2D, v as tf.Tensor2D, shape).mul(tf.tensor2d(R, [B * T, d]))))(
-    [tf.tensor2d(init.q, [B * T, d]), tf.tensor2d(init.k, [B * T, d]), tf.tensor2d(init.v, [B * T, d])]).map((x) => x.dataSync()));
-  (['q', 'k', 'v'] as const).forEach((name, i) => checkGrad(t, `d${name}`, (x) => L({ ...init, [name]: x }), init[name], g[i]!));
-  // the last token's key and value do not change any earlier output
-  const out = (v: Float32Array) => tf.tidy(() => causalAttention(tf.tensor2d(init.q, [B * T, d]), tf.tensor2d(init.k, [B * T, d]), tf.tensor2d(v, [B * T, d]), shape).dataSync());
-  const v2 = Float32Array.from(init.v);
-  for (let c = 0; c < d; c++) v2[(T - 1) * d + c] = 9;
-  const [a, b] = [out(init.v), out(v2)];
-  for (let i = 0; i < (T - 1) * d; i++) t.is(a[i], b[i]);
-});
+/** Plain tfjs reference: per-head batched matmuls, a causal mask, softmax. */
+function attentionReference(qkv: tf.Tensor2D, B: number, T: number, H: number): tf.Tensor2D {
+  const d = qkv.shape[1] / 3, hd = d / H;
+  const [q, k, v] = tf.split(qkv, 3, 1).map((x) => x.reshape([B, T, H, hd]).transpose([0, 2, 1, 3]));
+  const s = tf.matMul(q!, tf.transpose(k!, [0, 1, 3, 2])).mul(1 / Math.sqrt(hd));
+  const mask = tf.linalg.bandPart(tf.ones([T, T]), -1, 0);
+  return tf.matMul(tf.softmax(s.add(tf.sub(1, mask).mul(-1e9))), v!).transpose([0, 2, 1, 3]).reshape([B * T, d]) as tf.Tensor2D;
+}
+
+for (const impl of ['wasm', 'js'] as const) {
+  test(`fused causal attention (${impl}): equals the tfjs reference, finite differences for qkv, causal`, (t) => {
+    const B = 2, T = 6, H = 2, d = 8;
+    const shape = { batch: B, seqLen: T, heads: H };
+    const qkv = randomArray(B * T * 3 * d, 21);
+    const R = randomArray(B * T * d, 24);
+    const run = (x: Float32Array) => causalAttention(tf.tensor2d(x, [B * T, 3 * d]), shape, {}, impl);
+    const out = tf.tidy(() => run(qkv).dataSync());
+    const ref = tf.tidy(() => attentionReference(tf.tensor2d(qkv, [B * T, 3 * d]), B, T, H).dataSync());
+    for (let i = 0; i < out.length; i++) t.true(Math.abs(out[i]! - ref[i]!) < 1e-5, `output ${i}: ${out[i]} vs ${ref[i]}`);
+    const L = (x: Float32Array) => tf.tidy(() => tf.sum(run(x).mul(tf.tensor2d(R, [B * T, d]))).dataSync()[0]!);
+    const g = tf.tidy(() => tf.grad((x: tf.Tensor) => tf.sum(causalAttention(x as tf.Tensor2D, shape, {}, impl).mul(tf.tensor2d(R, [B * T, d]))))(tf.tensor2d(qkv, [B * T, 3 * d])).dataSync());
+    const gRef = tf.tidy(() => tf.grad((x: tf.Tensor) => tf.sum(attentionReference(x as tf.Tensor2D, B, T, H).mul(tf.tensor2d(R, [B * T, d]))))(tf.tensor2d(qkv, [B * T, 3 * d])).dataSync());
+    for (let i = 0; i < g.length; i++) t.true(Math.abs(g[i]! - gRef[i]!) < 1e-5, `gradient ${i}: ${g[i]} vs ${gRef[i]}`);
+    checkGrad(t, 'dqkv', L, qkv, g);
+    // the last token's key and value do not change any earlier output
+    const moved = Float32Array.from(qkv);
+    for (let c = d; c < 3 * d; c++) moved[(T - 1) * 3 * d + c] = 9;
+    const out2 = tf.tidy(() => run(moved).dataSync());
+    for (let i = 0; i < (T - 1) * d; i++) t.is(out[i], out2[i]);
+  });
+}
 
 test('registered BatchMatMul gradient (explicit transposes) matches finite differences for all transpose flags', (t) => {
   const A = randomArray(12, 31), Bm = randomArray(12, 32);

@@ -1,13 +1,15 @@
 import * as tf from '@tensorflow/tfjs';
+import { wasmAttentionAvailable, wasmAttentionBackward, wasmAttentionForward } from './kernels/attention-wasm.js';
 
 /**
- * Fused causal multi-head self-attention on the thread's CPU, with its gradient beside it.
+ * Fused causal multi-head self-attention, with its gradient beside it.
  *
  * tfjs-wasm runs batched matMul with a batch dimension on both sides (Q·Kᵀ, A·V) at ~2 GFLOP/s,
  * and the [B·H, T, T] score tensors, mask and softmax cost as much again. This kernel reads Q, K, V
- * straight from the projection layout [B·T, H·hd] (no transposes), skips the masked half of the
- * scores, and keeps only the per-row log-sum-exp for the backward pass (bench/kernels.ts measures it
- * against the tfjs composition).
+ * straight from the fused projection output qkv [B·T, 3·H·hd] (no split, no transposes), skips the
+ * masked half of the scores, and keeps only the per-row log-sum-exp for the backward pass. It runs in
+ * WebAssembly SIMD (kernels/attention.c) where hd % 4 = 0, else in the JavaScript below, which is also
+ * the tests' reference (bench/kernels.ts measures both against the tfjs composition).
  *
  *   S = Q·Kᵀ / √hd (j ≤ i),  P = softmax(S),  O = P·V
  *   dP = dO·Vᵀ,  dS = P ⊙ (dP − rowsum(dO ⊙ O)),  dQ = dS·K / √hd,  dK = dSᵀ·Q / √hd,  dV = Pᵀ·dO
@@ -78,20 +80,21 @@ function combineRows(w: Float32Array, wi: number, b: Float32Array, bj: number, n
   }
 }
 
-export function forward(q: Float32Array, k: Float32Array, v: Float32Array, s: AttentionShape, dModel: number): Forward {
+export function forward(qkv: Float32Array, s: AttentionShape, dModel: number): Forward {
   const { batch: B, seqLen: T, heads: H } = s;
   const hd = dModel / H;
+  const S3 = 3 * dModel;
   const scale = 1 / Math.sqrt(hd);
-  const o = new Float32Array(q.length);
+  const o = new Float32Array(B * T * dModel);
   const lse = new Float32Array(B * H * T);
   const p = new Float32Array(T);
   const [qh, kh, vh, oh] = [0, 0, 0, 0].map(() => new Float32Array(T * hd)) as Float32Array[];
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {
-      const base = b * T * dModel + h * hd;
-      gather(q, qh!, base, T, hd, dModel);
-      gather(k, kh!, base, T, hd, dModel);
-      gather(v, vh!, base, T, hd, dModel);
+      const base = b * T * S3 + h * hd;
+      gather(qkv, qh!, base, T, hd, S3);
+      gather(qkv, kh!, base + dModel, T, hd, S3);
+      gather(qkv, vh!, base + 2 * dModel, T, hd, S3);
       oh!.fill(0);
       for (let i = 0; i < T; i++) {
         const n = i + 1; // causal: keys 0..i
@@ -109,22 +112,18 @@ export function forward(q: Float32Array, k: Float32Array, v: Float32Array, s: At
         combineRows(p, 0, vh!, 0, n, hd, oh!, i * hd);
         lse[(b * H + h) * T + i] = m + Math.log(l);
       }
-      scatter(oh!, o, base, T, hd, dModel);
+      scatter(oh!, o, b * T * dModel + h * hd, T, hd, dModel);
     }
   }
   return { o, lse };
 }
 
-export function backward(
-  q: Float32Array, k: Float32Array, v: Float32Array, o: Float32Array, lse: Float32Array, dO: Float32Array,
-  s: AttentionShape, dModel: number,
-): { dq: Float32Array; dk: Float32Array; dv: Float32Array } {
+export function backward(qkv: Float32Array, o: Float32Array, lse: Float32Array, dO: Float32Array, s: AttentionShape, dModel: number): Float32Array {
   const { batch: B, seqLen: T, heads: H } = s;
   const hd = dModel / H;
   const scale = 1 / Math.sqrt(hd);
-  const dq = new Float32Array(q.length);
-  const dk = new Float32Array(k.length);
-  const dv = new Float32Array(v.length);
+  const S3 = 3 * dModel;
+  const dqkv = new Float32Array(qkv.length);
   const P = new Float32Array(T);
   const dS = new Float32Array(T);
   // column-major copies of P and dS for one (b, h): row j holds column j, so dK and dV are row combinations too
@@ -134,12 +133,13 @@ export function backward(
   const [qh, kh, vh, oh, gh, dqh, dkh, dvh] = blocks as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {
-      const base = b * T * dModel + h * hd;
-      gather(q, qh, base, T, hd, dModel);
-      gather(k, kh, base, T, hd, dModel);
-      gather(v, vh, base, T, hd, dModel);
-      gather(o, oh, base, T, hd, dModel);
-      gather(dO, gh, base, T, hd, dModel);
+      const base = b * T * S3 + h * hd;
+      const row = b * T * dModel + h * hd;
+      gather(qkv, qh, base, T, hd, S3);
+      gather(qkv, kh, base + dModel, T, hd, S3);
+      gather(qkv, vh, base + 2 * dModel, T, hd, S3);
+      gather(o, oh, row, T, hd, dModel);
+      gather(dO, gh, row, T, hd, dModel);
       dqh.fill(0);
       dkh.fill(0);
       dvh.fill(0);
@@ -164,12 +164,12 @@ export function backward(
         combineRows(dSt, j * T + j, qh, j, T - j, hd, dkh, j * hd); // dK_j = Σ_{i≥j} dS_ij q_i
         combineRows(Pt, j * T + j, gh, j, T - j, hd, dvh, j * hd); // dV_j = Σ_{i≥j} P_ij dO_i
       }
-      scatter(dqh, dq, base, T, hd, dModel);
-      scatter(dkh, dk, base, T, hd, dModel);
-      scatter(dvh, dv, base, T, hd, dModel);
+      scatter(dqh, dqkv, base, T, hd, S3);
+      scatter(dkh, dqkv, base + dModel, T, hd, S3);
+      scatter(dvh, dqkv, base + 2 * dModel, T, hd, S3);
     }
   }
-  return { dq, dk, dv };
+  return dqkv;
 }
 
 /** Forward results kept per block, so that a recomputed forward (segment backward) skips the kernel. */
@@ -178,27 +178,35 @@ export interface AttentionMemo {
   lse?: Float32Array;
 }
 
-/** O = causal attention(Q, K, V); q, k, v and the result are [batch·seq_len, d_model]. */
-export function causalAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, shape: AttentionShape, memo: AttentionMemo = {}): tf.Tensor2D {
-  const dModel = q.shape[1];
+/** Which implementation runs: WebAssembly SIMD where possible, or the JavaScript reference. */
+export type AttentionImpl = 'auto' | 'wasm' | 'js';
+
+/** O = causal attention of the fused projection qkv [B·T, 3·d_model] → [B·T, d_model]. */
+export function causalAttention(qkv: tf.Tensor2D, shape: AttentionShape, memo: AttentionMemo = {}, impl: AttentionImpl = 'auto'): tf.Tensor2D {
+  const dModel = qkv.shape[1] / 3;
+  const N = qkv.shape[0];
+  const dims = { ...shape, headDim: dModel / shape.heads };
+  const useWasm = impl !== 'js' && wasmAttentionAvailable(dims.headDim);
+  if (impl === 'wasm' && !useWasm) throw new Error(`the WebAssembly attention kernel needs head size % 4 = 0 and WebAssembly SIMD (head size ${dims.headDim})`);
   const f = (...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [qt, kt, vt] = args as tf.Tensor[];
-    const save = args[3] as tf.GradSaveFunc;
+    const x = args[0] as tf.Tensor;
+    const save = args[1] as tf.GradSaveFunc;
     if (!memo.o || !memo.lse) {
-      const [qd, kd, vd] = [qt!, kt!, vt!].map((t) => t.dataSync() as Float32Array) as [Float32Array, Float32Array, Float32Array];
-      Object.assign(memo, forward(qd, kd, vd, shape, dModel));
+      const data = x.dataSync() as Float32Array;
+      Object.assign(memo, useWasm ? wasmAttentionForward(data, dims) : forward(data, shape, dModel));
     }
-    const out = tf.tensor2d(memo.o!, q.shape);
-    save([qt!, kt!, vt!, out]);
+    const out = tf.tensor2d(memo.o!, [N, dModel]);
+    save([x, out]);
     return {
       value: out,
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-        const [sq, sk, sv, so] = saved.map((t) => t.dataSync() as Float32Array) as Float32Array[];
-        const g = backward(sq!, sk!, sv!, so!, memo.lse!, (dy as tf.Tensor).dataSync() as Float32Array, shape, dModel);
-        return [tf.tensor2d(g.dq, q.shape), tf.tensor2d(g.dk, q.shape), tf.tensor2d(g.dv, q.shape)];
+        const [sq, so] = saved.map((t) => t.dataSync() as Float32Array) as [Float32Array, Float32Array];
+        const g = (dy as tf.Tensor).dataSync() as Float32Array;
+        const dqkv = useWasm ? wasmAttentionBackward(sq, so, memo.lse!, g, dims) : backward(sq, so, memo.lse!, g, shape, dModel);
+        return [tf.tensor2d(dqkv, [N, 3 * dModel])];
       },
     };
   };
   const op = tf.customGrad(f as Parameters<typeof tf.customGrad>[0]);
-  return op(q, k, v) as tf.Tensor2D;
+  return op(qkv) as tf.Tensor2D;
 }

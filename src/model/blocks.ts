@@ -40,12 +40,11 @@ export function embed(tokens: tf.Tensor1D, w: Weights, ctx: BlockContext): tf.Te
 /** h + Attn(LN₁(h)): causal multi-head self-attention, pre-LN. */
 export function attentionBlock(h: tf.Tensor2D, l: number, w: Weights, ctx: BlockContext): tf.Tensor2D {
   const p = `h.${l}`;
-  const { d_model: d, n_heads } = ctx.config.model;
+  const { n_heads } = ctx.config.model;
   const x = layerNorm(h, W(w, `${p}.ln1.g`), W(w, `${p}.ln1.b`));
-  const qkv = linear(x, W(w, `${p}.attn.w_qkv`), W(w, `${p}.attn.b_qkv`)); // [B·T, 3d]
-  const [q, k, v] = tf.split(qkv, [d, d, d], 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D]; // each [B·T, d] = [B·T, H·hd]
+  const qkv = linear(x, W(w, `${p}.attn.w_qkv`), W(w, `${p}.attn.b_qkv`)); // [B·T, 3d]: q | k | v, each [B·T, H·hd]
   const shape = { batch: ctx.batch, seqLen: h.shape[0] / ctx.batch, heads: n_heads };
-  const a = causalAttention(q, k, v, shape, ctx.attention(l));
+  const a = causalAttention(qkv, shape, ctx.attention(l)); // [B·T, d]
   const out = linear(a, W(w, `${p}.attn.w_o`), W(w, `${p}.attn.b_o`));
   return h.add(dropout(out, ctx.mask(`${p}.attn`, out.shape))) as tf.Tensor2D;
 }
