@@ -140,19 +140,26 @@ export class Engine {
         return total as tf.Scalar;
       };
       const grads = tf.grads(objective)([...diff, ...pnames.map((n) => this.weights.get(n)!)]);
+      if (upstream) tf.dispose([upstream.h, upstream.u, upstream.logits]);
+      dy = undefined;
+      // the devices start their backward while the coordinator accumulates its weight gradients
+      const layer = k - 1;
+      const back = input ? this.dispatcher.backward(layer, rec.plans[layer]!, interleave(grads.slice(2, nIn), this.config.model.d_model)) : undefined;
       pnames.forEach((n, i) => {
         const acc = this.grads.get(n)!;
         const g = grads[nIn + i]!.dataSync();
         for (let j = 0; j < acc.length; j++) acc[j]! += g[j]!;
       });
-      if (upstream) tf.dispose([upstream.h, upstream.u, upstream.logits]);
-      dy = undefined;
-      if (input) {
-        const layer = k - 1;
-        const plan = rec.plans[layer]!;
-        const back = await this.dispatcher.backward(layer, plan, interleave(grads.slice(2, nIn), this.config.model.d_model));
-        addBackwardTiming(rec.layers[layer]!, back.timing);
-        dy = { h: grads[0]!, logits: grads[1]!, u: tf.tensor2d(back.grad, input.h.shape) };
+      if (input && back) {
+        let exchanged;
+        try {
+          exchanged = await back;
+        } catch (e) {
+          tf.dispose(grads);
+          throw e;
+        }
+        addBackwardTiming(rec.layers[layer]!, exchanged.timing);
+        dy = { h: grads[0]!, logits: grads[1]!, u: tf.tensor2d(exchanged.grad, input.h.shape) };
         tf.dispose(grads.slice(2));
         tf.dispose([input.h, input.logits, ...input.outputs]);
         disposeConstants(input.routing);

@@ -174,6 +174,7 @@ export function backward(qkv: Float32Array, o: Float32Array, lse: Float32Array, 
 
 /** Forward results kept per block, so that a recomputed forward (segment backward) skips the kernel. */
 export interface AttentionMemo {
+  qkv?: Float32Array;
   o?: Float32Array;
   lse?: Float32Array;
 }
@@ -191,18 +192,19 @@ export function causalAttention(qkv: tf.Tensor2D, shape: AttentionShape, memo: A
   const f = (...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const x = args[0] as tf.Tensor;
     const save = args[1] as tf.GradSaveFunc;
-    if (!memo.o || !memo.lse) {
-      const data = x.dataSync() as Float32Array;
-      Object.assign(memo, useWasm ? wasmAttentionForward(data, dims) : forward(data, shape, dModel));
+    if (!memo.o || !memo.lse || !memo.qkv) {
+      memo.qkv = x.dataSync() as Float32Array;
+      Object.assign(memo, useWasm ? wasmAttentionForward(memo.qkv, dims) : forward(memo.qkv, shape, dModel));
     }
     const out = tf.tensor2d(memo.o!, [N, dModel]);
-    save([x, out]);
+    save([]);
     return {
       value: out,
-      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-        const [sq, so] = saved.map((t) => t.dataSync() as Float32Array) as [Float32Array, Float32Array];
+      // the forward's input and output stay in the memo (a recomputed forward has the same values)
+      gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
         const g = (dy as tf.Tensor).dataSync() as Float32Array;
-        const dqkv = useWasm ? wasmAttentionBackward(sq, so, memo.lse!, g, dims) : backward(sq, so, memo.lse!, g, shape, dModel);
+        const { qkv: sq, o: so, lse } = memo as Required<AttentionMemo>;
+        const dqkv = useWasm ? wasmAttentionBackward(sq, so, lse, g, dims) : backward(sq, so, lse, g, shape, dModel);
         return [tf.tensor2d(dqkv, [N, 3 * dModel])];
       },
     };

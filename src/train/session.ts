@@ -47,12 +47,16 @@ export class Session {
 
   /** Global-norm clipping across the coordinator and every device, then one AdamW step everywhere. */
   async step(lr: number, t: number): Promise<{ gradNorm: number }> {
-    const norms = await Promise.all(this.devices.map((d) => d.gradSquaredNorm()));
-    const gradNorm = Math.sqrt(sumSquares(this.engine.grads.values()) + norms.reduce((a, b) => a + b, 0));
+    // devices sum their squares while the coordinator sums its own
+    const pending = Promise.all(this.devices.map((d) => d.gradSquaredNorm()));
+    const own = sumSquares(this.engine.grads.values());
+    const gradNorm = Math.sqrt(own + (await pending).reduce((a, b) => a + b, 0));
     const clip = this.config.train.grad_clip;
     const scale = clip > 0 && gradNorm > clip ? clip / gradNorm : 1;
+    // devices step their experts while the coordinator steps its weights
+    const stepping = Promise.all(this.devices.map((d) => d.step(lr, scale, t)));
     this.optimizer.step(this.engine.params, this.engine.grads, lr, scale, t);
-    await Promise.all(this.devices.map((d) => d.step(lr, scale, t)));
+    await stepping;
     this.engine.refresh();
     this.engine.zeroGrads();
     return { gradNorm };
