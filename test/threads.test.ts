@@ -52,7 +52,13 @@ for (const kind of ['crash', 'hang', 'throw'] as const) {
     const out = tempDir(t);
     const config = tiny('parallel.transport=threads', 'parallel.devices=2', 'moe.n_experts=4', 'train.steps=10', 'train.checkpoint_every=2',
       'parallel.fault.device=1', 'parallel.fault.step=3', `parallel.fault.kind=${kind}`, 'parallel.timeout_ms=1500');
+    const unhandled: unknown[] = [];
+    const onUnhandled = (r: unknown) => unhandled.push(r);
+    process.on('unhandledRejection', onUnhandled);
     const e = await t.throwsAsync(run(t, config, { outDir: out }));
+    await new Promise((r) => setImmediate(r)); // one turn of the event loop: unhandled rejections are reported by then
+    process.off('unhandledRejection', onUnhandled);
+    t.deepEqual(unhandled, [], 'no unhandled rejection');
     t.true(e instanceof DeviceError, String(e));
     t.regex(e!.message, /^device 1 \(experts 2,3\) failed during forward of Switch layer 0: /);
     if (kind === 'hang') t.regex(e!.message, /no answer within parallel\.timeout_ms = 1500 ms/);

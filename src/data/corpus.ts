@@ -37,7 +37,7 @@ async function download(url: string, file: string, log: (s: string) => void): Pr
         `save input.txt from karpathy/char-rnn as ${file} or set data.path=/path/to/tinyshakespeare.txt`,
     );
   }
-  if (!res.ok || !res.body) throw new ConfigError(`data.dataset tinyshakespeare download failed: HTTP ${res.status}; set data.path to a local copy`);
+  if (!res.ok || !res.body) throw new ConfigError(`data.dataset tinyshakespeare download failed (HTTP ${res.status}); save input.txt from karpathy/char-rnn as ${file} or set data.path=/path/to/tinyshakespeare.txt`);
   const total = Number(res.headers.get('content-length') ?? 0);
   const chunks: Uint8Array[] = [];
   let got = 0;
@@ -68,7 +68,7 @@ export async function loadCorpus(dataset: string, path: string, log: (s: string)
   if (dataset === 'tinyshakespeare') {
     if (path) return { name: dataset, text: readText(path, 'data.path'), source: path };
     const cached = join(cacheDir(), 'tinyshakespeare.txt');
-    if (!existsSync(cached)) await download(TINY_SHAKESPEARE_URL, cached, log);
+    if (!existsSync(cached)) await download(process.env.SWITCH_SIM_TINYSHAKESPEARE_URL ?? TINY_SHAKESPEARE_URL, cached, log);
     return { name: dataset, text: readText(cached, 'data.dataset'), source: cached };
   }
   return { name: dataset, text: readText(dataset, 'data.dataset'), source: dataset };
