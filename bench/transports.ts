@@ -1,7 +1,8 @@
 /**
  * Tokens/s of configs/tiny-shakespeare.yaml with transport local and with threads for D = 1, 2, 4,
  * in one run, with the ratios to local, and the experts' compute rate on the devices.
- *   npx tsx bench/transports.ts [--steps N] [--set key=value ...]
+ *   npx tsx bench/transports.ts [--steps N] [--microbatches M] [--set key=value ...]
+ * With --microbatches M, the threads rows run min(M, D) micro-batches (the pipelined schedule).
  * Each configuration trains N steps (default 12); the first 2 are warm-up and not counted.
  */
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -11,11 +12,13 @@ import { train } from '../src/train/trainer.js';
 import { arg, benchConfig } from './common.js';
 
 const steps = arg('steps', 12);
+const micro = arg('microbatches', 1);
 const sets = process.argv.flatMap((a, i) => (a === '--set' ? [process.argv[i + 1]!] : []));
 interface Row { name: string; msPerStep: number; tokensPerS: number; expertGflops: number; waitMs: number }
 const rows: Row[] = [];
 for (const [transport, devices] of [['local', 2], ['threads', 1], ['threads', 2], ['threads', 4]] as const) {
-  const config = benchConfig(steps, `parallel.transport=${transport}`, `parallel.devices=${devices}`, 'train.log_every=1', ...sets);
+  const m = transport === 'threads' ? Math.min(micro, devices) : 1;
+  const config = benchConfig(steps, `parallel.transport=${transport}`, `parallel.devices=${devices}`, `parallel.microbatches=${m}`, 'train.log_every=1', ...sets);
   const dir = mkdtempSync(join(tmpdir(), 'switch-sim-bench-'));
   const times: number[] = [];
   let last = performance.now();
@@ -33,7 +36,7 @@ for (const [transport, devices] of [['local', 2], ['threads', 1], ['threads', 2]
   }
   const counted = times.slice(2);
   const ms = counted.reduce((a, b) => a + b, 0) / counted.length;
-  rows.push({ name: `${transport} D=${devices}`, msPerStep: ms, tokensPerS: (config.data.batch_size * config.data.seq_len) / (ms / 1000), expertGflops: flops / computeMs / 1e6, waitMs: waitMs / recs.length });
+  rows.push({ name: `${transport} D=${devices}${m > 1 ? ` M=${m}` : ''}`, msPerStep: ms, tokensPerS: (config.data.batch_size * config.data.seq_len) / (ms / 1000), expertGflops: flops / computeMs / 1e6, waitMs: waitMs / recs.length });
 }
 const base = rows[0]!.tokensPerS;
 console.log('transport       ms/step  tokens/s  vs local  expert GFLOP/s (per device thread)  wait on devices ms/step');

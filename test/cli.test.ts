@@ -51,7 +51,7 @@ test('Ctrl-C finishes the step, saves a resumable checkpoint and exits 130', asy
   t.regex(stderr, /interrupted: saved .*step-\d+; continue with --resume/);
   const gen = run('generate', '--checkpoint', out, '--tokens', '5', '--prompt', 'A');
   t.is(gen.status, 0, gen.stderr);
-  t.is(gen.stdout.trimEnd().length, 6);
+  t.is(gen.stdout.replace(/\n$/, '').length, 6); // the prompt and 5 characters (which may be whitespace)
   t.true(existsSync(join(out, 'checkpoints')));
 });
 

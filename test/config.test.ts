@@ -32,6 +32,7 @@ test('each kind of config error has its exact one-line message', (t) => {
   t.is(err(['moe.capacity_factr=1']), 'config error: unknown key moe.capacity_factr (did you mean moe.capacity_factor?)');
   t.is(err(['model.d_model=130']), 'config error: model.d_model must be divisible by model.n_heads (4) (got 130)');
   t.is(err(['moe.n_experts=3']), 'config error: moe.n_experts must be divisible by parallel.devices (2) (got 3)');
+  t.is(err(['parallel.microbatches=3']), 'config error: parallel.microbatches must divide parallel.devices (2): each micro-batch routes whole groups (got 3)');
   t.is(err(['moe.top_k=1.5']), 'config error: moe.top_k must be an integer (got 1.5)');
   t.is(err(['moe.drop_policy=first']), 'config error: moe.drop_policy must be one of position|random|priority (got "first")');
   t.is(err(['data.batch_size=abc']), 'config error: data.batch_size must be a number (got "abc")');

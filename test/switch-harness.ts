@@ -22,8 +22,8 @@ export async function runSwitch(config: Config, u: Float32Array, logits: Float32
   const devices = Array.from({ length: config.parallel.devices }, (_, i) => new LocalDevice(config, i, [0], buffers));
   const dispatcher = new SwitchDispatcher(config, devices, buffers);
   const probs = tf.tidy(() => tf.softmax(tf.tensor2d(logits, [N, E]))).dataSync() as Float32Array;
-  const plan = dispatcher.route(0, probs, true, step);
-  const sw = await dispatcher.forward(0, plan, u, true);
+  const plan = dispatcher.route(0, probs, true, step, { offset: 0, count: config.parallel.devices });
+  const sw = await dispatcher.forward(0, 0, plan, u, true, step);
   const K = plan.topK;
   const outs = Array.from({ length: K }, (_, c) => {
     const o = new Float32Array(N * d);
@@ -65,11 +65,10 @@ export function referenceSwitch(config: Config, u: Float32Array, logits: Float32
     ? Math.min(S, Math.max(config.moe.min_capacity, Math.floor((config.moe.capacity_factor * S) / E)))
     : Infinity;
   const kept: boolean[][] = choice.map((c) => c.map(() => false));
-  const dropRng = rngFor(config.seed, 'drop', step, 0); // one stream per layer and step; a permutation per group
   for (let g = 0; g < G; g++) {
     const used = new Array<number>(E).fill(0);
     let order = Array.from({ length: S }, (_, i) => i);
-    if (config.moe.drop_policy === 'random') order = Array.from(dropRng.permutation(S));
+    if (config.moe.drop_policy === 'random') order = Array.from(rngFor(config.seed, 'drop', step, 0, g).permutation(S)); // one stream per layer, step and group
     for (let c = 0; c < K; c++) {
       let ord = order;
       if (config.moe.drop_policy === 'priority') ord = [...order].sort((a, b) => probs[g * S + b]![choice[g * S + b]![c]!]! - probs[g * S + a]![choice[g * S + a]![c]!]! || a - b);

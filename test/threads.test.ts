@@ -30,6 +30,16 @@ for (const [D, E, policy] of cases) {
   });
 }
 
+test.serial('micro-batches: 2 pipelined micro-batches equal 1 (no jitter, no dropout); threads equal local with them on', async (t) => {
+  const sets = ['parallel.devices=2', 'moe.n_experts=4', 'train.steps=8', 'moe.drop_policy=random'];
+  const one = await run(t, tiny(...sets, 'parallel.transport=local', 'moe.router_jitter=0', 'model.dropout=0'));
+  const two = await run(t, tiny(...sets, 'parallel.transport=local', 'moe.router_jitter=0', 'model.dropout=0', 'parallel.microbatches=2'));
+  sameLosses(t, one, two, 'microbatches 1 vs 2');
+  const local = await run(t, tiny(...sets, 'parallel.transport=local', 'parallel.microbatches=2'));
+  const threads = await run(t, tiny(...sets, 'parallel.transport=threads', 'parallel.microbatches=2'));
+  sameLosses(t, local, threads, 'microbatches 2, local vs threads');
+});
+
 for (const payload of ['transfer', 'clone']) {
   test.serial(`payload ${payload} gives the same losses as shared memory`, async (t) => {
     const sets = ['parallel.devices=2', 'moe.n_experts=4', 'train.steps=6', 'parallel.transport=threads'];

@@ -6,7 +6,7 @@ import type { RoutingPlan } from '../router/plan.js';
  */
 export function slotOffset(plan: RoutingPlan, i: number, d: number): number {
   const t = Math.floor(i / plan.topK);
-  const g = Math.floor(t / plan.tokensPerGroup);
+  const g = plan.groupOffset + Math.floor(t / plan.tokensPerGroup);
   return ((g * plan.experts + plan.expert[i]!) * plan.capacity + plan.slot[i]!) * d;
 }
 

@@ -40,6 +40,7 @@ export const DEFAULTS = {
     backend: 'wasm' as 'wasm' | 'cpu' | 'tensorflow',
     payload: 'shared' as 'shared' | 'transfer' | 'clone',
     timeout_ms: 60000,
+    microbatches: 1,
     fault: {
       device: -1, // -1: no fault injected
       step: 0,

@@ -44,6 +44,7 @@ export const ConfigSchema = z
       backend: z.enum(['wasm', 'cpu', 'tensorflow']),
       payload: z.enum(['shared', 'transfer', 'clone']),
       timeout_ms: int(1),
+      microbatches: int(1, 64),
       fault: z.strictObject({
         device: int(-1, 63),
         step: int(0),
@@ -76,6 +77,8 @@ export const ConfigSchema = z
       `must be divisible by parallel.devices (${c.parallel.devices})`);
     rule(c.data.batch_size % c.parallel.devices === 0, ['data', 'batch_size'],
       `must be divisible by parallel.devices (${c.parallel.devices}): each device routes its own group of sequences`);
+    rule(c.parallel.devices % c.parallel.microbatches === 0, ['parallel', 'microbatches'],
+      `must divide parallel.devices (${c.parallel.devices}): each micro-batch routes whole groups`);
     rule(c.moe.top_k <= c.moe.n_experts, ['moe', 'top_k'], `must be <= moe.n_experts (${c.moe.n_experts})`);
     rule(c.train.min_lr <= c.train.lr, ['train', 'min_lr'], `must be <= train.lr (${c.train.lr})`);
     rule(c.parallel.fault.device < c.parallel.devices, ['parallel', 'fault', 'device'],

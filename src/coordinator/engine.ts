@@ -7,9 +7,9 @@ import { toTensors, type ParamSet } from '../model/params.js';
 import { runStage, stageCount, stageParams, type StageInput, type StageOutput } from '../model/stages.js';
 import { disposeConstants, routingConstants } from '../router/gates.js';
 import type { RoutingPlan } from '../router/plan.js';
-import { addBackwardTiming, layerStats, type LayerStats } from './layer-stats.js';
+import { addBackwardTiming, layerStats, mergeLayerStats, type LayerStats } from './layer-stats.js';
 import { StepContext } from './step-context.js';
-import { SwitchDispatcher } from './switch-dispatch.js';
+import { SwitchDispatcher, type ExchangeTiming, type SwitchForward } from './switch-dispatch.js';
 
 export interface StepResult {
   loss: number;
@@ -19,7 +19,9 @@ export interface StepResult {
   layers: LayerStats[];
 }
 
-interface ForwardRecord {
+/** One micro-batch's forward: what its backward needs, and what it measured. */
+interface MicroRecord {
+  ctx: StepContext;
   inputs: (StageInput | undefined)[];
   plans: RoutingPlan[];
   layers: LayerStats[];
@@ -28,6 +30,14 @@ interface ForwardRecord {
   z: number;
   /** final residual stream when no targets were given (sampling), [N, d] */
   h?: tf.Tensor2D;
+}
+
+type Upstream = { h: tf.Tensor; u: tf.Tensor; logits: tf.Tensor };
+
+/** Marks a promise as handled now (its rejection is rethrown where it is awaited). */
+function early<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => {});
+  return p;
 }
 
 /** Splits [N·k, d] token-choice rows into k tensors of [N, d]. */
@@ -77,105 +87,173 @@ export class Engine {
     this.weights = toTensors(this.params);
   }
 
-  private async forward(ctx: StepContext): Promise<ForwardRecord> {
+  /**
+   * Splits a batch into `parallel.microbatches` micro-batches of whole routing groups, so that the
+   * coordinator computes one micro-batch while the devices work on another.
+   */
+  private contexts(x: Int32Array, y: Int32Array | undefined, batch: number, step: number, train: boolean): StepContext[] {
+    const M = batch % this.config.parallel.devices === 0 ? this.config.parallel.microbatches : 1;
+    const per = x.length / M;
+    return Array.from({ length: M }, (_, m) =>
+      new StepContext(this.config, batch / M, train, step, x.subarray(m * per, (m + 1) * per), y?.subarray(m * per, (m + 1) * per), m));
+  }
+
+  /** Routing groups of micro-batch m: the step's G groups (G = devices) split evenly. */
+  private groups(ctx: StepContext, M: number) {
+    const D = this.config.parallel.devices;
+    const G = (ctx.batch * M) % D === 0 ? D : 1;
+    return { offset: (ctx.micro * G) / M, count: G / M };
+  }
+
+  /**
+   * Forward, pipelined over micro-batches: stage k of micro-batch m+1 runs on the coordinator while
+   * the devices compute the experts of micro-batch m.
+   */
+  private async forward(ctxs: StepContext[]): Promise<MicroRecord[]> {
     const S = stageCount(this.config) - 1;
-    const rec: ForwardRecord = { inputs: [], plans: [], layers: [], ce: 0, balance: 0, z: 0 };
-    let input: StageInput | undefined;
-    for (let k = 0; k <= S; k++) {
-      const out: StageOutput = tf.tidy(() => runStage(k, input, this.weights, ctx) as unknown as tf.NamedTensorMap) as StageOutput;
-      rec.inputs.push(input);
-      rec.balance += out.balance?.dataSync()[0] ?? 0;
-      rec.z += out.z?.dataSync()[0] ?? 0;
-      tf.dispose([out.balance, out.z].filter((t): t is tf.Scalar => t !== undefined));
-      if (k === S) {
-        if (out.ce) rec.ce = out.ce.dataSync()[0]!;
-        tf.dispose(out.ce);
-        rec.h = out.h;
-        break;
+    const M = ctxs.length;
+    const recs: MicroRecord[] = ctxs.map((ctx) => ({ ctx, inputs: [], plans: [], layers: [], ce: 0, balance: 0, z: 0 }));
+    const pending: (Promise<SwitchForward> | undefined)[] = new Array(M);
+    const probs: Float32Array[] = new Array(M);
+    const carried: StageOutput[] = new Array(M);
+    try {
+      for (let k = 0; k <= S; k++) {
+        for (let m = 0; m < M; m++) {
+          const rec = recs[m]!;
+          let input: StageInput | undefined;
+          if (k > 0) {
+            const sw = await pending[m]!;
+            pending[m] = undefined;
+            rec.layers.push(layerStats(sw.plan, probs[m]!, sw.timing));
+            const prev = carried[m]!;
+            input = { h: prev.h!, logits: prev.logits!, outputs: perChoice(sw.outputs, sw.plan.topK, this.config.model.d_model), routing: routingConstants(sw.plan) };
+          }
+          const out: StageOutput = tf.tidy(() => runStage(k, input, this.weights, rec.ctx) as unknown as tf.NamedTensorMap) as StageOutput;
+          rec.inputs.push(input);
+          rec.balance += out.balance?.dataSync()[0] ?? 0;
+          rec.z += out.z?.dataSync()[0] ?? 0;
+          tf.dispose([out.balance, out.z].filter((t): t is tf.Scalar => t !== undefined));
+          if (k === S) {
+            if (out.ce) rec.ce = out.ce.dataSync()[0]!;
+            tf.dispose(out.ce);
+            rec.h = out.h;
+            continue;
+          }
+          const probsT = tf.softmax(out.logits!);
+          probs[m] = probsT.dataSync() as Float32Array; // router probabilities, float32 [N, E]
+          probsT.dispose();
+          const plan = this.dispatcher.route(k, probs[m]!, rec.ctx.train, rec.ctx.step, this.groups(rec.ctx, M));
+          rec.plans.push(plan);
+          pending[m] = early(this.dispatcher.forward(k, m, plan, out.u!.dataSync() as Float32Array, rec.ctx.train, rec.ctx.step));
+          out.u!.dispose();
+          carried[m] = out;
+        }
       }
-      const probsT = tf.softmax(out.logits!);
-      const probs = probsT.dataSync() as Float32Array; // router probabilities, float32 [N, E]
-      probsT.dispose();
-      const plan = this.dispatcher.route(k, probs, ctx.train, ctx.step);
-      const sw = await this.dispatcher.forward(k, plan, out.u!.dataSync() as Float32Array, ctx.train, ctx.step);
-      out.u!.dispose();
-      rec.plans.push(plan);
-      rec.layers.push(layerStats(plan, probs, sw.timing));
-      input = { h: out.h!, logits: out.logits!, outputs: perChoice(sw.outputs, plan.topK, this.config.model.d_model), routing: routingConstants(plan) };
+    } catch (e) {
+      await Promise.allSettled(pending.filter((p) => p !== undefined));
+      tf.dispose(carried.flatMap((o) => (o ? [o.h, o.logits].filter((t): t is tf.Tensor2D => t !== undefined) : [])));
+      for (const rec of recs) this.releaseInputs(rec);
+      throw e;
     }
-    return rec;
+    return recs;
   }
 
   /** Forward and backward for one batch; coordinator gradients accumulate in `grads`, expert ones on the devices. */
   async trainStep(x: Int32Array, y: Int32Array, batch: number, step: number): Promise<StepResult> {
-    const ctx = new StepContext(this.config, batch, true, step, x, y);
+    const ctxs = this.contexts(x, y, batch, step, true);
     try {
-      const rec = await this.forward(ctx);
-      await this.backward(rec, ctx);
-      return { loss: rec.ce + rec.balance + rec.z, ce: rec.ce, balance_loss: rec.balance, z_loss: rec.z, layers: rec.layers };
+      const recs = await this.forward(ctxs);
+      await this.backward(recs);
+      const mean = (f: (r: MicroRecord) => number) => recs.reduce((a, r) => a + f(r), 0) / recs.length;
+      const [ce, balance, z] = [mean((r) => r.ce), mean((r) => r.balance), mean((r) => r.z)];
+      const layers = recs[0]!.layers.map((_, l) => mergeLayerStats(recs.map((r) => r.layers[l]!)));
+      return { loss: ce + balance + z, ce, balance_loss: balance, z_loss: z, layers };
     } finally {
-      ctx.dispose();
+      for (const c of ctxs) c.dispose();
     }
   }
 
-  private async backward(rec: ForwardRecord, ctx: StepContext): Promise<void> {
-    const S = rec.inputs.length - 1;
+  /**
+   * Backward, stage by stage in reverse and pipelined like the forward: micro-batch m's expert
+   * backward runs on the devices while the coordinator differentiates micro-batch m+1's stage.
+   * Each stage's objective is its loss terms (scaled by 1/M) plus Σ⟨out, ∂L/∂out⟩.
+   */
+  private async backward(recs: MicroRecord[]): Promise<void> {
+    const M = recs.length;
+    const S = recs[0]!.inputs.length - 1;
     const names = [...this.params.keys()];
-    let dy: { h: tf.Tensor; u: tf.Tensor; logits: tf.Tensor } | undefined;
-    for (let k = S; k >= 0; k--) {
-      const input = rec.inputs[k];
-      const pnames = stageParams(this.config, k, names);
-      const diff: tf.Tensor[] = input ? [input.h, input.logits, ...input.outputs] : [];
-      const nIn = diff.length;
-      const upstream = dy;
-      // the stage's contribution to the loss, linearised at its outputs: Σ⟨out, ∂L/∂out⟩ + its own loss terms
-      const objective = (...args: tf.Tensor[]): tf.Scalar => {
-        const w = new Map(this.weights);
-        pnames.forEach((n, i) => w.set(n, args[nIn + i]!));
-        const inp = input && { ...input, h: args[0] as tf.Tensor2D, logits: args[1] as tf.Tensor2D, outputs: args.slice(2, nIn) as tf.Tensor2D[] };
-        const o = runStage(k, inp, w, ctx);
-        let total: tf.Tensor = tf.scalar(0);
-        for (const t of [o.ce, o.balance, o.z]) if (t) total = total.add(t);
-        if (upstream) total = total.add(tf.sum(o.h!.mul(upstream.h))).add(tf.sum(o.u!.mul(upstream.u))).add(tf.sum(o.logits!.mul(upstream.logits)));
-        return total as tf.Scalar;
-      };
-      const grads = tf.grads(objective)([...diff, ...pnames.map((n) => this.weights.get(n)!)]);
-      if (upstream) tf.dispose([upstream.h, upstream.u, upstream.logits]);
-      dy = undefined;
-      // the devices start their backward while the coordinator accumulates its weight gradients
-      const layer = k - 1;
-      const back = input ? this.dispatcher.backward(layer, rec.plans[layer]!, interleave(grads.slice(2, nIn), this.config.model.d_model)) : undefined;
-      pnames.forEach((n, i) => {
-        const acc = this.grads.get(n)!;
-        const g = grads[nIn + i]!.dataSync();
-        for (let j = 0; j < acc.length; j++) acc[j]! += g[j]!;
-      });
-      if (input && back) {
-        let exchanged;
-        try {
-          exchanged = await back;
-        } catch (e) {
-          tf.dispose(grads);
-          throw e;
+    const pending: (Promise<{ grad: Float32Array; timing: ExchangeTiming }> | undefined)[] = new Array(M);
+    const partial: ({ h: tf.Tensor; logits: tf.Tensor } | undefined)[] = new Array(M);
+    try {
+      for (let k = S; k >= 0; k--) {
+        const pnames = stageParams(this.config, k, names);
+        for (let m = 0; m < M; m++) {
+          const rec = recs[m]!;
+          let upstream: Upstream | undefined;
+          if (k < S) {
+            const back = await pending[m]!;
+            pending[m] = undefined;
+            addBackwardTiming(rec.layers[k]!, back.timing);
+            upstream = { ...partial[m]!, u: tf.tensor2d(back.grad, partial[m]!.h.shape as [number, number]) };
+            partial[m] = undefined;
+          }
+          const grads = this.stageGradients(k, rec, pnames, upstream, 1 / M);
+          if (upstream) tf.dispose([upstream.h, upstream.u, upstream.logits]);
+          const input = rec.inputs[k];
+          const nIn = input ? 2 + input.outputs.length : 0;
+          if (input) {
+            // the devices start this micro-batch's expert backward now
+            pending[m] = early(this.dispatcher.backward(k - 1, m, rec.plans[k - 1]!, interleave(grads.slice(2, nIn), this.config.model.d_model)));
+            partial[m] = { h: grads[0]!, logits: grads[1]! };
+            tf.dispose(grads.slice(2, nIn));
+            tf.dispose([input.h, input.logits, ...input.outputs]);
+            disposeConstants(input.routing);
+            rec.inputs[k] = undefined;
+          }
+          pnames.forEach((n, i) => {
+            const acc = this.grads.get(n)!;
+            const g = grads[nIn + i]!.dataSync();
+            for (let j = 0; j < acc.length; j++) acc[j]! += g[j]!;
+          });
+          tf.dispose(grads.slice(nIn));
         }
-        addBackwardTiming(rec.layers[layer]!, exchanged.timing);
-        dy = { h: grads[0]!, logits: grads[1]!, u: tf.tensor2d(exchanged.grad, input.h.shape) };
-        tf.dispose(grads.slice(2));
-        tf.dispose([input.h, input.logits, ...input.outputs]);
-        disposeConstants(input.routing);
-      } else tf.dispose(grads);
+      }
+    } catch (e) {
+      await Promise.allSettled(pending.filter((p) => p !== undefined));
+      tf.dispose(partial.flatMap((p) => (p ? [p.h, p.logits] : [])));
+      for (const rec of recs) this.releaseInputs(rec);
+      throw e;
     }
+  }
+
+  /** tf.grads of stage k's linearised objective w.r.t. its inputs (h, logits, expert outputs) and weights. */
+  private stageGradients(k: number, rec: MicroRecord, pnames: string[], upstream: Upstream | undefined, scale: number): tf.Tensor[] {
+    const input = rec.inputs[k];
+    const diff: tf.Tensor[] = input ? [input.h, input.logits, ...input.outputs] : [];
+    const nIn = diff.length;
+    const objective = (...args: tf.Tensor[]): tf.Scalar => {
+      const w = new Map(this.weights);
+      pnames.forEach((n, i) => w.set(n, args[nIn + i]!));
+      const inp = input && { ...input, h: args[0] as tf.Tensor2D, logits: args[1] as tf.Tensor2D, outputs: args.slice(2, nIn) as tf.Tensor2D[] };
+      const o = runStage(k, inp, w, rec.ctx);
+      let total: tf.Tensor = tf.scalar(0);
+      for (const t of [o.ce, o.balance, o.z]) if (t) total = total.add(t);
+      total = total.mul(scale);
+      if (upstream) total = total.add(tf.sum(o.h!.mul(upstream.h))).add(tf.sum(o.u!.mul(upstream.u))).add(tf.sum(o.logits!.mul(upstream.logits)));
+      return total as tf.Scalar;
+    };
+    return tf.grads(objective)([...diff, ...pnames.map((n) => this.weights.get(n)!)]);
   }
 
   /** Cross-entropy of a batch without gradients (eval capacity factor, no jitter, no dropout). */
   async evaluate(x: Int32Array, y: Int32Array, batch: number, step: number): Promise<number> {
-    const ctx = new StepContext(this.config, batch, false, step, x, y);
+    const ctxs = this.contexts(x, y, batch, step, false);
     try {
-      const rec = await this.forward(ctx);
-      this.releaseInputs(rec);
-      return rec.ce;
+      const recs = await this.forward(ctxs);
+      for (const rec of recs) this.releaseInputs(rec);
+      return recs.reduce((a, r) => a + r.ce, 0) / recs.length;
     } finally {
-      ctx.dispose();
+      for (const c of ctxs) c.dispose();
     }
   }
 
@@ -183,7 +261,7 @@ export class Engine {
   async nextTokenLogits(x: Int32Array, step: number): Promise<Float32Array> {
     const ctx = new StepContext(this.config, 1, false, step, x);
     try {
-      const rec = await this.forward(ctx);
+      const [rec] = (await this.forward([ctx])) as [MicroRecord];
       this.releaseInputs(rec);
       const logits = tf.tidy(() => lmLogits(tf.slice(rec.h!, [x.length - 1, 0], [1, -1]) as tf.Tensor2D, this.weights));
       rec.h!.dispose();
@@ -195,11 +273,12 @@ export class Engine {
     }
   }
 
-  private releaseInputs(rec: ForwardRecord): void {
+  private releaseInputs(rec: MicroRecord): void {
     for (const inp of rec.inputs) if (inp) {
       tf.dispose([inp.h, inp.logits, ...inp.outputs]);
       disposeConstants(inp.routing);
     }
+    rec.inputs = [];
   }
 
   zeroGrads(): void {

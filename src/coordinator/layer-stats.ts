@@ -55,3 +55,23 @@ export function addBackwardTiming(s: LayerStats, timing: ExchangeTiming): void {
   s.wait_ms += timing.waitMs;
   timing.computeMs.forEach((ms, i) => (s.device_compute_ms[i]! += ms));
 }
+
+/** One layer's statistics over the micro-batches of a step (they hold disjoint groups). */
+export function mergeLayerStats(parts: LayerStats[]): LayerStats {
+  if (parts.length === 1) return parts[0]!;
+  const groups = parts.flatMap((p) => p.group_expert_counts);
+  const E = groups[0]!.length;
+  const routed = Array.from({ length: E }, (_, e) => groups.reduce((a, g) => a + g[e]!, 0));
+  const tokens = routed.reduce((a, b) => a + b, 0);
+  const mean = (f: (p: LayerStats) => number) => parts.reduce((a, p) => a + f(p), 0) / parts.length;
+  return {
+    tokens_per_expert: Array.from({ length: E }, (_, e) => parts.reduce((a, p) => a + p.tokens_per_expert[e]!, 0)),
+    group_expert_counts: groups,
+    drop_fraction: mean((p) => p.drop_fraction),
+    router_entropy: mean((p) => p.router_entropy),
+    load_max_over_mean: Math.max(...routed) / (tokens / E),
+    capacity: parts[0]!.capacity,
+    device_compute_ms: parts[0]!.device_compute_ms.map((_, i) => parts.reduce((a, p) => a + p.device_compute_ms[i]!, 0)),
+    wait_ms: parts.reduce((a, p) => a + p.wait_ms, 0),
+  };
+}

@@ -21,6 +21,8 @@ export class StepContext implements StageContext {
     readonly step: number,
     tokens: Int32Array,
     targets?: Int32Array,
+    /** micro-batch index: its random draws are its own */
+    readonly micro = 0,
   ) {
     this.tokens = tf.tensor1d(tokens, 'int32');
     if (targets) this.targets = tf.tensor1d(targets, 'int32');
@@ -29,7 +31,7 @@ export class StepContext implements StageContext {
   private draw(key: string, shape: [number, number], sample: (u: number) => number): tf.Tensor {
     let t = this.cache.get(key);
     if (!t) {
-      const rng = rngFor(this.config.seed, key, this.step);
+      const rng = rngFor(this.config.seed, key, this.step, this.micro);
       const data = new Float32Array(shape[0] * shape[1]);
       for (let i = 0; i < data.length; i++) data[i] = sample(rng.uniform());
       t = tf.keep(tf.tensor2d(data, shape));

@@ -32,8 +32,8 @@ export class DeviceHost {
   readonly params: ParamSet = new Map();
   private readonly grads = new Map<string, Float32Array>();
   private weights = new Map<string, tf.Tensor>();
-  /** per Switch layer, per local expert: inputs and pre-activations kept for backward */
-  private readonly stash = new Map<number, { x: tf.Tensor2D; a: tf.Tensor2D }[]>();
+  /** per (Switch layer, micro-batch), per local expert: inputs and pre-activations kept for backward */
+  private readonly stash = new Map<string, { x: tf.Tensor2D; a: tf.Tensor2D }[]>();
   private readonly optimizer: AdamW;
 
   constructor(
@@ -111,7 +111,8 @@ export class DeviceHost {
     const d = this.config.model.d_model;
     const input = this.slots(req.layer, 'dispatch', req.payload);
     const output = this.outputView(req.layer, 'combine', req.payload);
-    this.dropStash(req.layer);
+    const key = `${req.layer}/${req.micro}`;
+    this.dropStash(key);
     const kept: { x: tf.Tensor2D; a: tf.Tensor2D }[] = [];
     let rows = 0;
     for (const e of this.experts) {
@@ -129,7 +130,7 @@ export class DeviceHost {
       if (req.train) kept.push({ x, a: f.a });
       else tf.dispose([x, f.a]);
     }
-    if (req.train) this.stash.set(req.layer, kept);
+    if (req.train) this.stash.set(key, kept);
     return { device: this.device, computeMs: performance.now() - t0, rows, payload: req.payload ? output.data : undefined };
   }
 
@@ -137,8 +138,9 @@ export class DeviceHost {
   backward(req: BackwardRequest): ComputeReport {
     const t0 = performance.now();
     const d = this.config.model.d_model;
-    const kept = this.stash.get(req.layer);
-    if (!kept) throw new Error(`backward for Switch layer ${req.layer} without a training forward`);
+    const key = `${req.layer}/${req.micro}`;
+    const kept = this.stash.get(key);
+    if (!kept) throw new Error(`backward for Switch layer ${req.layer} (micro-batch ${req.micro}) without a training forward`);
     const input = this.slots(req.layer, 'gradOut', req.payload);
     const output = this.outputView(req.layer, 'gradIn', req.payload);
     let rows = 0;
@@ -158,14 +160,14 @@ export class DeviceHost {
       }
       tf.dispose([g, r.dx, r.w1, r.b1, r.w2, r.b2]);
     });
-    this.dropStash(req.layer);
+    this.dropStash(key);
     return { device: this.device, computeMs: performance.now() - t0, rows, payload: req.payload ? output.data : undefined };
   }
 
-  private dropStash(layer: number): void {
-    const s = this.stash.get(layer);
+  private dropStash(key: string): void {
+    const s = this.stash.get(key);
     if (s) for (const k of s) if (k !== EMPTY) tf.dispose([k.x, k.a]);
-    this.stash.delete(layer);
+    this.stash.delete(key);
   }
 
   /** Σ‖grad‖² over this device's experts, for global-norm clipping. */

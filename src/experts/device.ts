@@ -1,13 +1,25 @@
 import type { ComputeReport, DeviceState } from './messages.js';
 
+/** One exchange of a Switch layer: which slots hold tokens, and for which micro-batch. */
+export interface ExchangeRequest {
+  layer: number;
+  /** micro-batch index: each keeps its own activations on the device until its backward */
+  micro: number;
+  capacity: number;
+  /** [G·E] tokens per (group, expert) over the buffer's groups (zero for groups not in this exchange) */
+  counts: Int32Array;
+  train: boolean;
+  /** the training step, for fault injection (parallel.fault.step) */
+  step: number;
+}
+
 /** One simulated GPU as the coordinator sees it. Slot data moves through the layer buffers. */
 export interface ExpertDevice {
   readonly index: number;
   /** global indices of the experts this device owns */
   readonly experts: number[];
-  /** `step`: the training step, for fault injection (parallel.fault.step) */
-  forward(layer: number, capacity: number, counts: Int32Array, train: boolean, step?: number): Promise<ComputeReport>;
-  backward(layer: number, capacity: number, counts: Int32Array): Promise<ComputeReport>;
+  forward(req: ExchangeRequest): Promise<ComputeReport>;
+  backward(req: ExchangeRequest): Promise<ComputeReport>;
   gradSquaredNorm(): Promise<number>;
   step(lr: number, clipScale: number, t: number): Promise<void>;
   state(): Promise<DeviceState>;

@@ -1,7 +1,7 @@
 import type { Config } from '../config/defaults.js';
 import type { LayerBuffers } from '../comm/buffers.js';
 import { DeviceHost } from './device-host.js';
-import type { ExpertDevice } from './device.js';
+import type { ExchangeRequest, ExpertDevice } from './device.js';
 import type { ComputeReport, DeviceState } from './messages.js';
 
 /** `parallel.transport: local`: the device runs in the coordinator's thread; the reference implementation. */
@@ -16,12 +16,12 @@ export class LocalDevice implements ExpertDevice {
     return this.host.experts;
   }
 
-  async forward(layer: number, capacity: number, counts: Int32Array, train: boolean): Promise<ComputeReport> {
-    return this.host.forward({ kind: 'forward', layer, capacity, counts, train });
+  async forward(req: ExchangeRequest): Promise<ComputeReport> {
+    return this.host.forward({ kind: 'forward', ...req });
   }
 
-  async backward(layer: number, capacity: number, counts: Int32Array): Promise<ComputeReport> {
-    return this.host.backward({ kind: 'backward', layer, capacity, counts });
+  async backward(req: ExchangeRequest): Promise<ComputeReport> {
+    return this.host.backward({ kind: 'backward', ...req });
   }
 
   async gradSquaredNorm(): Promise<number> {

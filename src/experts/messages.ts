@@ -14,6 +14,8 @@ export interface InitRequest {
 export interface ForwardRequest {
   kind: 'forward';
   layer: number;
+  /** micro-batch: activations are kept per (layer, micro-batch) */
+  micro: number;
   capacity: number;
   /** [G·E] kept tokens per (group, expert) */
   counts: Int32Array;
@@ -26,6 +28,7 @@ export interface ForwardRequest {
 export interface BackwardRequest {
   kind: 'backward';
   layer: number;
+  micro: number;
   capacity: number;
   counts: Int32Array;
   payload?: Float32Array;

@@ -4,7 +4,7 @@ import { view, type LayerBuffers } from '../comm/buffers.js';
 import { extractDeviceSlots, insertDeviceSlots, type DeviceSlots } from '../comm/slots.js';
 import { DeviceError } from '../coordinator/errors.js';
 import { expertsOf } from './device-host.js';
-import type { ExpertDevice } from './device.js';
+import type { ExchangeRequest, ExpertDevice } from './device.js';
 import type { ComputeReport, DeviceRequest, DeviceState } from './messages.js';
 
 /** registers the TypeScript loader in the worker, then loads worker.ts */
@@ -65,14 +65,15 @@ export class ThreadDevice implements ExpertDevice {
     return { groups: counts.length / E, experts: E, capacity, dModel: this.config.model.d_model, first: this.experts[0]!, count: this.experts.length };
   }
 
-  private async exchange(kind: 'forward' | 'backward', layer: number, capacity: number, counts: Int32Array, train: boolean, step: number): Promise<ComputeReport> {
+  private async exchange(kind: 'forward' | 'backward', req: ExchangeRequest): Promise<ComputeReport> {
+    const { layer, capacity, counts, train, step } = req;
     const payload = this.config.parallel.payload;
     const [inDir, outDir] = kind === 'forward' ? (['dispatch', 'combine'] as const) : (['gradOut', 'gradIn'] as const);
     const fault = this.config.parallel.fault;
-    if (kind === 'forward' && train && fault.device === this.index && fault.step === step && layer === 0) {
+    if (kind === 'forward' && train && fault.device === this.index && fault.step === step && layer === 0 && req.micro === 0) {
       await this.call({ kind: 'fault', fault: fault.kind }, kind, layer);
     }
-    const base = { kind, layer, capacity, counts, train } as const;
+    const base = { kind, layer, micro: req.micro, capacity, counts, train } as const;
     if (payload === 'shared') return this.call<ComputeReport>(base as DeviceRequest, kind, layer);
     const slots = this.slots(capacity, counts);
     const data = extractDeviceSlots(view(this.buffers[layer]![inDir]), slots);
@@ -82,12 +83,12 @@ export class ThreadDevice implements ExpertDevice {
     return r;
   }
 
-  forward(layer: number, capacity: number, counts: Int32Array, train: boolean, step = 0): Promise<ComputeReport> {
-    return this.exchange('forward', layer, capacity, counts, train, step);
+  forward(req: ExchangeRequest): Promise<ComputeReport> {
+    return this.exchange('forward', req);
   }
 
-  backward(layer: number, capacity: number, counts: Int32Array): Promise<ComputeReport> {
-    return this.exchange('backward', layer, capacity, counts, true, -1);
+  backward(req: ExchangeRequest): Promise<ComputeReport> {
+    return this.exchange('backward', req);
   }
 
   gradSquaredNorm(): Promise<number> {

@@ -4,13 +4,15 @@ export type DropPolicy = 'position' | 'random' | 'priority';
 
 export interface RoutingOptions {
   groups: number;
+  /** index of this batch's first group among all groups of the step (micro-batches route their own groups) */
+  groupOffset?: number;
   topK: number;
   capacityFactor: number;
   minCapacity: number;
   dropTokens: boolean;
   policy: DropPolicy;
-  /** draws the order for policy 'random' */
-  rng?: Rng;
+  /** the random stream of a group (by its index among all groups), for policy 'random' */
+  rngForGroup?: (group: number) => Rng;
 }
 
 /**
@@ -19,6 +21,8 @@ export interface RoutingOptions {
  */
 export interface RoutingPlan {
   groups: number;
+  /** global index of group 0 of this plan: its slots are at rows of groups groupOffset.. of the buffer */
+  groupOffset: number;
   experts: number;
   topK: number;
   tokensPerGroup: number;
@@ -87,7 +91,7 @@ export function planRouting(probs: Float32Array, experts: number, opts: RoutingO
   const counts = new Int32Array(G * E);
   let dropped = 0;
   for (let g = 0; g < G; g++) {
-    const order = tokenOrder(opts, prob, g * S, S, K, N);
+    const order = tokenOrder(opts, prob, g, S, K);
     for (let c = 0; c < K; c++) {
       const ord = order[c]!;
       for (let r = 0; r < S; r++) {
@@ -98,16 +102,17 @@ export function planRouting(probs: Float32Array, experts: number, opts: RoutingO
       }
     }
   }
-  return { groups: G, experts: E, topK: K, tokensPerGroup: S, capacity, expert, slot, prob, counts, routed, dropped };
+  return { groups: G, groupOffset: opts.groupOffset ?? 0, experts: E, topK: K, tokensPerGroup: S, capacity, expert, slot, prob, counts, routed, dropped };
 }
 
 /** The order (indices within the group) in which tokens claim slots, one order per choice rank. */
-function tokenOrder(opts: RoutingOptions, prob: Float32Array, start: number, S: number, K: number, _N: number): Int32Array[] {
+function tokenOrder(opts: RoutingOptions, prob: Float32Array, g: number, S: number, K: number): Int32Array[] {
   const identity = () => Int32Array.from({ length: S }, (_, i) => i);
+  const start = g * S;
   if (opts.policy === 'position') return Array.from({ length: K }, identity);
   if (opts.policy === 'random') {
-    if (!opts.rng) throw new Error("drop_policy 'random' needs a random stream");
-    const perm = opts.rng.permutation(S);
+    if (!opts.rngForGroup) throw new Error("drop_policy 'random' needs a random stream");
+    const perm = opts.rngForGroup((opts.groupOffset ?? 0) + g).permutation(S);
     return Array.from({ length: K }, () => perm);
   }
   return Array.from({ length: K }, (_, c) =>
