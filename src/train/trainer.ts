@@ -119,7 +119,7 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
       if (c.eval_every > 0 && step % c.eval_every === 0) {
         const val = await evaluate(step);
         metrics.write({ step, val_ce: val });
-        if (!opts.onStep) log(`step ${step} val_ce ${val.toFixed(4)}`);
+        log(`step ${step} val_ce ${val.toFixed(4)}`);
       }
       if (c.checkpoint_every > 0 && step % c.checkpoint_every === 0) await save(step);
       await new Promise((r) => setImmediate(r)); // let signals (Ctrl-C) and I/O in between steps
