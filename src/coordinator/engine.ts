@@ -43,6 +43,7 @@ function early<T>(p: Promise<T>): Promise<T> {
 /** Splits [N·k, d] token-choice rows into k tensors of [N, d]. */
 function perChoice(rows: Float32Array, k: number, d: number): tf.Tensor2D[] {
   const N = rows.length / k / d;
+  if (k === 1) return [tf.tensor2d(rows, [N, d])]; // top-1: already token-major
   return Array.from({ length: k }, (_, c) => {
     const out = new Float32Array(N * d);
     for (let t = 0; t < N; t++) out.set(rows.subarray((t * k + c) * d, (t * k + c + 1) * d), t * d);
@@ -53,7 +54,8 @@ function perChoice(rows: Float32Array, k: number, d: number): tf.Tensor2D[] {
 /** Interleaves k gradients of [N, d] back into [N·k, d] token-choice rows. */
 function interleave(grads: tf.Tensor[], d: number): Float32Array {
   const k = grads.length;
-  const data = grads.map((g) => g.dataSync());
+  const data = grads.map((g) => g.dataSync() as Float32Array);
+  if (k === 1) return data[0]!;
   const N = data[0]!.length / d;
   const out = new Float32Array(N * k * d);
   for (let t = 0; t < N; t++) for (let c = 0; c < k; c++) out.set(data[c]!.subarray(t * d, (t + 1) * d), (t * k + c) * d);

@@ -74,6 +74,13 @@ static void gather(const f32 *src, int stride, int T, int hd, f32 *dst) {
     for (int c = 0; c < hd; c += 4) wasm_v128_store(dst + t * hd + c, wasm_v128_load(src + t * stride + c));
 }
 
+// one head of Q, K and V from the fused qkv rows of one sequence
+static void gather_qkv(const f32 *base, int D, int T, int hd, f32 *qh, f32 *kh, f32 *vh) {
+  gather(base, 3 * D, T, hd, qh);
+  gather(base + D, 3 * D, T, hd, kh);
+  gather(base + 2 * D, 3 * D, T, hd, vh);
+}
+
 static void scatter(const f32 *src, int T, int hd, f32 *dst, int stride) {
   for (int t = 0; t < T; t++)
     for (int c = 0; c < hd; c += 4) wasm_v128_store(dst + t * stride + c, wasm_v128_load(src + t * hd + c));
@@ -86,10 +93,7 @@ void attention_forward(const f32 *qkv, f32 *o, f32 *lse, int B, int T, int H, in
   f32 *qh = scratch, *kh = qh + T * hd, *vh = kh + T * hd, *oh = vh + T * hd, *p = oh + T * hd;
   for (int b = 0; b < B; b++)
     for (int h = 0; h < H; h++) {
-      const f32 *base = qkv + (long)b * T * S3 + h * hd;
-      gather(base, S3, T, hd, qh);
-      gather(base + D, S3, T, hd, kh);
-      gather(base + 2 * D, S3, T, hd, vh);
+      gather_qkv(qkv + (long)b * T * S3 + h * hd, D, T, hd, qh, kh, vh);
       for (int i = 0; i < T; i++) {
         int n = i + 1;
         dots(qh + i * hd, kh, n, hd, scale, p);
@@ -116,10 +120,7 @@ void attention_backward(const f32 *qkv, const f32 *o, const f32 *lse, const f32 
   f32 *Pt = dvh + T * hd, *dSt = Pt + T * T, *P = dSt + T * T, *dS = P + T;
   for (int b = 0; b < B; b++)
     for (int h = 0; h < H; h++) {
-      const f32 *base = qkv + (long)b * T * S3 + h * hd;
-      gather(base, S3, T, hd, qh);
-      gather(base + D, S3, T, hd, kh);
-      gather(base + 2 * D, S3, T, hd, vh);
+      gather_qkv(qkv + (long)b * T * S3 + h * hd, D, T, hd, qh, kh, vh);
       gather(o + (long)b * T * D + h * hd, D, T, hd, oh);
       gather(dO + (long)b * T * D + h * hd, D, T, hd, gh);
       for (int x = 0; x < 3 * T * hd; x++) dqh[x] = 0; // dqh, dkh, dvh are contiguous
