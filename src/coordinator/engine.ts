@@ -4,6 +4,7 @@ import type { LayerBuffers } from '../comm/buffers.js';
 import type { ExpertDevice } from '../experts/device.js';
 import { lmLogits, type Weights } from '../model/blocks.js';
 import { toTensors, type ParamSet } from '../model/params.js';
+import { backprop, record, release, type Recording } from '../backend/tape.js';
 import { runStage, stageCount, stageParams, type StageInput, type StageOutput } from '../model/stages.js';
 import { disposeConstants, routingConstants } from '../router/gates.js';
 import type { RoutingPlan } from '../router/plan.js';
@@ -23,6 +24,8 @@ export interface StepResult {
 interface MicroRecord {
   ctx: StepContext;
   inputs: (StageInput | undefined)[];
+  /** training: each stage's recorded forward, back-propagated in the backward pass */
+  tapes: Recording<RecordedStage>[];
   plans: RoutingPlan[];
   layers: LayerStats[];
   ce: number;
@@ -33,6 +36,9 @@ interface MicroRecord {
 }
 
 type Upstream = { h: tf.Tensor; u: tf.Tensor; logits: tf.Tensor };
+
+/** A stage's outputs plus its own loss terms, (ce + balance + z) / M, as one recorded scalar. */
+type RecordedStage = StageOutput & { loss?: tf.Scalar };
 
 /** Marks a promise as handled now (its rejection is rethrown where it is awaited). */
 function early<T>(p: Promise<T>): Promise<T> {
@@ -114,7 +120,7 @@ export class Engine {
   private async forward(ctxs: StepContext[]): Promise<MicroRecord[]> {
     const S = stageCount(this.config) - 1;
     const M = ctxs.length;
-    const recs: MicroRecord[] = ctxs.map((ctx) => ({ ctx, inputs: [], plans: [], layers: [], ce: 0, balance: 0, z: 0 }));
+    const recs: MicroRecord[] = ctxs.map((ctx) => ({ ctx, inputs: [], tapes: [], plans: [], layers: [], ce: 0, balance: 0, z: 0 }));
     const pending: (Promise<SwitchForward> | undefined)[] = new Array(M);
     const probs: Float32Array[] = new Array(M);
     const carried: StageOutput[] = new Array(M);
@@ -130,7 +136,19 @@ export class Engine {
             const prev = carried[m]!;
             input = { h: prev.h!, logits: prev.logits!, outputs: perChoice(sw.outputs, sw.plan.topK, this.config.model.d_model), routing: routingConstants(sw.plan) };
           }
-          const out: StageOutput = tf.tidy(() => runStage(k, input, this.weights, rec.ctx) as unknown as tf.NamedTensorMap) as StageOutput;
+          const run = (): RecordedStage => {
+            const o = runStage(k, input, this.weights, rec.ctx);
+            const terms = [o.ce, o.balance, o.z].filter((t): t is tf.Scalar => t !== undefined);
+            const loss = terms.length > 0 ? (terms.reduce((a, b) => a.add(b)).mul(1 / M) as tf.Scalar) : undefined;
+            return Object.fromEntries(Object.entries({ ...o, loss }).filter(([, t]) => t !== undefined)) as RecordedStage;
+          };
+          let out: RecordedStage;
+          if (rec.ctx.train) {
+            const taped = record(run as () => tf.NamedTensorMap) as unknown as Recording<RecordedStage>;
+            rec.tapes.push(taped);
+            out = taped.value;
+          } else out = tf.tidy(run as () => tf.NamedTensorMap) as unknown as RecordedStage;
+          if (!rec.ctx.train) tf.dispose(out.loss);
           rec.inputs.push(input);
           rec.balance += out.balance?.dataSync()[0] ?? 0;
           rec.z += out.z?.dataSync()[0] ?? 0;
@@ -199,7 +217,7 @@ export class Engine {
             upstream = { ...partial[m]!, u: tf.tensor2d(back.grad, partial[m]!.h.shape as [number, number]) };
             partial[m] = undefined;
           }
-          const grads = this.stageGradients(k, rec, pnames, upstream, 1 / M);
+          const grads = this.stageGradients(k, rec, pnames, upstream);
           if (upstream) tf.dispose([upstream.h, upstream.u, upstream.logits]);
           const input = rec.inputs[k];
           const nIn = input ? 2 + input.outputs.length : 0;
@@ -228,23 +246,24 @@ export class Engine {
     }
   }
 
-  /** tf.grads of stage k's linearised objective w.r.t. its inputs (h, logits, expert outputs) and weights. */
-  private stageGradients(k: number, rec: MicroRecord, pnames: string[], upstream: Upstream | undefined, scale: number): tf.Tensor[] {
+  /**
+   * Back-propagates stage k's recorded forward from ∂L/∂(h, u, logits) of its outputs and its own loss
+   * terms, to its inputs (h, logits, expert outputs) and weights; then frees the recording.
+   */
+  private stageGradients(k: number, rec: MicroRecord, pnames: string[], upstream: Upstream | undefined): tf.Tensor[] {
     const input = rec.inputs[k];
-    const diff: tf.Tensor[] = input ? [input.h, input.logits, ...input.outputs] : [];
-    const nIn = diff.length;
-    const objective = (...args: tf.Tensor[]): tf.Scalar => {
-      const w = new Map(this.weights);
-      pnames.forEach((n, i) => w.set(n, args[nIn + i]!));
-      const inp = input && { ...input, h: args[0] as tf.Tensor2D, logits: args[1] as tf.Tensor2D, outputs: args.slice(2, nIn) as tf.Tensor2D[] };
-      const o = runStage(k, inp, w, rec.ctx);
-      let total: tf.Tensor = tf.scalar(0);
-      for (const t of [o.ce, o.balance, o.z]) if (t) total = total.add(t);
-      total = total.mul(scale);
-      if (upstream) total = total.add(tf.sum(o.h!.mul(upstream.h))).add(tf.sum(o.u!.mul(upstream.u))).add(tf.sum(o.logits!.mul(upstream.logits)));
-      return total as tf.Scalar;
-    };
-    return tf.grads(objective)([...diff, ...pnames.map((n) => this.weights.get(n)!)]);
+    const taped = rec.tapes[k]!;
+    const out = taped.value;
+    const one = tf.scalar(1);
+    const seeds: [tf.Tensor, tf.Tensor][] = out.loss ? [[out.loss, one]] : [];
+    if (upstream) seeds.push([out.h!, upstream.h], [out.u!, upstream.u], [out.logits!, upstream.logits]);
+    const xs = [...(input ? [input.h, input.logits, ...input.outputs] : []), ...pnames.map((n) => this.weights.get(n)!)];
+    try {
+      return backprop(taped, seeds, xs);
+    } finally {
+      tf.dispose([one, ...(out.loss ? [out.loss] : [])]);
+      release(taped);
+    }
   }
 
   /** Cross-entropy of a batch without gradients (eval capacity factor, no jitter, no dropout). */
@@ -281,6 +300,11 @@ export class Engine {
       disposeConstants(inp.routing);
     }
     rec.inputs = [];
+    for (const t of rec.tapes) {
+      tf.dispose(t.value.loss);
+      release(t);
+    }
+    rec.tapes = [];
   }
 
   zeroGrads(): void {

@@ -1,0 +1,77 @@
+import * as tf from '@tensorflow/tfjs';
+
+/**
+ * Reverse-mode autodiff split in two: record a forward pass now, back-propagate later.
+ *
+ * tf.grads runs the forward and the backward in one call. A Switch model's stages are separated by
+ * asynchronous expert work, so `tf.grads` would have to run every stage's forward twice (once to get
+ * the outputs, again inside tf.grads). `record` runs f once with tfjs's tape on and detaches the tape;
+ * `backprop` later walks it in reverse from the given output gradients, exactly as tfjs's own
+ * backpropagateGradients does. This uses the engine's tape internals (pinned by package-lock.json); the
+ * gradients are checked against finite differences and against tf.grads in test/engine.test.ts.
+ */
+interface TapeNode {
+  outputs: tf.Tensor[];
+  inputs: Record<string, tf.Tensor>;
+  kernelName: string;
+  gradient?: (dys: (tf.Tensor | null)[]) => Record<string, () => tf.Tensor>;
+  saved?: tf.Tensor[];
+}
+
+interface EngineTape {
+  state: { activeTape: TapeNode[] | null; gradientDepth: number };
+  startTape(): void;
+  endTape(): void;
+}
+
+export interface Recording<T> {
+  value: T;
+  tape: TapeNode[];
+}
+
+/** Runs f (under tidy) with the tape on; the returned tensors and the tape's saved tensors stay alive. */
+export function record<T extends tf.TensorContainer>(f: () => T): Recording<T> {
+  const engine = tf.engine() as unknown as EngineTape;
+  if (engine.state.gradientDepth !== 0) throw new Error('record() cannot run inside another gradient computation');
+  engine.startTape();
+  let value: T;
+  try {
+    value = tf.tidy(f);
+  } finally {
+    engine.endTape();
+  }
+  const tape = engine.state.activeTape ?? [];
+  engine.state.activeTape = null; // detached: the next recording starts a tape of its own
+  return { value, tape };
+}
+
+/**
+ * ∂(Σ_i ⟨y_i, dy_i⟩)/∂x for each x in xs, walking the recorded tape in reverse. Seeds pair a recorded
+ * output with its gradient; an x the outputs do not depend on gets zeros.
+ */
+export function backprop(rec: Recording<unknown>, seeds: [tf.Tensor, tf.Tensor][], xs: tf.Tensor[]): tf.Tensor[] {
+  return tf.tidy(() => {
+    const acc = new Map<number, tf.Tensor>();
+    for (const [y, dy] of seeds) acc.set(y.id, acc.has(y.id) ? tf.add(acc.get(y.id)!, dy) : dy);
+    for (let i = rec.tape.length - 1; i >= 0; i--) {
+      const node = rec.tape[i]!;
+      if (!node.outputs.some((o) => acc.has(o.id))) continue;
+      if (!node.gradient) throw new Error(`no gradient for ${node.kernelName}`);
+      const grads = node.gradient(node.outputs.map((o) => acc.get(o.id) ?? null));
+      for (const name of Object.keys(node.inputs)) {
+        if (!(name in grads)) continue;
+        const x = node.inputs[name]!;
+        const dx = grads[name]!();
+        const prev = acc.get(x.id);
+        acc.set(x.id, prev ? tf.add(prev, dx) : dx);
+      }
+    }
+    return xs.map((x) => acc.get(x.id)?.clone() ?? tf.zerosLike(x));
+  });
+}
+
+/** Frees what the tape kept for the backward pass. */
+export function release(rec: Recording<unknown>): void {
+  for (const node of rec.tape) for (const t of node.saved ?? []) t.dispose();
+  rec.tape = [];
+}
