@@ -5,8 +5,9 @@ import type { StageContext } from '../model/stages.js';
 import { rngFor } from '../util/rng.js';
 
 /**
- * One step's StageContext: the tokens, and every random draw (dropout masks, router jitter) made once
- * and kept, so that the backward pass's recomputation of a stage sees exactly the forward's values.
+ * One (micro-)batch's StageContext for one step: the tokens, every random draw (dropout masks, router
+ * jitter) made once per site from the stream (seed, site, step, micro-batch), and the attention
+ * kernel's results kept for its backward pass.
  */
 export class StepContext implements StageContext {
   readonly tokens: tf.Tensor1D;

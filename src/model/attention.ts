@@ -172,7 +172,7 @@ export function backward(qkv: Float32Array, o: Float32Array, lse: Float32Array, 
   return dqkv;
 }
 
-/** Forward results kept per block, so that a recomputed forward (segment backward) skips the kernel. */
+/** What the forward kernel leaves for the backward kernel, per block (the op saves no tensors). */
 export interface AttentionMemo {
   qkv?: Float32Array;
   o?: Float32Array;
@@ -200,7 +200,7 @@ export function causalAttention(qkv: tf.Tensor2D, shape: AttentionShape, memo: A
     save([]);
     return {
       value: out,
-      // the forward's input and output stay in the memo (a recomputed forward has the same values)
+      // the forward's input, output and log-sum-exp stay in the memo
       gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
         const g = (dy as tf.Tensor).dataSync() as Float32Array;
         const { qkv: sq, o: so, lse } = memo as Required<AttentionMemo>;

@@ -7,14 +7,14 @@ import { scaleShift } from './ops/scale-shift.js';
 /** Parameters by name, as tensors, for one forward pass. */
 export type Weights = Map<string, tf.Tensor>;
 
-/** Per-step state shared by the forward pass and its recomputation in the backward pass. */
+/** Per-step state of a (micro-)batch: shared by its stages and their backward passes. */
 export interface BlockContext {
   config: Config;
   batch: number;
   train: boolean;
-  /** dropout mask for a named site, identical on recomputation (undefined: no dropout) */
+  /** dropout mask for a named site (undefined: no dropout) */
   mask(site: string, shape: [number, number]): tf.Tensor | undefined;
-  /** attention kernel results by block, reused on recomputation */
+  /** attention kernel results by block, for its backward pass */
   attention(block: number): AttentionMemo;
 }
 

@@ -34,7 +34,7 @@ export function activation(name: 'relu' | 'gelu', a: tf.Tensor): tf.Tensor {
   return name === 'relu' ? tf.relu(a) : gelu(a);
 }
 
-/** Inverted dropout with a mask drawn by the caller (so that a recomputed forward uses the same mask). */
+/** Inverted dropout with a mask drawn by the caller from the run's seeded streams. */
 export function dropout(x: tf.Tensor, mask: tf.Tensor | undefined): tf.Tensor {
   return mask ? x.mul(mask) : x;
 }

@@ -37,7 +37,7 @@ export interface StageOutput {
 export interface StageContext extends BlockContext {
   tokens: tf.Tensor1D;
   targets?: tf.Tensor1D;
-  /** router-input jitter for a Switch block, identical on recomputation */
+  /** router-input jitter for a Switch block (training only) */
   jitter(block: number, shape: [number, number]): tf.Tensor | undefined;
 }
 
