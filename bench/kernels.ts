@@ -38,8 +38,8 @@ const shape = { batch: B, seqLen: T, heads: H };
 const flops = 4 * B * H * T * T * hd; // Q·Kᵀ and P·V, full (unmasked) count
 for (const [name, f] of [
   ['tfjs composition', composed],
-  ['fused kernel, JavaScript', (x: tf.Tensor) => causalAttention(x as tf.Tensor2D, shape, {}, 'js')],
-  ['fused kernel, WebAssembly SIMD', (x: tf.Tensor) => causalAttention(x as tf.Tensor2D, shape, {}, 'wasm')],
+  ['fused kernel, JavaScript', (x: tf.Tensor) => causalAttention(x as tf.Tensor2D, shape, 'js')],
+  ['fused kernel, WebAssembly SIMD', (x: tf.Tensor) => causalAttention(x as tf.Tensor2D, shape, 'wasm')],
 ] as const) {
   const fwd = time(5, () => tf.tidy(() => { f(qkv).dataSync(); }));
   const both = time(5, () => tf.tidy(() => { tf.grad((x: tf.Tensor) => f(x))(qkv, g).dataSync(); }));

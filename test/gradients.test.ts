@@ -127,12 +127,12 @@ for (const impl of ['wasm', 'js'] as const) {
     const shape = { batch: B, seqLen: T, heads: H };
     const qkv = randomArray(B * T * 3 * d, 21);
     const R = randomArray(B * T * d, 24);
-    const run = (x: Float32Array) => causalAttention(tf.tensor2d(x, [B * T, 3 * d]), shape, {}, impl);
+    const run = (x: Float32Array) => causalAttention(tf.tensor2d(x, [B * T, 3 * d]), shape, impl);
     const out = tf.tidy(() => run(qkv).dataSync());
     const ref = tf.tidy(() => attentionReference(tf.tensor2d(qkv, [B * T, 3 * d]), B, T, H).dataSync());
     for (let i = 0; i < out.length; i++) t.true(Math.abs(out[i]! - ref[i]!) < 1e-5, `output ${i}: ${out[i]} vs ${ref[i]}`);
     const L = (x: Float32Array) => tf.tidy(() => tf.sum(run(x).mul(tf.tensor2d(R, [B * T, d]))).dataSync()[0]!);
-    const g = tf.tidy(() => tf.grad((x: tf.Tensor) => tf.sum(causalAttention(x as tf.Tensor2D, shape, {}, impl).mul(tf.tensor2d(R, [B * T, d]))))(tf.tensor2d(qkv, [B * T, 3 * d])).dataSync());
+    const g = tf.tidy(() => tf.grad((x: tf.Tensor) => tf.sum(causalAttention(x as tf.Tensor2D, shape, impl).mul(tf.tensor2d(R, [B * T, d]))))(tf.tensor2d(qkv, [B * T, 3 * d])).dataSync());
     const gRef = tf.tidy(() => tf.grad((x: tf.Tensor) => tf.sum(attentionReference(x as tf.Tensor2D, B, T, H).mul(tf.tensor2d(R, [B * T, d]))))(tf.tensor2d(qkv, [B * T, 3 * d])).dataSync());
     for (let i = 0; i < g.length; i++) t.true(Math.abs(g[i]! - gRef[i]!) < 1e-5, `gradient ${i}: ${g[i]} vs ${gRef[i]}`);
     checkGrad(t, 'dqkv', L, qkv, g);

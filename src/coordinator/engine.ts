@@ -5,6 +5,7 @@ import type { ExpertDevice } from '../experts/device.js';
 import { lmLogits, type Weights } from '../model/blocks.js';
 import { toTensors, type ParamSet } from '../model/params.js';
 import { backprop, record, release, type Recording } from '../backend/tape.js';
+import { readView } from '../backend/view.js';
 import { runStage, stageCount, stageParams, type StageInput, type StageOutput } from '../model/stages.js';
 import { disposeConstants, routingConstants } from '../router/gates.js';
 import type { RoutingPlan } from '../router/plan.js';
@@ -60,7 +61,7 @@ function perChoice(rows: Float32Array, k: number, d: number): tf.Tensor2D[] {
 /** Interleaves k gradients of [N, d] back into [N·k, d] token-choice rows. */
 function interleave(grads: tf.Tensor[], d: number): Float32Array {
   const k = grads.length;
-  const data = grads.map((g) => g.dataSync() as Float32Array);
+  const data = grads.map(readView); // views: the caller packs them before any other tfjs op
   if (k === 1) return data[0]!;
   const N = data[0]!.length / d;
   const out = new Float32Array(N * k * d);
@@ -164,7 +165,7 @@ export class Engine {
           probsT.dispose();
           const plan = this.dispatcher.route(k, probs[m]!, rec.ctx.train, rec.ctx.step, this.groups(rec.ctx, M));
           rec.plans.push(plan);
-          pending[m] = early(this.dispatcher.forward(k, m, plan, out.u!.dataSync() as Float32Array, rec.ctx.train, rec.ctx.step));
+          pending[m] = early(this.dispatcher.forward(k, m, plan, readView(out.u!), rec.ctx.train, rec.ctx.step)); // packed before it returns
           out.u!.dispose();
           carried[m] = out;
         }
@@ -232,7 +233,7 @@ export class Engine {
           }
           pnames.forEach((n, i) => {
             const acc = this.grads.get(n)!;
-            const g = grads[nIn + i]!.dataSync();
+            const g = readView(grads[nIn + i]!);
             for (let j = 0; j < acc.length; j++) acc[j]! += g[j]!;
           });
           tf.dispose(grads.slice(nIn));

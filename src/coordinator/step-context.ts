@@ -1,19 +1,16 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Config } from '../config/defaults.js';
-import type { AttentionMemo } from '../model/attention.js';
 import type { StageContext } from '../model/stages.js';
 import { rngFor } from '../util/rng.js';
 
 /**
  * One (micro-)batch's StageContext for one step: the tokens, every random draw (dropout masks, router
- * jitter) made once per site from the stream (seed, site, step, micro-batch), and the attention
- * kernel's results kept for its backward pass.
+ * jitter) made once per site from the stream (seed, site, step, micro-batch).
  */
 export class StepContext implements StageContext {
   readonly tokens: tf.Tensor1D;
   readonly targets?: tf.Tensor1D;
   private readonly cache = new Map<string, tf.Tensor>();
-  private readonly memos = new Map<number, AttentionMemo>();
 
   constructor(
     readonly config: Config,
@@ -55,15 +52,8 @@ export class StepContext implements StageContext {
     return this.draw(`jitter:${block}`, shape, (u) => 1 - eps + 2 * eps * u);
   }
 
-  attention(block: number): AttentionMemo {
-    let m = this.memos.get(block);
-    if (!m) this.memos.set(block, (m = {}));
-    return m;
-  }
-
   dispose(): void {
     tf.dispose([...this.cache.values(), this.tokens, ...(this.targets ? [this.targets] : [])]);
     this.cache.clear();
-    this.memos.clear();
   }
 }

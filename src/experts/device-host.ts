@@ -3,6 +3,7 @@ import type { Config } from '../config/defaults.js';
 import { view, type LayerBuffers } from '../comm/buffers.js';
 import { initExpertParams, type ParamSet } from '../model/params.js';
 import { AdamW, sumSquares } from '../train/adamw.js';
+import { readView } from '../backend/view.js';
 import { expertBackward, expertForward, type ExpertWeights } from './ffn.js';
 import type { BackwardRequest, ComputeReport, DeviceState, ForwardRequest } from './messages.js';
 
@@ -125,7 +126,7 @@ export class DeviceHost {
       }
       const x = tf.tensor2d(xs, [n, d]);
       const f = expertForward(x, this.expertWeights(req.layer, e), this.config.model.activation);
-      this.scatter(output, e, req.capacity, req.counts, f.o.dataSync() as Float32Array);
+      this.scatter(output, e, req.capacity, req.counts, readView(f.o));
       f.o.dispose();
       if (req.train) kept.push({ x, a: f.a });
       else tf.dispose([x, f.a]);
@@ -152,10 +153,10 @@ export class DeviceHost {
       if (n === 0) return;
       const g = tf.tensor2d(gs, [n, d]);
       const r = expertBackward(x, a, g, this.expertWeights(req.layer, e), this.config.model.activation);
-      this.scatter(output, e, req.capacity, req.counts, r.dx.dataSync() as Float32Array);
+      this.scatter(output, e, req.capacity, req.counts, readView(r.dx));
       for (const f of FIELDS) {
         const acc = this.grads.get(this.name(req.layer, e, f))!;
-        const gd = r[f].dataSync();
+        const gd = readView(r[f]);
         for (let j = 0; j < acc.length; j++) acc[j]! += gd[j]!;
       }
       tf.dispose([g, r.dx, r.w1, r.b1, r.w2, r.b2]);

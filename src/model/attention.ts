@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { readView, tensorFrom } from '../backend/view.js';
 import { wasmAttentionAvailable, wasmAttentionBackward, wasmAttentionForward } from './kernels/attention-wasm.js';
 
 /**
@@ -172,18 +173,11 @@ export function backward(qkv: Float32Array, o: Float32Array, lse: Float32Array, 
   return dqkv;
 }
 
-/** What the forward kernel leaves for the backward kernel, per block (the op saves no tensors). */
-export interface AttentionMemo {
-  qkv?: Float32Array;
-  o?: Float32Array;
-  lse?: Float32Array;
-}
-
 /** Which implementation runs: WebAssembly SIMD where possible, or the JavaScript reference. */
 export type AttentionImpl = 'auto' | 'wasm' | 'js';
 
 /** O = causal attention of the fused projection qkv [B·T, 3·d_model] → [B·T, d_model]. */
-export function causalAttention(qkv: tf.Tensor2D, shape: AttentionShape, memo: AttentionMemo = {}, impl: AttentionImpl = 'auto'): tf.Tensor2D {
+export function causalAttention(qkv: tf.Tensor2D, shape: AttentionShape, impl: AttentionImpl = 'auto'): tf.Tensor2D {
   const dModel = qkv.shape[1] / 3;
   const N = qkv.shape[0];
   const dims = { ...shape, headDim: dModel / shape.heads };
@@ -192,20 +186,20 @@ export function causalAttention(qkv: tf.Tensor2D, shape: AttentionShape, memo: A
   const f = (...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const x = args[0] as tf.Tensor;
     const save = args[1] as tf.GradSaveFunc;
-    if (!memo.o || !memo.lse || !memo.qkv) {
-      memo.qkv = x.dataSync() as Float32Array;
-      Object.assign(memo, useWasm ? wasmAttentionForward(memo.qkv, dims) : forward(memo.qkv, shape, dModel));
-    }
-    const out = tf.tensor2d(memo.o!, [N, dModel]);
-    save([]);
+    // tensors are read through views of the backend's heap, used at once (no per-call allocations)
+    const fwd = useWasm ? wasmAttentionForward(readView(x), dims) : forward(readView(x), shape, dModel);
+    const out = tensorFrom(fwd.o, [N, dModel]);
+    const lse = tensorFrom(fwd.lse, [fwd.lse.length]);
+    save([x, out, lse]);
     return {
       value: out,
-      // the forward's input, output and log-sum-exp stay in the memo
-      gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
-        const g = (dy as tf.Tensor).dataSync() as Float32Array;
-        const { qkv: sq, o: so, lse } = memo as Required<AttentionMemo>;
-        const dqkv = useWasm ? wasmAttentionBackward(sq, so, lse, g, dims) : backward(sq, so, lse, g, shape, dModel);
-        return [tf.tensor2d(dqkv, [N, 3 * dModel])];
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+        const [sx, so, sl] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+        const g = dy as tf.Tensor;
+        const dqkv = useWasm
+          ? wasmAttentionBackward(readView(sx), readView(so), readView(sl), readView(g), dims)
+          : backward(readView(sx), readView(so), readView(sl), readView(g), shape, dModel);
+        return [tensorFrom(dqkv, [N, 3 * dModel])];
       },
     };
   };

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Config } from '../config/defaults.js';
-import { causalAttention, type AttentionMemo } from './attention.js';
+import { causalAttention } from './attention.js';
 import { activation, dropout, layerNorm, linear } from './layers.js';
 import { scaleShift } from './ops/scale-shift.js';
 
@@ -14,8 +14,6 @@ export interface BlockContext {
   train: boolean;
   /** dropout mask for a named site (undefined: no dropout) */
   mask(site: string, shape: [number, number]): tf.Tensor | undefined;
-  /** attention kernel results by block, for its backward pass */
-  attention(block: number): AttentionMemo;
 }
 
 const W = (w: Weights, name: string): tf.Tensor => {
@@ -44,7 +42,7 @@ export function attentionBlock(h: tf.Tensor2D, l: number, w: Weights, ctx: Block
   const x = layerNorm(h, W(w, `${p}.ln1.g`), W(w, `${p}.ln1.b`));
   const qkv = linear(x, W(w, `${p}.attn.w_qkv`), W(w, `${p}.attn.b_qkv`)); // [B·T, 3d]: q | k | v, each [B·T, H·hd]
   const shape = { batch: ctx.batch, seqLen: h.shape[0] / ctx.batch, heads: n_heads };
-  const a = causalAttention(qkv, shape, ctx.attention(l)); // [B·T, d]
+  const a = causalAttention(qkv, shape); // [B·T, d]
   const out = linear(a, W(w, `${p}.attn.w_o`), W(w, `${p}.attn.b_o`));
   return h.add(dropout(out, ctx.mask(`${p}.attn`, out.shape))) as tf.Tensor2D;
 }

@@ -49,15 +49,17 @@ function layout(lengths: number[]): { offsets: number[]; f32: Float32Array } {
   return { offsets, f32: new Float32Array(k.memory.buffer) };
 }
 
+/** Runs the forward kernel; o and lse are views of the kernel's memory, valid until its next call. */
 export function wasmAttentionForward(qkv: Float32Array, d: AttentionDims): { o: Float32Array; lse: Float32Array } {
   const { batch: B, seqLen: T, heads: H, headDim: hd } = d;
   const N = B * T, D = H * hd;
   const { offsets: [pq, po, pl, ps], f32 } = layout([N * 3 * D, N * D, B * H * T, 4 * T * hd + T]) as { offsets: number[]; f32: Float32Array };
   f32.set(qkv, pq! / 4);
   load()!.exports.attention_forward(pq!, po!, pl!, B, T, H, hd, ps!);
-  return { o: f32.slice(po! / 4, po! / 4 + N * D), lse: f32.slice(pl! / 4, pl! / 4 + B * H * T) };
+  return { o: f32.subarray(po! / 4, po! / 4 + N * D), lse: f32.subarray(pl! / 4, pl! / 4 + B * H * T) };
 }
 
+/** Runs the backward kernel; dqkv is a view of the kernel's memory, valid until its next call. */
 export function wasmAttentionBackward(qkv: Float32Array, o: Float32Array, lse: Float32Array, dO: Float32Array, d: AttentionDims): Float32Array {
   const { batch: B, seqLen: T, heads: H, headDim: hd } = d;
   const N = B * T, D = H * hd;
@@ -68,5 +70,5 @@ export function wasmAttentionBackward(qkv: Float32Array, o: Float32Array, lse: F
   f32.set(lse, pl / 4);
   f32.set(dO, pg / 4);
   load()!.exports.attention_backward(pq, po, pl, pg, pd, B, T, H, hd, ps);
-  return f32.slice(pd / 4, pd / 4 + N * 3 * D);
+  return f32.subarray(pd / 4, pd / 4 + N * 3 * D);
 }
