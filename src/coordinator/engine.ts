@@ -4,13 +4,15 @@ import type { LayerBuffers } from '../comm/buffers.js';
 import type { ExpertDevice } from '../experts/device.js';
 import { lmLogits, type Weights } from '../model/blocks.js';
 import { toTensors, type ParamSet } from '../model/params.js';
-import { backprop, record, release, type Recording } from '../backend/tape.js';
+import { release, type Recording } from '../backend/tape.js';
 import { readView } from '../backend/view.js';
-import { runStage, stageCount, stageParams, type StageInput, type StageOutput } from '../model/stages.js';
+import { stageCount, stageParams, type StageInput, type StageOutput } from '../model/stages.js';
 import { disposeConstants, routingConstants } from '../router/gates.js';
 import type { RoutingPlan } from '../router/plan.js';
 import { addBackwardTiming, layerStats, mergeLayerStats, type LayerStats } from './layer-stats.js';
 import { StepContext } from './step-context.js';
+import { early, interleave, perChoice } from './rows.js';
+import { forwardStage, stageGradients, type RecordedStage, type Upstream } from './stage-tape.js';
 import { SwitchDispatcher, type ExchangeTiming, type SwitchForward } from './switch-dispatch.js';
 
 export interface StepResult {
@@ -36,38 +38,8 @@ interface MicroRecord {
   h?: tf.Tensor2D;
 }
 
-type Upstream = { h: tf.Tensor; u: tf.Tensor; logits: tf.Tensor };
 
-/** A stage's outputs plus its own loss terms, (ce + balance + z) / M, as one recorded scalar. */
-type RecordedStage = StageOutput & { loss?: tf.Scalar };
 
-/** Marks a promise as handled now (its rejection is rethrown where it is awaited). */
-function early<T>(p: Promise<T>): Promise<T> {
-  p.catch(() => {});
-  return p;
-}
-
-/** Splits [N·k, d] token-choice rows into k tensors of [N, d]. */
-function perChoice(rows: Float32Array, k: number, d: number): tf.Tensor2D[] {
-  const N = rows.length / k / d;
-  if (k === 1) return [tf.tensor2d(rows, [N, d])]; // top-1: already token-major
-  return Array.from({ length: k }, (_, c) => {
-    const out = new Float32Array(N * d);
-    for (let t = 0; t < N; t++) out.set(rows.subarray((t * k + c) * d, (t * k + c + 1) * d), t * d);
-    return tf.tensor2d(out, [N, d]);
-  });
-}
-
-/** Interleaves k gradients of [N, d] back into [N·k, d] token-choice rows. */
-function interleave(grads: tf.Tensor[], d: number): Float32Array {
-  const k = grads.length;
-  const data = grads.map(readView); // views: the caller packs them before any other tfjs op
-  if (k === 1) return data[0]!;
-  const N = data[0]!.length / d;
-  const out = new Float32Array(N * k * d);
-  for (let t = 0; t < N; t++) for (let c = 0; c < k; c++) out.set(data[c]!.subarray(t * d, (t + 1) * d), (t * k + c) * d);
-  return out;
-}
 
 /**
  * The coordinator's compute: runs the stages, the Switch layers' all-to-alls in between, and the
@@ -137,19 +109,8 @@ export class Engine {
             const prev = carried[m]!;
             input = { h: prev.h!, logits: prev.logits!, outputs: perChoice(sw.outputs, sw.plan.topK, this.config.model.d_model), routing: routingConstants(sw.plan) };
           }
-          const run = (): RecordedStage => {
-            const o = runStage(k, input, this.weights, rec.ctx);
-            const terms = [o.ce, o.balance, o.z].filter((t): t is tf.Scalar => t !== undefined);
-            const loss = terms.length > 0 ? (terms.reduce((a, b) => a.add(b)).mul(1 / M) as tf.Scalar) : undefined;
-            return Object.fromEntries(Object.entries({ ...o, loss }).filter(([, t]) => t !== undefined)) as RecordedStage;
-          };
-          let out: RecordedStage;
-          if (rec.ctx.train) {
-            const taped = record(run as () => tf.NamedTensorMap) as unknown as Recording<RecordedStage>;
-            rec.tapes.push(taped);
-            out = taped.value;
-          } else out = tf.tidy(run as () => tf.NamedTensorMap) as unknown as RecordedStage;
-          if (!rec.ctx.train) tf.dispose(out.loss);
+          const out = forwardStage(k, input, this.weights, rec.ctx, M);
+          if (out.tape) rec.tapes.push(out.tape);
           rec.inputs.push(input);
           rec.balance += out.balance?.dataSync()[0] ?? 0;
           rec.z += out.z?.dataSync()[0] ?? 0;
@@ -218,7 +179,7 @@ export class Engine {
             upstream = { ...partial[m]!, u: tf.tensor2d(back.grad, partial[m]!.h.shape as [number, number]) };
             partial[m] = undefined;
           }
-          const grads = this.stageGradients(k, rec, pnames, upstream);
+          const grads = stageGradients(rec.inputs[k], rec.tapes[k]!, pnames.map((n) => this.weights.get(n)!), upstream);
           if (upstream) tf.dispose([upstream.h, upstream.u, upstream.logits]);
           const input = rec.inputs[k];
           const nIn = input ? 2 + input.outputs.length : 0;
@@ -244,26 +205,6 @@ export class Engine {
       tf.dispose(partial.flatMap((p) => (p ? [p.h, p.logits] : [])));
       for (const rec of recs) this.releaseInputs(rec);
       throw e;
-    }
-  }
-
-  /**
-   * Back-propagates stage k's recorded forward from ∂L/∂(h, u, logits) of its outputs and its own loss
-   * terms, to its inputs (h, logits, expert outputs) and weights; then frees the recording.
-   */
-  private stageGradients(k: number, rec: MicroRecord, pnames: string[], upstream: Upstream | undefined): tf.Tensor[] {
-    const input = rec.inputs[k];
-    const taped = rec.tapes[k]!;
-    const out = taped.value;
-    const one = tf.scalar(1);
-    const seeds: [tf.Tensor, tf.Tensor][] = out.loss ? [[out.loss, one]] : [];
-    if (upstream) seeds.push([out.h!, upstream.h], [out.u!, upstream.u], [out.logits!, upstream.logits]);
-    const xs = [...(input ? [input.h, input.logits, ...input.outputs] : []), ...pnames.map((n) => this.weights.get(n)!)];
-    try {
-      return backprop(taped, seeds, xs);
-    } finally {
-      tf.dispose([one, ...(out.loss ? [out.loss] : [])]);
-      release(taped);
     }
   }
 
