@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
+import { transpose2d } from './transpose.js';
 
 /** Swaps the last two axes (explicitly: on wasm this is far faster than matMul's transpose flags). */
 export function transposeLast(x: tf.Tensor): tf.Tensor {
-  if (x.rank === 2) return tf.transpose(x);
+  if (x.rank === 2 && x.dtype === 'float32') return transpose2d(x as tf.Tensor2D);
   const perm = x.shape.map((_, i) => i);
   [perm[x.rank - 2], perm[x.rank - 1]] = [perm[x.rank - 1]!, perm[x.rank - 2]!];
   return tf.transpose(x, perm);

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { geluDerivative, activation } from '../model/layers.js';
 import { colSum } from '../model/ops/col-sum.js';
+import { transpose2d } from '../backend/transpose.js';
 
 export type Activation = 'relu' | 'gelu';
 
@@ -42,14 +43,14 @@ export interface ExpertGradients {
 export function expertBackward(x: tf.Tensor2D, a: tf.Tensor2D, g: tf.Tensor2D, w: ExpertWeights, act: Activation): ExpertGradients {
   return tf.tidy(() => {
     const h = activation(act, a) as tf.Tensor2D;
-    const dW2 = tf.matMul(tf.transpose(h), g);
+    const dW2 = tf.matMul(transpose2d(h), g);
     const db2 = colSum(g);
-    const dH = tf.matMul(g, tf.transpose(w.w2));
+    const dH = tf.matMul(g, transpose2d(w.w2));
     const dAct = act === 'relu' ? tf.step(a, 0) : geluDerivative(a);
     const dA = dH.mul(dAct) as tf.Tensor2D;
-    const dW1 = tf.matMul(tf.transpose(x), dA);
+    const dW1 = tf.matMul(transpose2d(x), dA);
     const db1 = colSum(dA);
-    const dx = tf.matMul(dA, tf.transpose(w.w1));
+    const dx = tf.matMul(dA, transpose2d(w.w1));
     return { dx: dx as tf.Tensor2D, w1: dW1 as tf.Tensor2D, b1: db1, w2: dW2 as tf.Tensor2D, b2: db2 };
   });
 }
