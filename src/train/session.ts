@@ -62,13 +62,13 @@ export class Session {
     return { gradNorm };
   }
 
-  /** Parameter counts: everything, and what one token activates (top-k experts per Switch layer). */
-  async paramCounts(): Promise<{ total: number; activePerToken: number }> {
+  /** Parameter counts, from the config: everything, and what one token activates (top-k experts per Switch layer). */
+  paramCounts(): { total: number; activePerToken: number } {
     const coord = countParams(this.engine.params);
-    const states = await Promise.all(this.devices.map((d) => d.state()));
-    const expertTotal = states.reduce((a, s) => a + Object.values(s.params).reduce((b, p) => b + p.data.length, 0), 0);
-    const perExpert = expertTotal / Math.max(1, this.config.moe.n_experts);
-    return { total: coord + expertTotal, activePerToken: coord + perExpert * this.config.moe.top_k };
+    const { d_model: d, d_ff } = this.config.model;
+    const perExpert = 2 * d * d_ff + d_ff + d; // W1, b1, W2, b2
+    const layers = switchBlocks(this.config).length;
+    return { total: coord + layers * this.config.moe.n_experts * perExpert, activePerToken: coord + layers * this.config.moe.top_k * perExpert };
   }
 
   async snapshot(): Promise<CheckpointData['arrays']> {

@@ -78,7 +78,7 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
       start = ckpt.step;
       log(`resumed from step ${start}`);
     }
-    const counts = await session.paramCounts();
+    const counts = session.paramCounts();
     log(`corpus ${corpus.name}: ${corpus.text.length} chars, vocab ${tokenizer.vocabSize}; params ${counts.total} (${counts.activePerToken} active per token); out ${dir}`);
     const { batch_size: B, seq_len: T } = config.data;
     const c = config.train;
@@ -95,7 +95,7 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
     };
     const t0 = performance.now();
     let tokens = 0;
-    let last = { ce: NaN, step: start };
+    let lastCe = NaN;
     let windowStart = performance.now();
     let windowTokens = 0;
     for (let step = start + 1; step <= c.steps; step++) {
@@ -106,7 +106,7 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
       const { gradNorm } = await session.step(lr, step);
       tokens += B * T;
       windowTokens += B * T;
-      last = { ce: r.ce, step };
+      lastCe = r.ce;
       const tps = windowTokens / ((performance.now() - windowStart) / 1000);
       opts.onStep?.({ step, steps: c.steps, loss: r.loss, ce: r.ce, tokensPerS: tps, lr });
       if (step % c.log_every === 0 || step === c.steps) {
@@ -132,7 +132,7 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
     if (c.steps > start && (c.checkpoint_every === 0 || c.steps % c.checkpoint_every !== 0)) await save(c.steps);
     const val = c.eval_batches > 0 ? await evaluate(c.steps) : null;
     const summary = {
-      steps: c.steps, wall_s: wall, tokens_per_s: tokens / Math.max(wall, 1e-9), train_ce: last.ce, val_ce: val,
+      steps: c.steps, wall_s: wall, tokens_per_s: tokens / Math.max(wall, 1e-9), train_ce: lastCe, val_ce: val,
       params_total: counts.total, params_active_per_token: counts.activePerToken,
     };
     metrics.summary(summary);
