@@ -1,6 +1,6 @@
 /**
  * Tokens/s of configs/tiny-shakespeare.yaml (d_model 128, 6 layers, 4 experts, batch 32×64).
- *   npx tsx bench/train-throughput.ts [--steps N] [--transport local|threads] [--devices D]
+ *   npx tsx bench/train-throughput.ts [--data PATH] [--steps N] [--transport local|threads] [--devices D]
  * The first 2 steps are warm-up and not counted.
  */
 import { mkdtempSync } from 'node:fs';

@@ -2,11 +2,11 @@ import test from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { SHAKESPEARE, tempDir } from './helpers.js';
+import { CORPUS, tempDir } from './helpers.js';
 
 const BIN = new URL('../bin/switch-sim.js', import.meta.url).pathname;
 const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
-const SMALL = ['--set', 'data.dataset=tinyshakespeare', '--set', `data.path=${SHAKESPEARE}`, '--set', 'data.seq_len=16', '--set', 'data.batch_size=2',
+const SMALL = ['--set', `data.dataset=${CORPUS}`, '--set', 'data.seq_len=16', '--set', 'data.batch_size=2',
   '--set', 'model.d_model=16', '--set', 'model.n_layers=1', '--set', 'model.d_ff=16', '--set', 'train.eval_batches=1', '--set', 'parallel.transport=local'];
 
 test('bad config value: exit 2 and one line naming key, rule and value', (t) => {

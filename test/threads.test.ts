@@ -1,12 +1,12 @@
 import test from 'ava';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { DeviceError } from '../src/coordinator/errors.js';
+import { DeviceError } from '../src/experts/errors.js';
 import { train, type TrainSummary } from '../src/train/trainer.js';
-import { cfg, SHAKESPEARE, tempDir } from './helpers.js';
+import { cfg, CORPUS, tempDir } from './helpers.js';
 
 const tiny = (...sets: string[]) =>
-  cfg('data.dataset=tinyshakespeare', `data.path=${SHAKESPEARE}`, 'data.seq_len=16', 'data.batch_size=4', 'model.d_model=16', 'model.n_heads=2',
+  cfg(`data.dataset=${CORPUS}`, 'data.seq_len=16', 'data.batch_size=4', 'model.d_model=16', 'model.n_heads=2',
     'model.n_layers=2', 'model.d_ff=32', 'train.log_every=1', 'train.eval_every=0', 'train.eval_batches=1', 'train.checkpoint_every=0',
     'moe.capacity_factor=1.0', 'model.dropout=0.1', ...sets);
 const run = (t: import('ava').ExecutionContext, config: ReturnType<typeof tiny>, extra: Partial<Parameters<typeof train>[0]> = {}) =>
@@ -30,15 +30,40 @@ for (const [D, E, policy] of cases) {
   });
 }
 
-test.serial('micro-batches: 2 pipelined micro-batches equal 1 (no jitter, no dropout); threads equal local with them on', async (t) => {
+test.serial('micro-batches: 2 pipelined micro-batches equal 1 with jitter and dropout on; threads equal local with them on', async (t) => {
   const sets = ['parallel.devices=2', 'moe.n_experts=4', 'train.steps=8', 'moe.drop_policy=random'];
-  const one = await run(t, tiny(...sets, 'parallel.transport=local', 'moe.router_jitter=0', 'model.dropout=0'));
-  const two = await run(t, tiny(...sets, 'parallel.transport=local', 'moe.router_jitter=0', 'model.dropout=0', 'parallel.microbatches=2'));
+  const one = await run(t, tiny(...sets, 'parallel.transport=local'));
+  const two = await run(t, tiny(...sets, 'parallel.transport=local', 'parallel.microbatches=2'));
   sameLosses(t, one, two, 'microbatches 1 vs 2');
-  const local = await run(t, tiny(...sets, 'parallel.transport=local', 'parallel.microbatches=2'));
   const threads = await run(t, tiny(...sets, 'parallel.transport=threads', 'parallel.microbatches=2'));
-  sameLosses(t, local, threads, 'microbatches 2, local vs threads');
+  sameLosses(t, two, threads, 'microbatches 2, local vs threads');
 });
+
+test.serial('micro-batches with drop_tokens false: each micro-batch keeps its own slots (capacities differ per micro-batch)', async (t) => {
+  const sets = ['parallel.devices=4', 'moe.n_experts=4', 'train.steps=8', 'moe.drop_tokens=false', 'moe.min_capacity=1', 'train.log_every=1'];
+  const one = await run(t, tiny(...sets, 'parallel.transport=local'));
+  const two = await run(t, tiny(...sets, 'parallel.transport=local', 'parallel.microbatches=2'));
+  sameLosses(t, one, two, 'drop_tokens false, microbatches 1 vs 2');
+  const four = await run(t, tiny(...sets, 'parallel.transport=local', 'parallel.microbatches=4'));
+  sameLosses(t, one, four, 'drop_tokens false, microbatches 1 vs 4');
+});
+
+test.serial('min_capacity above the tokens per group with drop_tokens false trains (capacity is clamped to the group)', async (t) => {
+  const r = await run(t, tiny('parallel.devices=2', 'moe.drop_tokens=false', 'moe.min_capacity=1000', 'train.steps=2', 'parallel.microbatches=2'));
+  t.is(r.losses.length, 2);
+  t.true(r.losses.every(Number.isFinite));
+});
+
+for (const payload of ['transfer', 'clone']) {
+  test.serial(`payload ${payload} with micro-batches and a slow device: replies touch only their own groups`, async (t) => {
+    // device 1 is 40 ms late on every exchange: device 0 answers micro-batch 1 before micro-batch 0 is combined
+    const sets = ['parallel.devices=2', 'moe.n_experts=4', 'train.steps=4', 'parallel.microbatches=2'];
+    const local = await run(t, tiny(...sets, 'parallel.transport=local'));
+    const slow = await run(t, tiny(...sets, 'parallel.transport=threads', `parallel.payload=${payload}`,
+      'parallel.fault.device=1', 'parallel.fault.kind=slow', 'parallel.fault.delay_ms=40'));
+    sameLosses(t, local, slow, `${payload}, slow device`);
+  });
+}
 
 for (const payload of ['transfer', 'clone']) {
   test.serial(`payload ${payload} gives the same losses as shared memory`, async (t) => {

@@ -1,14 +1,14 @@
 import test from 'ava';
 import { existsSync, readFileSync, writeFileSync, cpSync } from 'node:fs';
 import { join } from 'node:path';
-import { InterruptedError, CheckpointError } from '../src/coordinator/errors.js';
+import { InterruptedError, CheckpointError } from '../src/train/errors.js';
 import { loadCheckpoint } from '../src/train/checkpoint.js';
 import { sample } from '../src/train/sample.js';
 import { train } from '../src/train/trainer.js';
-import { cfg, SHAKESPEARE, tempDir } from './helpers.js';
+import { cfg, CORPUS, tempDir } from './helpers.js';
 
 const small = (...sets: string[]) =>
-  cfg('data.dataset=tinyshakespeare', `data.path=${SHAKESPEARE}`, 'data.seq_len=32', 'data.batch_size=4', 'model.d_model=32', 'model.n_heads=2',
+  cfg(`data.dataset=${CORPUS}`, 'data.seq_len=32', 'data.batch_size=4', 'model.d_model=32', 'model.n_heads=2',
     'model.n_layers=2', 'model.d_ff=64', 'moe.n_experts=4', 'parallel.devices=2', 'train.log_every=1', 'train.eval_every=0', 'train.eval_batches=2',
     'train.warmup_steps=5', 'train.lr=0.01', ...sets);
 
@@ -31,9 +31,9 @@ test.serial('a short run lowers the loss and writes metrics, summary and a check
   for (const k of ['steps', 'wall_s', 'tokens_per_s', 'train_ce', 'val_ce', 'params_total', 'params_active_per_token']) t.true(k in summary, `summary has ${k}`);
   t.true(summary.params_active_per_token < summary.params_total);
   t.true(existsSync(join(dir, 'checkpoints', 'step-40', 'checkpoint.json')));
-  const text = await sample({ checkpoint: dir, prompt: 'ROMEO:', tokens: 20, temperature: 0.8, topK: 10, seed: 1 });
-  t.is(text.text.length, 'ROMEO:'.length + 20);
-  t.true(text.text.startsWith('ROMEO:'));
+  const text = await sample({ checkpoint: dir, prompt: 'Ishmael', tokens: 20, temperature: 0.8, topK: 10, seed: 1 });
+  t.is(text.text.length, 'Ishmael'.length + 20);
+  t.true(text.text.startsWith('Ishmael'));
 });
 
 test.serial('resume equals the uninterrupted run; Ctrl-C (stop flag) saves a checkpoint and throws InterruptedError', async (t) => {

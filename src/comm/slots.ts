@@ -2,80 +2,99 @@ import type { RoutingPlan } from '../router/plan.js';
 
 /**
  * Moving token rows between the token-major activations [N, d_model] and the slot buffer
- * [G, E, C, d_model]: the row of token t's choice c sits at ((g·E + e)·C + s)·d_model.
+ * [G, E, C_max, d_model]: the row of token t's choice c sits at ((g·E + e)·C_max + s)·d_model, where
+ * C_max (`stride`) is the buffer's capacity, not the plan's.
  */
-export function slotOffset(plan: RoutingPlan, i: number, d: number): number {
+export function slotOffset(plan: RoutingPlan, i: number, d: number, stride: number): number {
   const t = Math.floor(i / plan.topK);
   const g = plan.groupOffset + Math.floor(t / plan.tokensPerGroup);
-  return ((g * plan.experts + plan.expert[i]!) * plan.capacity + plan.slot[i]!) * d;
+  return ((g * plan.experts + plan.expert[i]!) * stride + plan.slot[i]!) * d;
 }
 
 /** Dispatch: copies each kept token-choice's row of `rows` (one row per token) into its slot. */
-export function packTokens(plan: RoutingPlan, rows: Float32Array, d: number, buffer: Float32Array): void {
+export function packTokens(plan: RoutingPlan, rows: Float32Array, d: number, buffer: Float32Array, stride: number): void {
   const K = plan.topK;
   for (let i = 0; i < plan.slot.length; i++) {
     if (plan.slot[i]! < 0) continue;
     const t = Math.floor(i / K);
-    buffer.set(rows.subarray(t * d, t * d + d), slotOffset(plan, i, d));
+    buffer.set(rows.subarray(t * d, t * d + d), slotOffset(plan, i, d, stride));
   }
 }
 
 /** Dispatch for gradients: rows are per token-choice ([N·k, d]), as the combine gradient is. */
-export function packChoices(plan: RoutingPlan, rows: Float32Array, d: number, buffer: Float32Array): void {
+export function packChoices(plan: RoutingPlan, rows: Float32Array, d: number, buffer: Float32Array, stride: number): void {
   for (let i = 0; i < plan.slot.length; i++) {
     if (plan.slot[i]! < 0) continue;
-    buffer.set(rows.subarray(i * d, i * d + d), slotOffset(plan, i, d));
+    buffer.set(rows.subarray(i * d, i * d + d), slotOffset(plan, i, d, stride));
   }
 }
 
 /** Combine: each token-choice's expert output row ([N·k, d]); dropped choices stay zero. */
-export function unpackChoices(plan: RoutingPlan, buffer: Float32Array, d: number): Float32Array {
+export function unpackChoices(plan: RoutingPlan, buffer: Float32Array, d: number, stride: number): Float32Array {
   const out = new Float32Array(plan.slot.length * d);
   for (let i = 0; i < plan.slot.length; i++) {
     if (plan.slot[i]! < 0) continue;
-    const o = slotOffset(plan, i, d);
+    const o = slotOffset(plan, i, d, stride);
     out.set(buffer.subarray(o, o + d), i * d);
   }
   return out;
 }
 
 /** Combine for gradients: a token's input gradient is the sum over its kept choices ([N, d]). */
-export function unpackSumTokens(plan: RoutingPlan, buffer: Float32Array, d: number): Float32Array {
+export function unpackSumTokens(plan: RoutingPlan, buffer: Float32Array, d: number, stride: number): Float32Array {
   const K = plan.topK;
   const out = new Float32Array((plan.slot.length / K) * d);
   for (let i = 0; i < plan.slot.length; i++) {
     if (plan.slot[i]! < 0) continue;
-    const o = slotOffset(plan, i, d);
+    const o = slotOffset(plan, i, d, stride);
     const t = Math.floor(i / K);
     for (let j = 0; j < d; j++) out[t * d + j]! += buffer[o + j]!;
   }
   return out;
 }
 
-/** Where one device's experts sit in the [G, E, C, d] slot layout. */
+/**
+ * One device's part of one exchange: groups [firstGroup, firstGroup + counts.length / experts) of the
+ * shared [G, E, stride, d] layout, its experts [first, first + count). Payloads `transfer` and `clone`
+ * carry it as a compact [groups, count, capacity, d] array holding only the rows in `counts`.
+ */
 export interface DeviceSlots {
-  groups: number;
+  firstGroup: number;
+  /** [groups·E] rows per (group, expert) of this exchange */
+  counts: Int32Array;
   experts: number;
+  /** the shared buffer's rows per (group, expert) */
+  stride: number;
+  /** the compact copy's rows per (group, expert): the plan's capacity */
   capacity: number;
   dModel: number;
-  /** first global expert of the device, and how many it owns */
   first: number;
   count: number;
 }
 
-/** Copies a device's slots out of the shared layout into its own [G, E_local, C, d] array (payload transfer | clone). */
-export function extractDeviceSlots(buffer: Float32Array, s: DeviceSlots): Float32Array {
-  const block = s.count * s.capacity * s.dModel;
-  const out = new Float32Array(s.groups * block);
-  for (let g = 0; g < s.groups; g++) {
-    const from = (g * s.experts + s.first) * s.capacity * s.dModel;
-    out.set(buffer.subarray(from, from + block), g * block);
+/** Visits every (group, local expert) block of the exchange: its offset in the shared layout and in the compact copy, and its rows. */
+function eachBlock(s: DeviceSlots, f: (shared: number, compact: number, length: number) => void): void {
+  const E = s.experts;
+  const G = s.counts.length / E;
+  for (let g = 0; g < G; g++) {
+    for (let j = 0; j < s.count; j++) {
+      const rows = s.counts[g * E + s.first + j]!;
+      if (rows === 0) continue;
+      const shared = ((s.firstGroup + g) * E + s.first + j) * s.stride * s.dModel;
+      const compact = (g * s.count + j) * s.capacity * s.dModel;
+      f(shared, compact, rows * s.dModel);
+    }
   }
+}
+
+/** Copies a device's rows of this exchange out of the shared layout (payload transfer | clone). */
+export function extractDeviceSlots(buffer: Float32Array, s: DeviceSlots): Float32Array {
+  const out = new Float32Array((s.counts.length / s.experts) * s.count * s.capacity * s.dModel);
+  eachBlock(s, (shared, compact, n) => out.set(buffer.subarray(shared, shared + n), compact));
   return out;
 }
 
-/** Writes a device's [G, E_local, C, d] array back into the shared layout. */
+/** Writes a device's rows of this exchange back into the shared layout; other groups' rows are untouched. */
 export function insertDeviceSlots(buffer: Float32Array, local: Float32Array, s: DeviceSlots): void {
-  const block = s.count * s.capacity * s.dModel;
-  for (let g = 0; g < s.groups; g++) buffer.set(local.subarray(g * block, (g + 1) * block), (g * s.experts + s.first) * s.capacity * s.dModel);
+  eachBlock(s, (shared, compact, n) => buffer.set(local.subarray(compact, compact + n), shared));
 }

@@ -44,7 +44,8 @@ export const DEFAULTS = {
     fault: {
       device: -1, // -1: no fault injected
       step: 0,
-      kind: 'crash' as 'crash' | 'hang' | 'throw',
+      kind: 'crash' as 'crash' | 'hang' | 'throw' | 'slow',
+      delay_ms: 20, // kind 'slow': extra ms on every exchange of that device from fault.step on
     },
   },
   train: {

@@ -48,7 +48,8 @@ export const ConfigSchema = z
       fault: z.strictObject({
         device: int(-1, 63),
         step: int(0),
-        kind: z.enum(['crash', 'hang', 'throw']),
+        kind: z.enum(['crash', 'hang', 'throw', 'slow']),
+        delay_ms: int(0, 600_000),
       }),
     }),
     train: z.strictObject({
@@ -79,6 +80,8 @@ export const ConfigSchema = z
       `must be divisible by parallel.devices (${c.parallel.devices}): each device routes its own group of sequences`);
     rule(c.parallel.devices % c.parallel.microbatches === 0, ['parallel', 'microbatches'],
       `must divide parallel.devices (${c.parallel.devices}): each micro-batch routes whole groups`);
+    rule(c.model.switch_every <= c.model.n_layers, ['model', 'switch_every'],
+      `must be <= model.n_layers (${c.model.n_layers}), or the model has no Switch layer`);
     rule(c.moe.top_k <= c.moe.n_experts, ['moe', 'top_k'], `must be <= moe.n_experts (${c.moe.n_experts})`);
     rule(c.train.min_lr <= c.train.lr, ['train', 'min_lr'], `must be <= train.lr (${c.train.lr})`);
     rule(c.parallel.fault.device < c.parallel.devices, ['parallel', 'fault', 'device'],

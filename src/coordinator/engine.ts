@@ -13,7 +13,7 @@ import { addBackwardTiming, layerStats, mergeLayerStats, type LayerStats } from 
 import { StepContext } from './step-context.js';
 import { early, interleave, perChoice } from './rows.js';
 import { forwardStage, stageGradients, type RecordedStage, type Upstream } from './stage-tape.js';
-import { SwitchDispatcher, type ExchangeTiming, type SwitchForward } from './switch-dispatch.js';
+import { SwitchDispatcher, type ExchangeTiming, type RouteMode, type SwitchForward } from './switch-dispatch.js';
 
 export interface StepResult {
   loss: number;
@@ -72,11 +72,11 @@ export class Engine {
    * Splits a batch into `parallel.microbatches` micro-batches of whole routing groups, so that the
    * coordinator computes one micro-batch while the devices work on another.
    */
-  private contexts(x: Int32Array, y: Int32Array | undefined, batch: number, step: number, train: boolean): StepContext[] {
+  private contexts(x: Int32Array, y: Int32Array | undefined, batch: number, step: number, mode: RouteMode): StepContext[] {
     const M = batch % this.config.parallel.devices === 0 ? this.config.parallel.microbatches : 1;
     const per = x.length / M;
     return Array.from({ length: M }, (_, m) =>
-      new StepContext(this.config, batch / M, train, step, x.subarray(m * per, (m + 1) * per), y?.subarray(m * per, (m + 1) * per), m));
+      new StepContext(this.config, batch / M, mode, step, x.subarray(m * per, (m + 1) * per), y?.subarray(m * per, (m + 1) * per), m, (m * batch) / M));
   }
 
   /** Routing groups of micro-batch m: the step's G groups (G = devices) split evenly. */
@@ -124,7 +124,7 @@ export class Engine {
           const probsT = tf.softmax(out.logits!);
           probs[m] = probsT.dataSync() as Float32Array; // router probabilities, float32 [N, E]
           probsT.dispose();
-          const plan = this.dispatcher.route(k, probs[m]!, rec.ctx.train, rec.ctx.step, this.groups(rec.ctx, M));
+          const plan = this.dispatcher.route(k, probs[m]!, rec.ctx.mode, rec.ctx.step, this.groups(rec.ctx, M));
           rec.plans.push(plan);
           pending[m] = early(this.dispatcher.forward(k, m, plan, readView(out.u!), rec.ctx.train, rec.ctx.step)); // packed before it returns
           out.u!.dispose();
@@ -142,7 +142,7 @@ export class Engine {
 
   /** Forward and backward for one batch; coordinator gradients accumulate in `grads`, expert ones on the devices. */
   async trainStep(x: Int32Array, y: Int32Array, batch: number, step: number): Promise<StepResult> {
-    const ctxs = this.contexts(x, y, batch, step, true);
+    const ctxs = this.contexts(x, y, batch, step, 'train');
     try {
       const recs = await this.forward(ctxs);
       await this.backward(recs);
@@ -185,7 +185,7 @@ export class Engine {
           const nIn = input ? 2 + input.outputs.length : 0;
           if (input) {
             // the devices start this micro-batch's expert backward now
-            pending[m] = early(this.dispatcher.backward(k - 1, m, rec.plans[k - 1]!, interleave(grads.slice(2, nIn), this.config.model.d_model)));
+            pending[m] = early(this.dispatcher.backward(k - 1, m, rec.plans[k - 1]!, interleave(grads.slice(2, nIn), this.config.model.d_model), rec.ctx.step));
             partial[m] = { h: grads[0]!, logits: grads[1]! };
             tf.dispose(grads.slice(2, nIn));
             tf.dispose([input.h, input.logits, ...input.outputs]);
@@ -210,7 +210,7 @@ export class Engine {
 
   /** Cross-entropy of a batch without gradients (eval capacity factor, no jitter, no dropout). */
   async evaluate(x: Int32Array, y: Int32Array, batch: number, step: number): Promise<number> {
-    const ctxs = this.contexts(x, y, batch, step, false);
+    const ctxs = this.contexts(x, y, batch, step, 'eval');
     try {
       const recs = await this.forward(ctxs);
       for (const rec of recs) this.releaseInputs(rec);
@@ -222,7 +222,7 @@ export class Engine {
 
   /** Next-token logits after the last position of one sequence (for sampling), [V]. */
   async nextTokenLogits(x: Int32Array, step: number): Promise<Float32Array> {
-    const ctx = new StepContext(this.config, 1, false, step, x);
+    const ctx = new StepContext(this.config, 1, 'generate', step, x);
     try {
       const [rec] = (await this.forward([ctx])) as [MicroRecord];
       this.releaseInputs(rec);

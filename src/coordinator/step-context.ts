@@ -2,26 +2,34 @@ import * as tf from '@tensorflow/tfjs';
 import type { Config } from '../config/defaults.js';
 import type { StageContext } from '../model/stages.js';
 import { rngFor } from '../util/rng.js';
+import type { RouteMode } from './switch-dispatch.js';
 
 /**
- * One (micro-)batch's StageContext for one step: the tokens, every random draw (dropout masks, router
- * jitter) made once per site from the stream (seed, site, step, micro-batch).
+ * One (micro-)batch's StageContext for one step: the tokens, and every random draw (dropout masks,
+ * router jitter) made once per site. Each sequence's rows come from the stream (seed, site, step,
+ * its index in the whole batch), so a micro-batch draws exactly the numbers its sequences would get
+ * in one big batch: splitting a step into micro-batches changes no loss.
  */
 export class StepContext implements StageContext {
   readonly tokens: tf.Tensor1D;
   readonly targets?: tf.Tensor1D;
   private readonly cache = new Map<string, tf.Tensor>();
 
+  readonly train: boolean;
+
   constructor(
     readonly config: Config,
     readonly batch: number,
-    readonly train: boolean,
+    readonly mode: RouteMode,
     readonly step: number,
     tokens: Int32Array,
     targets?: Int32Array,
-    /** micro-batch index: its random draws are its own */
+    /** micro-batch index (the devices keep activations per micro-batch) */
     readonly micro = 0,
+    /** index of this micro-batch's first sequence in the step's batch */
+    readonly firstSeq = 0,
   ) {
+    this.train = mode === 'train';
     this.tokens = tf.tensor1d(tokens, 'int32');
     if (targets) this.targets = tf.tensor1d(targets, 'int32');
   }
@@ -29,9 +37,12 @@ export class StepContext implements StageContext {
   private draw(key: string, shape: [number, number], sample: (u: number) => number): tf.Tensor {
     let t = this.cache.get(key);
     if (!t) {
-      const rng = rngFor(this.config.seed, key, this.step, this.micro);
       const data = new Float32Array(shape[0] * shape[1]);
-      for (let i = 0; i < data.length; i++) data[i] = sample(rng.uniform());
+      const perSeq = data.length / this.batch; // [batch, T·cols]: one stream per sequence
+      for (let b = 0; b < this.batch; b++) {
+        const rng = rngFor(this.config.seed, key, this.step, this.firstSeq + b);
+        for (let i = b * perSeq; i < (b + 1) * perSeq; i++) data[i] = sample(rng.uniform());
+      }
       t = tf.keep(tf.tensor2d(data, shape));
       this.cache.set(key, t);
     }

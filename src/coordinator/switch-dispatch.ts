@@ -20,6 +20,9 @@ export interface SwitchForward {
   timing: ExchangeTiming;
 }
 
+/** What a routing decision is for: training, evaluation, or generating text. */
+export type RouteMode = 'train' | 'eval' | 'generate';
+
 /** Which groups of the step a batch (or micro-batch) holds. */
 export interface GroupRange {
   offset: number;
@@ -38,51 +41,56 @@ export class SwitchDispatcher {
     private readonly buffers: LayerBuffers[],
   ) {}
 
-  /** Routes with the router probabilities [N, E]: top-k, capacity C per group, the drop policy. */
-  route(layer: number, probs: Float32Array, train: boolean, step: number, groups: GroupRange): RoutingPlan {
+  /**
+   * Routes with the router probabilities [N, E]: top-k, capacity C per group, the drop policy.
+   * Training uses capacity_factor, evaluation eval_capacity_factor; generation drops nothing (its one
+   * window is a single group, and under `position` the token being predicted would go first).
+   */
+  route(layer: number, probs: Float32Array, mode: RouteMode, step: number, groups: GroupRange): RoutingPlan {
     const m = this.config.moe;
     return planRouting(probs, m.n_experts, {
       groups: groups.count,
       groupOffset: groups.offset,
       topK: m.top_k,
-      capacityFactor: train ? m.capacity_factor : m.eval_capacity_factor,
+      capacityFactor: mode === 'train' ? m.capacity_factor : m.eval_capacity_factor,
       minCapacity: m.min_capacity,
-      dropTokens: m.drop_tokens,
+      dropTokens: m.drop_tokens && mode !== 'generate',
       policy: m.drop_policy,
-      rngForGroup: (g) => rngFor(this.config.seed, train ? 'drop' : 'drop-eval', step, layer, g),
+      rngForGroup: (g) => rngFor(this.config.seed, mode === 'train' ? 'drop' : 'drop-eval', step, layer, g),
     });
   }
 
-  /** The request every device gets: counts over the buffer's groups, zero outside the plan's own. */
+  /** The request every device gets: the plan's groups and their counts only. */
   private request(layer: number, micro: number, plan: RoutingPlan, train: boolean, step: number): ExchangeRequest {
-    const E = plan.experts;
-    const counts = new Int32Array((plan.groupOffset + plan.groups) * E);
-    counts.set(plan.counts, plan.groupOffset * E);
-    return { layer, micro, capacity: plan.capacity, counts, train, step };
+    const stride = this.buffers[layer]!.shape.capacity;
+    if (plan.capacity > stride || plan.groupOffset + plan.groups > this.buffers[layer]!.shape.groups) {
+      throw new Error(`Switch layer ${layer}: a plan of ${plan.groups} groups from ${plan.groupOffset} with capacity ${plan.capacity} does not fit buffers of ${this.buffers[layer]!.shape.groups} groups × ${stride} slots`);
+    }
+    return { layer, micro, firstGroup: plan.groupOffset, capacity: plan.capacity, counts: plan.counts, train, step };
   }
 
   /** Dispatch u's rows to their slots, run the experts on every device, combine. */
   async forward(layer: number, micro: number, plan: RoutingPlan, rows: Float32Array, train: boolean, step: number): Promise<SwitchForward> {
     const d = this.config.model.d_model;
     const bufs = this.buffers[layer]!;
-    packTokens(plan, rows, d, view(bufs.dispatch));
     const req = this.request(layer, micro, plan, train, step);
+    packTokens(plan, rows, d, view(bufs.dispatch), bufs.shape.capacity);
     const t0 = performance.now();
     const reports = await Promise.all(this.devices.map((dev) => dev.forward(req)));
     const timing = this.timing(t0, reports);
-    return { plan, outputs: unpackChoices(plan, view(bufs.combine), d), timing };
+    return { plan, outputs: unpackChoices(plan, view(bufs.combine), d, bufs.shape.capacity), timing };
   }
 
   /** Backward all-to-all: ∂L/∂o rows out to the slots, devices' backward, input gradients back per token. */
-  async backward(layer: number, micro: number, plan: RoutingPlan, gradOutputs: Float32Array): Promise<{ grad: Float32Array; timing: ExchangeTiming }> {
+  async backward(layer: number, micro: number, plan: RoutingPlan, gradOutputs: Float32Array, step: number): Promise<{ grad: Float32Array; timing: ExchangeTiming }> {
     const d = this.config.model.d_model;
     const bufs = this.buffers[layer]!;
-    packChoices(plan, gradOutputs, d, view(bufs.gradOut));
-    const req = this.request(layer, micro, plan, true, -1);
+    const req = this.request(layer, micro, plan, true, step);
+    packChoices(plan, gradOutputs, d, view(bufs.gradOut), bufs.shape.capacity);
     const t0 = performance.now();
     const reports = await Promise.all(this.devices.map((dev) => dev.backward(req)));
     const timing = this.timing(t0, reports);
-    return { grad: unpackSumTokens(plan, view(bufs.gradIn), d), timing };
+    return { grad: unpackSumTokens(plan, view(bufs.gradIn), d, bufs.shape.capacity), timing };
   }
 
   private timing(t0: number, reports: ComputeReport[]): ExchangeTiming {

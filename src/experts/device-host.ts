@@ -1,11 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Config } from '../config/defaults.js';
-import { view, type LayerBuffers } from '../comm/buffers.js';
+import { view, type Direction, type LayerBuffers } from '../comm/buffers.js';
 import { initExpertParams, type ParamSet } from '../model/params.js';
 import { AdamW, sumSquares } from '../train/adamw.js';
 import { readView } from '../backend/view.js';
 import { expertBackward, expertForward, type ExpertWeights } from './ffn.js';
-import type { BackwardRequest, ComputeReport, DeviceState, ForwardRequest } from './messages.js';
+import type { BackwardRequest, ComputeReport, DeviceState, ExchangeMessage, ForwardRequest } from './messages.js';
 
 /** The experts of `device`: global indices [device·E/D, (device+1)·E/D). */
 export function expertsOf(config: Config, device: number): number[] {
@@ -16,11 +16,18 @@ export function expertsOf(config: Config, device: number): number[] {
 const FIELDS = ['w1', 'b1', 'w2', 'b2'] as const;
 const EMPTY = { x: undefined, a: undefined } as unknown as { x: tf.Tensor2D; a: tf.Tensor2D };
 
-/** Where one device's slots are: the full shared [G, E, C, d] buffer, or its own compact [G, E_local, C, d] copy. */
+/**
+ * Where one exchange's slots are: the shared [G, E, C_max, d] buffer (its groups from `firstGroup`),
+ * or the device's own compact [groups, E_local, C, d] copy.
+ */
 interface SlotView {
   data: Float32Array;
+  /** experts per group in `data`, and the global index of the first */
   experts: number;
   base: number;
+  /** rows per (group, expert) block */
+  stride: number;
+  firstGroup: number;
 }
 
 /**
@@ -67,13 +74,14 @@ export class DeviceHost {
     return { w1, b1, w2, b2 } as ExpertWeights;
   }
 
-  private slots(layer: number, dir: keyof LayerBuffers, payload?: Float32Array): SlotView {
-    if (payload) return { data: payload, experts: this.experts.length, base: this.experts[0]! };
-    return { data: view(this.buffers[layer]![dir]), experts: this.config.moe.n_experts, base: 0 };
+  private slots(layer: number, dir: Direction, req: ExchangeMessage, payload?: Float32Array): SlotView {
+    if (payload) return { data: payload, experts: this.experts.length, base: this.experts[0]!, stride: req.capacity, firstGroup: 0 };
+    const b = this.buffers[layer]!;
+    return { data: view(b[dir]), experts: this.config.moe.n_experts, base: 0, stride: b.shape.capacity, firstGroup: req.firstGroup };
   }
 
-  /** Gathers expert e's rows from every group into one [n, d] matrix. */
-  private gather(v: SlotView, e: number, capacity: number, counts: Int32Array): Float32Array {
+  /** Gathers expert e's rows from every group of the exchange into one [n, d] matrix. */
+  private gather(v: SlotView, e: number, counts: Int32Array): Float32Array {
     const d = this.config.model.d_model;
     const E = this.config.moe.n_experts;
     const G = counts.length / E;
@@ -83,41 +91,52 @@ export class DeviceHost {
     let row = 0;
     for (let g = 0; g < G; g++) {
       const c = counts[g * E + e]!;
-      const off = (g * v.experts + (e - v.base)) * capacity * d;
+      const off = ((v.firstGroup + g) * v.experts + (e - v.base)) * v.stride * d;
       out.set(v.data.subarray(off, off + c * d), row * d);
       row += c;
     }
     return out;
   }
 
-  private scatter(v: SlotView, e: number, capacity: number, counts: Int32Array, rows: Float32Array): void {
+  private scatter(v: SlotView, e: number, counts: Int32Array, rows: Float32Array): void {
     const d = this.config.model.d_model;
     const E = this.config.moe.n_experts;
     const G = counts.length / E;
     let row = 0;
     for (let g = 0; g < G; g++) {
       const c = counts[g * E + e]!;
-      v.data.set(rows.subarray(row * d, (row + c) * d), (g * v.experts + (e - v.base)) * capacity * d);
+      v.data.set(rows.subarray(row * d, (row + c) * d), ((v.firstGroup + g) * v.experts + (e - v.base)) * v.stride * d);
       row += c;
     }
   }
 
-  private outputView(layer: number, dir: 'combine' | 'gradIn', payload?: Float32Array): SlotView {
-    return this.slots(layer, dir, payload ? new Float32Array(payload.length) : undefined);
+  private outputView(layer: number, dir: 'combine' | 'gradIn', req: ExchangeMessage): SlotView {
+    return this.slots(layer, dir, req, req.payload ? new Float32Array(req.payload.length) : undefined);
+  }
+
+  /**
+   * `parallel.fault.kind: slow` (a test and profiling hook): this device takes `delay_ms` longer on
+   * every exchange from `fault.step` on, as a straggler GPU would. Blocks its own thread only.
+   */
+  private straggle(step: number): void {
+    const f = this.config.parallel.fault;
+    if (f.kind !== 'slow' || f.device !== this.device || step < f.step || f.delay_ms <= 0) return;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, f.delay_ms);
   }
 
   /** o = FFN_e(x) for every local expert e on its slots; writes the combine slots. */
   forward(req: ForwardRequest): ComputeReport {
     const t0 = performance.now();
+    this.straggle(req.step);
     const d = this.config.model.d_model;
-    const input = this.slots(req.layer, 'dispatch', req.payload);
-    const output = this.outputView(req.layer, 'combine', req.payload);
+    const input = this.slots(req.layer, 'dispatch', req, req.payload);
+    const output = this.outputView(req.layer, 'combine', req);
     const key = `${req.layer}/${req.micro}`;
     this.dropStash(key);
     const kept: { x: tf.Tensor2D; a: tf.Tensor2D }[] = [];
     let rows = 0;
     for (const e of this.experts) {
-      const xs = this.gather(input, e, req.capacity, req.counts);
+      const xs = this.gather(input, e, req.counts);
       const n = xs.length / d;
       rows += n;
       if (n === 0) {
@@ -126,7 +145,7 @@ export class DeviceHost {
       }
       const x = tf.tensor2d(xs, [n, d]);
       const f = expertForward(x, this.expertWeights(req.layer, e), this.config.model.activation);
-      this.scatter(output, e, req.capacity, req.counts, readView(f.o));
+      this.scatter(output, e, req.counts, readView(f.o));
       f.o.dispose();
       if (req.train) kept.push({ x, a: f.a });
       else tf.dispose([x, f.a]);
@@ -138,22 +157,23 @@ export class DeviceHost {
   /** ∂L/∂x for every local expert's slots; accumulates the weight gradients here. */
   backward(req: BackwardRequest): ComputeReport {
     const t0 = performance.now();
+    this.straggle(req.step);
     const d = this.config.model.d_model;
     const key = `${req.layer}/${req.micro}`;
     const kept = this.stash.get(key);
     if (!kept) throw new Error(`backward for Switch layer ${req.layer} (micro-batch ${req.micro}) without a training forward`);
-    const input = this.slots(req.layer, 'gradOut', req.payload);
-    const output = this.outputView(req.layer, 'gradIn', req.payload);
+    const input = this.slots(req.layer, 'gradOut', req, req.payload);
+    const output = this.outputView(req.layer, 'gradIn', req);
     let rows = 0;
     this.experts.forEach((e, i) => {
       const { x, a } = kept[i]!;
-      const gs = this.gather(input, e, req.capacity, req.counts);
+      const gs = this.gather(input, e, req.counts);
       const n = gs.length / d;
       rows += n;
       if (n === 0) return;
       const g = tf.tensor2d(gs, [n, d]);
       const r = expertBackward(x, a, g, this.expertWeights(req.layer, e), this.config.model.activation);
-      this.scatter(output, e, req.capacity, req.counts, readView(r.dx));
+      this.scatter(output, e, req.counts, readView(r.dx));
       for (const f of FIELDS) {
         const acc = this.grads.get(this.name(req.layer, e, f))!;
         const gd = readView(r[f]);

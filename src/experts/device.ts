@@ -5,11 +5,14 @@ export interface ExchangeRequest {
   layer: number;
   /** micro-batch index: each keeps its own activations on the device until its backward */
   micro: number;
+  /** first group of this exchange in the layer's buffers */
+  firstGroup: number;
+  /** the plan's capacity C (at most the buffers' stride) */
   capacity: number;
-  /** [G·E] tokens per (group, expert) over the buffer's groups (zero for groups not in this exchange) */
+  /** [groups·E] tokens per (group, expert), for this exchange's groups only */
   counts: Int32Array;
   train: boolean;
-  /** the training step, for fault injection (parallel.fault.step) */
+  /** the training step (-1 outside training), for fault injection (parallel.fault.step) */
   step: number;
 }
 

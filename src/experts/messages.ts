@@ -11,27 +11,31 @@ export interface InitRequest {
   buffers: LayerBuffers[];
 }
 
-export interface ForwardRequest {
-  kind: 'forward';
+/** One exchange of a Switch layer, as the device receives it. */
+export interface ExchangeMessage {
   layer: number;
   /** micro-batch: activations are kept per (layer, micro-batch) */
   micro: number;
+  /** first group of this exchange in the layer's buffers (micro-batches hold disjoint groups) */
+  firstGroup: number;
+  /** the plan's capacity C: the row stride of a compact payload */
   capacity: number;
-  /** [G·E] kept tokens per (group, expert) */
+  /** [groups·E] kept tokens per (group, expert), for groups firstGroup.. of this exchange only */
   counts: Int32Array;
-  /** keep activations for a backward pass (training) */
-  train: boolean;
-  /** payload 'transfer' | 'clone': this device's slots, [G, E_local, C, d]; absent for 'shared' */
+  /** the training step (-1 outside training), for fault injection */
+  step: number;
+  /** payload 'transfer' | 'clone': this device's rows, [groups, E_local, C, d]; absent for 'shared' */
   payload?: Float32Array;
 }
 
-export interface BackwardRequest {
+export interface ForwardRequest extends ExchangeMessage {
+  kind: 'forward';
+  /** keep activations for a backward pass (training) */
+  train: boolean;
+}
+
+export interface BackwardRequest extends ExchangeMessage {
   kind: 'backward';
-  layer: number;
-  micro: number;
-  capacity: number;
-  counts: Int32Array;
-  payload?: Float32Array;
 }
 
 export interface GradNormRequest {
@@ -62,6 +66,8 @@ export interface FaultRequest {
   fault: 'crash' | 'hang' | 'throw';
 }
 
+export type FaultKind = FaultRequest['fault'] | 'slow';
+
 export type DeviceRequest =
   | InitRequest | ForwardRequest | BackwardRequest | GradNormRequest | StepRequest | StateRequest | LoadRequest | FaultRequest;
 
@@ -72,7 +78,7 @@ export interface ComputeReport {
   computeMs: number;
   /** token rows computed, over all of the device's experts */
   rows: number;
-  /** the device's output slots, [G, E_local, C, d], for payloads other than 'shared' */
+  /** the device's output rows, [groups, E_local, C, d], for payloads other than 'shared' */
   payload?: Float32Array;
 }
 

@@ -2,7 +2,7 @@ import { Piscina } from 'piscina';
 import type { Config } from '../config/defaults.js';
 import { view, type LayerBuffers } from '../comm/buffers.js';
 import { extractDeviceSlots, insertDeviceSlots, type DeviceSlots } from '../comm/slots.js';
-import { DeviceError } from '../coordinator/errors.js';
+import { DeviceError } from './errors.js';
 import { expertsOf } from './device-host.js';
 import type { ExchangeRequest, ExpertDevice } from './device.js';
 import type { ComputeReport, DeviceRequest, DeviceState } from './messages.js';
@@ -60,22 +60,26 @@ export class ThreadDevice implements ExpertDevice {
     }
   }
 
-  private slots(capacity: number, counts: Int32Array): DeviceSlots {
-    const E = this.config.moe.n_experts;
-    return { groups: counts.length / E, experts: E, capacity, dModel: this.config.model.d_model, first: this.experts[0]!, count: this.experts.length };
+  private slots(layer: number, req: ExchangeRequest): DeviceSlots {
+    const shape = this.buffers[layer]!.shape;
+    return {
+      firstGroup: req.firstGroup, counts: req.counts, experts: shape.experts, stride: shape.capacity, capacity: req.capacity,
+      dModel: shape.dModel, first: this.experts[0]!, count: this.experts.length,
+    };
   }
 
   private async exchange(kind: 'forward' | 'backward', req: ExchangeRequest): Promise<ComputeReport> {
-    const { layer, capacity, counts, train, step } = req;
+    const { layer, capacity, counts, train, step, firstGroup } = req;
     const payload = this.config.parallel.payload;
     const [inDir, outDir] = kind === 'forward' ? (['dispatch', 'combine'] as const) : (['gradOut', 'gradIn'] as const);
     const fault = this.config.parallel.fault;
-    if (kind === 'forward' && train && fault.device === this.index && fault.step === step && layer === 0 && req.micro === 0) {
+    if (fault.kind !== 'slow' && kind === 'forward' && train && fault.device === this.index && fault.step === step && layer === 0 && req.micro === 0) {
       await this.call({ kind: 'fault', fault: fault.kind }, kind, layer);
     }
-    const base = { kind, layer, micro: req.micro, capacity, counts, train } as const;
+    const base = { kind, layer, micro: req.micro, firstGroup, capacity, counts, train, step } as const;
     if (payload === 'shared') return this.call<ComputeReport>(base as DeviceRequest, kind, layer);
-    const slots = this.slots(capacity, counts);
+    // a compact copy of this exchange's rows only: replies never touch another micro-batch's groups
+    const slots = this.slots(layer, req);
     const data = extractDeviceSlots(view(this.buffers[layer]![inDir]), slots);
     const transfer = payload === 'transfer';
     const r = await this.call<ComputeReport>({ ...base, payload: data, transfer } as DeviceRequest & { transfer: boolean }, kind, layer, transfer ? [data.buffer as ArrayBuffer] : undefined);

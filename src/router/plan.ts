@@ -63,7 +63,7 @@ function topExperts(probs: Float32Array, row: number, E: number, k: number, out:
  * Routes N tokens given their router probabilities [N, E] (row-major): top-k choice, then
  * capacity-limited slot assignment per group. All first choices are placed before any second
  * choice; within a choice rank, `policy` orders tokens: by position (the paper), at random, or by
- * router probability (batch-prioritised routing).
+ * the token's largest routing weight (batch-prioritised routing, Riquelme et al. 2021, V-MoE §3.1).
  */
 export function planRouting(probs: Float32Array, experts: number, opts: RoutingOptions): RoutingPlan {
   const E = experts;
@@ -82,10 +82,11 @@ export function planRouting(probs: Float32Array, experts: number, opts: RoutingO
   let capacity: number;
   if (opts.dropTokens) capacity = capacityFor(S, E, opts.capacityFactor, opts.minCapacity);
   else {
-    // nobody is dropped: capacity is the busiest (group, expert) over all choices
+    // nobody is dropped: capacity is the busiest (group, expert) over all choices; a token picks an
+    // expert at most once, so that is at most S, and min_capacity cannot push it past the group
     const demand = new Int32Array(G * E);
     for (let i = 0; i < N * K; i++) demand[Math.floor(i / K / S) * E + expert[i]!]!++;
-    capacity = Math.max(opts.minCapacity, ...demand);
+    capacity = Math.min(S, Math.max(opts.minCapacity, ...demand));
   }
   const slot = new Int32Array(N * K).fill(-1);
   const counts = new Int32Array(G * E);
@@ -105,7 +106,12 @@ export function planRouting(probs: Float32Array, experts: number, opts: RoutingO
   return { groups: G, groupOffset: opts.groupOffset ?? 0, experts: E, topK: K, tokensPerGroup: S, capacity, expert, slot, prob, counts, routed, dropped };
 }
 
-/** The order (indices within the group) in which tokens claim slots, one order per choice rank. */
+/**
+ * The order (indices within the group) in which tokens claim slots, one order per choice rank.
+ * Batch-prioritised routing ranks tokens once, by their largest routing weight p_{t,e¹} (the first
+ * choice's probability), and every rank k uses that order: a confident token claims its second
+ * expert before an unsure one does, whatever the second choices' own probabilities.
+ */
 function tokenOrder(opts: RoutingOptions, prob: Float32Array, g: number, S: number, K: number): Int32Array[] {
   const identity = () => Int32Array.from({ length: S }, (_, i) => i);
   const start = g * S;
@@ -115,7 +121,6 @@ function tokenOrder(opts: RoutingOptions, prob: Float32Array, g: number, S: numb
     const perm = opts.rngForGroup((opts.groupOffset ?? 0) + g).permutation(S);
     return Array.from({ length: K }, () => perm);
   }
-  return Array.from({ length: K }, (_, c) =>
-    identity().sort((a, b) => prob[(start + b) * K + c]! - prob[(start + a) * K + c]! || a - b),
-  );
+  const byTopWeight = identity().sort((a, b) => prob[(start + b) * K]! - prob[(start + a) * K]! || a - b);
+  return Array.from({ length: K }, () => byTopWeight);
 }

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, w
 import { join, resolve } from 'node:path';
 import type { Config } from '../config/defaults.js';
 import { validateConfig } from '../config/load.js';
-import { CheckpointError } from '../coordinator/errors.js';
+import { CheckpointError } from './errors.js';
 
 export const FORMAT = 'switch-sim-checkpoint-v1';
 

@@ -1,7 +1,7 @@
 import type { Config } from '../config/defaults.js';
 import { allocateLayerBuffers, type LayerBuffers } from '../comm/buffers.js';
 import { Engine } from '../coordinator/engine.js';
-import { CheckpointError } from '../coordinator/errors.js';
+import { CheckpointError } from './errors.js';
 import { createDevices } from '../experts/create.js';
 import type { ExpertDevice } from '../experts/device.js';
 import type { DeviceState } from '../experts/messages.js';
@@ -12,16 +12,19 @@ import { capacityFor } from '../router/plan.js';
 import { AdamW, sumSquares } from './adamw.js';
 import type { CheckpointData } from './checkpoint.js';
 
-/** Slot capacity the layer buffers must hold: the larger of training and evaluation, or S without dropping. */
-function bufferShape(config: Config): { groups: number; capacity: number } {
+/**
+ * The layer buffers' shape [G, E, C_max]: G = devices routing groups of S tokens; C_max the largest
+ * capacity any plan can have: training's, evaluation's, and generation's (one window of up to
+ * seq_len ≤ S tokens, never dropped); S when tokens are never dropped.
+ */
+export function bufferShape(config: Config): { groups: number; capacity: number } {
   const G = config.parallel.devices;
   const S = (config.data.batch_size * config.data.seq_len) / G;
   const E = config.moe.n_experts;
   const m = config.moe;
-  const cap = m.drop_tokens ? Math.max(capacityFor(S, E, m.capacity_factor, m.min_capacity), capacityFor(S, E, m.eval_capacity_factor, m.min_capacity)) : S;
-  // generation runs one sequence as a single group of up to seq_len tokens
-  const genCap = m.drop_tokens ? capacityFor(config.data.seq_len, E, m.eval_capacity_factor, m.min_capacity) : config.data.seq_len;
-  return G * cap >= genCap ? { groups: G, capacity: cap } : { groups: 1, capacity: genCap };
+  if (!m.drop_tokens) return { groups: G, capacity: S };
+  const cap = Math.max(capacityFor(S, E, m.capacity_factor, m.min_capacity), capacityFor(S, E, m.eval_capacity_factor, m.min_capacity));
+  return { groups: G, capacity: Math.max(cap, Math.min(S, config.data.seq_len)) };
 }
 
 /** A model ready to train or sample: coordinator weights and optimizer here, experts on their devices. */

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import YAML from 'yaml';
 import type { Config } from '../config/defaults.js';
 import { ConfigError } from '../config/errors.js';
-import { InterruptedError } from '../coordinator/errors.js';
+import { InterruptedError } from './errors.js';
 import type { LayerStats } from '../coordinator/layer-stats.js';
 import { loadCorpus } from '../data/corpus.js';
 import { Dataset } from '../data/batches.js';

@@ -1,4 +1,7 @@
-/** A device failed: names the device, its experts, the Switch layer and the phase. */
+/**
+ * A device failed: names the device, its experts, the Switch layer and the phase. Raised by the
+ * device side (a worker that crashed, hung past its deadline or threw); callers decide what it means.
+ */
 export class DeviceError extends Error {
   override name = 'DeviceError';
   constructor(
@@ -13,14 +16,4 @@ export class DeviceError extends Error {
         `${layer === undefined ? '' : ` of Switch layer ${layer}`}: ${reason}`,
     );
   }
-}
-
-/** A checkpoint that cannot be used: missing, corrupt, or made for another model. */
-export class CheckpointError extends Error {
-  override name = 'CheckpointError';
-}
-
-/** Training was interrupted (Ctrl-C) after saving a checkpoint. */
-export class InterruptedError extends Error {
-  override name = 'InterruptedError';
 }
