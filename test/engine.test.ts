@@ -84,3 +84,27 @@ test.serial('router statistics: counts before dropping, kept tokens, drop fracti
   t.pass();
 });
 
+
+test.serial('generation routes its window without drops: the last position (the one predicted) always gets its expert', async (t) => {
+  const { engine, config } = await makeEngine('model.switch_every=1', 'moe.eval_capacity_factor=1');
+  // every token to expert 0: LN₂ outputs the constant 5 (gain 0, bias 5) and the router favours expert 0
+  for (let l = 0; l < config.model.n_layers; l++) {
+    engine.params.get(`h.${l}.ln2.g`)!.data.fill(0);
+    engine.params.get(`h.${l}.ln2.b`)!.data.fill(5);
+    const w = engine.params.get(`h.${l}.router.w`)!.data;
+    w.fill(0);
+    for (let i = 0; i < config.model.d_model; i++) w[i * config.moe.n_experts] = 1;
+  }
+  engine.refresh();
+  const window = x.subarray(0, 8);
+  const gen = await engine.nextTokenLogits(window, 1);
+  t.is(gen.layers.length, 3);
+  for (const l of gen.layers) {
+    t.is(l.drop_fraction, 0);
+    t.deepEqual(l.tokens_per_expert, [8, 0, 0, 0]);
+  }
+  // the same window evaluated as a batch drops all but C = 4 of expert 0's tokens (the last ones, under position)
+  const ev = await engine.evaluate(window, window, 1, 1);
+  t.true(ev.layers.every((l) => l.drop_fraction === 0.5), JSON.stringify(ev.layers.map((l) => l.drop_fraction)));
+  engine.dispose();
+});

@@ -155,3 +155,18 @@ test('registered BatchMatMul gradient (explicit transposes) matches finite diffe
     checkGrad(t, `db(${ta},${tb})`, (b) => f(A, b), Bm, g[1]!);
   }
 });
+
+test('registered BatchMatMul gradient keeps broadcast batch dimensions: finite differences for [1,3,4]·[2,4,3] and [2,3,4]·[4,3]', (t) => {
+  for (const [sa, sb, so] of [[[1, 3, 4], [2, 4, 3], [2, 3, 3]], [[2, 3, 4], [1, 4, 3], [2, 3, 3]], [[2, 3, 4], [4, 3], [2, 3, 3]]] as const) {
+    const size = (s: readonly number[]) => s.reduce((x, y) => x * y, 1);
+    const A = randomArray(size(sa), 41), Bm = randomArray(size(sb), 42), R = randomArray(size(so), 43);
+    const loss = (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.matMul(a, b).mul(tf.tensor(R, [...so])));
+    const f = (a: Float32Array, b: Float32Array) => tf.tidy(() => loss(tf.tensor(a, [...sa]), tf.tensor(b, [...sb])).dataSync()[0]!);
+    const g = tf.tidy(() => tf.grads((a: tf.Tensor, b: tf.Tensor) => loss(a, b) as tf.Scalar)([tf.tensor(A, [...sa]), tf.tensor(Bm, [...sb])]).map((x) => {
+      t.deepEqual(x.shape, x.size === size(sa) ? [...sa] : [...sb]);
+      return x.dataSync();
+    }));
+    checkGrad(t, `da [${sa}]·[${sb}]`, (a) => f(a, Bm), A, g[0]!);
+    checkGrad(t, `db [${sa}]·[${sb}]`, (b) => f(A, b), Bm, g[1]!);
+  }
+});

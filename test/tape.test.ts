@@ -1,6 +1,7 @@
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
 import { backprop, record, release } from '../src/backend/tape.js';
+import { BackendError, checkTfjsVersions, TFJS_VERSION } from '../src/backend/init.js';
 import { causalAttention } from '../src/model/attention.js';
 import { layerNorm } from '../src/model/layers.js';
 import { backend, maxAbsDiff, randomArray } from './helpers.js';
@@ -33,4 +34,35 @@ test('record now, backprop later equals tf.grads (two outputs with seeds, a cust
   t.deepEqual(Array.from(got[4]!.dataSync()), [0, 0, 0]);
   tf.dispose(got);
   t.is(tf.memory().numTensors, before, 'the recording keeps nothing after release');
+});
+
+test('a recorded function that throws leaves no tensor and no tape behind', (t) => {
+  const x = tf.tensor2d(randomArray(8 * 4, 5), [8, 4]);
+  const w = tf.tensor2d(randomArray(4 * 4, 6), [4, 4]);
+  const before = tf.memory().numTensors;
+  t.throws(() => record(() => {
+    const h = tf.matMul(x, w).relu();
+    tf.matMul(h, w).square(); // saved for a backward pass that never comes
+    throw new Error('stage failed');
+  }), { message: 'stage failed' });
+  t.is(tf.memory().numTensors, before, 'saved tensors freed');
+  const engine = tf.engine() as unknown as { state: { activeTape: unknown; gradientDepth: number } };
+  t.is(engine.state.activeTape, null);
+  t.is(engine.state.gradientDepth, 0);
+  // and recording works afterwards
+  const rec = record(() => ({ y: tf.sum(tf.matMul(x, w)) }));
+  const [gw] = backprop(rec, [[rec.value.y, tf.scalar(1)]], [w]);
+  t.deepEqual(gw!.shape, [4, 4]);
+  release(rec);
+  tf.dispose([rec.value.y, gw!]);
+  tf.dispose([x, w]);
+});
+
+test('tfjs is the pinned release; another version is refused with a clear error', (t) => {
+  t.is(tf.version_core, TFJS_VERSION);
+  t.notThrows(() => checkTfjsVersions({ core: tf.version_core }));
+  t.throws(() => checkTfjsVersions({ core: TFJS_VERSION, wasm: '4.23.0' }), {
+    instanceOf: BackendError,
+    message: `@tensorflow/tfjs-backend-wasm must be version ${TFJS_VERSION}, which switch-sim's kernels and tape are written against (got 4.23.0); run npm ci to restore the pinned versions`,
+  });
 });

@@ -11,6 +11,21 @@ export class BackendError extends Error {
 let active: BackendName | undefined;
 
 /**
+ * The tfjs release whose internals switch-sim reads (the tape in tape.ts, the wasm heap in view.ts,
+ * the BatchMatMul gradient): package.json pins it exactly, and start-up refuses any other.
+ */
+export const TFJS_VERSION = '4.22.0';
+
+/** Throws BackendError unless tfjs-core (and the wasm backend, when loaded) are the pinned release. */
+export function checkTfjsVersions(versions: { core: string; wasm?: string }): void {
+  for (const [pkg, got] of [['@tensorflow/tfjs-core', versions.core], ['@tensorflow/tfjs-backend-wasm', versions.wasm]] as const) {
+    if (got !== undefined && got !== TFJS_VERSION) {
+      throw new BackendError(`${pkg} must be version ${TFJS_VERSION}, which switch-sim's kernels and tape are written against (got ${got}); run npm ci to restore the pinned versions`);
+    }
+  }
+}
+
+/**
  * Starts a tfjs backend once per thread: `wasm` (XNNPACK with SIMD, the default), `cpu` (plain JS),
  * or `tensorflow` (libtensorflow via @tensorflow/tfjs-node-gpu, used only when installed).
  */
@@ -19,8 +34,10 @@ export async function initBackend(name: BackendName): Promise<void> {
   if (active !== undefined) throw new BackendError(`backend already initialised as ${active} in this thread (asked for ${name})`);
   tf.env().set('PROD', true);
   tf.env().set('IS_TEST', false);
+  checkTfjsVersions({ core: tf.version_core });
   if (name === 'wasm') {
-    await import('@tensorflow/tfjs-backend-wasm');
+    const wasm = await import('@tensorflow/tfjs-backend-wasm');
+    checkTfjsVersions({ core: tf.version_core, wasm: wasm.version_wasm });
   } else if (name === 'tensorflow') {
     try {
       const pkg = '@tensorflow/tfjs-node-gpu';

@@ -29,7 +29,10 @@ export interface Recording<T> {
   tape: TapeNode[];
 }
 
-/** Runs f (under tidy) with the tape on; the returned tensors and the tape's saved tensors stay alive. */
+/**
+ * Runs f (under tidy) with the tape on; the returned tensors and the tape's saved tensors stay alive.
+ * If f throws, the tape is detached and what it saved is freed before the error propagates.
+ */
 export function record<T extends tf.TensorContainer>(f: () => T): Recording<T> {
   const engine = tf.engine() as unknown as EngineTape;
   if (engine.state.gradientDepth !== 0) throw new Error('record() cannot run inside another gradient computation');
@@ -37,12 +40,20 @@ export function record<T extends tf.TensorContainer>(f: () => T): Recording<T> {
   let value: T;
   try {
     value = tf.tidy(f);
+  } catch (e) {
+    release({ value: undefined, tape: detach(engine) });
+    throw e;
   } finally {
-    engine.endTape();
+    if (engine.state.gradientDepth !== 0) engine.endTape();
   }
+  return { value, tape: detach(engine) };
+}
+
+/** Takes the finished tape off the engine: the next recording starts a tape of its own. */
+function detach(engine: EngineTape): TapeNode[] {
   const tape = engine.state.activeTape ?? [];
-  engine.state.activeTape = null; // detached: the next recording starts a tape of its own
-  return { value, tape };
+  engine.state.activeTape = null;
+  return tape;
 }
 
 /**

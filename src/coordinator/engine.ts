@@ -15,6 +15,11 @@ import { early, interleave, perChoice } from './rows.js';
 import { forwardStage, stageGradients, type RecordedStage, type Upstream } from './stage-tape.js';
 import { SwitchDispatcher, type ExchangeTiming, type RouteMode, type SwitchForward } from './switch-dispatch.js';
 
+export interface EvalResult {
+  ce: number;
+  layers: LayerStats[];
+}
+
 export interface StepResult {
   loss: number;
   ce: number;
@@ -37,9 +42,6 @@ interface MicroRecord {
   /** final residual stream when no targets were given (sampling), [N, d] */
   h?: tf.Tensor2D;
 }
-
-
-
 
 /**
  * The coordinator's compute: runs the stages, the Switch layers' all-to-alls in between, and the
@@ -208,20 +210,21 @@ export class Engine {
     }
   }
 
-  /** Cross-entropy of a batch without gradients (eval capacity factor, no jitter, no dropout). */
-  async evaluate(x: Int32Array, y: Int32Array, batch: number, step: number): Promise<number> {
+  /** Cross-entropy of a batch without gradients (eval capacity factor, no jitter, no dropout), and how each Switch layer routed it. */
+  async evaluate(x: Int32Array, y: Int32Array, batch: number, step: number): Promise<EvalResult> {
     const ctxs = this.contexts(x, y, batch, step, 'eval');
     try {
       const recs = await this.forward(ctxs);
       for (const rec of recs) this.releaseInputs(rec);
-      return recs.reduce((a, r) => a + r.ce, 0) / recs.length;
+      const layers = recs[0]!.layers.map((_, l) => mergeLayerStats(recs.map((r) => r.layers[l]!)));
+      return { ce: recs.reduce((a, r) => a + r.ce, 0) / recs.length, layers };
     } finally {
       for (const c of ctxs) c.dispose();
     }
   }
 
-  /** Next-token logits after the last position of one sequence (for sampling), [V]. */
-  async nextTokenLogits(x: Int32Array, step: number): Promise<Float32Array> {
+  /** Next-token logits after the last position of one sequence (for sampling), [V]; routed without drops. */
+  async nextTokenLogits(x: Int32Array, step: number): Promise<{ logits: Float32Array; layers: LayerStats[] }> {
     const ctx = new StepContext(this.config, 1, 'generate', step, x);
     try {
       const [rec] = (await this.forward([ctx])) as [MicroRecord];
@@ -230,7 +233,7 @@ export class Engine {
       rec.h!.dispose();
       const out = logits.dataSync() as Float32Array;
       logits.dispose();
-      return out;
+      return { logits: out, layers: rec.layers };
     } finally {
       ctx.dispose();
     }

@@ -50,7 +50,7 @@ export async function sample(opts: SampleOptions): Promise<SampleResult> {
     const rng = rngFor(opts.seed, 'sample');
     for (let i = 0; i < opts.tokens; i++) {
       const window = Int32Array.from(context.slice(-config.data.seq_len));
-      const logits = await session.engine.nextTokenLogits(window, i);
+      const { logits } = await session.engine.nextTokenLogits(window, i);
       context.push(pickToken(logits, opts.temperature, opts.topK, rng.uniform()));
     }
     return { text: tok.decode(ids) + tok.decode(context.slice(start)), skipped, step: ckpt.step };

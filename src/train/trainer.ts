@@ -89,7 +89,7 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
       let sum = 0;
       for (let i = 0; i < c.eval_batches; i++) {
         const b = data.batch('val', config.seed, i, B);
-        sum += await session.engine.evaluate(b.x, b.y, B, step);
+        sum += (await session.engine.evaluate(b.x, b.y, B, step)).ce;
       }
       return sum / c.eval_batches;
     };
