@@ -1,5 +1,5 @@
 import test from 'ava';
-import { existsSync, readFileSync, writeFileSync, cpSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync, cpSync } from 'node:fs';
 import { join } from 'node:path';
 import { InterruptedError, CheckpointError } from '../src/train/errors.js';
 import { loadCheckpoint } from '../src/train/checkpoint.js';
@@ -44,7 +44,7 @@ test.serial('resume equals the uninterrupted run; Ctrl-C (stop flag) saves a che
   const stop = { requested: false };
   const err = await t.throwsAsync(train({ config, name: 't', outDir: cut, stop, onStep: (s) => { if (s.step === 5) stop.requested = true; } }));
   t.true(err instanceof InterruptedError);
-  t.true(existsSync(join(cut, 'checkpoints', 'step-5', 'weights.bin')));
+  t.true(existsSync(join(cut, 'checkpoints', 'step-5', 'checkpoint.json')));
   const resumed = tempDir(t);
   await train({ config, name: 't', outDir: resumed, resume: cut });
   const a = losses(full).filter((r) => r.step > 5).map((r) => r.loss);
@@ -59,10 +59,11 @@ test.serial('a corrupt or mismatched checkpoint is refused with a clear error', 
   const ck = join(dir, 'checkpoints', 'step-2');
   const bad = tempDir(t);
   cpSync(ck, bad, { recursive: true });
-  const w = readFileSync(join(bad, 'weights.bin'));
+  const wf = readdirSync(bad).find((f) => f.endsWith('.bin'))!;
+  const w = readFileSync(join(bad, wf));
   w[100] = w[100]! ^ 0xff;
-  writeFileSync(join(bad, 'weights.bin'), w);
-  t.throws(() => loadCheckpoint(bad), { instanceOf: CheckpointError, message: /weights\.bin is corrupt/ });
+  writeFileSync(join(bad, wf), w);
+  t.throws(() => loadCheckpoint(bad), { instanceOf: CheckpointError, message: /weights-[0-9a-f]+\.bin is corrupt/ });
   t.throws(() => loadCheckpoint(tempDir(t)), { instanceOf: CheckpointError, message: /no checkpoint in/ });
   const e = await t.throwsAsync(train({ config: small('train.steps=4', 'model.d_model=64'), name: 't', outDir: tempDir(t), resume: dir }));
   t.true(e instanceof CheckpointError);

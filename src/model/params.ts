@@ -62,6 +62,13 @@ export function initCoordinatorParams(config: Config, vocabSize: number): ParamS
   return p;
 }
 
+/** The names and shapes of expert e's parameters in block l (no values drawn). */
+export function initExpertShapes(config: Config, block: number, expert: number): Map<string, number[]> {
+  const { d_model: d, d_ff: dff } = config.model;
+  const name = (k: string) => `h.${block}.experts.${expert}.${k}`;
+  return new Map([[name('w1'), [d, dff]], [name('b1'), [dff]], [name('w2'), [dff, d]], [name('b2'), [d]]]);
+}
+
 /** Expert e of the Switch layer in block l: initialised from its own stream, whoever owns it. */
 export function initExpertParams(config: Config, block: number, expert: number): ParamSet {
   const { d_model: d, d_ff: dff } = config.model;

@@ -1,21 +1,12 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, statSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Config } from '../config/defaults.js';
 import { validateConfig } from '../config/load.js';
 import { CheckpointError } from './errors.js';
+import { checkManifest, MANIFEST, type Entry, type Manifest } from './manifest.js';
 
-export const FORMAT = 'switch-sim-checkpoint-v1';
-
-/** One named array in weights.bin. */
-interface Entry {
-  name: string;
-  /** 'param' | 'm' | 'v' */
-  kind: string;
-  shape: number[];
-  offset: number;
-  length: number;
-}
+export const FORMAT = 'switch-sim-checkpoint-v2';
 
 export interface CheckpointData {
   step: number;
@@ -23,23 +14,39 @@ export interface CheckpointData {
   vocab: string[];
   /** where the random streams stand: every stream is (seed, purpose, step), so the step is the state */
   rng: { seed: number; step: number };
-  arrays: { name: string; kind: string; shape: number[]; data: Float32Array }[];
+  arrays: { name: string; kind: 'param' | 'm' | 'v'; shape: number[]; data: Float32Array }[];
 }
 
+/** Writes a file and flushes it to disk before returning. */
 function writeSynced(file: string, data: string | Uint8Array): void {
   writeFileSync(file, data);
   const fd = openSync(file, 'r');
-  fsyncSync(fd);
-  closeSync(fd);
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
-/** Writes DIR/step-N atomically: everything goes to a temporary directory, which is then renamed. */
+/** Flushes a directory's entries (a rename or a new file in it) to disk. */
+function syncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Writes DIR/step-N so that a crash at any moment leaves either the old checkpoint or the new one:
+ * - a new step is built in a temporary directory, flushed, and renamed into place;
+ * - an existing step gets its new weights beside the old ones under a content-addressed name
+ *   (weights-<sha256 prefix>.bin), then a new checkpoint.json renamed over the old one (which
+ *   switches from old to new in one step), and only then are the old weights removed.
+ */
 export function saveCheckpoint(dir: string, data: CheckpointData): string {
   mkdirSync(dir, { recursive: true });
-  const final = join(dir, `step-${data.step}`);
-  const tmp = join(dir, `.step-${data.step}.tmp-${process.pid}`);
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp);
   let offset = 0;
   const entries: Entry[] = data.arrays.map((a) => {
     const e = { name: a.name, kind: a.kind, shape: a.shape, offset, length: a.data.length };
@@ -49,55 +56,78 @@ export function saveCheckpoint(dir: string, data: CheckpointData): string {
   const blob = new Float32Array(offset);
   data.arrays.forEach((a, i) => blob.set(a.data, entries[i]!.offset));
   const bytes = new Uint8Array(blob.buffer);
-  writeSynced(join(tmp, 'weights.bin'), bytes);
-  const meta = {
-    format: FORMAT, step: data.step, config: data.config, vocab: data.vocab, rng: data.rng, entries,
-    sha256: createHash('sha256').update(bytes).digest('hex'),
-  };
-  writeSynced(join(tmp, 'checkpoint.json'), JSON.stringify(meta));
-  rmSync(final, { recursive: true, force: true });
-  renameSync(tmp, final);
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  const weights = `weights-${sha256.slice(0, 16)}.bin`;
+  const manifest: Manifest = { format: FORMAT, step: data.step, config: data.config, vocab: data.vocab, rng: data.rng, weights, entries, sha256 };
+  const final = join(dir, `step-${data.step}`);
+  if (!existsSync(join(final, MANIFEST))) {
+    const tmp = join(dir, `.step-${data.step}.tmp-${process.pid}`);
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp);
+    writeSynced(join(tmp, weights), bytes);
+    writeSynced(join(tmp, MANIFEST), JSON.stringify(manifest));
+    syncDir(tmp);
+    rmSync(final, { recursive: true, force: true }); // a directory without checkpoint.json is an unfinished write
+    renameSync(tmp, final);
+    syncDir(dir);
+    return final;
+  }
+  const exists = existsSync(join(final, weights)) && statSync(join(final, weights)).size === bytes.length;
+  if (!exists) writeSynced(join(final, weights), bytes); // same name means same bytes: never rewrite a file in use
+  writeSynced(join(final, `${MANIFEST}.tmp`), JSON.stringify(manifest));
+  renameSync(join(final, `${MANIFEST}.tmp`), join(final, MANIFEST));
+  syncDir(final);
+  for (const f of readdirSync(final)) if (/^weights(-[0-9a-f]+)?\.bin$/.test(f) && f !== weights) rmSync(join(final, f));
+  syncDir(final);
   return final;
 }
 
-/** A run directory's newest checkpoint, or the checkpoint directory itself. */
+/** A run directory's newest complete checkpoint, or the checkpoint directory itself. */
 export function resolveCheckpointDir(path: string): string {
   const p = resolve(path);
   if (!existsSync(p)) throw new CheckpointError(`checkpoint not found: ${path}`);
-  if (existsSync(join(p, 'checkpoint.json'))) return p;
+  if (existsSync(join(p, MANIFEST))) return p;
   const ckdir = existsSync(join(p, 'checkpoints')) ? join(p, 'checkpoints') : p;
+  if (!statSync(ckdir).isDirectory()) throw new CheckpointError(`checkpoint must be a directory (got ${path})`);
   const steps = readdirSync(ckdir)
     .map((n) => /^step-(\d+)$/.exec(n))
-    .filter((m): m is RegExpExecArray => m !== null && statSync(join(ckdir, m[0])).isDirectory())
+    .filter((m): m is RegExpExecArray => m !== null && existsSync(join(ckdir, m[0], MANIFEST)))
     .sort((a, b) => Number(b[1]) - Number(a[1]));
-  if (steps.length === 0) throw new CheckpointError(`no checkpoint in ${path} (expected checkpoint.json or checkpoints/step-N)`);
+  if (steps.length === 0) throw new CheckpointError(`no checkpoint in ${path} (expected ${MANIFEST} or checkpoints/step-N)`);
   return join(ckdir, steps[0]![0]);
 }
 
+/** Reads and verifies a checkpoint: manifest fields, every entry against its shape and the file, the sha256, the config. */
 export function loadCheckpoint(path: string): CheckpointData {
   const dir = resolveCheckpointDir(path);
-  let meta: { format?: string; step: number; config: unknown; vocab: string[]; rng: { seed: number; step: number }; entries: Entry[]; sha256: string };
+  const file = join(dir, MANIFEST);
+  let raw: unknown;
   try {
-    meta = JSON.parse(readFileSync(join(dir, 'checkpoint.json'), 'utf8'));
+    raw = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
-    throw new CheckpointError(`checkpoint ${dir}: checkpoint.json is unreadable (${(e as Error).message})`);
+    throw new CheckpointError(`checkpoint ${file} is unreadable (${(e as Error).message.split('\n')[0]})`);
   }
-  if (meta.format !== FORMAT) throw new CheckpointError(`checkpoint ${dir}: format must be ${FORMAT} (got ${JSON.stringify(meta.format)})`);
+  const meta = checkManifest(raw, file);
+  const weightsFile = join(dir, meta.weights);
   let bytes: Buffer;
   try {
-    bytes = readFileSync(join(dir, 'weights.bin'));
+    bytes = readFileSync(weightsFile);
   } catch {
-    throw new CheckpointError(`checkpoint ${dir}: weights.bin is missing`);
+    throw new CheckpointError(`checkpoint ${dir}: ${meta.weights} is missing`);
+  }
+  const floats = meta.entries.reduce((a, e) => a + e.length, 0);
+  if (bytes.length !== floats * 4) {
+    throw new CheckpointError(`checkpoint ${weightsFile} has ${bytes.length} bytes, its entries describe ${floats * 4} (truncated or from another checkpoint)`);
   }
   const sha = createHash('sha256').update(bytes).digest('hex');
-  if (sha !== meta.sha256) throw new CheckpointError(`checkpoint ${dir}: weights.bin is corrupt (sha256 ${sha.slice(0, 12)}…, expected ${String(meta.sha256).slice(0, 12)}…)`);
-  const blob = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  if (sha !== meta.sha256) throw new CheckpointError(`checkpoint ${weightsFile} is corrupt (sha256 ${sha.slice(0, 12)}…, expected ${meta.sha256.slice(0, 12)}…)`);
   let config: Config;
   try {
     config = validateConfig(meta.config);
   } catch (e) {
-    throw new CheckpointError(`checkpoint ${dir}: its config is invalid: ${(e as Error).message}`);
+    throw new CheckpointError(`checkpoint ${file}: its config is invalid: ${(e as Error).message}`);
   }
+  const blob = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
   return {
     step: meta.step, config, vocab: meta.vocab, rng: meta.rng,
     arrays: meta.entries.map((e) => ({ name: e.name, kind: e.kind, shape: e.shape, data: blob.subarray(e.offset, e.offset + e.length) })),

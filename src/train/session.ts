@@ -6,7 +6,7 @@ import { createDevices } from '../experts/create.js';
 import type { ExpertDevice } from '../experts/device.js';
 import type { DeviceState } from '../experts/messages.js';
 import { initBackend } from '../backend/init.js';
-import { initCoordinatorParams, countParams } from '../model/params.js';
+import { initCoordinatorParams, initExpertShapes, countParams } from '../model/params.js';
 import { switchBlocks } from '../model/stages.js';
 import { capacityFor } from '../router/plan.js';
 import { AdamW, sumSquares } from './adamw.js';
@@ -91,15 +91,33 @@ export class Session {
     return arrays;
   }
 
-  /** Restores weights and optimizer state; experts go to whichever device owns them now. */
+  /** Every expert parameter's name and shape, as the devices own them. */
+  private expertShapes(): Map<string, number[]> {
+    const out = new Map<string, number[]>();
+    for (const block of switchBlocks(this.config)) {
+      for (let e = 0; e < this.config.moe.n_experts; e++) for (const [k, p] of initExpertShapes(this.config, block, e)) out.set(k, p);
+    }
+    return out;
+  }
+
+  /**
+   * Restores weights and optimizer state; experts go to whichever device owns them now. Every
+   * parameter must be there with its exact shape, and the checkpoint must hold nothing else.
+   */
   async restore(arrays: CheckpointData['arrays']): Promise<void> {
     const byKind = (kind: string) => new Map(arrays.filter((a) => a.kind === kind).map((a) => [a.name, a]));
     const [params, ms, vs] = [byKind('param'), byKind('m'), byKind('v')];
-    for (const [name, p] of this.engine.params) {
+    const shapes = new Map<string, number[]>([...[...this.engine.params].map(([k, p]) => [k, p.shape] as [string, number[]]), ...this.expertShapes()]);
+    for (const [name, shape] of shapes) {
       const src = params.get(name);
       if (!src) throw new CheckpointError(`checkpoint lacks parameter ${name}: it was made for another model`);
-      if (src.data.length !== p.data.length) throw new CheckpointError(`checkpoint parameter ${name} has shape [${src.shape}], the model needs [${p.shape}]`);
-      p.data.set(src.data);
+      if (src.shape.join() !== shape.join()) throw new CheckpointError(`checkpoint parameter ${name} has shape [${src.shape}], the model needs [${shape}]`);
+    }
+    for (const name of params.keys()) {
+      if (!shapes.has(name)) throw new CheckpointError(`checkpoint has parameter ${name}, which this model lacks: it was made for another model (check model.* and moe.n_experts)`);
+    }
+    for (const [name, p] of this.engine.params) {
+      p.data.set(params.get(name)!.data);
       if (ms.has(name) && vs.has(name)) {
         this.optimizer.state.m.set(name, Float32Array.from(ms.get(name)!.data));
         this.optimizer.state.v.set(name, Float32Array.from(vs.get(name)!.data));
