@@ -12,7 +12,8 @@ const SMALL = ['--set', `data.dataset=${CORPUS}`, '--set', 'data.seq_len=16', '-
 test('bad config value: exit 2 and one line naming key, rule and value', (t) => {
   const r = run('train', '--set', 'moe.capacity_factor=0');
   t.is(r.status, 2);
-  t.is(r.stderr.trim().split('\n').at(-1), 'config error: moe.capacity_factor must be > 0 (got 0)');
+  t.is(r.stderr, 'config error: moe.capacity_factor must be > 0 (got 0)\n');
+  t.is(r.stdout, '');
   t.notRegex(r.stderr, /at .*\.ts:\d+/); // no stack trace
 });
 
@@ -25,7 +26,8 @@ test('unknown flag, missing config file, missing data file, missing checkpoint: 
   t.is(file.stderr.trim(), 'config error: config file not found: /nope.yaml');
   const data = run('train', '--set', 'data.dataset=/nope.txt', '--set', 'train.steps=1');
   t.is(data.status, 2);
-  t.is(data.stderr.trim().split('\n').at(-1), 'config error: data.dataset file not found (got "/nope.txt")');
+  t.is(data.stderr, 'config error: data.dataset file not found (got "/nope.txt")\n', 'stderr holds the one error line and nothing else');
+  t.is(data.stdout, '', 'the config is printed only once every input is valid');
   const ck = run('generate', '--checkpoint', '/nope');
   t.is(ck.status, 2);
   t.is(ck.stderr.trim(), 'error: checkpoint not found: /nope');
@@ -65,4 +67,5 @@ test('a device that crashes: exit 1 with a line naming the device; the last chec
   const resumed = run('train', '--resume', out, '--set', 'parallel.fault.device=-1', '--out', join(out, 'resumed'));
   t.is(resumed.status, 0, resumed.stderr);
   t.regex(resumed.stdout, /resumed from step 2/);
+  t.regex(resumed.stdout, /^config default\n {2}seed: 1337\n {2}data: \{dataset: /, 'the resolved config goes to stdout');
 });

@@ -38,6 +38,8 @@ test('each kind of config error has its exact one-line message', (t) => {
   t.is(err(['data.batch_size=abc']), 'config error: data.batch_size must be a number (got "abc")');
   t.is(err(['train.beta2=1']), 'config error: train.beta2 must be < 1 (got 1)');
   t.is(err(['moe.drop_tokens=maybe']), 'config error: moe.drop_tokens must be a boolean (got "maybe")');
+  t.is(err(['model.switch_every=3']), 'config error: model.switch_every must be <= model.n_layers (2), or the model has no Switch layer (got 3)');
+  t.is(err(['parallel.fault.kind=slow', 'parallel.fault.delay_ms=-1']), 'config error: parallel.fault.delay_ms must be >= 0 (got -1)');
   t.is(err(['seed']), 'config error: --set must look like section.key=value (got "seed")');
   t.is(err([], '/nonexistent/x.yaml'), 'config error: config file not found: /nonexistent/x.yaml');
 });

@@ -2,11 +2,11 @@ import cliProgress from 'cli-progress';
 import type { Config } from '../config/defaults.js';
 import type { StepReport } from '../train/trainer.js';
 
-/** The resolved config, briefly: one line per section. */
+/** The resolved config on stdout, briefly: one line per section. */
 export function printConfig(config: Config, name: string): void {
   const lines = Object.entries(config).map(([k, v]) =>
     typeof v === 'object' ? `  ${k}: ${JSON.stringify(v).replace(/"/g, '').replace(/,/g, ', ').replace(/:/g, ': ')}` : `  ${k}: ${v}`);
-  process.stderr.write(`config ${name}\n${lines.join('\n')}\n`);
+  process.stdout.write(`config ${name}\n${lines.join('\n')}\n`);
 }
 
 export interface ProgressReporter {

@@ -8,7 +8,8 @@ import type { LayerStats } from '../coordinator/layer-stats.js';
 import { loadCorpus } from '../data/corpus.js';
 import { Dataset } from '../data/batches.js';
 import { CharTokenizer } from '../data/tokenizer.js';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { loadCheckpoint, resolveCheckpointDir, saveCheckpoint } from './checkpoint.js';
+import { provenance, runDirFor, truncateMetrics } from './run-dir.js';
 import { MetricsWriter } from './metrics.js';
 import { learningRate } from './schedule.js';
 import { Session } from './session.js';
@@ -25,6 +26,8 @@ export interface TrainOptions {
   onStep?: (s: StepReport) => void;
   /** set to stop after the current step, save a checkpoint and throw InterruptedError */
   stop?: { requested: boolean };
+  /** called once every input (config, data, checkpoint, backend) has been validated, before step 1 */
+  onReady?: (info: { config: Config; dir: string }) => void;
 }
 
 export interface StepReport {
@@ -39,17 +42,26 @@ export interface StepReport {
 export interface TrainSummary {
   dir: string;
   steps: number;
+  /** training, evaluation and checkpoint writing together */
   wall_s: number;
+  /** time in training steps only (forward, backward, optimizer): what tokens_per_s divides by */
+  train_s: number;
+  eval_s: number;
+  checkpoint_s: number;
   tokens_per_s: number;
+  /** mean training cross-entropy over the last log_every steps */
   train_ce: number;
   val_ce: number | null;
+  best_val_ce: number | null;
   params_total: number;
   params_active_per_token: number;
+  switch_sim_version: string;
+  tfjs_version: string;
+  git_commit: string | null;
+  config_hash: string;
   /** per logged step, for tests and benchmarks */
   losses: number[];
 }
-
-const stamp = () => new Date().toISOString().replace(/[:.]/g, '-').replace('Z', '');
 
 /** Trains for `train.steps` steps: the whole loop of the CLI's `train` command. */
 export async function train(opts: TrainOptions): Promise<TrainSummary> {
@@ -65,10 +77,6 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
   } catch (e) {
     throw new ConfigError(`data.dataset ${(e as Error).message}`);
   }
-  const dir = opts.outDir ?? join('runs', `${opts.name}-${stamp()}`);
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'config.yaml'), YAML.stringify(config));
-  const metrics = new MetricsWriter(dir);
   const session = await Session.create(config, tokenizer.vocabSize);
   const losses: number[] = [];
   try {
@@ -76,64 +84,95 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
     if (ckpt) {
       await session.restore(ckpt.arrays);
       start = ckpt.step;
-      log(`resumed from step ${start}`);
     }
+    // every input is valid from here on: the run directory is created or continued
+    const dir = runDirFor({ outDir: opts.outDir, name: opts.name, checkpointDir: opts.resume ? resolveCheckpointDir(opts.resume) : undefined });
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'config.yaml'), YAML.stringify(config));
+    const past = truncateMetrics(join(dir, 'metrics.jsonl'), start);
+    const metrics = new MetricsWriter(dir);
+    opts.onReady?.({ config, dir });
+    if (ckpt) log(`resumed from step ${start}`);
     const counts = session.paramCounts();
     log(`corpus ${corpus.name}: ${corpus.text.length} chars, vocab ${tokenizer.vocabSize}; params ${counts.total} (${counts.activePerToken} active per token); out ${dir}`);
     const { batch_size: B, seq_len: T } = config.data;
     const c = config.train;
-    const save = async (step: number) => {
-      saveCheckpoint(join(dir, 'checkpoints'), { step, config, vocab: tokenizer.chars, rng: { seed: config.seed, step }, arrays: await session.snapshot() });
+    const clock = { trainMs: 0, evalMs: 0, checkpointMs: 0 };
+    const timed = async <R>(key: keyof typeof clock, f: () => Promise<R>): Promise<R> => {
+      const t = performance.now();
+      try {
+        return await f();
+      } finally {
+        clock[key] += performance.now() - t;
+      }
     };
-    const evaluate = async (step: number) => {
+    const save = (step: number) => timed('checkpointMs', async () => {
+      saveCheckpoint(join(dir, 'checkpoints'), { step, config, vocab: tokenizer.chars, rng: { seed: config.seed, step }, arrays: await session.snapshot() });
+    });
+    const valCes = [...past.valCes];
+    let lastEval: { step: number; ce: number } | undefined;
+    const evaluate = (step: number) => timed('evalMs', async () => {
       let sum = 0;
       for (let i = 0; i < c.eval_batches; i++) {
         const b = data.batch('val', config.seed, i, B);
         sum += (await session.engine.evaluate(b.x, b.y, B, step)).ce;
       }
-      return sum / c.eval_batches;
-    };
-    const t0 = performance.now();
+      const ce = sum / c.eval_batches;
+      metrics.write({ step, time: new Date().toISOString(), val_ce: ce });
+      log(`step ${step} val_ce ${ce.toFixed(4)}`);
+      valCes.push(ce);
+      lastEval = { step, ce };
+      return ce;
+    });
     let tokens = 0;
-    let lastCe = NaN;
-    let windowStart = performance.now();
-    let windowTokens = 0;
+    const recentCe: number[] = [];
+    let window = { ms: 0, tokens: 0 };
     for (let step = start + 1; step <= c.steps; step++) {
       const b = data.batch('train', config.seed, step, B);
+      const t0 = performance.now();
       const r = await session.engine.trainStep(b.x, b.y, B, step);
       if (!Number.isFinite(r.loss)) throw new Error(`loss is ${r.loss} at step ${step}; lower train.lr or raise moe.z_loss_coef`);
       const lr = learningRate(step, c);
       const { gradNorm } = await session.step(lr, step);
+      const ms = performance.now() - t0;
+      clock.trainMs += ms;
       tokens += B * T;
-      windowTokens += B * T;
-      lastCe = r.ce;
-      const tps = windowTokens / ((performance.now() - windowStart) / 1000);
+      window = { ms: window.ms + ms, tokens: window.tokens + B * T };
+      recentCe.push(r.ce);
+      if (recentCe.length > c.log_every) recentCe.shift();
+      const tps = window.tokens / (window.ms / 1000); // training time only: evaluation and checkpoints are not in it
       opts.onStep?.({ step, steps: c.steps, loss: r.loss, ce: r.ce, tokensPerS: tps, lr });
       if (step % c.log_every === 0 || step === c.steps) {
         losses.push(r.loss);
-        metrics.write({ step, lr, loss: r.loss, ce: r.ce, balance_loss: r.balance_loss, z_loss: r.z_loss, grad_norm: gradNorm, tokens_per_s: tps, layers: r.layers.map(round) });
+        metrics.write({ step, time: new Date().toISOString(), lr, loss: r.loss, ce: r.ce, balance_loss: r.balance_loss, z_loss: r.z_loss, grad_norm: gradNorm, tokens_per_s: tps, layers: r.layers.map(round) });
         if (!opts.onStep) log(`step ${step}/${c.steps} loss ${r.loss.toFixed(4)} ce ${r.ce.toFixed(4)} lr ${lr.toExponential(2)} ${tps.toFixed(0)} tok/s`);
-        windowStart = performance.now();
-        windowTokens = 0;
+        window = { ms: 0, tokens: 0 };
       }
-      if (c.eval_every > 0 && step % c.eval_every === 0) {
-        const val = await evaluate(step);
-        metrics.write({ step, val_ce: val });
-        log(`step ${step} val_ce ${val.toFixed(4)}`);
-      }
+      if (c.eval_every > 0 && step % c.eval_every === 0) await evaluate(step);
       if (c.checkpoint_every > 0 && step % c.checkpoint_every === 0) await save(step);
       await new Promise((r) => setImmediate(r)); // let signals (Ctrl-C) and I/O in between steps
       if (opts.stop?.requested) {
-        await save(step);
+        if (c.checkpoint_every === 0 || step % c.checkpoint_every !== 0) await save(step);
         throw new InterruptedError(`interrupted: saved ${join(dir, 'checkpoints', `step-${step}`)}; continue with --resume ${dir}`);
       }
     }
-    const wall = (performance.now() - t0) / 1000;
     if (c.steps > start && (c.checkpoint_every === 0 || c.steps % c.checkpoint_every !== 0)) await save(c.steps);
-    const val = c.eval_batches > 0 ? await evaluate(c.steps) : null;
+    // the final evaluation runs once: the loop's own evaluation of the last step counts
+    const val = c.eval_batches > 0 ? (lastEval?.step === c.steps ? lastEval.ce : await evaluate(c.steps)) : null;
+    const trainS = clock.trainMs / 1000;
     const summary = {
-      steps: c.steps, wall_s: wall, tokens_per_s: tokens / Math.max(wall, 1e-9), train_ce: lastCe, val_ce: val,
-      params_total: counts.total, params_active_per_token: counts.activePerToken,
+      steps: c.steps,
+      wall_s: (clock.trainMs + clock.evalMs + clock.checkpointMs) / 1000,
+      train_s: trainS,
+      eval_s: clock.evalMs / 1000,
+      checkpoint_s: clock.checkpointMs / 1000,
+      tokens_per_s: tokens / Math.max(trainS, 1e-9),
+      train_ce: recentCe.length > 0 ? recentCe.reduce((a, b) => a + b, 0) / recentCe.length : NaN,
+      val_ce: val,
+      best_val_ce: valCes.length > 0 ? Math.min(...valCes) : null,
+      params_total: counts.total,
+      params_active_per_token: counts.activePerToken,
+      ...provenance(config),
     };
     metrics.summary(summary);
     return { dir, ...summary, losses };
