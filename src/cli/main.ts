@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ConfigError } from '../config/errors.js';
 import { resolveConfig } from '../config/load.js';
 import { BackendError } from '../backend/init.js';
@@ -8,7 +8,8 @@ import { CheckpointError, InterruptedError } from '../train/errors.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { sample } from '../train/sample.js';
 import { train } from '../train/trainer.js';
-import { printConfig, progressReporter } from './report.js';
+import { evaluateCheckpoint } from '../train/evaluate.js';
+import { formatEval, printConfig, progressReporter } from './report.js';
 
 const collect = (v: string, acc: string[]) => [...acc, v];
 const number = (name: string, min: number, integer = false) => (v: string) => {
@@ -67,6 +68,19 @@ export function buildProgram(): Command {
         progress.stop();
         process.off('SIGINT', onSigint);
       }
+    });
+
+  program
+    .command('eval')
+    .description('score a checkpoint: cross-entropy, drops, load imbalance and router entropy per Switch layer')
+    .requiredOption('--checkpoint <dir>', 'checkpoint directory or run directory (its latest checkpoint)')
+    .option('-s, --set <key=value>', 'override a key of the checkpoint\'s config, e.g. moe.eval_capacity_factor=1.0 (repeatable)', collect, [])
+    .option('--batches <n>', 'batches to score (default: train.eval_batches)', number('--batches', 1, true))
+    .addOption(new Option('--split <split>', 'which part of the corpus').choices(['val', 'train']).default('val'))
+    .option('--json', 'print one JSON line instead of a table')
+    .action(async (o: { checkpoint: string; set: string[]; batches?: number; split: 'val' | 'train'; json?: boolean }) => {
+      const r = await evaluateCheckpoint({ checkpoint: o.checkpoint, sets: o.set, batches: o.batches, split: o.split });
+      process.stdout.write(o.json ? `${JSON.stringify(r)}\n` : formatEval(r));
     });
 
   program

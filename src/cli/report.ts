@@ -1,5 +1,6 @@
 import cliProgress from 'cli-progress';
 import type { Config } from '../config/defaults.js';
+import type { EvalReport } from '../train/evaluate.js';
 import type { StepReport } from '../train/trainer.js';
 
 /** The resolved config on stdout, briefly: one line per section. */
@@ -37,4 +38,16 @@ export function progressReporter(steps: number): ProgressReporter {
       started = false;
     },
   };
+}
+
+/** `switch-sim eval` as a table: the scores, then one row per Switch layer. */
+export function formatEval(r: EvalReport): string {
+  const head = [
+    `checkpoint ${r.checkpoint} (step ${r.step}), split ${r.split}, ${r.batches} batches, eval capacity factor ${r.capacity_factor}`,
+    `ce ${r.ce.toFixed(4)}  drop fraction ${r.drop_fraction.toFixed(4)}`,
+    'layer  drop_fraction  load_max_over_mean  router_entropy',
+  ];
+  const rows = r.layers.map((l, i) =>
+    `${String(i).padEnd(5)}  ${l.drop_fraction.toFixed(4).padStart(13)}  ${l.load_max_over_mean.toFixed(3).padStart(18)}  ${l.router_entropy.toFixed(4).padStart(14)}`);
+  return `${[...head, ...rows].join('\n')}\n`;
 }

@@ -1,0 +1,48 @@
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { evaluateCheckpoint } from '../src/train/evaluate.js';
+import { train } from '../src/train/trainer.js';
+import { cfg, CORPUS, tempDir } from './helpers.js';
+
+const BIN = new URL('../bin/switch-sim.js', import.meta.url).pathname;
+
+test.serial('switch-sim eval scores a checkpoint as the trainer evaluated it, and at other capacity factors', async (t) => {
+  const dir = tempDir(t);
+  const config = cfg(`data.dataset=${CORPUS}`, 'data.seq_len=16', 'data.batch_size=4', 'model.d_model=16', 'model.n_heads=2', 'model.n_layers=2',
+    'model.d_ff=32', 'moe.n_experts=4', 'parallel.devices=2', 'train.steps=12', 'train.eval_every=12', 'train.eval_batches=3', 'train.log_every=4',
+    'moe.drop_policy=random');
+  await train({ config, name: 't', outDir: dir });
+  const val = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).find((r) => r.val_ce !== undefined);
+  const r = await evaluateCheckpoint({ checkpoint: dir });
+  t.is(r.step, 12);
+  t.is(r.batches, 3);
+  t.is(r.split, 'val');
+  t.is(r.capacity_factor, 2);
+  t.true(Math.abs(r.ce - val.val_ce) < 1e-6, `eval ${r.ce} vs trainer ${val.val_ce}`);
+  t.is(r.layers.length, 2);
+  for (const l of r.layers) {
+    t.true(l.load_max_over_mean >= 1 && l.load_max_over_mean <= 4);
+    t.true(l.router_entropy > 0 && l.router_entropy <= Math.log(4) + 1e-9);
+  }
+  const tight = await evaluateCheckpoint({ checkpoint: dir, sets: ['moe.eval_capacity_factor=0.25'] });
+  t.is(tight.capacity_factor, 0.25);
+  t.true(tight.drop_fraction > r.drop_fraction, `cf 0.25 drops ${tight.drop_fraction}, cf 2 drops ${r.drop_fraction}`);
+  t.is(tight.layers[0]!.load_max_over_mean, r.layers[0]!.load_max_over_mean, 'the first layer routes the same tokens whatever the capacity');
+  const trainSplit = await evaluateCheckpoint({ checkpoint: dir, split: 'train', batches: 1 });
+  t.is(trainSplit.batches, 1);
+  t.not(trainSplit.ce, r.ce);
+
+  const cli = spawnSync(process.execPath, [BIN, 'eval', '--checkpoint', dir, '--json', '--set', 'moe.eval_capacity_factor=0.25'], { encoding: 'utf8' });
+  t.is(cli.status, 0, cli.stderr);
+  const line = JSON.parse(cli.stdout.trim().split('\n').at(-1)!);
+  t.deepEqual(Object.keys(line), ['checkpoint', 'step', 'split', 'batches', 'capacity_factor', 'ce', 'drop_fraction', 'layers']);
+  t.deepEqual(Object.keys(line.layers[0]), ['drop_fraction', 'load_max_over_mean', 'router_entropy']);
+  t.true(Math.abs(line.ce - tight.ce) < 1e-9);
+  const table = spawnSync(process.execPath, [BIN, 'eval', '--checkpoint', dir], { encoding: 'utf8' });
+  t.regex(table.stdout, /^checkpoint .* \(step 12\), split val, 3 batches, eval capacity factor 2\nce \d\.\d{4} {2}drop fraction \d\.\d{4}\nlayer  drop_fraction/);
+  const bad = spawnSync(process.execPath, [BIN, 'eval', '--checkpoint', dir, '--split', 'test'], { encoding: 'utf8' });
+  t.is(bad.status, 2);
+  t.regex(bad.stderr.trim(), /^error: option '--split <split>' argument 'test' is invalid\. Allowed choices are val, train\.$/);
+});
