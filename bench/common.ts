@@ -7,10 +7,16 @@ export function dataPath(): string {
   return i >= 0 ? process.argv[i + 1] ?? '' : '';
 }
 
-/** configs/tiny-shakespeare.yaml for `steps` steps, no evaluation or checkpoints. */
+/** `--config FILE`: the config benchmarks train (default configs/tiny-shakespeare.yaml). */
+export function configFile(): string {
+  const i = process.argv.indexOf('--config');
+  return i >= 0 ? process.argv[i + 1]! : new URL('../configs/tiny-shakespeare.yaml', import.meta.url).pathname;
+}
+
+/** The benchmark's config (`--config`, default configs/tiny-shakespeare.yaml) for `steps` steps, no evaluation or checkpoints. */
 export function benchConfig(steps: number, ...sets: string[]): Config {
   return resolveConfig({
-    file: new URL('../configs/tiny-shakespeare.yaml', import.meta.url).pathname,
+    file: configFile(),
     sets: [`data.path=${dataPath()}`, `train.steps=${steps}`, 'train.eval_every=0', 'train.checkpoint_every=0', 'train.eval_batches=1',
       `train.log_every=${steps}`, 'train.warmup_steps=1', ...sets],
   }).config;

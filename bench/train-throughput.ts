@@ -1,13 +1,14 @@
 /**
- * Tokens/s of configs/tiny-shakespeare.yaml (d_model 128, 6 layers, 4 experts, batch 32×64).
- *   npx tsx bench/train-throughput.ts [--data PATH] [--steps N] [--transport local|threads] [--devices D]
+ * Tokens/s of configs/tiny-shakespeare.yaml (d_model 128, 6 layers, 4 experts, batch 32×64), or of --config FILE.
+ *   npx tsx bench/train-throughput.ts [--data PATH] [--config FILE] [--steps N] [--transport local|threads] [--devices D]
  * The first 2 steps are warm-up and not counted.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { train } from '../src/train/trainer.js';
-import { arg, benchConfig } from './common.js';
+import { basename } from 'node:path';
+import { arg, benchConfig, configFile } from './common.js';
 
 const steps = arg('steps', 20);
 const transportIdx = process.argv.indexOf('--transport');
@@ -27,4 +28,4 @@ await train({
 const counted = times.slice(2);
 const ms = counted.reduce((a, b) => a + b, 0) / counted.length;
 const tokens = config.data.batch_size * config.data.seq_len;
-console.log(`tiny-shakespeare transport=${transport} devices=${devices}: ${ms.toFixed(0)} ms/step, ${(tokens / (ms / 1000)).toFixed(0)} tokens/s over ${counted.length} steps`);
+console.log(`${basename(configFile(), '.yaml')} transport=${transport} devices=${devices}: ${ms.toFixed(0)} ms/step, ${(tokens / (ms / 1000)).toFixed(0)} tokens/s over ${counted.length} steps`);

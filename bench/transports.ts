@@ -1,7 +1,7 @@
 /**
  * Tokens/s of configs/tiny-shakespeare.yaml with transport local and with threads for D = 1, 2, 4,
  * in one run, with the ratios to local, and the experts' compute rate on the devices.
- *   npx tsx bench/transports.ts [--data PATH] [--steps N] [--rounds R] [--microbatches M] [--set key=value ...]
+ *   npx tsx bench/transports.ts [--data PATH] [--config FILE] [--steps N] [--rounds R] [--microbatches M] [--set key=value ...]
  * Each configuration trains N steps (default 12; the first 2 are warm-up and not counted), R times
  * (default 3), the configurations taking turns so that a slow spell of the machine hits them alike;
  * each figure is the median over the rounds. With --microbatches M, the threads rows run min(M, D)
