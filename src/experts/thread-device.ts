@@ -11,9 +11,7 @@ import type { ComputeReport, DeviceRequest, DeviceState } from './messages.js';
 const WORKER = new URL('./worker-entry.mjs', import.meta.url).href;
 
 function reason(e: unknown): string {
-  const err = e as Error;
-  if (err?.name === 'AbortError' || /aborted/i.test(err?.message ?? '')) return 'no answer (timed out)';
-  return err?.message ?? String(e);
+  return (e as Error)?.message ?? String(e);
 }
 
 /**
@@ -52,11 +50,17 @@ export class ThreadDevice implements ExpertDevice {
   /** One request with the device's deadline; any failure becomes a DeviceError naming the device. */
   private async call<T>(req: DeviceRequest & { transfer?: boolean }, phase: string, layer?: number, transferList?: ArrayBuffer[]): Promise<T> {
     if (this.closed) throw new DeviceError(this.index, this.experts, phase, layer, 'device already shut down');
+    // one timer per request, cleared as soon as the device answers (AbortSignal.timeout would keep a
+    // timer and its signal alive for the whole deadline after every call: thousands at a time)
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(new Error('no answer (timed out)')), this.deadline(req.kind));
     try {
-      return (await this.pool.run(req, { signal: AbortSignal.timeout(this.deadline(req.kind)), transferList })) as T;
+      return (await this.pool.run(req, { signal: abort.signal, transferList })) as T;
     } catch (e) {
-      const why = reason(e).includes('timed out') ? `no answer within ${req.kind === 'init' ? `${this.deadline('init')} ms (startup)` : `parallel.timeout_ms = ${this.config.parallel.timeout_ms} ms`}` : reason(e);
+      const why = abort.signal.aborted ? `no answer within ${req.kind === 'init' ? `${this.deadline('init')} ms (startup)` : `parallel.timeout_ms = ${this.config.parallel.timeout_ms} ms`}` : reason(e);
       throw new DeviceError(this.index, this.experts, phase, layer, why);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
