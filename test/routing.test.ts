@@ -1,5 +1,8 @@
 import test from 'ava';
+import { resolveConfig } from '../src/config/load.js';
+import { parseForceRouting } from '../src/router/force.js';
 import { planRouting } from '../src/router/plan.js';
+import { rngFor } from '../src/util/rng.js';
 
 // One group of 4 tokens, 3 experts, top-2, C = ⌊1.5 · 4 / 3⌋ = 2. Probabilities, rows = tokens:
 //   t0 [0.50 0.40 0.10]  e¹ = 0 (0.50), e² = 1 (0.40)
@@ -35,4 +38,60 @@ test('drop_tokens false: capacity is the busiest expert, clamped to the group ho
   const top1 = planRouting(probs, 3, { ...opts, topK: 1, policy: 'position', dropTokens: false, minCapacity: 1 });
   t.is(top1.capacity, 2); // expert 2 is t1's and t3's first choice
   t.is(top1.dropped, 0);
+});
+
+// forced routing: the choice is forced, the probabilities (gates) stay the router's
+const N = 64;
+const E = 4;
+const routerProbs = Float32Array.from({ length: N * E }, (_, i) => [0.7, 0.1, 0.1, 0.1][(i + Math.floor(i / E)) % E]!);
+const forced = (force: string, extra: Partial<Parameters<typeof planRouting>[2]> = {}) => {
+  const f = parseForceRouting(force, E);
+  if (typeof f === 'string') throw new Error(f);
+  return planRouting(routerProbs, E, { groups: 2, topK: 1, capacityFactor: 1, minCapacity: 1, dropTokens: true, policy: 'position', force: f,
+    rngForForce: (g) => rngFor(7, 'force', 1, 0, g), ...extra });
+};
+const load = (plan: ReturnType<typeof planRouting>) => {
+  const routed = Array.from({ length: E }, (_, e) => plan.routed[e]! + plan.routed[E + e]!);
+  return Math.max(...routed) / (N / E);
+};
+
+test('force_routing uniform: perfectly balanced, nothing dropped at capacity factor 1, gates stay the router probabilities', (t) => {
+  const plan = forced('uniform');
+  t.is(load(plan), 1);
+  t.is(plan.dropped, 0);
+  t.is(plan.capacity, 8);
+  for (let i = 0; i < N; i++) {
+    t.is(plan.expert[i], (i % 32) % E);
+    t.is(plan.prob[i], routerProbs[i * E + plan.expert[i]!]);
+  }
+});
+
+test('force_routing one-hot:K: everything to K, all but C per group dropped', (t) => {
+  const plan = forced('one-hot:2');
+  t.true(Array.from(plan.expert).every((e) => e === 2));
+  t.deepEqual(Array.from(plan.counts), [0, 0, 8, 0, 0, 0, 8, 0]);
+  t.is(plan.dropped, N - 16);
+  t.is(load(plan), E);
+  const top2 = forced('one-hot:2', { topK: 2, capacityFactor: 2 });
+  for (let tok = 0; tok < N; tok++) t.not(top2.expert[tok * 2 + 1], 2, 'the second choice is another expert');
+});
+
+test('force_routing zipf:S is seeded and repeatable, and the popular experts come first', (t) => {
+  const a = forced('zipf:1.2');
+  const b = forced('zipf:1.2');
+  t.deepEqual(Array.from(a.expert), Array.from(b.expert));
+  const c = forced('zipf:1.2', { rngForForce: (g) => rngFor(8, 'force', 1, 0, g) });
+  t.notDeepEqual(Array.from(a.expert), Array.from(c.expert));
+  const big = planRouting(new Float32Array(4096 * E).fill(0.25), E, { groups: 1, topK: 1, capacityFactor: 1, minCapacity: 1, dropTokens: true,
+    policy: 'position', force: { kind: 'zipf', s: 1.2 }, rngForForce: (g) => rngFor(7, 'force', 1, 0, g) });
+  const share = Array.from(big.routed, (n) => n / 4096);
+  const expected = [1, 2, 3, 4].map((r) => r ** -1.2);
+  const total = expected.reduce((x, y) => x + y, 0);
+  share.forEach((s, e) => t.true(Math.abs(s - expected[e]! / total) < 0.03, `expert ${e}: ${s} vs ${expected[e]! / total}`));
+});
+
+test('force_routing values are validated', (t) => {
+  t.is(parseForceRouting('one-hot:4', 4), 'must name an expert below moe.n_experts (4) in one-hot:K');
+  t.regex(parseForceRouting('zipf', 4) as string, /^must be learned, uniform, zipf:S/);
+  t.throws(() => resolveConfig({ sets: ['moe.force_routing=zipf:x'] }), { message: /^config error: moe\.force_routing must be learned, uniform, zipf:S .* \(got "zipf:x"\)$/ });
 });

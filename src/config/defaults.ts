@@ -33,6 +33,7 @@ export const DEFAULTS = {
     z_loss_coef: 0.001,
     scale_by_prob: true,
     init_scale: 0.1,
+    force_routing: 'learned', // 'learned', 'uniform', 'zipf:S' or 'one-hot:K': forced expert choices (gates stay the router's)
   },
   parallel: {
     transport: 'threads' as 'local' | 'threads',

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseForceRouting } from '../router/force.js';
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.number().int().min(min).max(max);
 const positive = () => z.number().gt(0);
@@ -37,6 +38,7 @@ export const ConfigSchema = z
       z_loss_coef: z.number().min(0),
       scale_by_prob: z.boolean(),
       init_scale: positive(),
+      force_routing: z.string(),
     }),
     parallel: z.strictObject({
       transport: z.enum(['local', 'threads']),
@@ -82,6 +84,8 @@ export const ConfigSchema = z
       `must divide parallel.devices (${c.parallel.devices}): each micro-batch routes whole groups`);
     rule(c.model.switch_every <= c.model.n_layers, ['model', 'switch_every'],
       `must be <= model.n_layers (${c.model.n_layers}), or the model has no Switch layer`);
+    const force = parseForceRouting(c.moe.force_routing, c.moe.n_experts);
+    rule(typeof force !== 'string', ['moe', 'force_routing'], typeof force === 'string' ? force : '');
     rule(c.moe.top_k <= c.moe.n_experts, ['moe', 'top_k'], `must be <= moe.n_experts (${c.moe.n_experts})`);
     rule(c.train.min_lr <= c.train.lr, ['train', 'min_lr'], `must be <= train.lr (${c.train.lr})`);
     rule(c.parallel.fault.device < c.parallel.devices, ['parallel', 'fault', 'device'],

@@ -3,6 +3,7 @@ import { view, type LayerBuffers } from '../comm/buffers.js';
 import { packChoices, packTokens, unpackChoices, unpackSumTokens } from '../comm/slots.js';
 import type { ExchangeRequest, ExpertDevice } from '../experts/device.js';
 import type { ComputeReport } from '../experts/messages.js';
+import { parseForceRouting, type ForceRouting } from '../router/force.js';
 import { planRouting, type RoutingPlan } from '../router/plan.js';
 import { rngFor } from '../util/rng.js';
 
@@ -35,11 +36,15 @@ export interface GroupRange {
  * Micro-batches own disjoint groups, so their exchanges use disjoint slots of the same buffers.
  */
 export class SwitchDispatcher {
+  private readonly force: ForceRouting;
+
   constructor(
     private readonly config: Config,
     private readonly devices: ExpertDevice[],
     private readonly buffers: LayerBuffers[],
-  ) {}
+  ) {
+    this.force = parseForceRouting(config.moe.force_routing, config.moe.n_experts) as ForceRouting; // validated with the config
+  }
 
   /**
    * Routes with the router probabilities [N, E]: top-k, capacity C per group, the drop policy.
@@ -57,6 +62,8 @@ export class SwitchDispatcher {
       dropTokens: m.drop_tokens && mode !== 'generate',
       policy: m.drop_policy,
       rngForGroup: (g) => rngFor(this.config.seed, mode === 'train' ? 'drop' : 'drop-eval', step, layer, g),
+      force: this.force,
+      rngForForce: (g) => rngFor(this.config.seed, mode === 'train' ? 'force' : 'force-eval', step, layer, g),
     });
   }
 

@@ -1,4 +1,5 @@
 import type { Rng } from '../util/rng.js';
+import { forceChoices, type ForceRouting } from './force.js';
 
 export type DropPolicy = 'position' | 'random' | 'priority';
 
@@ -13,6 +14,10 @@ export interface RoutingOptions {
   policy: DropPolicy;
   /** the random stream of a group (by its index among all groups), for policy 'random' */
   rngForGroup?: (group: number) => Rng;
+  /** moe.force_routing: forced expert choices (the gates stay the router's probabilities) */
+  force?: ForceRouting;
+  /** the random stream of forced Zipf choices of a group (by its index among all groups) */
+  rngForForce?: (group: number) => Rng;
 }
 
 /**
@@ -73,10 +78,9 @@ export function planRouting(probs: Float32Array, experts: number, opts: RoutingO
   const S = N / G;
   const expert = new Int32Array(N * K);
   const prob = new Float32Array(N * K);
-  for (let t = 0; t < N; t++) {
-    topExperts(probs, t * E, E, K, expert, t * K);
-    for (let c = 0; c < K; c++) prob[t * K + c] = probs[t * E + expert[t * K + c]!]!;
-  }
+  for (let t = 0; t < N; t++) topExperts(probs, t * E, E, K, expert, t * K);
+  if (opts.force && opts.force.kind !== 'learned') forceChoices(opts.force, expert, probs, E, K, S, (g) => opts.rngForForce!((opts.groupOffset ?? 0) + g));
+  for (let t = 0; t < N; t++) for (let c = 0; c < K; c++) prob[t * K + c] = probs[t * E + expert[t * K + c]!]!;
   const routed = new Int32Array(G * E);
   for (let t = 0; t < N; t++) routed[Math.floor(t / S) * E + expert[t * K]!]!++;
   let capacity: number;
