@@ -6,7 +6,8 @@ import { lmLogits, type Weights } from '../model/blocks.js';
 import { toTensors, type ParamSet } from '../model/params.js';
 import { release, type Recording } from '../backend/tape.js';
 import { readView } from '../backend/view.js';
-import { stageCount, stageParams, type StageInput, type StageOutput } from '../model/stages.js';
+import { stageCount, stageParams, switchBlocks, type StageInput, type StageOutput } from '../model/stages.js';
+import { PROFILE } from '../profile/recorder.js';
 import { disposeConstants, routingConstants } from '../router/gates.js';
 import type { RoutingPlan } from '../router/plan.js';
 import { addBackwardTiming, layerStats, mergeLayerStats, type LayerStats } from './layer-stats.js';
@@ -105,28 +106,39 @@ export class Engine {
           const rec = recs[m]!;
           let input: StageInput | undefined;
           if (k > 0) {
-            const sw = await pending[m]!;
+            PROFILE?.at(m, k - 1, 'fwd');
+            const { value: sw, idleMs } = await this.idle(pending[m]!);
             pending[m] = undefined;
             rec.layers.push(layerStats(sw.plan, probs[m]!, sw.timing));
+            rec.layers[k - 1]!.wait_ms += idleMs;
+            PROFILE?.begin('combine_inputs', 'compute', switchBlocks(this.config)[k - 1]);
             const prev = carried[m]!;
             input = { h: prev.h!, logits: prev.logits!, outputs: perChoice(sw.outputs, sw.plan.topK, this.config.model.d_model), routing: routingConstants(sw.plan) };
+            PROFILE?.end();
           }
+          PROFILE?.at(m, k, 'fwd');
+          PROFILE?.begin(`stage_forward`, 'compute');
           const out = forwardStage(k, input, this.weights, rec.ctx, M);
           if (out.tape) rec.tapes.push(out.tape);
           rec.inputs.push(input);
           rec.balance += out.balance?.dataSync()[0] ?? 0;
           rec.z += out.z?.dataSync()[0] ?? 0;
           tf.dispose([out.balance, out.z].filter((t): t is tf.Scalar => t !== undefined));
+          PROFILE?.end();
           if (k === S) {
             if (out.ce) rec.ce = out.ce.dataSync()[0]!;
             tf.dispose(out.ce);
             rec.h = out.h;
             continue;
           }
+          PROFILE?.begin('router_softmax', 'compute', switchBlocks(this.config)[k]);
           const probsT = tf.softmax(out.logits!);
           probs[m] = probsT.dataSync() as Float32Array; // router probabilities, float32 [N, E]
           probsT.dispose();
+          PROFILE?.end();
+          PROFILE?.begin('routing_plan', 'compute', switchBlocks(this.config)[k]);
           const plan = this.dispatcher.route(k, probs[m]!, rec.ctx.mode, rec.ctx.step, this.groups(rec.ctx, M));
+          PROFILE?.end();
           rec.plans.push(plan);
           pending[m] = early(this.dispatcher.forward(k, m, plan, readView(out.u!), rec.ctx.train, rec.ctx.step)); // packed before it returns
           out.u!.dispose();
@@ -175,18 +187,24 @@ export class Engine {
           const rec = recs[m]!;
           let upstream: Upstream | undefined;
           if (k < S) {
-            const back = await pending[m]!;
+            PROFILE?.at(m, k, 'bwd');
+            const { value: back, idleMs } = await this.idle(pending[m]!);
             pending[m] = undefined;
             addBackwardTiming(rec.layers[k]!, back.timing);
+            rec.layers[k]!.wait_ms += idleMs;
             upstream = { ...partial[m]!, u: tf.tensor2d(back.grad, partial[m]!.h.shape as [number, number]) };
             partial[m] = undefined;
           }
+          PROFILE?.at(m, k, 'bwd');
+          PROFILE?.begin('stage_backward');
           const grads = stageGradients(rec.inputs[k], rec.tapes[k]!, pnames.map((n) => this.weights.get(n)!), upstream);
+          PROFILE?.end();
           if (upstream) tf.dispose([upstream.h, upstream.u, upstream.logits]);
           const input = rec.inputs[k];
           const nIn = input ? 2 + input.outputs.length : 0;
           if (input) {
             // the devices start this micro-batch's expert backward now
+            PROFILE?.at(m, k - 1, 'bwd');
             pending[m] = early(this.dispatcher.backward(k - 1, m, rec.plans[k - 1]!, interleave(grads.slice(2, nIn), this.config.model.d_model), rec.ctx.step));
             partial[m] = { h: grads[0]!, logits: grads[1]! };
             tf.dispose(grads.slice(2, nIn));
@@ -194,12 +212,14 @@ export class Engine {
             disposeConstants(input.routing);
             rec.inputs[k] = undefined;
           }
+          PROFILE?.begin('grad_accumulate');
           pnames.forEach((n, i) => {
             const acc = this.grads.get(n)!;
             const g = readView(grads[nIn + i]!);
             for (let j = 0; j < acc.length; j++) acc[j]! += g[j]!;
           });
           tf.dispose(grads.slice(nIn));
+          PROFILE?.end();
         }
       }
     } catch (e) {
@@ -250,6 +270,22 @@ export class Engine {
       release(t);
     }
     rec.tapes = [];
+  }
+
+  /**
+   * Awaits an exchange and measures how long the coordinator sat idle: the wall time of the await
+   * less any packing or unpacking it did meanwhile (another micro-batch's exchange finishing).
+   */
+  private async idle<T>(p: Promise<T>): Promise<{ value: T; idleMs: number }> {
+    const busy = this.dispatcher.busyMs;
+    const t0 = performance.now();
+    PROFILE?.begin('wait', 'wait');
+    try {
+      const value = await p;
+      return { value, idleMs: performance.now() - t0 - (this.dispatcher.busyMs - busy) };
+    } finally {
+      PROFILE?.end();
+    }
   }
 
   zeroGrads(): void {

@@ -16,8 +16,11 @@ export interface LayerStats {
   capacity: number;
   /** per device: compute ms, forward + backward */
   device_compute_ms: number[];
-  /** coordinator time waiting on devices, forward + backward */
+  /** time the coordinator sat idle waiting on the devices for this layer, forward + backward */
   wait_ms: number;
+  /** time the exchanges were in flight (requests posted → last answer), forward + backward; with
+   * micro-batches this includes the coordinator's own work on the other micro-batch */
+  inflight_ms: number;
 }
 
 export function layerStats(plan: RoutingPlan, probs: Float32Array, timing: ExchangeTiming): LayerStats {
@@ -47,12 +50,13 @@ export function layerStats(plan: RoutingPlan, probs: Float32Array, timing: Excha
     load_max_over_mean: Math.max(...routedTotal) / mean,
     capacity: plan.capacity,
     device_compute_ms: [...timing.computeMs],
-    wait_ms: timing.waitMs,
+    wait_ms: 0, // the engine adds the idle time it measures
+    inflight_ms: timing.inflightMs,
   };
 }
 
 export function addBackwardTiming(s: LayerStats, timing: ExchangeTiming): void {
-  s.wait_ms += timing.waitMs;
+  s.inflight_ms += timing.inflightMs;
   timing.computeMs.forEach((ms, i) => (s.device_compute_ms[i]! += ms));
 }
 
@@ -73,5 +77,6 @@ export function mergeLayerStats(parts: LayerStats[]): LayerStats {
     capacity: parts[0]!.capacity,
     device_compute_ms: parts[0]!.device_compute_ms.map((_, i) => parts.reduce((a, p) => a + p.device_compute_ms[i]!, 0)),
     wait_ms: parts.reduce((a, p) => a + p.wait_ms, 0),
+    inflight_ms: parts.reduce((a, p) => a + p.inflight_ms, 0),
   };
 }

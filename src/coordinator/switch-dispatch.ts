@@ -6,10 +6,11 @@ import type { ComputeReport } from '../experts/messages.js';
 import { parseForceRouting, type ForceRouting } from '../router/force.js';
 import { planRouting, type RoutingPlan } from '../router/plan.js';
 import { rngFor } from '../util/rng.js';
+import { PROFILE } from '../profile/recorder.js';
 
 export interface ExchangeTiming {
-  /** wall time from dispatch until every device answered */
-  waitMs: number;
+  /** wall time from posting the requests until every device answered (the exchange in flight) */
+  inflightMs: number;
   /** per device: compute time it reported */
   computeMs: number[];
 }
@@ -20,6 +21,23 @@ export interface SwitchForward {
   outputs: Float32Array;
   timing: ExchangeTiming;
 }
+
+/** One exchange in flight. */
+interface Exchange {
+  layer: number;
+  micro: number;
+  dir: 'fwd' | 'bwd';
+  plan: RoutingPlan;
+  packStart: number;
+  /** when the requests went out (coordinator clock) */
+  posted: number;
+  replies: Promise<ComputeReport[]>;
+  /** with profiling on: when each device's answer reached the coordinator */
+  answered?: number[];
+  flow?: number;
+}
+
+const COORDINATOR = { kind: 'coordinator' } as const;
 
 /** What a routing decision is for: training, evaluation, or generating text. */
 export type RouteMode = 'train' | 'eval' | 'generate';
@@ -81,11 +99,14 @@ export class SwitchDispatcher {
     const d = this.config.model.d_model;
     const bufs = this.buffers[layer]!;
     const req = this.request(layer, micro, plan, train, step);
-    packTokens(plan, rows, d, view(bufs.dispatch), bufs.shape.capacity);
     const t0 = performance.now();
-    const reports = await Promise.all(this.devices.map((dev) => dev.forward(req)));
-    const timing = this.timing(t0, reports);
-    return { plan, outputs: unpackChoices(plan, view(bufs.combine), d, bufs.shape.capacity), timing };
+    packTokens(plan, rows, d, view(bufs.dispatch), bufs.shape.capacity);
+    const ex = this.post({ layer, micro, dir: 'fwd', plan, packStart: t0 }, (dev) => dev.forward(req));
+    const reports = await ex.replies;
+    const t1 = performance.now();
+    const outputs = unpackChoices(plan, view(bufs.combine), d, bufs.shape.capacity);
+    this.done(ex, reports, t1);
+    return { plan, outputs, timing: { inflightMs: t1 - ex.posted, computeMs: reports.map((r) => r.computeMs) } };
   }
 
   /** Backward all-to-all: ∂L/∂o rows out to the slots, devices' backward, input gradients back per token. */
@@ -93,14 +114,61 @@ export class SwitchDispatcher {
     const d = this.config.model.d_model;
     const bufs = this.buffers[layer]!;
     const req = this.request(layer, micro, plan, true, step);
-    packChoices(plan, gradOutputs, d, view(bufs.gradOut), bufs.shape.capacity);
     const t0 = performance.now();
-    const reports = await Promise.all(this.devices.map((dev) => dev.backward(req)));
-    const timing = this.timing(t0, reports);
-    return { grad: unpackSumTokens(plan, view(bufs.gradIn), d, bufs.shape.capacity), timing };
+    packChoices(plan, gradOutputs, d, view(bufs.gradOut), bufs.shape.capacity);
+    const ex = this.post({ layer, micro, dir: 'bwd', plan, packStart: t0 }, (dev) => dev.backward(req));
+    const reports = await ex.replies;
+    const t1 = performance.now();
+    const grad = unpackSumTokens(plan, view(bufs.gradIn), d, bufs.shape.capacity);
+    this.done(ex, reports, t1);
+    return { grad, timing: { inflightMs: t1 - ex.posted, computeMs: reports.map((r) => r.computeMs) } };
   }
 
-  private timing(t0: number, reports: ComputeReport[]): ExchangeTiming {
-    return { waitMs: performance.now() - t0, computeMs: reports.map((r) => r.computeMs) };
+  /**
+   * Coordinator time spent packing and unpacking slots so far. The engine subtracts what of it falls
+   * inside an await (another micro-batch's unpack) from the time it sat idle waiting on devices.
+   */
+  busyMs = 0;
+
+  /** Sends one exchange's requests (its slots are packed); with profiling on, stamps the pack and when each device answers. */
+  private post(ex: Omit<Exchange, 'posted' | 'replies' | 'answered' | 'flow'>, call: (dev: ExpertDevice) => Promise<ComputeReport>): Exchange {
+    const posted = performance.now();
+    this.busyMs += posted - ex.packStart;
+    const P = PROFILE;
+    if (!P) return { ...ex, posted, replies: Promise.all(this.devices.map(call)) };
+    const flow = P.flowId();
+    P.add({ name: 'pack', cat: 'comm', lane: COORDINATOR, ts: ex.packStart, dur: posted - ex.packStart, micro: ex.micro, layer: ex.layer, dir: ex.dir, flow, flowPhase: 's' });
+    const answered: number[] = [];
+    const t = performance.now();
+    const replies = Promise.all(this.devices.map((dev, i) => call(dev).then((r) => ((answered[i] = performance.now()), r))));
+    P.add({ name: 'device_calls', cat: 'device', lane: COORDINATOR, ts: t, dur: performance.now() - t, micro: ex.micro, layer: ex.layer, dir: ex.dir });
+    return { ...ex, posted, replies, answered, flow };
   }
+
+  /** An exchange is combined (unpacked from `t1` to now); with profiling on, records what each device did and when. */
+  private done(ex: Exchange, reports: ComputeReport[], t1: number): void {
+    const t2 = performance.now();
+    this.busyMs += t2 - t1;
+    const P = PROFILE;
+    if (!P) return;
+    const at = { micro: ex.micro, layer: ex.layer, dir: ex.dir } as const;
+    const rows = ex.plan.counts.reduce((a, b) => a + b, 0);
+    const bytes = rows * this.config.model.d_model * 4;
+    P.addTraffic({ layer: ex.layer, dir: ex.dir, bytesOut: bytes, bytesBack: bytes });
+    reports.forEach((r, i) => {
+      const start = P.fromAbsolute(r.start, i);
+      const end = P.fromAbsolute(r.end, i);
+      const free = P.deviceFree[i] ?? -Infinity;
+      const link = { kind: 'link', device: i } as const;
+      if (free > ex.posted) P.add({ name: 'device_queue', cat: 'comm', lane: link, ts: ex.posted, dur: Math.min(free, start) - ex.posted, ...at });
+      const sent = Math.max(ex.posted, Math.min(free, start));
+      if (start > sent) P.add({ name: 'signal', cat: 'comm', lane: link, ts: sent, dur: start - sent, ...at });
+      P.add({ name: ex.dir === 'fwd' ? 'expert_forward' : 'expert_backward', cat: 'device', lane: { kind: 'device', device: i }, ts: start, dur: end - start, ...at, flow: ex.flow, flowPhase: 't' });
+      const back = ex.answered![i]!;
+      if (back > end) P.add({ name: 'reply', cat: 'comm', lane: link, ts: end, dur: back - end, ...at });
+      P.deviceFree[i] = Math.max(free, end);
+    });
+    P.add({ name: 'unpack', cat: 'comm', lane: COORDINATOR, ts: t1, dur: t2 - t1, ...at, flow: ex.flow, flowPhase: 'f' });
+  }
+
 }

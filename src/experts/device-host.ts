@@ -5,7 +5,8 @@ import { initExpertParams, type ParamSet } from '../model/params.js';
 import { AdamW, sumSquares } from '../train/adamw.js';
 import { readView } from '../backend/view.js';
 import { expertBackward, expertForward, type ExpertWeights } from './ffn.js';
-import type { BackwardRequest, ComputeReport, DeviceState, ExchangeMessage, ForwardRequest } from './messages.js';
+import { absoluteNow } from '../profile/recorder.js';
+import type { BackwardRequest, ComputeReport, DeviceState, DeviceTiming, ExchangeMessage, ForwardRequest, GradNormReport, TouchRequest } from './messages.js';
 
 /** The experts of `device`: global indices [device·E/D, (device+1)·E/D). */
 export function expertsOf(config: Config, device: number): number[] {
@@ -126,7 +127,7 @@ export class DeviceHost {
 
   /** o = FFN_e(x) for every local expert e on its slots; writes the combine slots. */
   forward(req: ForwardRequest): ComputeReport {
-    const t0 = performance.now();
+    const t0 = absoluteNow();
     this.straggle(req.step);
     const d = this.config.model.d_model;
     const input = this.slots(req.layer, 'dispatch', req, req.payload);
@@ -151,12 +152,31 @@ export class DeviceHost {
       else tf.dispose([x, f.a]);
     }
     if (req.train) this.stash.set(key, kept);
-    return { device: this.device, computeMs: performance.now() - t0, rows, payload: req.payload ? output.data : undefined };
+    return this.report(t0, rows, req.payload ? output.data : undefined);
+  }
+
+  private report(start: number, rows: number, payload: Float32Array | undefined): ComputeReport {
+    const end = absoluteNow();
+    return { device: this.device, start, end, computeMs: end - start, rows, payload };
+  }
+
+  /** The all-to-all alone: copies each local expert's rows from the dispatch slots to the combine slots. */
+  touch(req: TouchRequest): ComputeReport {
+    const t0 = absoluteNow();
+    const input = this.slots(req.layer, 'dispatch', req, req.payload);
+    const output = this.outputView(req.layer, 'combine', req);
+    let rows = 0;
+    for (const e of this.experts) {
+      const xs = this.gather(input, e, req.counts);
+      rows += xs.length / this.config.model.d_model;
+      this.scatter(output, e, req.counts, xs);
+    }
+    return this.report(t0, rows, req.payload ? output.data : undefined);
   }
 
   /** ∂L/∂x for every local expert's slots; accumulates the weight gradients here. */
   backward(req: BackwardRequest): ComputeReport {
-    const t0 = performance.now();
+    const t0 = absoluteNow();
     this.straggle(req.step);
     const d = this.config.model.d_model;
     const key = `${req.layer}/${req.micro}`;
@@ -182,7 +202,7 @@ export class DeviceHost {
       tf.dispose([g, r.dx, r.w1, r.b1, r.w2, r.b2]);
     });
     this.dropStash(key);
-    return { device: this.device, computeMs: performance.now() - t0, rows, payload: req.payload ? output.data : undefined };
+    return this.report(t0, rows, req.payload ? output.data : undefined);
   }
 
   private dropStash(key: string): void {
@@ -192,14 +212,18 @@ export class DeviceHost {
   }
 
   /** Σ‖grad‖² over this device's experts, for global-norm clipping. */
-  gradSquaredNorm(): number {
-    return sumSquares(this.grads.values());
+  gradSquaredNorm(): GradNormReport {
+    const start = absoluteNow();
+    const value = sumSquares(this.grads.values());
+    return { value, start, end: absoluteNow() };
   }
 
-  step(lr: number, clipScale: number, t: number): void {
+  step(lr: number, clipScale: number, t: number): DeviceTiming {
+    const start = absoluteNow();
     this.optimizer.step(this.params, this.grads, lr, clipScale, t);
     for (const g of this.grads.values()) g.fill(0);
     this.upload();
+    return { start, end: absoluteNow() };
   }
 
   state(): DeviceState {

@@ -1,4 +1,4 @@
-import type { ComputeReport, DeviceState } from './messages.js';
+import type { ComputeReport, DeviceState, DeviceTiming, GradNormReport } from './messages.js';
 
 /** One exchange of a Switch layer: which slots hold tokens, and for which micro-batch. */
 export interface ExchangeRequest {
@@ -23,8 +23,12 @@ export interface ExpertDevice {
   readonly experts: number[];
   forward(req: ExchangeRequest): Promise<ComputeReport>;
   backward(req: ExchangeRequest): Promise<ComputeReport>;
-  gradSquaredNorm(): Promise<number>;
-  step(lr: number, clipScale: number, t: number): Promise<void>;
+  /** the all-to-all without expert math: rows copied from dispatch to combine (bench dispatch) */
+  touch(req: ExchangeRequest): Promise<ComputeReport>;
+  gradSquaredNorm(): Promise<GradNormReport>;
+  step(lr: number, clipScale: number, t: number): Promise<DeviceTiming>;
+  /** the device's absolute time (epoch ms), to align its clock with the coordinator's */
+  clock(): Promise<number>;
   state(): Promise<DeviceState>;
   load(state: DeviceState): Promise<void>;
   close(): Promise<void>;

@@ -2,7 +2,8 @@ import type { Config } from '../config/defaults.js';
 import type { LayerBuffers } from '../comm/buffers.js';
 import { DeviceHost } from './device-host.js';
 import type { ExchangeRequest, ExpertDevice } from './device.js';
-import type { ComputeReport, DeviceState } from './messages.js';
+import type { ComputeReport, DeviceState, DeviceTiming, GradNormReport } from './messages.js';
+import { absoluteNow } from '../profile/recorder.js';
 
 /** `parallel.transport: local`: the device runs in the coordinator's thread; the reference implementation. */
 export class LocalDevice implements ExpertDevice {
@@ -24,12 +25,20 @@ export class LocalDevice implements ExpertDevice {
     return this.host.backward({ kind: 'backward', ...req });
   }
 
-  async gradSquaredNorm(): Promise<number> {
+  async touch(req: ExchangeRequest): Promise<ComputeReport> {
+    return this.host.touch({ kind: 'touch', ...req });
+  }
+
+  async gradSquaredNorm(): Promise<GradNormReport> {
     return this.host.gradSquaredNorm();
   }
 
-  async step(lr: number, clipScale: number, t: number): Promise<void> {
-    this.host.step(lr, clipScale, t);
+  async step(lr: number, clipScale: number, t: number): Promise<DeviceTiming> {
+    return this.host.step(lr, clipScale, t);
+  }
+
+  async clock(): Promise<number> {
+    return absoluteNow();
   }
 
   async state(): Promise<DeviceState> {

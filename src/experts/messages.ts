@@ -42,6 +42,11 @@ export interface GradNormRequest {
   kind: 'grad_norm';
 }
 
+/** Clock probe: the device answers with its absolute time (profiling aligns the clocks with it). */
+export interface ClockRequest {
+  kind: 'clock';
+}
+
 export interface StepRequest {
   kind: 'step';
   lr: number;
@@ -69,12 +74,28 @@ export interface FaultRequest {
 export type FaultKind = FaultRequest['fault'] | 'slow';
 
 export type DeviceRequest =
-  | InitRequest | ForwardRequest | BackwardRequest | GradNormRequest | StepRequest | StateRequest | LoadRequest | FaultRequest;
+  | InitRequest | ForwardRequest | BackwardRequest | TouchRequest | GradNormRequest | ClockRequest | StepRequest | StateRequest | LoadRequest | FaultRequest;
+
+/** The all-to-all alone (`switch-sim bench dispatch`): the device reads its rows and writes them back, no expert math. */
+export interface TouchRequest extends ExchangeMessage {
+  kind: 'touch';
+}
+
+/** When a device did something, on its own clock: absolute epoch milliseconds (performance.timeOrigin + now). */
+export interface DeviceTiming {
+  start: number;
+  end: number;
+}
+
+export interface GradNormReport extends DeviceTiming {
+  /** Σ‖grad‖² over the device's experts */
+  value: number;
+}
 
 /** What a forward or backward call reports back. */
-export interface ComputeReport {
+export interface ComputeReport extends DeviceTiming {
   device: number;
-  /** time spent computing, excluding message passing */
+  /** time spent computing, excluding message passing (end − start) */
   computeMs: number;
   /** token rows computed, over all of the device's experts */
   rows: number;

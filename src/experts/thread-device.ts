@@ -5,7 +5,7 @@ import { extractDeviceSlots, insertDeviceSlots, type DeviceSlots } from '../comm
 import { DeviceError } from './errors.js';
 import { expertsOf } from './device-host.js';
 import type { ExchangeRequest, ExpertDevice } from './device.js';
-import type { ComputeReport, DeviceRequest, DeviceState } from './messages.js';
+import type { ComputeReport, DeviceRequest, DeviceState, DeviceTiming, GradNormReport } from './messages.js';
 
 /** registers the TypeScript loader in the worker, then loads worker.ts */
 const WORKER = new URL('./worker-entry.mjs', import.meta.url).href;
@@ -72,10 +72,10 @@ export class ThreadDevice implements ExpertDevice {
     };
   }
 
-  private async exchange(kind: 'forward' | 'backward', req: ExchangeRequest): Promise<ComputeReport> {
+  private async exchange(kind: 'forward' | 'backward' | 'touch', req: ExchangeRequest): Promise<ComputeReport> {
     const { layer, capacity, counts, train, step, firstGroup } = req;
     const payload = this.config.parallel.payload;
-    const [inDir, outDir] = kind === 'forward' ? (['dispatch', 'combine'] as const) : (['gradOut', 'gradIn'] as const);
+    const [inDir, outDir] = kind === 'backward' ? (['gradOut', 'gradIn'] as const) : (['dispatch', 'combine'] as const);
     const fault = this.config.parallel.fault;
     if (fault.kind !== 'slow' && kind === 'forward' && train && fault.device === this.index && fault.step === step && layer === 0 && req.micro === 0) {
       await this.call({ kind: 'fault', fault: fault.kind }, kind, layer);
@@ -99,12 +99,20 @@ export class ThreadDevice implements ExpertDevice {
     return this.exchange('backward', req);
   }
 
-  gradSquaredNorm(): Promise<number> {
+  touch(req: ExchangeRequest): Promise<ComputeReport> {
+    return this.exchange('touch', req);
+  }
+
+  gradSquaredNorm(): Promise<GradNormReport> {
     return this.call({ kind: 'grad_norm' }, 'gradient norm');
   }
 
-  async step(lr: number, clipScale: number, t: number): Promise<void> {
-    await this.call({ kind: 'step', lr, clipScale, t }, 'optimizer step');
+  step(lr: number, clipScale: number, t: number): Promise<DeviceTiming> {
+    return this.call({ kind: 'step', lr, clipScale, t }, 'optimizer step');
+  }
+
+  clock(): Promise<number> {
+    return this.call({ kind: 'clock' }, 'clock');
   }
 
   state(): Promise<DeviceState> {

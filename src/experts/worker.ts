@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Piscina } from 'piscina';
 import { initBackend } from '../backend/init.js';
 import { DeviceHost } from './device-host.js';
+import { absoluteNow } from '../profile/recorder.js';
 import type { ComputeReport, DeviceRequest, DeviceState } from './messages.js';
 
 let host: DeviceHost | undefined;
@@ -35,11 +36,14 @@ export default async function handle(req: DeviceRequest & { transfer?: boolean }
       return reply(ready().forward(req), req.transfer === true);
     case 'backward':
       return reply(ready().backward(req), req.transfer === true);
+    case 'touch':
+      return reply(ready().touch(req), req.transfer === true);
     case 'grad_norm':
       return ready().gradSquaredNorm();
+    case 'clock':
+      return absoluteNow();
     case 'step':
-      ready().step(req.lr, req.clipScale, req.t);
-      return null;
+      return ready().step(req.lr, req.clipScale, req.t);
     case 'state':
       return ready().state() satisfies DeviceState;
     case 'load':

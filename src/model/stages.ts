@@ -4,6 +4,7 @@ import { balanceLoss, combine, zLoss, type RoutingConstants } from '../router/ga
 import { attentionBlock, denseFfnBlock, embed, ffnInput, lmLoss, routerLogits, type BlockContext, type Weights } from './blocks.js';
 import { dropout } from './layers.js';
 import { isSwitchBlock } from './params.js';
+import { PROFILE } from '../profile/recorder.js';
 
 /**
  * The model, cut at its Switch layers into stages that the coordinator runs with tfjs autodiff.
@@ -78,10 +79,14 @@ export function runStage(k: number, input: StageInput | undefined, w: Weights, c
   if (k === 0) h = embed(ctx.tokens, w, ctx);
   else {
     const inp = input!;
+    PROFILE?.begin('combine', 'compute', from - 1);
     const y = combine(inp.logits, inp.outputs, inp.routing, config.moe.scale_by_prob);
     h = inp.h.add(dropout(y, ctx.mask(`h.${from - 1}.switch`, y.shape))) as tf.Tensor2D;
+    PROFILE?.end();
+    PROFILE?.begin('aux_losses', 'compute', from - 1);
     out.balance = balanceLoss(inp.logits, inp.routing, config.moe.balance_loss_coef);
     out.z = zLoss(inp.logits, config.moe.z_loss_coef);
+    PROFILE?.end();
   }
   for (let l = from; l <= to; l++) {
     h = attentionBlock(h, l, w, ctx);

@@ -4,7 +4,8 @@ import { Engine } from '../coordinator/engine.js';
 import { CheckpointError } from './errors.js';
 import { createDevices } from '../experts/create.js';
 import type { ExpertDevice } from '../experts/device.js';
-import type { DeviceState } from '../experts/messages.js';
+import type { DeviceState, DeviceTiming } from '../experts/messages.js';
+import { PROFILE } from '../profile/recorder.js';
 import { initBackend } from '../backend/init.js';
 import { initCoordinatorParams, initExpertShapes, countParams } from '../model/params.js';
 import { switchBlocks } from '../model/stages.js';
@@ -25,6 +26,28 @@ export function bufferShape(config: Config): { groups: number; capacity: number 
   if (!m.drop_tokens) return { groups: G, capacity: S };
   const cap = Math.max(capacityFor(S, E, m.capacity_factor, m.min_capacity), capacityFor(S, E, m.eval_capacity_factor, m.min_capacity));
   return { groups: G, capacity: Math.max(cap, Math.min(S, config.data.seq_len)) };
+}
+
+/** Awaits the devices; with profiling on, the time the coordinator sits idle is a `wait` span. */
+async function waited<T>(p: Promise<T>): Promise<T> {
+  PROFILE?.begin('wait', 'wait');
+  try {
+    return await p;
+  } finally {
+    PROFILE?.end();
+  }
+}
+
+/** With profiling on: what each device did, on its own lane. */
+function deviceSpans(name: string, timings: DeviceTiming[]): void {
+  const P = PROFILE;
+  if (!P) return;
+  timings.forEach((r, d) => {
+    const ts = P.fromAbsolute(r.start, d);
+    const end = P.fromAbsolute(r.end, d);
+    P.add({ name, cat: 'optimizer', lane: { kind: 'device', device: d }, ts, dur: end - ts });
+    P.deviceFree[d] = Math.max(P.deviceFree[d] ?? -Infinity, end);
+  });
 }
 
 /** A model ready to train or sample: coordinator weights and optimizer here, experts on their devices. */
@@ -51,17 +74,26 @@ export class Session {
   /** Global-norm clipping across the coordinator and every device, then one AdamW step everywhere. */
   async step(lr: number, t: number): Promise<{ gradNorm: number }> {
     // devices sum their squares while the coordinator sums its own
+    PROFILE?.at(undefined, undefined, undefined);
+    PROFILE?.begin('grad_norm');
     const pending = Promise.all(this.devices.map((d) => d.gradSquaredNorm()));
     const own = sumSquares(this.engine.grads.values());
-    const gradNorm = Math.sqrt(own + (await pending).reduce((a, b) => a + b, 0));
+    PROFILE?.end();
+    const norms = await waited(pending);
+    deviceSpans('grad_norm', norms);
+    const gradNorm = Math.sqrt(own + norms.reduce((a, b) => a + b.value, 0));
     const clip = this.config.train.grad_clip;
     const scale = clip > 0 && gradNorm > clip ? clip / gradNorm : 1;
     // devices step their experts while the coordinator steps its weights
+    PROFILE?.begin('optimizer', 'optimizer');
     const stepping = Promise.all(this.devices.map((d) => d.step(lr, scale, t)));
     this.optimizer.step(this.engine.params, this.engine.grads, lr, scale, t);
-    await stepping;
+    PROFILE?.end();
+    deviceSpans('optimizer', await waited(stepping));
+    PROFILE?.begin('refresh_weights');
     this.engine.refresh();
     this.engine.zeroGrads();
+    PROFILE?.end();
     return { gradNorm };
   }
 

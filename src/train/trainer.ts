@@ -13,6 +13,7 @@ import { provenance, runDirFor, truncateMetrics } from './run-dir.js';
 import { MetricsWriter } from './metrics.js';
 import { learningRate } from './schedule.js';
 import { Session } from './session.js';
+import { PROFILE } from '../profile/recorder.js';
 
 export interface TrainOptions {
   config: Config;
@@ -27,7 +28,9 @@ export interface TrainOptions {
   /** set to stop after the current step, save a checkpoint and throw InterruptedError */
   stop?: { requested: boolean };
   /** called once every input (config, data, checkpoint, backend) has been validated, before step 1 */
-  onReady?: (info: { config: Config; dir: string }) => void;
+  onReady?: (info: { config: Config; dir: string; session: Session }) => void | Promise<void>;
+  /** called before each step starts (the profiler turns itself on and off here) */
+  beforeStep?: (step: number) => void;
 }
 
 export interface StepReport {
@@ -91,7 +94,7 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
     writeFileSync(join(dir, 'config.yaml'), YAML.stringify(config));
     const past = truncateMetrics(join(dir, 'metrics.jsonl'), start);
     const metrics = new MetricsWriter(dir);
-    opts.onReady?.({ config, dir });
+    await opts.onReady?.({ config, dir, session });
     if (ckpt) log(`resumed from step ${start}`);
     const counts = session.paramCounts();
     log(`corpus ${corpus.name}: ${corpus.text.length} chars, vocab ${tokenizer.vocabSize}; params ${counts.total} (${counts.activePerToken} active per token); out ${dir}`);
@@ -100,9 +103,11 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
     const clock = { trainMs: 0, evalMs: 0, checkpointMs: 0 };
     const timed = async <R>(key: keyof typeof clock, f: () => Promise<R>): Promise<R> => {
       const t = performance.now();
+      PROFILE?.begin(key === 'evalMs' ? 'evaluation' : 'checkpoint', 'io');
       try {
         return await f();
       } finally {
+        PROFILE?.end();
         clock[key] += performance.now() - t;
       }
     };
@@ -129,11 +134,14 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
     let window = { ms: 0, tokens: 0 };
     for (let step = start + 1; step <= c.steps; step++) {
       const b = data.batch('train', config.seed, step, B);
+      opts.beforeStep?.(step);
       const t0 = performance.now();
+      PROFILE?.begin('step', 'step');
       const r = await session.engine.trainStep(b.x, b.y, B, step);
       if (!Number.isFinite(r.loss)) throw new Error(`loss is ${r.loss} at step ${step}; lower train.lr or raise moe.z_loss_coef`);
       const lr = learningRate(step, c);
       const { gradNorm } = await session.step(lr, step);
+      PROFILE?.end();
       const ms = performance.now() - t0;
       clock.trainMs += ms;
       tokens += B * T;
