@@ -107,11 +107,16 @@ export class Engine {
           let input: StageInput | undefined;
           if (k > 0) {
             PROFILE?.at(m, k - 1, 'fwd');
-            const { value: sw, idleMs } = await this.idle(pending[m]!);
+            const busy = this.dispatcher.busyMs;
+            const tw = performance.now();
+            PROFILE?.begin('wait', 'wait');
+            const sw = await pending[m]!; // the coordinator is idle unless an exchange finishes meanwhile (its unpack is subtracted)
+            PROFILE?.end();
+            const idleMs = performance.now() - tw - (this.dispatcher.busyMs - busy);
+            PROFILE?.begin('combine_inputs', 'compute', switchBlocks(this.config)[k - 1]);
             pending[m] = undefined;
             rec.layers.push(layerStats(sw.plan, probs[m]!, sw.timing));
             rec.layers[k - 1]!.wait_ms += idleMs;
-            PROFILE?.begin('combine_inputs', 'compute', switchBlocks(this.config)[k - 1]);
             const prev = carried[m]!;
             input = { h: prev.h!, logits: prev.logits!, outputs: perChoice(sw.outputs, sw.plan.topK, this.config.model.d_model), routing: routingConstants(sw.plan) };
             PROFILE?.end();
@@ -156,13 +161,19 @@ export class Engine {
 
   /** Forward and backward for one batch; coordinator gradients accumulate in `grads`, expert ones on the devices. */
   async trainStep(x: Int32Array, y: Int32Array, batch: number, step: number): Promise<StepResult> {
+    PROFILE?.at(undefined, undefined, undefined);
+    PROFILE?.begin('step_setup');
     const ctxs = this.contexts(x, y, batch, step, 'train');
+    PROFILE?.end();
     try {
       const recs = await this.forward(ctxs);
       await this.backward(recs);
+      PROFILE?.at(undefined, undefined, undefined);
+      PROFILE?.begin('step_stats');
       const mean = (f: (r: MicroRecord) => number) => recs.reduce((a, r) => a + f(r), 0) / recs.length;
       const [ce, balance, z] = [mean((r) => r.ce), mean((r) => r.balance), mean((r) => r.z)];
       const layers = recs[0]!.layers.map((_, l) => mergeLayerStats(recs.map((r) => r.layers[l]!)));
+      PROFILE?.end();
       return { loss: ce + balance + z, ce, balance_loss: balance, z_loss: z, layers };
     } finally {
       for (const c of ctxs) c.dispose();
@@ -188,12 +199,19 @@ export class Engine {
           let upstream: Upstream | undefined;
           if (k < S) {
             PROFILE?.at(m, k, 'bwd');
-            const { value: back, idleMs } = await this.idle(pending[m]!);
+            const busy = this.dispatcher.busyMs;
+            const tw = performance.now();
+            PROFILE?.begin('wait', 'wait');
+            const back = await pending[m]!;
+            PROFILE?.end();
+            const idleMs = performance.now() - tw - (this.dispatcher.busyMs - busy);
+            PROFILE?.begin('combine_grads_in');
             pending[m] = undefined;
             addBackwardTiming(rec.layers[k]!, back.timing);
             rec.layers[k]!.wait_ms += idleMs;
             upstream = { ...partial[m]!, u: tf.tensor2d(back.grad, partial[m]!.h.shape as [number, number]) };
             partial[m] = undefined;
+            PROFILE?.end();
           }
           PROFILE?.at(m, k, 'bwd');
           PROFILE?.begin('stage_backward');
@@ -205,12 +223,17 @@ export class Engine {
           if (input) {
             // the devices start this micro-batch's expert backward now
             PROFILE?.at(m, k - 1, 'bwd');
-            pending[m] = early(this.dispatcher.backward(k - 1, m, rec.plans[k - 1]!, interleave(grads.slice(2, nIn), this.config.model.d_model), rec.ctx.step));
+            PROFILE?.begin('expert_grads_out');
+            const gradOutputs = interleave(grads.slice(2, nIn), this.config.model.d_model);
+            PROFILE?.end();
+            pending[m] = early(this.dispatcher.backward(k - 1, m, rec.plans[k - 1]!, gradOutputs, rec.ctx.step));
+            PROFILE?.begin('release_inputs');
             partial[m] = { h: grads[0]!, logits: grads[1]! };
             tf.dispose(grads.slice(2, nIn));
             tf.dispose([input.h, input.logits, ...input.outputs]);
             disposeConstants(input.routing);
             rec.inputs[k] = undefined;
+            PROFILE?.end();
           }
           PROFILE?.begin('grad_accumulate');
           pnames.forEach((n, i) => {
@@ -270,22 +293,6 @@ export class Engine {
       release(t);
     }
     rec.tapes = [];
-  }
-
-  /**
-   * Awaits an exchange and measures how long the coordinator sat idle: the wall time of the await
-   * less any packing or unpacking it did meanwhile (another micro-batch's exchange finishing).
-   */
-  private async idle<T>(p: Promise<T>): Promise<{ value: T; idleMs: number }> {
-    const busy = this.dispatcher.busyMs;
-    const t0 = performance.now();
-    PROFILE?.begin('wait', 'wait');
-    try {
-      const value = await p;
-      return { value, idleMs: performance.now() - t0 - (this.dispatcher.busyMs - busy) };
-    } finally {
-      PROFILE?.end();
-    }
   }
 
   zeroGrads(): void {

@@ -154,7 +154,7 @@ export class SwitchDispatcher {
     const at = { micro: ex.micro, layer: ex.layer, dir: ex.dir } as const;
     const rows = ex.plan.counts.reduce((a, b) => a + b, 0);
     const bytes = rows * this.config.model.d_model * 4;
-    P.addTraffic({ layer: ex.layer, dir: ex.dir, bytesOut: bytes, bytesBack: bytes });
+    P.addTraffic({ ts: ex.posted, layer: ex.layer, dir: ex.dir, bytesOut: bytes, bytesBack: bytes });
     reports.forEach((r, i) => {
       const start = P.fromAbsolute(r.start, i);
       const end = P.fromAbsolute(r.end, i);

@@ -39,6 +39,8 @@ export interface Span {
 /** Slot bytes one exchange moved: rows out to the devices and back. */
 export interface Traffic {
   step: number;
+  /** when the exchange was posted (coordinator clock): evaluation's exchanges fall outside the steps */
+  ts: number;
   layer: number;
   dir: 'fwd' | 'bwd';
   bytesOut: number;

@@ -28,16 +28,6 @@ export function bufferShape(config: Config): { groups: number; capacity: number 
   return { groups: G, capacity: Math.max(cap, Math.min(S, config.data.seq_len)) };
 }
 
-/** Awaits the devices; with profiling on, the time the coordinator sits idle is a `wait` span. */
-async function waited<T>(p: Promise<T>): Promise<T> {
-  PROFILE?.begin('wait', 'wait');
-  try {
-    return await p;
-  } finally {
-    PROFILE?.end();
-  }
-}
-
 /** With profiling on: what each device did, on its own lane. */
 function deviceSpans(name: string, timings: DeviceTiming[]): void {
   const P = PROFILE;
@@ -79,18 +69,23 @@ export class Session {
     const pending = Promise.all(this.devices.map((d) => d.gradSquaredNorm()));
     const own = sumSquares(this.engine.grads.values());
     PROFILE?.end();
-    const norms = await waited(pending);
+    PROFILE?.begin('wait', 'wait');
+    const norms = await pending;
+    PROFILE?.end();
+    PROFILE?.begin('optimizer', 'optimizer');
     deviceSpans('grad_norm', norms);
     const gradNorm = Math.sqrt(own + norms.reduce((a, b) => a + b.value, 0));
     const clip = this.config.train.grad_clip;
     const scale = clip > 0 && gradNorm > clip ? clip / gradNorm : 1;
     // devices step their experts while the coordinator steps its weights
-    PROFILE?.begin('optimizer', 'optimizer');
     const stepping = Promise.all(this.devices.map((d) => d.step(lr, scale, t)));
     this.optimizer.step(this.engine.params, this.engine.grads, lr, scale, t);
     PROFILE?.end();
-    deviceSpans('optimizer', await waited(stepping));
+    PROFILE?.begin('wait', 'wait');
+    const stepped = await stepping;
+    PROFILE?.end();
     PROFILE?.begin('refresh_weights');
+    deviceSpans('optimizer', stepped);
     this.engine.refresh();
     this.engine.zeroGrads();
     PROFILE?.end();

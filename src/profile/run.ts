@@ -1,0 +1,156 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from '../config/defaults.js';
+import type { ExpertDevice } from '../experts/device.js';
+import { configHash } from '../train/run-dir.js';
+import { train } from '../train/trainer.js';
+import { analyse, type ProfileAnalysis } from './analysis.js';
+import { profilePage } from './page.js';
+import { absoluteNow, Recorder, setProfile } from './recorder.js';
+import { toChromeTrace } from './trace.js';
+
+export interface ProfileOptions {
+  config: Config;
+  name: string;
+  /** profiled steps (as many unprofiled steps are interleaved with them, to measure the profiler's cost) */
+  steps: number;
+  /** steps before any measurement (compilation, first allocations) */
+  warmup: number;
+  outDir?: string;
+  log?: (line: string) => void;
+}
+
+/** What profiling itself costs, measured in the same run. */
+export interface Instrumentation {
+  /** mean step time with the profiler off and on, over interleaved steps */
+  step_ms_off: number;
+  step_ms_on: number;
+  measured_overhead_fraction: number;
+  /** spans recorded per profiled step, what one costs (measured apart), and their share of a step */
+  spans_per_step: number;
+  ns_per_span: number;
+  estimated_overhead_fraction: number;
+}
+
+export interface ClockCheck {
+  device: number;
+  /** the device's clock minus the coordinator's, as measured (ms) */
+  measured_offset_ms: number;
+  /** half the probe's round trip: offsets within it are indistinguishable from 0 */
+  uncertainty_ms: number;
+  /** the correction applied to the device's timestamps */
+  applied_offset_ms: number;
+}
+
+export interface ProfileReport extends ProfileAnalysis {
+  config: { name: string; hash: string; devices: number; transport: string; payload: string; microbatches: number; n_experts: number; d_model: number; force_routing: string };
+  warmup: number;
+  clock: ClockCheck[];
+  instrumentation: Instrumentation;
+}
+
+export interface ProfileResult {
+  dir: string;
+  report: ProfileReport;
+}
+
+/** Aligns each device's clock with the coordinator's: the best of a few probes (smallest round trip). */
+async function checkClocks(devices: ExpertDevice[], rec: Recorder): Promise<ClockCheck[]> {
+  const out: ClockCheck[] = [];
+  for (const [d, dev] of devices.entries()) {
+    let best = { offset: 0, rtt: Infinity };
+    for (let i = 0; i < 5; i++) {
+      const c0 = absoluteNow();
+      const w = await dev.clock();
+      const c1 = absoluteNow();
+      if (c1 - c0 < best.rtt) best = { offset: w - (c0 + c1) / 2, rtt: c1 - c0 };
+    }
+    const applied = Math.abs(best.offset) > best.rtt / 2 ? best.offset : 0;
+    rec.offsets[d] = applied;
+    out.push({ device: d, measured_offset_ms: best.offset, uncertainty_ms: best.rtt / 2, applied_offset_ms: applied });
+  }
+  return out;
+}
+
+/** What one recorded span costs: begin/end pairs on a scratch recorder. */
+function nsPerSpan(): number {
+  const r = new Recorder();
+  const n = 20_000;
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    r.begin('x');
+    r.end();
+  }
+  return ((performance.now() - t0) / n) * 1e6;
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+const stamp = () => new Date().toISOString().replace(/[:.]/g, '-').replace('Z', '');
+
+/**
+ * `switch-sim profile`: trains warm-up steps, then alternates unprofiled and profiled steps (so that
+ * the profiler's cost is measured in the same run), ends with one evaluation and one checkpoint
+ * (profiled too), and writes trace.json, profile.json and profile.html beside the run's outputs.
+ */
+export async function profileRun(opts: ProfileOptions): Promise<ProfileResult> {
+  const config = structuredClone(opts.config);
+  config.train.steps = opts.warmup + 2 * opts.steps;
+  config.train.eval_every = 0;
+  config.train.checkpoint_every = 0;
+  config.train.log_every = config.train.steps;
+  const dir = opts.outDir ?? join('runs', `profile-${opts.name}-${stamp()}`);
+  const rec = new Recorder();
+  const profiled = (step: number) => step > opts.warmup && (step - opts.warmup) % 2 === 0;
+  const times = { on: [] as number[], off: [] as number[] };
+  let clock: ClockCheck[] = [];
+  let t0 = 0;
+  try {
+    await train({
+      config, name: opts.name, outDir: dir, log: opts.log,
+      onReady: async ({ session }) => {
+        clock = await checkClocks(session.devices, rec);
+      },
+      beforeStep: (step) => {
+        rec.step = step;
+        setProfile(profiled(step) ? rec : null);
+        t0 = performance.now();
+      },
+      onStep: (s) => {
+        if (s.step > opts.warmup) (profiled(s.step) ? times.on : times.off).push(performance.now() - t0);
+      },
+    });
+  } finally {
+    setProfile(null);
+  }
+  const D = config.parallel.devices;
+  const analysis = analyse(rec, D);
+  const onMs = mean(times.on);
+  const offMs = mean(times.off);
+  const inSteps = new Set(analysis.steps);
+  const spansPerStep = rec.spans.filter((s) => inSteps.has(s.step)).length / Math.max(1, analysis.steps.length);
+  const ns = nsPerSpan();
+  const report: ProfileReport = {
+    config: {
+      name: opts.name, hash: configHash(opts.config), devices: D, transport: config.parallel.transport, payload: config.parallel.payload,
+      microbatches: config.parallel.microbatches, n_experts: config.moe.n_experts, d_model: config.model.d_model, force_routing: config.moe.force_routing,
+    },
+    warmup: opts.warmup,
+    clock,
+    instrumentation: {
+      step_ms_off: offMs, step_ms_on: onMs, measured_overhead_fraction: offMs > 0 ? (onMs - offMs) / offMs : 0,
+      spans_per_step: spansPerStep, ns_per_span: ns, estimated_overhead_fraction: (spansPerStep * ns) / 1e6 / Math.max(1e-9, onMs),
+    },
+    ...analysis,
+  };
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'trace.json'), JSON.stringify(toChromeTrace(rec, D, { config: report.config })));
+  writeFileSync(join(dir, 'profile.json'), `${JSON.stringify(report, null, 1)}\n`);
+  const intro = [
+    `${opts.name}: ${D} devices (${config.parallel.transport}, payload ${config.parallel.payload}), ${config.moe.n_experts} experts, ` +
+      `micro-batches ${config.parallel.microbatches}, routing ${config.moe.force_routing}; ${analysis.steps.length} profiled steps after ${opts.warmup} warm-up steps.`,
+    `Dispatch overhead ${report.dispatch_overhead.ms_per_step.toFixed(2)} ms per step, ${(100 * report.dispatch_overhead.fraction).toFixed(1)}% of a ` +
+      `${analysis.split.step_ms.toFixed(1)} ms step. Open trace.json in https://ui.perfetto.dev for every event.`,
+  ];
+  writeFileSync(join(dir, 'profile.html'), profilePage(rec, analysis, D, `switch-sim profile: ${opts.name}`, intro));
+  return { dir, report };
+}

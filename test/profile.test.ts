@@ -1,0 +1,137 @@
+import test from 'ava';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { profileRun, type ProfileReport } from '../src/profile/run.js';
+import type { TraceEvent } from '../src/profile/trace.js';
+import { train } from '../src/train/trainer.js';
+import { openPage } from './browser.js';
+import { cfg, CORPUS, tempDir } from './helpers.js';
+
+const small = (...sets: string[]) =>
+  cfg(`data.dataset=${CORPUS}`, 'data.seq_len=32', 'data.batch_size=8', 'model.d_model=32', 'model.n_heads=2', 'model.n_layers=2', 'model.d_ff=64',
+    'moe.n_experts=4', 'parallel.devices=2', 'parallel.transport=threads', 'train.eval_batches=1', ...sets);
+
+async function profiled(dir: string, ...sets: string[]): Promise<{ dir: string; report: ProfileReport; trace: { traceEvents: TraceEvent[] } }> {
+  const { report } = await profileRun({ config: small(...sets), name: 'test', steps: 3, warmup: 1, outDir: dir });
+  return { dir, report, trace: JSON.parse(readFileSync(join(dir, 'trace.json'), 'utf8')) };
+}
+
+let base: Awaited<ReturnType<typeof profiled>>;
+const baseDir = mkdtempSync(join(tmpdir(), 'switch-sim-profile-'));
+test.before(async () => {
+  base = await profiled(baseDir, 'parallel.microbatches=2');
+});
+test.after.always(() => rmSync(baseDir, { recursive: true, force: true }));
+
+test('trace.json: required fields in µs, every thread nests, phases lie inside their step, flows connect real events', (t) => {
+  const events = base.trace.traceEvents;
+  const slices = events.filter((e) => e.ph === 'X');
+  for (const e of slices) {
+    t.true(typeof e.name === 'string' && Number.isInteger(e.pid) && Number.isInteger(e.tid), JSON.stringify(e));
+    t.true(e.ts! >= 0 && e.dur! >= 0, JSON.stringify(e));
+  }
+  const names = events.filter((e) => e.ph === 'M');
+  t.truthy(names.find((e) => e.name === 'process_name' && e.pid === 1 && (e.args as { name: string }).name === 'coordinator'));
+  t.truthy(names.find((e) => e.name === 'process_name' && e.pid === 3 && (e.args as { name: string }).name === 'device 1'));
+  // µs: a step event lasts as long as profile.json says, ×1000
+  const steps = slices.filter((e) => e.name === 'step');
+  t.is(steps.length, 3);
+  steps.forEach((s, i) => t.true(Math.abs(s.dur! / 1000 - base.report.critical_path[i]!.step_ms) < 1e-3, 'trace in µs, profile in ms'));
+  // nesting: on each thread, an event either contains the next or ends before it starts
+  const threads = new Map<string, TraceEvent[]>();
+  for (const e of slices) threads.set(`${e.pid}/${e.tid}`, [...(threads.get(`${e.pid}/${e.tid}`) ?? []), e]);
+  for (const [key, list] of threads) {
+    const stack: TraceEvent[] = [];
+    for (const e of [...list].sort((a, b) => a.ts! - b.ts! || b.dur! - a.dur!)) {
+      while (stack.length > 0 && stack.at(-1)!.ts! + stack.at(-1)!.dur! <= e.ts! + 0.002) stack.pop();
+      const top = stack.at(-1);
+      if (top) t.true(e.ts! + e.dur! <= top.ts! + top.dur! + 0.002, `thread ${key}: ${e.name} overlaps ${top.name} without nesting`);
+      stack.push(e);
+    }
+  }
+  // every training phase of a step, on every thread, lies inside that step
+  for (const s of steps) {
+    const step = (s.args as { step: number }).step;
+    const inside = slices.filter((e) => (e.args as { step: number }).step === step && e.cat !== 'io' && e.name !== 'step' && !insideIo(e, slices));
+    t.true(inside.length > 20);
+    for (const e of inside) t.true(e.ts! >= s.ts! - 0.002 && e.ts! + e.dur! <= s.ts! + s.dur! + 0.002, `${e.name} (pid ${e.pid}) lies inside step ${step}`);
+  }
+  // flows: each id starts once, ends once, and every flow event sits inside a slice of its thread
+  const flows = events.filter((e) => e.ph === 's' || e.ph === 't' || e.ph === 'f');
+  t.true(flows.length > 0);
+  const ids = new Set(flows.map((f) => f.id));
+  for (const id of ids) {
+    const chain = flows.filter((f) => f.id === id);
+    t.is(chain.filter((f) => f.ph === 's').length, 1);
+    t.is(chain.filter((f) => f.ph === 'f').length, 1);
+    t.is(chain.filter((f) => f.ph === 't').length, 2, 'through both devices');
+    const [s, f] = [chain.find((x) => x.ph === 's')!, chain.find((x) => x.ph === 'f')!];
+    for (const x of chain) t.true(x.ts! >= s.ts! && x.ts! <= f.ts!);
+  }
+  for (const f of flows) {
+    t.truthy(slices.find((e) => e.pid === f.pid && e.tid === f.tid && e.ts! <= f.ts! && f.ts! <= e.ts! + e.dur!), `flow ${f.id} ${f.ph} binds to a slice`);
+  }
+});
+
+/** Evaluation and checkpoint run after the last step with that step's number: their insides are not the step's. */
+function insideIo(e: TraceEvent, slices: TraceEvent[]): boolean {
+  return slices.some((io) => io.cat === 'io' && io.pid === 1 && e.ts! >= io.ts! && e.ts! <= io.ts! + io.dur!) ||
+    (e.pid !== 1 && !slices.some((s) => s.name === 'step' && e.ts! >= s.ts! - 0.002 && e.ts! <= s.ts! + s.dur!));
+}
+
+test('profile.json: phases sum to the step, the critical path adds up, the overhead fraction is a fraction', (t) => {
+  const r = base.report;
+  const coordinator = r.phases.filter((p) => p.where === 'coordinator').reduce((a, p) => a + p.mean_ms, 0);
+  t.true(Math.abs(coordinator - r.split.step_ms) / r.split.step_ms < 0.02, `phases ${coordinator} vs step ${r.split.step_ms}`);
+  for (const c of r.critical_path) {
+    t.true(c.unattributed_ms / c.step_ms < 0.02, `step ${c.step}: ${c.unattributed_ms} ms of ${c.step_ms} claimed by no phase`);
+    t.true(Math.abs(c.coordinator_compute_ms + c.dispatch_overhead_ms + c.exposed_expert_ms - c.step_ms) < 1e-6);
+    t.true(c.dispatch_overhead_ms >= c.pack_ms + c.unpack_ms - 1e-9);
+  }
+  t.true(r.dispatch_overhead.fraction >= 0 && r.dispatch_overhead.fraction <= 1);
+  for (const p of ['attention fwd', 'attention bwd', 'ln1 fwd', 'embed fwd', 'router_logits fwd', 'routing_plan fwd', 'pack fwd', 'unpack bwd', 'combine fwd', 'loss fwd', 'optimizer', 'grad_norm']) {
+    t.truthy(r.phases.find((x) => x.phase === p && x.where === 'coordinator'), `phase ${p}`);
+  }
+  for (const p of ['expert_forward', 'expert_backward', 'optimizer']) t.truthy(r.phases.find((x) => x.phase === p && x.where === 'device'), `device phase ${p}`);
+  t.truthy(r.phases.find((x) => x.where === 'link' && x.phase === 'signal'));
+  t.deepEqual(Object.keys(r.outside_steps).sort(), ['checkpoint', 'evaluation']);
+  t.is(r.bytes.length, 4, 'two Switch layers, two directions');
+  const fwd0 = r.bytes.find((b) => b.layer === 0 && b.dir === 'fwd')!;
+  const bwd0 = r.bytes.find((b) => b.layer === 0 && b.dir === 'bwd')!;
+  t.is(fwd0.bytes_out_per_step, bwd0.bytes_out_per_step, 'backward moves the rows forward moved');
+  t.true(fwd0.bytes_out_per_step <= 8 * 32 * 32 * 4, 'at most every token row of the batch');
+  t.is(r.clock.length, 2);
+  for (const c of r.clock) t.true(Math.abs(c.applied_offset_ms) < 5, 'worker clocks agree with the coordinator\'s');
+  t.true(r.instrumentation.spans_per_step > 50 && r.instrumentation.ns_per_span > 0);
+});
+
+test.serial('a device slowed on purpose shows up as its compute and the others\' idle time, not as dispatch overhead', async (t) => {
+  const slow = await profiled(tempDir(t), 'parallel.microbatches=2', 'parallel.fault.device=1', 'parallel.fault.kind=slow', 'parallel.fault.delay_ms=25');
+  const [b, s] = [base.report, slow.report];
+  // 2 Switch layers × (forward + backward) × 2 micro-batches = 8 exchanges a step, 25 ms each
+  const added = 8 * 25;
+  const busy = (r: ProfileReport, d: number) => r.devices[d]!.busy_ms_per_step;
+  t.true(busy(slow.report, 1) - busy(base.report, 1) > 0.9 * added, `device 1 busy ${busy(b, 1)} → ${busy(s, 1)}`);
+  t.true(s.devices[0]!.idle_ms_per_step - b.devices[0]!.idle_ms_per_step > 0.8 * added, 'device 0 waits for device 1');
+  t.true(s.split.exposed_expert_ms - b.split.exposed_expert_ms > 0.8 * added, `exposed expert ${b.split.exposed_expert_ms} → ${s.split.exposed_expert_ms}`);
+  t.true(s.split.dispatch_overhead_ms - b.split.dispatch_overhead_ms < 0.1 * added, `dispatch ${b.split.dispatch_overhead_ms} → ${s.split.dispatch_overhead_ms}`);
+});
+
+test.serial('profile.html opens offline in headless Chromium: every chart draws, no console error, no request', async (t) => {
+  const page = await openPage(join(base.dir, 'profile.html'));
+  t.deepEqual(Object.keys(page.marks).sort(), ['devices', 'timeline', 'where']);
+  for (const [id, n] of Object.entries(page.marks)) t.true(n > 0, `${id} drew ${n} marks`);
+  t.deepEqual(page.consoleErrors, []);
+  t.deepEqual(page.requests, []);
+});
+
+test.serial('forced routing reaches the metrics: uniform balances every layer and drops nothing at capacity factor 1', async (t) => {
+  const dir = tempDir(t);
+  await train({ config: small('parallel.transport=local', 'moe.force_routing=uniform', 'moe.capacity_factor=1', 'train.steps=3', 'train.log_every=1', 'train.eval_every=0'), name: 't', outDir: dir });
+  const recs = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.layers);
+  for (const r of recs) for (const l of r.layers) {
+    t.is(l.load_max_over_mean, 1);
+    t.is(l.drop_fraction, 0);
+  }
+});
