@@ -1,4 +1,5 @@
 import type { RoutingPlan } from '../router/plan.js';
+import { rowCopier } from './rows.js';
 
 /**
  * Moving token rows between the token-major activations [N, d_model] and the slot buffer
@@ -11,38 +12,49 @@ export function slotOffset(plan: RoutingPlan, i: number, d: number, stride: numb
   return ((g * plan.experts + plan.expert[i]!) * stride + plan.slot[i]!) * d;
 }
 
+/**
+ * Every token-choice's row offset in the slot buffer (−1 where dropped), computed once per plan and
+ * stride: a plan is packed and unpacked four times (forward and backward, out and back).
+ */
+const offsetCache = new WeakMap<RoutingPlan, { key: string; offsets: Int32Array }>();
+export function slotOffsets(plan: RoutingPlan, d: number, stride: number): Int32Array {
+  const key = `${d}/${stride}`;
+  const hit = offsetCache.get(plan);
+  if (hit?.key === key) return hit.offsets;
+  const offsets = new Int32Array(plan.slot.length);
+  for (let i = 0; i < plan.slot.length; i++) offsets[i] = plan.slot[i]! < 0 ? -1 : slotOffset(plan, i, d, stride);
+  offsetCache.set(plan, { key, offsets });
+  return offsets;
+}
+
 /** Dispatch: copies each kept token-choice's row of `rows` (one row per token) into its slot. */
 export function packTokens(plan: RoutingPlan, rows: Float32Array, d: number, buffer: Float32Array, stride: number): void {
   const K = plan.topK;
-  for (let i = 0; i < plan.slot.length; i++) {
-    if (plan.slot[i]! < 0) continue;
-    const t = Math.floor(i / K);
-    buffer.set(rows.subarray(t * d, t * d + d), slotOffset(plan, i, d, stride));
-  }
+  const copy = rowCopier(buffer, rows, d);
+  const at = slotOffsets(plan, d, stride);
+  for (let i = 0; i < at.length; i++) if (at[i]! >= 0) copy(at[i]!, ((i / K) | 0) * d);
 }
 
 /** Dispatch for gradients: rows are per token-choice ([N·k, d]), as the combine gradient is. */
 export function packChoices(plan: RoutingPlan, rows: Float32Array, d: number, buffer: Float32Array, stride: number): void {
-  for (let i = 0; i < plan.slot.length; i++) {
-    if (plan.slot[i]! < 0) continue;
-    buffer.set(rows.subarray(i * d, i * d + d), slotOffset(plan, i, d, stride));
-  }
+  const copy = rowCopier(buffer, rows, d);
+  const at = slotOffsets(plan, d, stride);
+  for (let i = 0; i < at.length; i++) if (at[i]! >= 0) copy(at[i]!, i * d);
 }
 
 /** Combine: each token-choice's expert output row ([N·k, d]); dropped choices stay zero. */
 export function unpackChoices(plan: RoutingPlan, buffer: Float32Array, d: number, stride: number): Float32Array {
   const out = new Float32Array(plan.slot.length * d);
-  for (let i = 0; i < plan.slot.length; i++) {
-    if (plan.slot[i]! < 0) continue;
-    const o = slotOffset(plan, i, d, stride);
-    out.set(buffer.subarray(o, o + d), i * d);
-  }
+  const copy = rowCopier(out, buffer, d);
+  const at = slotOffsets(plan, d, stride);
+  for (let i = 0; i < at.length; i++) if (at[i]! >= 0) copy(i * d, at[i]!);
   return out;
 }
 
 /** Combine for gradients: a token's input gradient is the sum over its kept choices ([N, d]). */
 export function unpackSumTokens(plan: RoutingPlan, buffer: Float32Array, d: number, stride: number): Float32Array {
   const K = plan.topK;
+  if (K === 1) return unpackChoices(plan, buffer, d, stride); // one choice: the sum is the row
   const out = new Float32Array((plan.slot.length / K) * d);
   for (let i = 0; i < plan.slot.length; i++) {
     if (plan.slot[i]! < 0) continue;
