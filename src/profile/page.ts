@@ -28,15 +28,19 @@ export function timelineRows(rec: Recorder, steps: number[], n = 2): Record<stri
   });
 }
 
+const GROUPS: Record<string, string[]> = {
+  'dense model': ['embed', 'ln1', 'attention', 'ln2', 'dense_ffn', 'ln_f', 'loss', 'stage_forward', 'stage_backward', 'backward_other', 'grad_accumulate', 'refresh_weights'],
+  'router and gates': ['router_logits', 'router_softmax', 'routing_plan', 'combine_inputs', 'combine', 'aux_losses', 'expert_grads_out', 'combine_grads_in'],
+  'moving tokens': ['pack', 'unpack', 'device_calls', 'device_queue', 'signal', 'reply'],
+  'waiting on devices': ['wait'],
+  'expert compute': ['expert_forward', 'expert_backward'],
+  'optimizer and norm': ['optimizer', 'grad_norm'],
+};
+
 /** A few colours for the timeline: what kind of work a phase is. */
 export function phaseGroup(name: string): string {
-  if (/^(attention|ln1|ln2|ln_f|embed|dense_ffn|loss|stage_|backward_other|grad_accumulate|refresh)/.test(name)) return 'dense model';
-  if (/^(router|routing_plan|combine|aux_losses)/.test(name)) return 'router and gates';
-  if (/^(pack|unpack|signal|reply|device_queue|device_calls)/.test(name)) return 'moving tokens';
-  if (name === 'wait') return 'waiting on devices';
-  if (/^expert_/.test(name)) return 'expert compute';
-  if (/^(optimizer|grad_norm)/.test(name)) return 'optimizer and norm';
-  return 'other';
+  for (const [group, names] of Object.entries(GROUPS)) if (names.includes(name)) return group;
+  return 'bookkeeping';
 }
 
 export function profileCharts(rec: Recorder, a: ProfileAnalysis, devices: number): Chart[] {
