@@ -97,31 +97,36 @@ export class SwitchDispatcher {
   /** Dispatch u's rows to their slots, run the experts on every device, combine. */
   async forward(layer: number, micro: number, plan: RoutingPlan, rows: Float32Array, train: boolean, step: number): Promise<SwitchForward> {
     const d = this.config.model.d_model;
-    const bufs = this.buffers[layer]!;
-    const req = this.request(layer, micro, plan, train, step);
-    const t0 = performance.now();
-    packTokens(plan, rows, d, view(bufs.dispatch), bufs.shape.capacity);
-    const ex = this.post({ layer, micro, dir: 'fwd', plan, packStart: t0 }, (dev) => dev.forward(req));
-    const reports = await ex.replies;
-    const t1 = performance.now();
-    const outputs = unpackChoices(plan, view(bufs.combine), d, bufs.shape.capacity);
-    this.done(ex, reports, t1);
-    return { plan, outputs, timing: { inflightMs: t1 - ex.posted, computeMs: reports.map((r) => r.computeMs) } };
+    const b = this.buffers[layer]!;
+    const { result: outputs, timing } = await this.exchange(this.request(layer, micro, plan, train, step), 'fwd', plan,
+      () => packTokens(plan, rows, d, view(b.dispatch), b.shape.capacity),
+      (dev, req) => dev.forward(req),
+      () => unpackChoices(plan, view(b.combine), d, b.shape.capacity));
+    return { plan, outputs, timing };
   }
 
   /** Backward all-to-all: ∂L/∂o rows out to the slots, devices' backward, input gradients back per token. */
   async backward(layer: number, micro: number, plan: RoutingPlan, gradOutputs: Float32Array, step: number): Promise<{ grad: Float32Array; timing: ExchangeTiming }> {
     const d = this.config.model.d_model;
-    const bufs = this.buffers[layer]!;
-    const req = this.request(layer, micro, plan, true, step);
+    const b = this.buffers[layer]!;
+    const { result: grad, timing } = await this.exchange(this.request(layer, micro, plan, true, step), 'bwd', plan,
+      () => packChoices(plan, gradOutputs, d, view(b.gradOut), b.shape.capacity),
+      (dev, req) => dev.backward(req),
+      () => unpackSumTokens(plan, view(b.gradIn), d, b.shape.capacity));
+    return { grad, timing };
+  }
+
+  /** One exchange: pack the slots, every device computes, unpack; timed (and profiled when on). */
+  private async exchange<R>(req: ExchangeRequest, dir: 'fwd' | 'bwd', plan: RoutingPlan, pack: () => void,
+    call: (dev: ExpertDevice, req: ExchangeRequest) => Promise<ComputeReport>, unpack: () => R): Promise<{ result: R; timing: ExchangeTiming }> {
     const t0 = performance.now();
-    packChoices(plan, gradOutputs, d, view(bufs.gradOut), bufs.shape.capacity);
-    const ex = this.post({ layer, micro, dir: 'bwd', plan, packStart: t0 }, (dev) => dev.backward(req));
+    pack();
+    const ex = this.post({ layer: req.layer, micro: req.micro, dir, plan, packStart: t0 }, (dev) => call(dev, req));
     const reports = await ex.replies;
     const t1 = performance.now();
-    const grad = unpackSumTokens(plan, view(bufs.gradIn), d, bufs.shape.capacity);
+    const result = unpack();
     this.done(ex, reports, t1);
-    return { grad, timing: { inflightMs: t1 - ex.posted, computeMs: reports.map((r) => r.computeMs) } };
+    return { result, timing: { inflightMs: t1 - ex.posted, computeMs: reports.map((r) => r.computeMs) } };
   }
 
   /**
