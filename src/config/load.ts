@@ -100,10 +100,14 @@ export interface ResolvedConfig {
   name: string;
 }
 
-/** Layers defaults → file → `--set` overrides, then validates. Throws ConfigError on any problem. */
-export function resolveConfig(opts: { file?: string; sets?: string[]; base?: Tree } = {}): ResolvedConfig {
+/**
+ * Layers defaults (or `base`, a whole config such as a checkpoint's) → `overlay` (a partial config
+ * tree, such as a sweep's inline base) → file → `--set` overrides, then validates. Throws ConfigError.
+ */
+export function resolveConfig(opts: { file?: string; sets?: string[]; base?: Tree; overlay?: Tree } = {}): ResolvedConfig {
   const shape = DEFAULTS as unknown as Tree;
   let tree: Tree = structuredClone(opts.base ?? shape);
+  if (opts.overlay) tree = merge(tree, opts.overlay, shape);
   if (opts.file) tree = merge(tree, readConfigFile(opts.file), shape);
   for (const s of opts.sets ?? []) tree = merge(tree, parseSet(s), shape);
   return { config: validateConfig(tree), name: opts.file ? basename(opts.file, extname(opts.file)) : 'default' };

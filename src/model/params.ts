@@ -88,3 +88,23 @@ export function toTensors(params: ParamSet): Map<string, tf.Tensor> {
 }
 
 export const countParams = (params: ParamSet) => [...params.values()].reduce((a, p) => a + p.data.length, 0);
+
+/**
+ * Parameter counts from the config alone: everything, and what one token activates (its top-k
+ * experts in each Switch layer, every dense weight).
+ */
+export function configParamCounts(config: Config, vocabSize: number): { total: number; activePerToken: number } {
+  const { d_model: d, d_ff: dff, n_layers } = config.model;
+  const E = config.moe.n_experts;
+  let dense = vocabSize * d + config.data.seq_len * d + 2 * d + d * vocabSize; // wte, wpe, ln_f, lm_head
+  let switchLayers = 0;
+  for (let l = 0; l < n_layers; l++) {
+    dense += 4 * d + 3 * d * d + 3 * d + d * d + d; // ln1, ln2, attention
+    if (isSwitchBlock(config, l)) {
+      dense += d * E; // router
+      switchLayers++;
+    } else dense += 2 * d * dff + dff + d;
+  }
+  const perExpert = 2 * d * dff + dff + d;
+  return { total: dense + switchLayers * E * perExpert, activePerToken: dense + switchLayers * config.moe.top_k * perExpert };
+}

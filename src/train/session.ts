@@ -7,7 +7,7 @@ import type { ExpertDevice } from '../experts/device.js';
 import type { DeviceState, DeviceTiming } from '../experts/messages.js';
 import { PROFILE } from '../profile/recorder.js';
 import { initBackend } from '../backend/init.js';
-import { initCoordinatorParams, initExpertShapes, countParams } from '../model/params.js';
+import { configParamCounts, initCoordinatorParams, initExpertShapes } from '../model/params.js';
 import { switchBlocks } from '../model/stages.js';
 import { capacityFor } from '../router/plan.js';
 import { AdamW, sumSquares } from './adamw.js';
@@ -94,11 +94,7 @@ export class Session {
 
   /** Parameter counts, from the config: everything, and what one token activates (top-k experts per Switch layer). */
   paramCounts(): { total: number; activePerToken: number } {
-    const coord = countParams(this.engine.params);
-    const { d_model: d, d_ff } = this.config.model;
-    const perExpert = 2 * d * d_ff + d_ff + d; // W1, b1, W2, b2
-    const layers = switchBlocks(this.config).length;
-    return { total: coord + layers * this.config.moe.n_experts * perExpert, activePerToken: coord + layers * this.config.moe.top_k * perExpert };
+    return configParamCounts(this.config, this.engine.params.get('wte')!.shape[0]!);
   }
 
   async snapshot(): Promise<CheckpointData['arrays']> {

@@ -1,0 +1,13 @@
+import { InvalidArgumentError } from 'commander';
+
+/** Repeatable options (`--set a=1 --set b=2`). */
+export const collect = (v: string, acc: string[]) => [...acc, v];
+
+/** A numeric option checked at parse time: errors name the flag, the rule and the value. */
+export const number = (name: string, min: number, integer = false) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
+    throw new InvalidArgumentError(`${name} must be ${integer ? 'an integer' : 'a number'} >= ${min} (got ${JSON.stringify(v)})`);
+  }
+  return n;
+};

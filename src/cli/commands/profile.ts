@@ -1,0 +1,23 @@
+import type { Command } from 'commander';
+import { resolveConfig } from '../../config/load.js';
+import { profileRun } from '../../profile/run.js';
+import { profileTable } from '../../profile/table.js';
+import { collect, number } from '../args.js';
+
+/** `switch-sim profile`: profile a few training steps. */
+export function register(program: Command): void {
+  program
+    .command('profile')
+    .description('train a few steps with the profiler on: where a step\'s time goes, the dispatch overhead, a trace and a timeline page')
+    .option('-c, --config <file>', 'YAML config file (layered over the built-in defaults)')
+    .option('-s, --set <key=value>', 'override one config key (repeatable)', collect, [])
+    .option('--steps <n>', 'profiled steps (as many unprofiled ones are interleaved, to measure the profiler\'s cost)', number('--steps', 1, true), 10)
+    .option('--warmup <n>', 'unmeasured steps first', number('--warmup', 0, true), 3)
+    .option('-o, --out <dir>', 'output directory (default runs/profile-<config>-<timestamp>)')
+    .action(async (o: { config?: string; set: string[]; steps: number; warmup: number; out?: string }) => {
+      const { config, name } = resolveConfig({ file: o.config, sets: o.set });
+      const r = await profileRun({ config, name, steps: o.steps, warmup: o.warmup, outDir: o.out, log: (l) => console.log(l) });
+      process.stdout.write(profileTable(r.report));
+      console.log(`wrote ${r.dir}/trace.json (open in https://ui.perfetto.dev or chrome://tracing), ${r.dir}/profile.json, ${r.dir}/profile.html`);
+    });
+}

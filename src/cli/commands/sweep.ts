@@ -1,0 +1,87 @@
+import cliProgress from 'cli-progress';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { ConfigError } from '../../config/errors.js';
+import { loadCorpus } from '../../data/corpus.js';
+import { CharTokenizer } from '../../data/tokenizer.js';
+import { loadSweep } from '../../sweep/file.js';
+import { writeReport } from '../../sweep/report.js';
+import { describePoints, runSweep } from '../../sweep/run.js';
+import type { ResultRow } from '../../sweep/results.js';
+import { InterruptedError } from '../../train/errors.js';
+import { number } from '../args.js';
+
+/** `switch-sim sweep FILE` and `switch-sim report DIR`: scaling experiments from config files. */
+export function register(program: Command): void {
+  program
+    .command('sweep')
+    .description('run every point of a sweep file (grid × runs × seeds) and write results and a report')
+    .argument('<file>', 'sweep file (YAML: base, grid, runs, seeds, set, record)')
+    .option('-o, --out <dir>', 'sweep directory (default runs/sweep-<name>-<timestamp>)')
+    .option('--resume', 'continue the sweep in --out: finished points are skipped, failed ones rerun')
+    .option('--dry-run', 'list the points with their parameter counts and exit')
+    .option('--jobs <n>', 'points at once, each a child process (the default 1 keeps speed measurements fair)', number('--jobs', 1, true), 1)
+    .option('--profile-steps <n>', 'profiled steps per point when the sweep records profile', number('--profile-steps', 1, true), 3)
+    .action(async (file: string, o: { out?: string; resume?: boolean; dryRun?: boolean; jobs: number; profileSteps: number }) => {
+      if (o.dryRun) {
+        const sweep = loadSweep(file);
+        const vocab = new Map<string, number>();
+        for (const p of sweep.points) {
+          const key = `${p.config.data.dataset}\n${p.config.data.path}`;
+          if (!vocab.has(key)) vocab.set(key, CharTokenizer.fromText((await loadCorpus(p.config.data.dataset, p.config.data.path)).text).vocabSize);
+        }
+        const lines = describePoints(sweep, (p) => vocab.get(`${p.config.data.dataset}\n${p.config.data.path}`)!);
+        console.log(`sweep ${sweep.name}: ${sweep.points.length} points (swept: ${sweep.keys.join(', ') || 'nothing'}; records ${sweep.record.profile ? 'train, profile' : 'train'})`);
+        for (const l of lines) console.log(`  ${l}`);
+        return;
+      }
+      if (o.resume && !o.out) throw new ConfigError('--resume needs --out DIR, the sweep directory to continue');
+      if (o.jobs > 1) console.log(`note: --jobs ${o.jobs} runs points side by side on the same cores: their tokens/s and step_ms are not comparable with a --jobs 1 sweep`);
+      const abort = new AbortController();
+      const onSigint = () => {
+        if (abort.signal.aborted) process.exit(130);
+        process.stderr.write('\nCtrl-C: stopping the running points (they save a checkpoint) and keeping what is done (Ctrl-C again to quit now)\n');
+        abort.abort();
+      };
+      process.on('SIGINT', onSigint);
+      const bar = process.stderr.isTTY
+        ? new cliProgress.SingleBar({ format: 'sweep |{bar}| {value}/{total} points | ETA {eta_formatted} | {last}', hideCursor: true, stream: process.stderr }, cliProgress.Presets.shades_classic)
+        : undefined;
+      const line = (r: ResultRow, done: number, total: number) =>
+        `${r.point}: ${r.status}${r.status === 'ok' ? `, val_ce ${r.val_ce?.toFixed(4) ?? '-'}, ${r.tokens_per_s?.toFixed(0) ?? '-'} tokens/s` : `: ${r.error}`} (${r.wall_s.toFixed(1)} s) [${done}/${total}]`;
+      try {
+        let started = false;
+        const r = await runSweep({
+          file, outDir: o.out, resume: o.resume, jobs: o.jobs, profileSteps: o.profileSteps, signal: abort.signal,
+          onPoint: (row, done, total) => {
+            if (bar) {
+              if (!started) bar.start(total, done - 1, { last: '' });
+              started = true;
+              bar.update(done, { last: `${row.point} ${row.status}` });
+              process.stderr.write(`\r\x1b[K${line(row, done, total)}\n`);
+            } else console.log(line(row, done, total));
+          },
+        });
+        bar?.stop();
+        if (r.skipped > 0) console.log(`skipped ${r.skipped} finished points`);
+        const report = join(r.dir, 'report.html');
+        const failed = r.rows.filter((x) => x.status === 'failed').length;
+        console.log(`results: ${r.dir}/results.jsonl, ${r.dir}/results.csv; report: ${report} (${r.rows.length - failed} ok, ${failed} failed)`);
+        if (r.interrupted) throw new InterruptedError(`interrupted: kept ${r.rows.length} finished points; continue with --resume --out ${r.dir}`);
+      } finally {
+        bar?.stop();
+        process.off('SIGINT', onSigint);
+      }
+    });
+
+  program
+    .command('report')
+    .description('rebuild a sweep directory\'s report.html and charts/*.svg')
+    .argument('<dir>', 'sweep directory')
+    .action(async (dir: string) => {
+      const file = await writeReport(dir).catch((e: Error) => {
+        throw new ConfigError(`report: ${e.message}`);
+      });
+      console.log(`wrote ${file} and ${dir}/charts/*.svg`);
+    });
+}

@@ -1,0 +1,90 @@
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { SweepPoint } from './file.js';
+
+/** One row of results.jsonl / results.csv: a point and seed. */
+export interface ResultRow {
+  point: string;
+  /** the swept keys, named as in the config */
+  vary: Record<string, unknown>;
+  seed: number;
+  params_total: number | null;
+  params_active_per_token: number | null;
+  train_ce: number | null;
+  val_ce: number | null;
+  tokens_per_s: number | null;
+  step_ms: number | null;
+  /** from the point's profile (record: profile), else null */
+  dispatch_overhead_fraction: number | null;
+  /** mean over Switch layers, last logged training step */
+  drop_fraction: number | null;
+  load_max_over_mean: number | null;
+  wall_s: number;
+  status: 'ok' | 'failed';
+  error: string | null;
+}
+
+export const FIXED_COLUMNS = ['seed', 'params_total', 'params_active_per_token', 'train_ce', 'val_ce', 'tokens_per_s', 'step_ms',
+  'dispatch_overhead_fraction', 'drop_fraction', 'load_max_over_mean', 'wall_s', 'status', 'error'] as const;
+
+const readJson = (file: string) => (existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : undefined);
+
+/** Training records of a run's metrics.jsonl (steps with `loss`), in order. */
+export function trainingRecords(runDir: string): { step: number; loss: number; ce: number; layers?: { drop_fraction: number; load_max_over_mean: number; tokens_per_expert: number[] }[] }[] {
+  const file = join(runDir, 'metrics.jsonl');
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l)).filter((r) => typeof r.loss === 'number');
+}
+
+/** Reads what a finished point wrote: summary.json, metrics.jsonl, profile/profile.json. */
+export function collectResult(p: SweepPoint, runDir: string, status: 'ok' | 'failed', error: string | null, wallS: number): ResultRow {
+  const summary = status === 'ok' ? readJson(join(runDir, 'summary.json')) : undefined;
+  const profile = status === 'ok' ? readJson(join(runDir, 'profile', 'profile.json')) : undefined;
+  const last = trainingRecords(runDir).at(-1);
+  const mean = (f: (l: NonNullable<typeof last>['layers'] extends (infer L)[] | undefined ? L : never) => number) =>
+    last?.layers && last.layers.length > 0 ? last.layers.reduce((a, l) => a + f(l), 0) / last.layers.length : null;
+  return {
+    point: p.name, vary: p.vary, seed: p.seed,
+    params_total: summary?.params_total ?? null,
+    params_active_per_token: summary?.params_active_per_token ?? null,
+    train_ce: summary?.train_ce ?? null,
+    val_ce: summary?.val_ce ?? null,
+    tokens_per_s: summary?.tokens_per_s ?? null,
+    step_ms: summary ? (summary.train_s * 1000) / Math.max(1, summary.steps) : null,
+    dispatch_overhead_fraction: profile?.dispatch_overhead?.fraction ?? null,
+    drop_fraction: mean((l) => l.drop_fraction),
+    load_max_over_mean: mean((l) => l.load_max_over_mean),
+    wall_s: wallS, status, error,
+  };
+}
+
+const csvCell = (v: unknown): string => {
+  if (v === null || v === undefined) return '';
+  const s = typeof v === 'number' ? String(+v.toPrecision(8)) : typeof v === 'object' ? JSON.stringify(v) : String(v);
+  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+};
+
+/** results.jsonl (one JSON object a row, the swept keys flattened in) and results.csv, each replaced atomically. */
+export function writeResults(dir: string, keys: string[], rows: ResultRow[]): void {
+  const flat = rows.map((r) => ({ point: r.point, ...Object.fromEntries(keys.map((k) => [k, r.vary[k] ?? null])), ...Object.fromEntries(FIXED_COLUMNS.map((c) => [c, r[c]])) }));
+  const write = (name: string, text: string) => {
+    writeFileSync(join(dir, `${name}.tmp`), text);
+    renameSync(join(dir, `${name}.tmp`), join(dir, name));
+  };
+  write('results.jsonl', flat.map((r) => `${JSON.stringify(r)}\n`).join(''));
+  const columns = ['point', ...keys, ...FIXED_COLUMNS];
+  write('results.csv', `${columns.join(',')}\n${flat.map((r) => columns.map((c) => csvCell((r as Record<string, unknown>)[c])).join(',')).join('\n')}\n`);
+}
+
+/** Rows of a previous run of the sweep (for --resume and `report`), keyed by point name. */
+export function readResults(dir: string, keys: string[]): Map<string, ResultRow> {
+  const file = join(dir, 'results.jsonl');
+  const out = new Map<string, ResultRow>();
+  if (!existsSync(file)) return out;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    const r = JSON.parse(line) as Record<string, unknown>;
+    out.set(r.point as string, { ...(r as unknown as ResultRow), vary: Object.fromEntries(keys.map((k) => [k, r[k]])) });
+  }
+  return out;
+}

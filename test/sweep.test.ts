@@ -1,0 +1,120 @@
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import YAML from 'yaml';
+import { ConfigError } from '../src/config/errors.js';
+import { configParamCounts, countParams, initCoordinatorParams, initExpertParams } from '../src/model/params.js';
+import { switchBlocks } from '../src/model/stages.js';
+import { loadSweep } from '../src/sweep/file.js';
+import { runSweep, type SweepResult } from '../src/sweep/run.js';
+import { openPage } from './browser.js';
+import { cfg, CORPUS, tempDir } from './helpers.js';
+
+const BIN = new URL('../bin/switch-sim.js', import.meta.url).pathname;
+const BASE = {
+  data: { dataset: CORPUS, seq_len: 16, batch_size: 4 },
+  model: { d_model: 16, n_heads: 2, n_layers: 2, d_ff: 32 },
+  parallel: { transport: 'local', devices: 2 },
+};
+const SET = { 'train.steps': 4, 'train.eval_every': 0, 'train.eval_batches': 1, 'train.log_every': 2 };
+
+function sweepFile(dir: string, body: Record<string, unknown>): string {
+  const file = join(dir, 'sweep.yaml');
+  writeFileSync(file, YAML.stringify(body));
+  return file;
+}
+
+const root = mkdtempSync(join(tmpdir(), 'switch-sim-sweep-'));
+let grid: SweepResult;
+const gridDir = join(root, 'out');
+const gridFile = sweepFile(root, { base: BASE, grid: { 'moe.n_experts': [2, 4], 'moe.capacity_factor': [1.0, 2.0] }, set: SET });
+test.before(async () => {
+  grid = await runSweep({ file: gridFile, outDir: gridDir });
+});
+test.after.always(() => rmSync(root, { recursive: true, force: true }));
+
+test.serial('a 2 × 2 grid writes every output: runs, results.jsonl and .csv, sweep.yaml, report.html, SVG charts', (t) => {
+  t.is(grid.rows.length, 4);
+  t.true(grid.rows.every((r) => r.status === 'ok'), JSON.stringify(grid.rows.map((r) => r.error)));
+  const jsonl = readFileSync(join(gridDir, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  t.deepEqual(jsonl.map((r) => [r['moe.n_experts'], r['moe.capacity_factor']]), [[2, 1], [2, 2], [4, 1], [4, 2]]);
+  for (const k of ['seed', 'params_total', 'params_active_per_token', 'train_ce', 'val_ce', 'tokens_per_s', 'step_ms', 'dispatch_overhead_fraction',
+    'drop_fraction', 'load_max_over_mean', 'wall_s', 'status', 'error']) t.true(k in jsonl[0], `results have ${k}`);
+  t.true(jsonl[0].params_total < jsonl[2].params_total, 'more experts, more parameters');
+  t.is(jsonl[0].params_active_per_token, jsonl[1].params_active_per_token);
+  t.true(jsonl.every((r) => r.drop_fraction >= 0 && r.drop_fraction <= 1));
+  const csv = readFileSync(join(gridDir, 'results.csv'), 'utf8').trim().split('\n');
+  t.is(csv[0], 'point,moe.n_experts,moe.capacity_factor,seed,params_total,params_active_per_token,train_ce,val_ce,tokens_per_s,step_ms,dispatch_overhead_fraction,drop_fraction,load_max_over_mean,wall_s,status,error');
+  t.is(csv.length, 5);
+  for (const r of grid.rows) {
+    for (const f of ['metrics.jsonl', 'summary.json', 'config.yaml', 'point.yaml', 'log.txt']) t.true(existsSync(join(gridDir, 'runs', r.point, f)), `${r.point}/${f}`);
+  }
+  const resolved = YAML.parse(readFileSync(join(gridDir, 'sweep.yaml'), 'utf8'));
+  t.is(resolved.base.model.d_model, 16);
+  t.is(resolved.points.length, 4);
+  t.deepEqual(readdirSync(join(gridDir, 'charts')).sort(), ['dispatch.svg', 'drops.svg', 'load.svg', 'loss.svg', 'tokens.svg', 'val_0.svg', 'val_1.svg']);
+  t.regex(readFileSync(join(gridDir, 'charts', 'loss.svg'), 'utf8'), /^<svg/);
+});
+
+test.serial('--resume reruns nothing that finished', async (t) => {
+  const stamp = (r: { point: string }) => statSync(join(gridDir, 'runs', r.point, 'summary.json')).mtimeMs;
+  const before = grid.rows.map(stamp);
+  const again = await runSweep({ file: gridFile, outDir: gridDir, resume: true });
+  t.is(again.skipped, 4);
+  t.deepEqual(again.rows.map(stamp), before);
+  t.deepEqual(again.rows.map((r) => r.val_ce), grid.rows.map((r) => r.val_ce));
+});
+
+test.serial('report.html opens offline in headless Chromium: every chart draws its data, no console error, no request', async (t) => {
+  const page = await openPage(join(gridDir, 'report.html'));
+  t.deepEqual(Object.keys(page.marks).sort(), ['dispatch', 'drops', 'load', 'loss', 'tokens', 'val_0', 'val_1']);
+  for (const [id, n] of Object.entries(page.marks)) t.true(n > 0, `${id} drew ${n} marks`);
+  t.deepEqual(page.consoleErrors, []);
+  t.deepEqual(page.requests, []);
+  const rebuilt = spawnSync(process.execPath, [BIN, 'report', gridDir], { encoding: 'utf8' });
+  t.is(rebuilt.status, 0, rebuilt.stderr);
+});
+
+test('a point with a bad value fails validation before anything runs, naming the key and the point', (t) => {
+  const dir = tempDir(t);
+  const file = sweepFile(dir, { base: BASE, grid: { 'moe.n_experts': [4, 3] }, set: SET });
+  t.throws(() => loadSweep(file), { instanceOf: ConfigError, message: /^config error: sweep .*sweep\.yaml: point 1 \(moe\.n_experts=3, seed=1337\): config error: moe\.n_experts must be divisible by parallel\.devices \(2\) \(got 3\)$/ });
+  const r = spawnSync(process.execPath, [BIN, 'sweep', file, '--out', join(dir, 'out')], { encoding: 'utf8' });
+  t.is(r.status, 2);
+  t.is(r.stderr.trim().split('\n').length, 1);
+  t.false(existsSync(join(dir, 'out')), 'nothing ran');
+  t.throws(() => loadSweep(sweepFile(dir, { base: BASE, grid: { 'moe.n_expert': [4] } })), { message: /grid: unknown key moe\.n_expert \(did you mean moe\.n_experts\?\)/ });
+  t.throws(() => loadSweep(sweepFile(dir, { base: BASE, seed: [1] })), { message: /unknown key seed \(did you mean seeds\?\)/ });
+  t.throws(() => loadSweep(sweepFile(dir, { base: BASE, record: 'trace' })), { message: /record must be train, profile or both \(got "trace"\)/ });
+});
+
+test.serial('a point that fails at run time is recorded with its error and the sweep finishes', async (t) => {
+  const dir = tempDir(t);
+  const file = sweepFile(dir, {
+    base: BASE, set: SET, seeds: [1, 2],
+    runs: [{ 'parallel.transport': 'local' }, { 'parallel.transport': 'threads', 'parallel.fault.device': 1, 'parallel.fault.step': 2 }],
+  });
+  const r = await runSweep({ file, outDir: join(dir, 'out') });
+  t.deepEqual(r.rows.map((x) => x.status), ['ok', 'ok', 'failed', 'failed']);
+  t.regex(r.rows[2]!.error!, /^error: device 1 \(experts 2,3\) failed during forward of Switch layer 0/);
+  t.true(existsSync(join(dir, 'out', 'report.html')), 'the report is written with the failures in it');
+  t.not(r.rows[0]!.val_ce, r.rows[1]!.val_ce, 'seeds differ');
+  const resumed = await runSweep({ file, outDir: join(dir, 'out'), resume: true });
+  t.is(resumed.skipped, 2, 'failed points run again on --resume');
+});
+
+test('--dry-run lists the points with parameter counts that match the model', (t) => {
+  const dir = tempDir(t);
+  const file = sweepFile(dir, { base: BASE, grid: { 'moe.n_experts': [2, 8] }, seeds: [1, 2] });
+  const r = spawnSync(process.execPath, [BIN, 'sweep', file, '--dry-run'], { encoding: 'utf8' });
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stdout, /^sweep sweep: 4 points \(swept: moe\.n_experts; records train\)\n/);
+  t.is(r.stdout.trim().split('\n').length, 5);
+  const config = cfg('model.d_model=16', 'model.n_layers=3', 'model.switch_every=2', 'moe.n_experts=8', 'moe.top_k=2');
+  const experts = switchBlocks(config).length * 8 * countParams(initExpertParams(config, 1, 0));
+  const counts = configParamCounts(config, 50);
+  t.is(counts.total, countParams(initCoordinatorParams(config, 50)) + experts);
+  t.is(counts.activePerToken, countParams(initCoordinatorParams(config, 50)) + experts / 4);
+});
