@@ -36,7 +36,7 @@ export async function openPage(file: string, screenshot?: string): Promise<PageC
     await page.goto(url);
     await page.evaluate(async () => { await (window as unknown as { chartsRendered: Promise<unknown> }).chartsRendered; return true; });
     const marks = await page.evaluate(() => Object.fromEntries(Array.from(document.querySelectorAll('.chart')).map((c) =>
-      [c.id, c.querySelectorAll('svg .mark-rect path, svg .mark-rect rect, svg .mark-line path, svg .mark-symbol path, svg .mark-area path').length])));
+      [c.id, c.querySelectorAll('svg .mark-rect path, svg .mark-rect rect, svg .mark-line path, svg .mark-symbol path, svg .mark-area path, svg .mark-text text').length])));
     if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
     return { marks, consoleErrors, requests };
   } finally {

@@ -9,6 +9,7 @@ import { configParamCounts, countParams, initCoordinatorParams, initExpertParams
 import { switchBlocks } from '../src/model/stages.js';
 import { loadSweep } from '../src/sweep/file.js';
 import { runSweep, type SweepResult } from '../src/sweep/run.js';
+import { charClass, routeText } from '../src/report/inspect.js';
 import { openPage } from './browser.js';
 import { cfg, CORPUS, tempDir } from './helpers.js';
 
@@ -117,4 +118,30 @@ test('--dry-run lists the points with parameter counts that match the model', (t
   const counts = configParamCounts(config, 50);
   t.is(counts.total, countParams(initCoordinatorParams(config, 50)) + experts);
   t.is(counts.activePerToken, countParams(initCoordinatorParams(config, 50)) + experts / 4);
+});
+
+test.serial('switch-sim inspect: characters by expert with drops marked, exactly those over capacity; the page renders in Chromium', async (t) => {
+  const ckpt = join(gridDir, 'runs', grid.rows[3]!.point);
+  const r = await routeText({ checkpoint: ckpt, sets: ['moe.eval_capacity_factor=0.5', 'moe.min_capacity=1'] });
+  t.is(r.layers, 2);
+  const layer0 = r.chars.filter((c) => c.layer === 0);
+  t.is(layer0.length, 4 * 16);
+  const C = Math.max(1, Math.floor((0.5 * r.groupSize) / r.experts));
+  t.true(layer0.some((c) => c.dropped));
+  for (const c of layer0) {
+    // position policy: a token is dropped exactly when C earlier tokens of its group chose its expert
+    const group = Math.floor((c.row * 16 + c.col) / r.groupSize);
+    const before = layer0.filter((o) => Math.floor((o.row * 16 + o.col) / r.groupSize) === group && o.pos < c.pos && o.expert === c.expert).length;
+    t.is(c.dropped, before >= C, `row ${c.row} col ${c.col}`);
+    t.true(c.prob > 0 && c.prob <= 1);
+  }
+  t.deepEqual(['a', ' ', '\n', ',', '7'].map(charClass), ['letter', 'space', 'newline', 'punctuation', 'digit or other']);
+  const out = join(root, 'inspect.html');
+  const cli = spawnSync(process.execPath, [BIN, 'inspect', '--checkpoint', ckpt, '--text', 'Call me Ishmael. Some years ago, never mind how long.', '--out', out], { encoding: 'utf8' });
+  t.is(cli.status, 0, cli.stderr);
+  const page = await openPage(out);
+  t.deepEqual(Object.keys(page.marks).sort(), ['drops', 'text_0', 'text_1']);
+  for (const [id, n] of Object.entries(page.marks)) t.true(n > 0, `${id} drew ${n} marks`);
+  t.deepEqual(page.consoleErrors, []);
+  t.deepEqual(page.requests, []);
 });

@@ -7,6 +7,7 @@ import { CheckpointError, InterruptedError } from '../train/errors.js';
 import { register as bench } from './commands/bench.js';
 import { register as evaluate } from './commands/eval.js';
 import { register as generate } from './commands/generate.js';
+import { register as inspect } from './commands/inspect.js';
 import { register as profile } from './commands/profile.js';
 import { register as sweep } from './commands/sweep.js';
 import { register as train } from './commands/train.js';
@@ -28,7 +29,7 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({ outputError: (s, write) => write(s.split('\n')[0]! + '\n') });
 
-  for (const register of [train, evaluate, generate, profile, bench, sweep]) register(program);
+  for (const register of [train, evaluate, generate, inspect, profile, bench, sweep]) register(program);
   return program;
 }
 
@@ -44,6 +45,11 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('cli/main.ts')) {
+  // a reader that stops early (`| head`) is not an error
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });

@@ -19,6 +19,10 @@ import { SwitchDispatcher, type ExchangeTiming, type RouteMode, type SwitchForwa
 export interface EvalResult {
   ce: number;
   layers: LayerStats[];
+  /** per micro-batch, per Switch layer: how every token was routed */
+  plans: RoutingPlan[][];
+  /** per micro-batch, per Switch layer: router probabilities [N, E] */
+  probs: Float32Array[][];
 }
 
 export interface StepResult {
@@ -36,6 +40,8 @@ interface MicroRecord {
   /** training: each stage's recorded forward, back-propagated in the backward pass */
   tapes: Recording<RecordedStage>[];
   plans: RoutingPlan[];
+  /** router probabilities per Switch layer, [N, E] */
+  probs: Float32Array[];
   layers: LayerStats[];
   ce: number;
   balance: number;
@@ -96,7 +102,7 @@ export class Engine {
   private async forward(ctxs: StepContext[]): Promise<MicroRecord[]> {
     const S = stageCount(this.config) - 1;
     const M = ctxs.length;
-    const recs: MicroRecord[] = ctxs.map((ctx) => ({ ctx, inputs: [], tapes: [], plans: [], layers: [], ce: 0, balance: 0, z: 0 }));
+    const recs: MicroRecord[] = ctxs.map((ctx) => ({ ctx, inputs: [], tapes: [], plans: [], probs: [], layers: [], ce: 0, balance: 0, z: 0 }));
     const pending: (Promise<SwitchForward> | undefined)[] = new Array(M);
     const probs: Float32Array[] = new Array(M);
     const carried: StageOutput[] = new Array(M);
@@ -145,6 +151,7 @@ export class Engine {
           const plan = this.dispatcher.route(k, probs[m]!, rec.ctx.mode, rec.ctx.step, this.groups(rec.ctx, M));
           PROFILE?.end();
           rec.plans.push(plan);
+          rec.probs.push(probs[m]!);
           pending[m] = early(this.dispatcher.forward(k, m, plan, readView(out.u!), rec.ctx.train, rec.ctx.step)); // packed before it returns
           out.u!.dispose();
           carried[m] = out;
@@ -260,7 +267,7 @@ export class Engine {
       const recs = await this.forward(ctxs);
       for (const rec of recs) this.releaseInputs(rec);
       const layers = recs[0]!.layers.map((_, l) => mergeLayerStats(recs.map((r) => r.layers[l]!)));
-      return { ce: recs.reduce((a, r) => a + r.ce, 0) / recs.length, layers };
+      return { ce: recs.reduce((a, r) => a + r.ce, 0) / recs.length, layers, plans: recs.map((r) => r.plans), probs: recs.map((r) => r.probs) };
     } finally {
       for (const c of ctxs) c.dispose();
     }

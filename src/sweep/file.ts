@@ -60,8 +60,11 @@ function pointName(index: number, vary: Tree, seed: number, width: number): stri
   return [String(index).padStart(width, '0'), ...parts, `seed=${seed}`].join('-').replace(/[^A-Za-z0-9=._-]/g, '_');
 }
 
-/** Reads and validates a sweep file; every point's config is resolved and checked before anything runs. */
-export function loadSweep(file: string): Sweep {
+/**
+ * Reads and validates a sweep file; every point's config is resolved and checked before anything runs.
+ * `extraSets` (the CLI's --set key=value) join the file's `set`, after it.
+ */
+export function loadSweep(file: string, extraSets: string[] = []): Sweep {
   if (!existsSync(file)) throw new ConfigError(`sweep file not found: ${file}`);
   const doc = YAML.parseDocument(readFileSync(file, 'utf8'));
   if (doc.errors.length > 0) {
@@ -83,8 +86,14 @@ export function loadSweep(file: string): Sweep {
     base = readConfigFile(path);
   } else if (isTree(raw.base)) base = raw.base;
   else if (raw.base !== undefined) throw sweepError(file, `base must be a config file or a config mapping (got ${show(raw.base)})`);
-  const set = raw.set ?? {};
-  if (!isTree(set)) throw sweepError(file, `set must be a mapping of dotted keys to values (got ${show(set)})`);
+  const fileSet = raw.set ?? {};
+  if (!isTree(fileSet)) throw sweepError(file, `set must be a mapping of dotted keys to values (got ${show(fileSet)})`);
+  const set: Tree = { ...fileSet };
+  for (const a of extraSets) {
+    const eq = a.indexOf('=');
+    if (eq <= 0) throw new ConfigError(`--set must look like section.key=value (got ${show(a)})`);
+    set[a.slice(0, eq)] = YAML.parse(a.slice(eq + 1));
+  }
   for (const k of Object.keys(set)) checkKey(file, 'set', k);
   const grid = raw.grid ?? {};
   if (!isTree(grid)) throw sweepError(file, `grid must be a mapping of dotted keys to lists (got ${show(grid)})`);

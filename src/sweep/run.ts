@@ -11,6 +11,8 @@ const BIN = new URL('../../bin/switch-sim.js', import.meta.url).pathname;
 
 export interface SweepOptions {
   file: string;
+  /** --set key=value for every point, after the file's `set` */
+  sets?: string[];
   outDir?: string;
   /** skip points already finished (status ok) in DIR/results.jsonl; rerun failed ones */
   resume?: boolean;
@@ -61,7 +63,7 @@ function child(args: string[], log: string, running: Set<ReturnType<typeof spawn
  * points finish; a failing point is recorded with its error and the sweep goes on.
  */
 export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
-  const sweep = loadSweep(opts.file); // every point validated before anything runs
+  const sweep = loadSweep(opts.file, opts.sets); // every point validated before anything runs
   const dir = opts.outDir ?? join('runs', `sweep-${sweep.name}-${stamp()}`);
   mkdirSync(join(dir, 'runs'), { recursive: true });
   writeFileSync(join(dir, 'sweep.yaml'), YAML.stringify(sweep.resolved));

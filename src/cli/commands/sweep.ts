@@ -9,7 +9,7 @@ import { writeReport } from '../../sweep/report.js';
 import { describePoints, runSweep } from '../../sweep/run.js';
 import type { ResultRow } from '../../sweep/results.js';
 import { InterruptedError } from '../../train/errors.js';
-import { number } from '../args.js';
+import { collect, number } from '../args.js';
 
 /** `switch-sim sweep FILE` and `switch-sim report DIR`: scaling experiments from config files. */
 export function register(program: Command): void {
@@ -17,14 +17,15 @@ export function register(program: Command): void {
     .command('sweep')
     .description('run every point of a sweep file (grid × runs × seeds) and write results and a report')
     .argument('<file>', 'sweep file (YAML: base, grid, runs, seeds, set, record)')
+    .option('-s, --set <key=value>', 'set a config key for every point, after the file\'s set (repeatable), e.g. data.path=FILE', collect, [])
     .option('-o, --out <dir>', 'sweep directory (default runs/sweep-<name>-<timestamp>)')
     .option('--resume', 'continue the sweep in --out: finished points are skipped, failed ones rerun')
     .option('--dry-run', 'list the points with their parameter counts and exit')
     .option('--jobs <n>', 'points at once, each a child process (the default 1 keeps speed measurements fair)', number('--jobs', 1, true), 1)
     .option('--profile-steps <n>', 'profiled steps per point when the sweep records profile', number('--profile-steps', 1, true), 3)
-    .action(async (file: string, o: { out?: string; resume?: boolean; dryRun?: boolean; jobs: number; profileSteps: number }) => {
+    .action(async (file: string, o: { set: string[]; out?: string; resume?: boolean; dryRun?: boolean; jobs: number; profileSteps: number }) => {
       if (o.dryRun) {
-        const sweep = loadSweep(file);
+        const sweep = loadSweep(file, o.set);
         const vocab = new Map<string, number>();
         for (const p of sweep.points) {
           const key = `${p.config.data.dataset}\n${p.config.data.path}`;
@@ -52,7 +53,7 @@ export function register(program: Command): void {
       try {
         let started = false;
         const r = await runSweep({
-          file, outDir: o.out, resume: o.resume, jobs: o.jobs, profileSteps: o.profileSteps, signal: abort.signal,
+          file, sets: o.set, outDir: o.out, resume: o.resume, jobs: o.jobs, profileSteps: o.profileSteps, signal: abort.signal,
           onPoint: (row, done, total) => {
             if (bar) {
               if (!started) bar.start(total, done - 1, { last: '' });
