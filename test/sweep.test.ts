@@ -1,5 +1,5 @@
 import test from 'ava';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -97,7 +97,7 @@ test.serial('a point that fails at run time is recorded with its error and the s
     base: BASE, set: SET, seeds: [1, 2],
     runs: [{ 'parallel.transport': 'local' }, { 'parallel.transport': 'threads', 'parallel.fault.device': 1, 'parallel.fault.step': 2 }],
   });
-  const r = await runSweep({ file, outDir: join(dir, 'out') });
+  const r = await runSweep({ file, outDir: join(dir, 'out'), jobs: 2 }); // two points at a time
   t.deepEqual(r.rows.map((x) => x.status), ['ok', 'ok', 'failed', 'failed']);
   t.regex(r.rows[2]!.error!, /^error: device 1 \(experts 2,3\) failed during forward of Switch layer 0/);
   t.true(existsSync(join(dir, 'out', 'report.html')), 'the report is written with the failures in it');
@@ -144,4 +144,30 @@ test.serial('switch-sim inspect: characters by expert with drops marked, exactly
   for (const [id, n] of Object.entries(page.marks)) t.true(n > 0, `${id} drew ${n} marks`);
   t.deepEqual(page.consoleErrors, []);
   t.deepEqual(page.requests, []);
+});
+
+test.serial('Ctrl-C stops the sweep after keeping the finished points; --resume runs the rest', async (t) => {
+  const dir = tempDir(t);
+  const file = sweepFile(dir, { base: BASE, grid: { 'moe.n_experts': [2, 4, 8] }, set: { ...SET, 'train.steps': 400, 'train.log_every': 50 } });
+  const out = join(dir, 'out');
+  const child = spawn(process.execPath, [BIN, 'sweep', file, '--out', out]);
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const code = await new Promise<number | null>((resolve) => {
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      if (/\[1\/3\]/.test(stdout) && !child.killed) child.kill('SIGINT'); // the first point is done
+    });
+    child.on('exit', (c) => resolve(c));
+  });
+  t.is(code, 130, stderr);
+  t.regex(stderr, /interrupted: kept 1 finished points; continue with --resume --out /);
+  const kept = readFileSync(join(out, 'results.jsonl'), 'utf8').trim().split('\n');
+  t.is(kept.length, 1);
+  t.true(existsSync(join(out, 'report.html')));
+  const resumed = spawnSync(process.execPath, [BIN, 'sweep', file, '--out', out, '--resume'], { encoding: 'utf8' });
+  t.is(resumed.status, 0, resumed.stderr);
+  t.regex(resumed.stdout, /skipped 1 finished points/);
+  t.is(readFileSync(join(out, 'results.jsonl'), 'utf8').trim().split('\n').length, 3);
 });

@@ -21,12 +21,14 @@ function againstKey(id: string, title: string, note: string, rows: ResultRow[], 
   const others = keys.filter((k) => k !== x);
   const values = rows.filter((r) => typeof r[y] === 'number').map((r) => ({ x: x ? r.vary[x] : r.point, y: r[y], seed: r.seed, series: label(r, others) || 'all', point: r.point }));
   const xType = fieldType(values, 'x');
+  // counts that double (experts, devices) read best on a log₂ axis
+  const xScale = xType === 'quantitative' && (x === 'moe.n_experts' || x === 'parallel.devices') ? { type: 'log' as const, base: 2 } : {};
   const spec: TopLevelSpec = {
     width: 520, height: 260,
     data: { values },
     layer: [
-      { mark: { type: 'errorband', extent: 'stdev' }, encoding: { x: { field: 'x', type: xType, title: x ?? 'point' }, y: { field: 'y', type: 'quantitative', title: yTitle }, color: { field: 'series', type: 'nominal', title: null } } },
-      { mark: { type: 'line', point: true, tooltip: true }, encoding: { x: { field: 'x', type: xType }, y: { field: 'y', type: 'quantitative', aggregate: 'mean', scale: { zero: false } }, color: { field: 'series', type: 'nominal', title: null } } },
+      { mark: { type: 'errorband', extent: 'stdev' }, encoding: { x: { field: 'x', type: xType, title: x ?? 'point', scale: xScale }, y: { field: 'y', type: 'quantitative', title: yTitle }, color: { field: 'series', type: 'nominal', title: null } } },
+      { mark: { type: 'line', point: true, tooltip: true }, encoding: { x: { field: 'x', type: xType, scale: xScale }, y: { field: 'y', type: 'quantitative', aggregate: 'mean', scale: { zero: false } }, color: { field: 'series', type: 'nominal', title: null } } },
     ],
   };
   return { id, title, note, spec };
