@@ -1,4 +1,4 @@
-/** switch-sim's public API: configure, train, sample, and the pieces a scaling experiment needs. */
+/** switch-sim's public API: configure, train, score, sample, profile, sweep, and the pieces a scaling experiment needs. */
 export { DEFAULTS, type Config } from './config/defaults.js';
 export { resolveConfig, validateConfig } from './config/load.js';
 export { ConfigError } from './config/errors.js';
@@ -6,8 +6,17 @@ export { BackendError } from './backend/init.js';
 export { DeviceError } from './experts/errors.js';
 export { CheckpointError, InterruptedError } from './train/errors.js';
 export { train, type TrainOptions, type TrainSummary, type StepReport } from './train/trainer.js';
+export { evaluateCheckpoint, type EvalOptions, type EvalReport } from './train/evaluate.js';
 export { sample, type SampleOptions, type SampleResult } from './train/sample.js';
 export { Session } from './train/session.js';
 export { planRouting, capacityFor, type RoutingPlan, type RoutingOptions } from './router/plan.js';
+export { parseForceRouting, type ForceRouting } from './router/force.js';
+export { configParamCounts } from './model/params.js';
+export { profileRun, type ProfileOptions, type ProfileReport } from './profile/run.js';
+export { benchDispatch, type DispatchCase, type DispatchRow } from './comm/dispatch-bench.js';
+export { loadSweep, type Sweep, type SweepPoint } from './sweep/file.js';
+export { runSweep, type SweepOptions, type SweepResult } from './sweep/run.js';
+export { writeReport } from './sweep/report.js';
+export { inspect, routeText, type InspectOptions } from './report/inspect.js';
 export type { LayerStats } from './coordinator/layer-stats.js';
 export type { ExpertDevice } from './experts/device.js';
