@@ -1,12 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { registerMatMulGradient } from './matmul-grad.js';
+import { openDawn } from './dawn.js';
+import { BackendError } from './errors.js';
 
-export type BackendName = 'wasm' | 'cpu' | 'tensorflow';
-
-/** A compute backend that was asked for and cannot be started. */
-export class BackendError extends Error {
-  override name = 'BackendError';
-}
+export type BackendName = 'wasm' | 'cpu' | 'webgpu' | 'tensorflow';
+export { BackendError };
 
 let active: BackendName | undefined;
 
@@ -38,6 +36,10 @@ export async function initBackend(name: BackendName): Promise<void> {
   if (name === 'wasm') {
     const wasm = await import('@tensorflow/tfjs-backend-wasm');
     checkTfjsVersions({ core: tf.version_core, wasm: wasm.version_wasm });
+  } else if (name === 'webgpu') {
+    const dawn = await openDawn();
+    (globalThis as { navigator?: unknown }).navigator = { gpu: dawn.gpu }; // tfjs-webgpu finds its adapter here
+    await import('@tensorflow/tfjs-backend-webgpu');
   } else if (name === 'tensorflow') {
     try {
       const pkg = '@tensorflow/tfjs-node-gpu';
@@ -54,4 +56,13 @@ export async function initBackend(name: BackendName): Promise<void> {
   await tf.ready();
   registerMatMulGradient();
   active = name;
+}
+
+/** Frees a GPU backend before its thread ends (Dawn crashes if a live device outlives its thread). */
+export async function releaseBackend(): Promise<void> {
+  if (active !== 'webgpu') return;
+  const b = tf.backend() as unknown as { device?: { queue: { onSubmittedWorkDone(): Promise<void> }; destroy(): void }; dispose(): void };
+  await b.device?.queue.onSubmittedWorkDone();
+  b.dispose();
+  b.device?.destroy();
 }

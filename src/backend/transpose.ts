@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { readView, tensorFrom } from './view.js';
+import { onHost, readView, tensorFrom } from './view.js';
 
 let scratch = new Float32Array(0);
 
@@ -9,6 +9,7 @@ let scratch = new Float32Array(0);
  * the weight gradients (xᵀ·dy) need one per matmul.
  */
 export function transpose2d(x: tf.Tensor2D): tf.Tensor2D {
+  if (!onHost()) return tf.transpose(x); // on a GPU the backend's own transpose, no readback
   const [r, c] = x.shape;
   if (scratch.length < r * c) scratch = new Float32Array(r * c);
   const src = readView(x);

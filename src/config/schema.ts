@@ -43,7 +43,8 @@ export const ConfigSchema = z
     parallel: z.strictObject({
       transport: z.enum(['local', 'threads']),
       devices: int(1, 64),
-      backend: z.enum(['wasm', 'cpu', 'tensorflow']),
+      backend: z.enum(['wasm', 'cpu', 'webgpu', 'tensorflow']),
+      coordinator_backend: z.enum(['wasm', 'cpu', 'tensorflow']),
       payload: z.enum(['shared', 'transfer', 'clone']),
       timeout_ms: int(1),
       microbatches: int(1, 64),
@@ -82,6 +83,8 @@ export const ConfigSchema = z
       `must be divisible by parallel.devices (${c.parallel.devices}): each device routes its own group of sequences`);
     rule(c.parallel.devices % c.parallel.microbatches === 0, ['parallel', 'microbatches'],
       `must divide parallel.devices (${c.parallel.devices}): each micro-batch routes whole groups`);
+    rule(c.parallel.transport === 'threads' || c.parallel.backend === c.parallel.coordinator_backend, ['parallel', 'backend'],
+      `must equal parallel.coordinator_backend (${c.parallel.coordinator_backend}) with parallel.transport local: in-process devices compute on the coordinator's backend; use parallel.transport threads`);
     rule(c.model.switch_every <= c.model.n_layers, ['model', 'switch_every'],
       `must be <= model.n_layers (${c.model.n_layers}), or the model has no Switch layer`);
     const force = parseForceRouting(c.moe.force_routing, c.moe.n_experts);

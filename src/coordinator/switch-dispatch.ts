@@ -169,6 +169,10 @@ export class SwitchDispatcher {
       const sent = Math.max(ex.posted, Math.min(free, start));
       if (start > sent) P.add({ name: 'signal', cat: 'comm', lane: link, ts: sent, dur: start - sent, ...at });
       P.add({ name: ex.dir === 'fwd' ? 'expert_forward' : 'expert_backward', cat: 'device', lane: { kind: 'device', device: i }, ts: start, dur: end - start, ...at, flow: ex.flow, flowPhase: 't' });
+      for (const seg of r.segments) {
+        const s0 = P.fromAbsolute(seg.start, i);
+        P.add({ name: seg.name, cat: 'device', lane: { kind: 'device', device: i }, ts: s0, dur: P.fromAbsolute(seg.end, i) - s0, ...at });
+      }
       const back = ex.answered![i]!;
       if (back > end) P.add({ name: 'reply', cat: 'comm', lane: link, ts: end, dur: back - end, ...at });
       P.deviceFree[i] = Math.max(free, end);

@@ -1,12 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Config } from '../config/defaults.js';
-import { view, type Direction, type LayerBuffers } from '../comm/buffers.js';
+import type { LayerBuffers } from '../comm/buffers.js';
 import { initExpertParams, type ParamSet } from '../model/params.js';
-import { AdamW, sumSquares } from '../train/adamw.js';
 import { readView } from '../backend/view.js';
-import { expertBackward, expertForward, type ExpertWeights } from './ffn.js';
 import { absoluteNow } from '../profile/recorder.js';
+import { expertBackward, expertForward, type ExpertWeights } from './ffn.js';
 import type { BackwardRequest, ComputeReport, DeviceState, DeviceTiming, ExchangeMessage, ForwardRequest, GradNormReport, TouchRequest } from './messages.js';
+import { copyRows, gather, rowsFor, scatter, slotView, type SlotView } from './slot-view.js';
+import { BackendStore, HostStore, type ExpertStore } from './store.js';
 
 /** The experts of `device`: global indices [device·E/D, (device+1)·E/D). */
 export function expertsOf(config: Config, device: number): number[] {
@@ -15,104 +16,85 @@ export function expertsOf(config: Config, device: number): number[] {
 }
 
 const FIELDS = ['w1', 'b1', 'w2', 'b2'] as const;
-const EMPTY = { x: undefined, a: undefined } as unknown as { x: tf.Tensor2D; a: tf.Tensor2D };
+type Kept = { x: tf.Tensor2D; a: tf.Tensor2D } | undefined;
 
-/**
- * Where one exchange's slots are: the shared [G, E, C_max, d] buffer (its groups from `firstGroup`),
- * or the device's own compact [groups, E_local, C, d] copy.
- */
-interface SlotView {
-  data: Float32Array;
-  /** experts per group in `data`, and the global index of the first */
-  experts: number;
-  base: number;
-  /** rows per (group, expert) block */
-  stride: number;
-  firstGroup: number;
+/** Where an exchange's time went on the device: slots into tensors (upload), results back (download), as absolute [start, end] spans. */
+interface Phases {
+  upload: [number, number][];
+  download: [number, number][];
 }
 
+const newPhases = (): Phases => ({ upload: [], download: [] });
+const total = (spans: [number, number][]) => spans.reduce((a, [s, e]) => a + e - s, 0);
+
 /**
- * A device: owns its experts' weights, gradients and AdamW state, and runs their forward and
- * backward on the slots it is sent. The same class serves the in-process transport and the
- * worker-thread transport (there it lives inside the worker).
+ * A device: owns its experts' weights, gradients and AdamW state (in an ExpertStore: host memory on
+ * wasm and cpu, the backend's memory on a GPU) and runs their forward and backward on the slots it
+ * is sent. The same class serves the in-process transport and the worker-thread transport.
+ * On a GPU backend, each expert's rows are padded with zero rows to a power-of-two bucket, so that
+ * the backend compiles one program per bucket instead of one per token count (zero rows add nothing
+ * to any gradient).
  */
 export class DeviceHost {
   readonly experts: number[];
-  readonly params: ParamSet = new Map();
-  private readonly grads = new Map<string, Float32Array>();
-  private weights = new Map<string, tf.Tensor>();
+  private readonly store: ExpertStore;
+  /** wasm and cpu compute in this thread's memory: results are read synchronously, shapes need no buckets */
+  private readonly onHost: boolean;
   /** per (Switch layer, micro-batch), per local expert: inputs and pre-activations kept for backward */
-  private readonly stash = new Map<string, { x: tf.Tensor2D; a: tf.Tensor2D }[]>();
-  private readonly optimizer: AdamW;
+  private readonly stash = new Map<string, Kept[]>();
 
   constructor(
     private readonly config: Config,
     readonly device: number,
     private readonly switchBlocks: number[],
     private readonly buffers: LayerBuffers[],
+    backend = tf.getBackend(),
   ) {
     this.experts = expertsOf(config, device);
+    const params: ParamSet = new Map();
     for (const block of switchBlocks) {
-      for (const e of this.experts) for (const [k, p] of initExpertParams(config, block, e)) this.params.set(k, p);
+      for (const e of this.experts) for (const [k, p] of initExpertParams(config, block, e)) params.set(k, p);
     }
-    for (const [k, p] of this.params) this.grads.set(k, new Float32Array(p.data.length));
-    const t = config.train;
-    this.optimizer = new AdamW({ beta1: t.beta1, beta2: t.beta2, eps: 1e-8, weightDecay: t.weight_decay });
-    this.upload();
+    this.onHost = backend === 'wasm' || backend === 'cpu';
+    this.store = this.onHost ? new HostStore(config, params) : new BackendStore(config, params);
   }
 
   private name(layer: number, expert: number, field: string): string {
     return `h.${this.switchBlocks[layer]}.experts.${expert}.${field}`;
   }
 
-  private upload(): void {
-    tf.dispose([...this.weights.values()]);
-    this.weights = new Map([...this.params].map(([k, p]) => [k, tf.tensor(p.data, p.shape)]));
-  }
-
   private expertWeights(layer: number, expert: number): ExpertWeights {
-    const [w1, b1, w2, b2] = FIELDS.map((f) => this.weights.get(this.name(layer, expert, f))!);
+    const [w1, b1, w2, b2] = FIELDS.map((f) => this.store.weight(this.name(layer, expert, f)));
     return { w1, b1, w2, b2 } as ExpertWeights;
   }
 
-  private slots(layer: number, dir: Direction, req: ExchangeMessage, payload?: Float32Array): SlotView {
-    if (payload) return { data: payload, experts: this.experts.length, base: this.experts[0]!, stride: req.capacity, firstGroup: 0 };
-    const b = this.buffers[layer]!;
-    return { data: view(b[dir]), experts: this.config.moe.n_experts, base: 0, stride: b.shape.capacity, firstGroup: req.firstGroup };
+  private view(req: ExchangeMessage, dir: 'dispatch' | 'gradOut' | 'combine' | 'gradIn', payload?: Float32Array): SlotView {
+    return slotView(this.buffers, req.layer, dir, req, this.experts, this.config.moe.n_experts, payload);
   }
 
-  /** Gathers expert e's rows from every group of the exchange into one [n, d] matrix. */
-  private gather(v: SlotView, e: number, counts: Int32Array): Float32Array {
-    const d = this.config.model.d_model;
-    const E = this.config.moe.n_experts;
-    const G = counts.length / E;
-    let n = 0;
-    for (let g = 0; g < G; g++) n += counts[g * E + e]!;
-    const out = new Float32Array(n * d);
-    let row = 0;
-    for (let g = 0; g < G; g++) {
-      const c = counts[g * E + e]!;
-      const off = ((v.firstGroup + g) * v.experts + (e - v.base)) * v.stride * d;
-      out.set(v.data.subarray(off, off + c * d), row * d);
-      row += c;
-    }
-    return out;
+  private outputView(req: ExchangeMessage, dir: 'combine' | 'gradIn'): SlotView {
+    return this.view(req, dir, req.payload ? new Float32Array(req.payload.length) : undefined);
   }
 
-  private scatter(v: SlotView, e: number, counts: Int32Array, rows: Float32Array): void {
-    const d = this.config.model.d_model;
-    const E = this.config.moe.n_experts;
-    const G = counts.length / E;
-    let row = 0;
-    for (let g = 0; g < G; g++) {
-      const c = counts[g * E + e]!;
-      v.data.set(rows.subarray(row * d, (row + c) * d), ((v.firstGroup + g) * v.experts + (e - v.base)) * v.stride * d);
-      row += c;
-    }
+  /** Rows a GPU computes on for n real rows: the next power of two (at least 16); n itself on the host. */
+  bucket(n: number): number {
+    return this.onHost ? n : Math.max(16, 2 ** Math.ceil(Math.log2(n)));
   }
 
-  private outputView(layer: number, dir: 'combine' | 'gradIn', req: ExchangeMessage): SlotView {
-    return this.slots(layer, dir, req, req.payload ? new Float32Array(req.payload.length) : undefined);
+  /** A tensor's values: a view of the wasm heap at once on the host (read it before any other op), a download from a GPU. */
+  private async download(t: tf.Tensor, phases: Phases): Promise<Float32Array> {
+    if (this.onHost) return readView(t);
+    const t0 = absoluteNow();
+    const data = (await t.data()) as Float32Array;
+    phases.download.push([t0, absoluteNow()]);
+    return data;
+  }
+
+  private upload(rows: Float32Array, n: number, phases: Phases): tf.Tensor2D {
+    const t0 = absoluteNow();
+    const x = tf.tensor2d(rows, [n, this.config.model.d_model]);
+    phases.upload.push([t0, absoluteNow()]);
+    return x;
   }
 
   /**
@@ -126,133 +108,112 @@ export class DeviceHost {
   }
 
   /** o = FFN_e(x) for every local expert e on its slots; writes the combine slots. */
-  forward(req: ForwardRequest): ComputeReport {
+  async forward(req: ForwardRequest): Promise<ComputeReport> {
     const t0 = absoluteNow();
     this.straggle(req.step);
-    const d = this.config.model.d_model;
-    const input = this.slots(req.layer, 'dispatch', req, req.payload);
-    const output = this.outputView(req.layer, 'combine', req);
+    const { d_model: d } = this.config.model;
+    const E = this.config.moe.n_experts;
+    const input = this.view(req, 'dispatch', req.payload);
+    const output = this.outputView(req, 'combine');
     const key = `${req.layer}/${req.micro}`;
     this.dropStash(key);
-    const kept: { x: tf.Tensor2D; a: tf.Tensor2D }[] = [];
+    const kept: Kept[] = [];
+    const phases = newPhases();
     let rows = 0;
     for (const e of this.experts) {
-      const xs = this.gather(input, e, req.counts);
-      const n = xs.length / d;
+      const n = rowsFor(req.counts, E, e);
       rows += n;
       if (n === 0) {
-        kept.push(EMPTY); // an expert that got no token computes nothing (XNNPACK rejects empty matmuls)
+        kept.push(undefined); // an expert that got no token computes nothing (XNNPACK rejects empty matmuls)
         continue;
       }
-      const x = tf.tensor2d(xs, [n, d]);
+      const m = this.bucket(n);
+      const x = this.upload(gather(input, e, req.counts, E, d, m), m, phases);
       const f = expertForward(x, this.expertWeights(req.layer, e), this.config.model.activation);
-      this.scatter(output, e, req.counts, readView(f.o));
+      scatter(output, e, req.counts, E, d, await this.download(f.o, phases));
       f.o.dispose();
       if (req.train) kept.push({ x, a: f.a });
       else tf.dispose([x, f.a]);
     }
     if (req.train) this.stash.set(key, kept);
-    return this.report(t0, rows, req.payload ? output.data : undefined);
+    return this.report(t0, rows, phases, req.payload ? output.data : undefined);
   }
 
-  private report(start: number, rows: number, payload: Float32Array | undefined): ComputeReport {
+  /** ∂L/∂x for every local expert's slots; the weight gradients accumulate in the store. */
+  async backward(req: BackwardRequest): Promise<ComputeReport> {
+    const t0 = absoluteNow();
+    this.straggle(req.step);
+    const d = this.config.model.d_model;
+    const E = this.config.moe.n_experts;
+    const key = `${req.layer}/${req.micro}`;
+    const kept = this.stash.get(key);
+    if (!kept) throw new Error(`backward for Switch layer ${req.layer} (micro-batch ${req.micro}) without a training forward`);
+    const input = this.view(req, 'gradOut', req.payload);
+    const output = this.outputView(req, 'gradIn');
+    const phases = newPhases();
+    let rows = 0;
+    for (const [i, e] of this.experts.entries()) {
+      const k = kept[i];
+      const n = rowsFor(req.counts, E, e);
+      rows += n;
+      if (!k || n === 0) continue;
+      const g = this.upload(gather(input, e, req.counts, E, d, k.x.shape[0]), k.x.shape[0], phases);
+      const r = expertBackward(k.x, k.a, g, this.expertWeights(req.layer, e), this.config.model.activation);
+      scatter(output, e, req.counts, E, d, await this.download(r.dx, phases));
+      for (const f of FIELDS) this.store.accumulate(this.name(req.layer, e, f), r[f]);
+      tf.dispose([g, r.dx]);
+    }
+    this.dropStash(key);
+    return this.report(t0, rows, phases, req.payload ? output.data : undefined);
+  }
+
+  private report(start: number, rows: number, phases: Phases, payload: Float32Array | undefined): ComputeReport {
     const end = absoluteNow();
-    return { device: this.device, start, end, computeMs: end - start, rows, payload };
+    return {
+      device: this.device, start, end, computeMs: end - start, uploadMs: total(phases.upload), downloadMs: total(phases.download),
+      segments: [...phases.upload.map(([s, e]) => ({ name: 'upload' as const, start: s, end: e })), ...phases.download.map(([s, e]) => ({ name: 'download' as const, start: s, end: e }))],
+      rows, payload,
+    };
   }
 
   /** The all-to-all alone: copies each local expert's rows from the dispatch slots to the combine slots. */
   touch(req: TouchRequest): ComputeReport {
     const t0 = absoluteNow();
-    const input = this.slots(req.layer, 'dispatch', req, req.payload);
-    const output = this.outputView(req.layer, 'combine', req);
-    const d = this.config.model.d_model;
-    const E = this.config.moe.n_experts;
+    const input = this.view(req, 'dispatch', req.payload);
+    const output = this.outputView(req, 'combine');
     let rows = 0;
-    for (const e of this.experts) {
-      for (let g = 0; g < req.counts.length / E; g++) {
-        const n = req.counts[g * E + e]! * d;
-        const from = ((input.firstGroup + g) * input.experts + (e - input.base)) * input.stride * d;
-        const to = ((output.firstGroup + g) * output.experts + (e - output.base)) * output.stride * d;
-        output.data.set(input.data.subarray(from, from + n), to); // block to block: the rows are contiguous
-        rows += n / d;
-      }
-    }
-    return this.report(t0, rows, req.payload ? output.data : undefined);
-  }
-
-  /** ∂L/∂x for every local expert's slots; accumulates the weight gradients here. */
-  backward(req: BackwardRequest): ComputeReport {
-    const t0 = absoluteNow();
-    this.straggle(req.step);
-    const d = this.config.model.d_model;
-    const key = `${req.layer}/${req.micro}`;
-    const kept = this.stash.get(key);
-    if (!kept) throw new Error(`backward for Switch layer ${req.layer} (micro-batch ${req.micro}) without a training forward`);
-    const input = this.slots(req.layer, 'gradOut', req, req.payload);
-    const output = this.outputView(req.layer, 'gradIn', req);
-    let rows = 0;
-    this.experts.forEach((e, i) => {
-      const { x, a } = kept[i]!;
-      const gs = this.gather(input, e, req.counts);
-      const n = gs.length / d;
-      rows += n;
-      if (n === 0) return;
-      const g = tf.tensor2d(gs, [n, d]);
-      const r = expertBackward(x, a, g, this.expertWeights(req.layer, e), this.config.model.activation);
-      this.scatter(output, e, req.counts, readView(r.dx));
-      for (const f of FIELDS) {
-        const acc = this.grads.get(this.name(req.layer, e, f))!;
-        const gd = readView(r[f]);
-        for (let j = 0; j < acc.length; j++) acc[j]! += gd[j]!;
-      }
-      tf.dispose([g, r.dx, r.w1, r.b1, r.w2, r.b2]);
-    });
-    this.dropStash(key);
-    return this.report(t0, rows, req.payload ? output.data : undefined);
+    for (const e of this.experts) rows += copyRows(input, output, e, req.counts, this.config.moe.n_experts, this.config.model.d_model);
+    return this.report(t0, rows, newPhases(), req.payload ? output.data : undefined);
   }
 
   private dropStash(key: string): void {
-    const s = this.stash.get(key);
-    if (s) for (const k of s) if (k !== EMPTY) tf.dispose([k.x, k.a]);
+    for (const k of this.stash.get(key) ?? []) if (k) tf.dispose([k.x, k.a]);
     this.stash.delete(key);
   }
 
   /** Σ‖grad‖² over this device's experts, for global-norm clipping. */
-  gradSquaredNorm(): GradNormReport {
+  async gradSquaredNorm(): Promise<GradNormReport> {
     const start = absoluteNow();
-    const value = sumSquares(this.grads.values());
+    const value = await this.store.gradSquaredNorm();
     return { value, start, end: absoluteNow() };
   }
 
-  step(lr: number, clipScale: number, t: number): DeviceTiming {
+  async step(lr: number, clipScale: number, t: number): Promise<DeviceTiming> {
     const start = absoluteNow();
-    this.optimizer.step(this.params, this.grads, lr, clipScale, t);
-    for (const g of this.grads.values()) g.fill(0);
-    this.upload();
+    await this.store.step(lr, clipScale, t);
     return { start, end: absoluteNow() };
   }
 
-  state(): DeviceState {
-    const rec = <T>(m: Map<string, T>) => Object.fromEntries(m) as Record<string, T>;
-    return { params: rec(this.params), m: rec(this.optimizer.state.m), v: rec(this.optimizer.state.v) };
+  state(): Promise<DeviceState> {
+    return this.store.state();
   }
 
   load(state: DeviceState): void {
-    for (const [k, p] of this.params) {
-      const src = state.params[k];
-      if (!src || src.data.length !== p.data.length) throw new Error(`checkpoint lacks expert parameter ${k} of shape [${p.shape}]`);
-      p.data.set(src.data);
-      if (state.m[k] && state.v[k]) {
-        this.optimizer.state.m.set(k, Float32Array.from(state.m[k]!));
-        this.optimizer.state.v.set(k, Float32Array.from(state.v[k]!));
-      }
-    }
-    this.upload();
+    this.store.load(state);
   }
 
   dispose(): void {
     for (const l of [...this.stash.keys()]) this.dropStash(l);
-    tf.dispose([...this.weights.values()]);
-    this.weights.clear();
+    this.store.dispose();
   }
 }

@@ -41,7 +41,7 @@ export class LocalDevice implements ExpertDevice {
     return absoluteNow();
   }
 
-  async state(): Promise<DeviceState> {
+  state(): Promise<DeviceState> {
     return this.host.state();
   }
 

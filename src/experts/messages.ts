@@ -42,6 +42,11 @@ export interface GradNormRequest {
   kind: 'grad_norm';
 }
 
+/** Before the thread ends: free the experts and the backend (a GPU device must be destroyed before its thread goes). */
+export interface CloseRequest {
+  kind: 'close';
+}
+
 /** Clock probe: the device answers with its absolute time (profiling aligns the clocks with it). */
 export interface ClockRequest {
   kind: 'clock';
@@ -74,7 +79,7 @@ export interface FaultRequest {
 export type FaultKind = FaultRequest['fault'] | 'slow';
 
 export type DeviceRequest =
-  | InitRequest | ForwardRequest | BackwardRequest | TouchRequest | GradNormRequest | ClockRequest | StepRequest | StateRequest | LoadRequest | FaultRequest;
+  | InitRequest | ForwardRequest | BackwardRequest | TouchRequest | GradNormRequest | ClockRequest | CloseRequest | StepRequest | StateRequest | LoadRequest | FaultRequest;
 
 /** The all-to-all alone (`switch-sim bench dispatch`): the device reads its rows and writes them back, no expert math. */
 export interface TouchRequest extends ExchangeMessage {
@@ -97,6 +102,11 @@ export interface ComputeReport extends DeviceTiming {
   device: number;
   /** time spent computing, excluding message passing (end − start) */
   computeMs: number;
+  /** of computeMs: slot rows into the backend's tensors, and results back (a GPU's PCIe cost shows here) */
+  uploadMs: number;
+  downloadMs: number;
+  /** the upload and download spans themselves, on the device's clock */
+  segments: { name: 'upload' | 'download'; start: number; end: number }[];
   /** token rows computed, over all of the device's experts */
   rows: number;
   /** the device's output rows, [groups, E_local, C, d], for payloads other than 'shared' */

@@ -3,6 +3,8 @@ import type { Config } from '../config/defaults.js';
 import { view, type LayerBuffers } from '../comm/buffers.js';
 import { extractDeviceSlots, insertDeviceSlots, type DeviceSlots } from '../comm/slots.js';
 import { DeviceError } from './errors.js';
+import { prepareDawnEnvironment } from '../backend/dawn.js';
+import { BackendError } from '../backend/errors.js';
 import { expertsOf } from './device-host.js';
 import type { ExchangeRequest, ExpertDevice } from './device.js';
 import type { ComputeReport, DeviceRequest, DeviceState, DeviceTiming, GradNormReport } from './messages.js';
@@ -37,7 +39,12 @@ export class ThreadDevice implements ExpertDevice {
       filename: WORKER, minThreads: 1, maxThreads: 1, idleTimeout: Number.MAX_SAFE_INTEGER,
     });
     const dev = new ThreadDevice(config, index, pool, buffers);
-    const info = await dev.call<{ backend: string; simd: boolean }>({ kind: 'init', config, device: index, switchBlocks, buffers }, 'init');
+    const info = await dev.call<{ backend: string; simd: boolean }>({ kind: 'init', config, device: index, switchBlocks, buffers }, 'init').catch(async (e: DeviceError) => {
+      await dev.close();
+      // a backend that cannot start is bad input (exit 2, with what to install), not a device failure
+      const why = /(parallel\.backend .*)$/.exec(e.message);
+      throw why ? new BackendError(why[1]!) : e;
+    });
     if (process.env.SWITCH_SIM_DEBUG) console.error(`device ${index}: backend ${info.backend}, simd ${info.simd}`);
     return dev;
   }
@@ -125,6 +132,8 @@ export class ThreadDevice implements ExpertDevice {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    // a device that still answers frees its backend first; one that crashed or hangs is just torn down
+    if (this.config.parallel.backend === 'webgpu') await this.call({ kind: 'close' }, 'close').catch(() => undefined);
     this.closed = true;
     await this.pool.destroy();
   }
@@ -132,12 +141,13 @@ export class ThreadDevice implements ExpertDevice {
 
 /** Starts every device; if one fails to start, the others are shut down before the error is thrown. */
 export async function startThreadDevices(config: Config, switchBlocks: number[], buffers: LayerBuffers[]): Promise<ExpertDevice[]> {
+  if (config.parallel.backend === 'webgpu') prepareDawnEnvironment(); // before the threads start: they copy the environment
   const started = await Promise.allSettled(
     Array.from({ length: config.parallel.devices }, (_, i) => ThreadDevice.start(config, i, switchBlocks, buffers)),
   );
   const failed = started.find((s) => s.status === 'rejected');
   if (failed) {
-    await Promise.all(started.map((s) => (s.status === 'fulfilled' ? s.value.close() : undefined)));
+    for (const s of started) if (s.status === 'fulfilled') await s.value.close(); // one at a time (see Session.close)
     throw (failed as PromiseRejectedResult).reason;
   }
   return started.map((s) => (s as PromiseFulfilledResult<ThreadDevice>).value);

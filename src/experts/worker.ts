@@ -4,10 +4,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Piscina } from 'piscina';
-import { initBackend } from '../backend/init.js';
+import { initBackend, releaseBackend } from '../backend/init.js';
 import { DeviceHost } from './device-host.js';
 import { absoluteNow } from '../profile/recorder.js';
-import type { ComputeReport, DeviceRequest, DeviceState } from './messages.js';
+import type { ComputeReport, DeviceRequest } from './messages.js';
 
 let host: DeviceHost | undefined;
 
@@ -33,19 +33,24 @@ export default async function handle(req: DeviceRequest & { transfer?: boolean }
       host = new DeviceHost(req.config, req.device, req.switchBlocks, req.buffers);
       return { experts: host.experts, backend: tf.getBackend(), simd: await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT').catch(() => false) };
     case 'forward':
-      return reply(ready().forward(req), req.transfer === true);
+      return reply(await ready().forward(req), req.transfer === true);
     case 'backward':
-      return reply(ready().backward(req), req.transfer === true);
+      return reply(await ready().backward(req), req.transfer === true);
     case 'touch':
       return reply(ready().touch(req), req.transfer === true);
     case 'grad_norm':
       return ready().gradSquaredNorm();
     case 'clock':
       return absoluteNow();
+    case 'close':
+      host?.dispose();
+      host = undefined;
+      await releaseBackend();
+      return null;
     case 'step':
       return ready().step(req.lr, req.clipScale, req.t);
     case 'state':
-      return ready().state() satisfies DeviceState;
+      return ready().state();
     case 'load':
       ready().load(req.state);
       return null;

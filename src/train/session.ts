@@ -51,7 +51,7 @@ export class Session {
   ) {}
 
   static async create(config: Config, vocabSize: number): Promise<Session> {
-    await initBackend(config.parallel.backend);
+    await initBackend(config.parallel.coordinator_backend);
     const blocks = switchBlocks(config);
     const { groups, capacity } = bufferShape(config);
     const buffers = blocks.map(() => allocateLayerBuffers(groups, config.moe.n_experts, capacity, config.model.d_model));
@@ -160,6 +160,7 @@ export class Session {
 
   async close(): Promise<void> {
     this.engine.dispose();
-    await Promise.all(this.devices.map((d) => d.close()));
+    // one at a time: Mesa's EGL does not survive two GPU devices torn down at once in two threads
+    for (const d of this.devices) await d.close();
   }
 }

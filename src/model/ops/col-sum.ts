@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { readView, tensorFrom } from '../../backend/view.js';
+import { onHost, readView, tensorFrom } from '../../backend/view.js';
 
 /**
  * Σ over rows of x [N, C] → [C], in JavaScript from a view of the wasm heap. On wasm, tf.sum(x, 0)
@@ -7,6 +7,7 @@ import { readView, tensorFrom } from '../../backend/view.js';
  * (~1 ms); this is one pass over the data.
  */
 export function colSum(x: tf.Tensor2D): tf.Tensor1D {
+  if (!onHost()) return tf.sum(x, 0); // on a GPU the backend's own reduction, no readback
   const [n, c] = x.shape;
   const v = readView(x);
   const acc = new Float64Array(c);
