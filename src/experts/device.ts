@@ -1,4 +1,4 @@
-import type { ComputeReport, DeviceState, DeviceTiming, GradNormReport } from './messages.js';
+import type { ComputeReport, DeviceMemory, DeviceState, DeviceTiming, GradNormReport } from './messages.js';
 
 /** One exchange of a Switch layer: which slots hold tokens, and for which micro-batch. */
 export interface ExchangeRequest {
@@ -29,6 +29,8 @@ export interface ExpertDevice {
   step(lr: number, clipScale: number, t: number): Promise<DeviceTiming>;
   /** the device's absolute time (epoch ms), to align its clock with the coordinator's */
   clock(): Promise<number>;
+  /** live tensors on the device's backend */
+  memory(): Promise<DeviceMemory>;
   state(): Promise<DeviceState>;
   load(state: DeviceState): Promise<void>;
   close(): Promise<void>;

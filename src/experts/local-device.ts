@@ -2,7 +2,8 @@ import type { Config } from '../config/defaults.js';
 import type { LayerBuffers } from '../comm/buffers.js';
 import { DeviceHost } from './device-host.js';
 import type { ExchangeRequest, ExpertDevice } from './device.js';
-import type { ComputeReport, DeviceState, DeviceTiming, GradNormReport } from './messages.js';
+import * as tf from '@tensorflow/tfjs';
+import type { ComputeReport, DeviceMemory, DeviceState, DeviceTiming, GradNormReport } from './messages.js';
 import { absoluteNow } from '../profile/recorder.js';
 
 /** `parallel.transport: local`: the device runs in the coordinator's thread; the reference implementation. */
@@ -39,6 +40,11 @@ export class LocalDevice implements ExpertDevice {
 
   async clock(): Promise<number> {
     return absoluteNow();
+  }
+
+  async memory(): Promise<DeviceMemory> {
+    const m = tf.memory();
+    return { tensors: m.numTensors, bytes: m.numBytes }; // the coordinator's thread: its tensors count too
   }
 
   state(): Promise<DeviceState> {

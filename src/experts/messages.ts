@@ -47,6 +47,16 @@ export interface CloseRequest {
   kind: 'close';
 }
 
+/** What the device's tfjs backend holds: live tensors and their bytes (memory must stay flat over a run). */
+export interface MemoryRequest {
+  kind: 'memory';
+}
+
+export interface DeviceMemory {
+  tensors: number;
+  bytes: number;
+}
+
 /** Clock probe: the device answers with its absolute time (profiling aligns the clocks with it). */
 export interface ClockRequest {
   kind: 'clock';
@@ -79,7 +89,7 @@ export interface FaultRequest {
 export type FaultKind = FaultRequest['fault'] | 'slow';
 
 export type DeviceRequest =
-  | InitRequest | ForwardRequest | BackwardRequest | TouchRequest | GradNormRequest | ClockRequest | CloseRequest | StepRequest | StateRequest | LoadRequest | FaultRequest;
+  | InitRequest | ForwardRequest | BackwardRequest | TouchRequest | GradNormRequest | ClockRequest | CloseRequest | MemoryRequest | StepRequest | StateRequest | LoadRequest | FaultRequest;
 
 /** The all-to-all alone (`switch-sim bench dispatch`): the device reads its rows and writes them back, no expert math. */
 export interface TouchRequest extends ExchangeMessage {

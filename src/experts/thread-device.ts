@@ -7,7 +7,7 @@ import { prepareDawnEnvironment } from '../backend/dawn.js';
 import { BackendError } from '../backend/errors.js';
 import { expertsOf } from './device-host.js';
 import type { ExchangeRequest, ExpertDevice } from './device.js';
-import type { ComputeReport, DeviceRequest, DeviceState, DeviceTiming, GradNormReport } from './messages.js';
+import type { ComputeReport, DeviceMemory, DeviceRequest, DeviceState, DeviceTiming, GradNormReport } from './messages.js';
 
 /** registers the TypeScript loader in the worker, then loads worker.ts */
 const WORKER = new URL('./worker-entry.mjs', import.meta.url).href;
@@ -120,6 +120,10 @@ export class ThreadDevice implements ExpertDevice {
 
   clock(): Promise<number> {
     return this.call({ kind: 'clock' }, 'clock');
+  }
+
+  memory(): Promise<DeviceMemory> {
+    return this.call({ kind: 'memory' }, 'memory');
   }
 
   state(): Promise<DeviceState> {

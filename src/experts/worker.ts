@@ -42,6 +42,10 @@ export default async function handle(req: DeviceRequest & { transfer?: boolean }
       return ready().gradSquaredNorm();
     case 'clock':
       return absoluteNow();
+    case 'memory': {
+      const m = tf.memory();
+      return { tensors: m.numTensors, bytes: m.numBytes };
+    }
     case 'close':
       host?.dispose();
       host = undefined;

@@ -152,7 +152,8 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
       opts.onStep?.({ step, steps: c.steps, loss: r.loss, ce: r.ce, tokensPerS: tps, lr });
       if (step % c.log_every === 0 || step === c.steps) {
         losses.push(r.loss);
-        metrics.write({ step, time: new Date().toISOString(), lr, loss: r.loss, ce: r.ce, balance_loss: r.balance_loss, z_loss: r.z_loss, grad_norm: gradNorm, tokens_per_s: tps, layers: r.layers.map(round) });
+        const deviceMemory = await Promise.all(session.devices.map((d) => d.memory()));
+        metrics.write({ step, time: new Date().toISOString(), lr, loss: r.loss, ce: r.ce, balance_loss: r.balance_loss, z_loss: r.z_loss, grad_norm: gradNorm, tokens_per_s: tps, layers: r.layers.map(round), device_memory: deviceMemory, rss_mb: +(process.memoryUsage().rss / 2 ** 20).toFixed(1) });
         if (!opts.onStep) log(`step ${step}/${c.steps} loss ${r.loss.toFixed(4)} ce ${r.ce.toFixed(4)} lr ${lr.toExponential(2)} ${tps.toFixed(0)} tok/s`);
         window = { ms: 0, tokens: 0 };
       }

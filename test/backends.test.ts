@@ -1,0 +1,53 @@
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { train } from '../src/train/trainer.js';
+import { cfg, CORPUS, tempDir } from './helpers.js';
+
+const BIN = new URL('../bin/switch-sim.js', import.meta.url).pathname;
+const SCRIPT = new URL('./fixtures/expert-on-backend.ts', import.meta.url).pathname;
+
+function expertOn(backend: string): { backend: string; out: Record<string, number[]> } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', SCRIPT, backend], { encoding: 'utf8', env: { ...process.env, EGL_PLATFORM: 'surfaceless' } });
+  if (r.status !== 0) throw new Error(`${backend}: exit ${r.status}: ${r.stderr.split('\n').filter((l) => !/Warning/.test(l)).slice(-3).join(' ')}`);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+}
+
+const tiny = (...sets: string[]) => cfg(`data.dataset=${CORPUS}`, 'data.seq_len=16', 'data.batch_size=4', 'model.d_model=16', 'model.n_heads=2',
+  'model.n_layers=2', 'model.d_ff=32', 'train.log_every=1', 'train.eval_every=0', 'train.eval_batches=1', 'train.checkpoint_every=0', ...sets);
+
+test('webgpu (Dawn; Mesa without a GPU) computes an expert\'s forward and backward as wasm does (1e-4 relative)', (t) => {
+  const wasm = expertOn('wasm');
+  const gpu = expertOn('webgpu');
+  t.is(gpu.backend, 'webgpu');
+  for (const [k, ref] of Object.entries(wasm.out)) {
+    const got = gpu.out[k]!;
+    t.is(got.length, ref.length);
+    const scale = Math.max(...ref.map(Math.abs));
+    const worst = Math.max(...ref.map((v, i) => Math.abs(v - got[i]!))) / scale;
+    t.true(worst < 1e-4, `${k}: max difference ${worst} of the largest value`);
+  }
+});
+
+test.serial('devices on webgpu train 5 steps to the losses of wasm (1e-3), and their tensors stay flat over 200 steps', async (t) => {
+  const wasm = await train({ config: tiny('parallel.transport=local', 'train.steps=5'), name: 't', outDir: tempDir(t) });
+  const gpu = await train({ config: tiny('parallel.transport=threads', 'parallel.backend=webgpu', 'train.steps=5'), name: 't', outDir: tempDir(t) });
+  gpu.losses.forEach((l, i) => t.true(Math.abs(l - wasm.losses[i]!) <= 1e-3 * Math.abs(wasm.losses[i]!), `step ${i + 1}: webgpu ${l} vs wasm ${wasm.losses[i]}`));
+  const dir = tempDir(t);
+  await train({ config: tiny('parallel.transport=threads', 'parallel.backend=webgpu', 'train.steps=200', 'train.log_every=10'), name: 't', outDir: dir });
+  const recs = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.device_memory);
+  const at = (s: number) => recs.find((r) => r.step === s)!.device_memory as { tensors: number; bytes: number }[];
+  t.deepEqual(at(200).map((m) => m.tensors), at(20).map((m) => m.tensors), 'device tensors');
+  t.deepEqual(at(200).map((m) => m.bytes), at(20).map((m) => m.bytes), 'device tensor bytes');
+});
+
+test('a backend that cannot start exits 2 with one line saying what to install', (t) => {
+  const r = spawnSync(process.execPath, [BIN, 'train', '--set', `data.dataset=${CORPUS}`, '--set', 'parallel.backend=tensorflow', '--set', 'train.steps=1'], { encoding: 'utf8' });
+  t.is(r.status, 2, r.stderr);
+  t.regex(r.stderr.trim(), /^error: parallel\.backend tensorflow needs the optional package @tensorflow\/tfjs-node-gpu, which is not installed .*npm install @tensorflow\/tfjs-node-gpu/);
+  t.is(r.stderr.trim().split('\n').length, 1);
+  const local = spawnSync(process.execPath, [BIN, 'train', '--set', 'parallel.transport=local', '--set', 'parallel.backend=webgpu'], { encoding: 'utf8' });
+  t.is(local.status, 2);
+  t.regex(local.stderr.trim(), /^config error: parallel\.backend must equal parallel\.coordinator_backend \(wasm\) with parallel\.transport local/);
+});
