@@ -2,6 +2,7 @@ import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pickFastest } from '../src/backend/probe.js';
 import { train } from '../src/train/trainer.js';
 import { cfg, CORPUS, tempDir } from './helpers.js';
 
@@ -45,9 +46,27 @@ test.serial('devices on webgpu train 5 steps to the losses of wasm (1e-3), and t
 test('a backend that cannot start exits 2 with one line saying what to install', (t) => {
   const r = spawnSync(process.execPath, [BIN, 'train', '--set', `data.dataset=${CORPUS}`, '--set', 'parallel.backend=tensorflow', '--set', 'train.steps=1'], { encoding: 'utf8' });
   t.is(r.status, 2, r.stderr);
-  t.regex(r.stderr.trim(), /^error: parallel\.backend tensorflow needs the optional package @tensorflow\/tfjs-node-gpu, which is not installed .*npm install @tensorflow\/tfjs-node-gpu/);
+  t.regex(r.stderr.trim(), /^error: parallel\.backend tensorflow needs @tensorflow\/tfjs-node-gpu or @tensorflow\/tfjs-node, and neither is installed; install one with `npm install @tensorflow\/tfjs-node-gpu`/);
   t.is(r.stderr.trim().split('\n').length, 1);
   const local = spawnSync(process.execPath, [BIN, 'train', '--set', 'parallel.transport=local', '--set', 'parallel.backend=webgpu'], { encoding: 'utf8' });
   t.is(local.status, 2);
   t.regex(local.stderr.trim(), /^config error: parallel\.backend must equal parallel\.coordinator_backend \(wasm\) with parallel\.transport local/);
+});
+
+test('switch-sim backends: every backend probed in a process of its own; auto picks the fastest available', (t) => {
+  const r = spawnSync(process.execPath, [BIN, 'backends', '--json'], { encoding: 'utf8' });
+  t.is(r.status, 0, r.stderr);
+  const probes = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  t.deepEqual(probes.map((p) => p.backend), ['wasm', 'cpu', 'webgpu', 'tensorflow']);
+  const wasm = probes[0];
+  t.true(wasm.available && wasm.matmul_gflops > 0 && wasm.expert_gflops > 0);
+  const webgpu = probes[2];
+  t.true(webgpu.available, webgpu.error);
+  t.regex(webgpu.adapter, /\S/);
+  t.true(webgpu.upload_gbps > 0 && webgpu.download_gbps > 0);
+  t.false(probes[3].available);
+  t.regex(probes[3].error, /npm install @tensorflow\/tfjs-node-gpu/);
+  t.is(pickFastest(probes), [...probes].filter((p) => p.available).sort((a, b) => b.expert_gflops - a.expert_gflops)[0].backend);
+  t.is(pickFastest([{ backend: 'webgpu', available: true, expert_gflops: 50, shape: wasm.shape }, { backend: 'wasm', available: true, expert_gflops: 15, shape: wasm.shape }]), 'webgpu');
+  t.is(pickFastest([{ backend: 'webgpu', available: false, shape: wasm.shape }]), 'wasm');
 });

@@ -41,13 +41,12 @@ export async function initBackend(name: BackendName): Promise<void> {
     (globalThis as { navigator?: unknown }).navigator = { gpu: dawn.gpu }; // tfjs-webgpu finds its adapter here
     await import('@tensorflow/tfjs-backend-webgpu');
   } else if (name === 'tensorflow') {
-    try {
-      const pkg = '@tensorflow/tfjs-node-gpu';
-      await import(pkg);
-    } catch (e) {
+    // libtensorflow through tfjs-node-gpu (CUDA) or tfjs-node (CPU), whichever the user installed
+    const loaded = await import('@tensorflow/tfjs-node-gpu' as string).catch(() => import('@tensorflow/tfjs-node' as string)).catch((e: Error) => e);
+    if (loaded instanceof Error) {
       throw new BackendError(
-        `parallel.backend tensorflow needs the optional package @tensorflow/tfjs-node-gpu, which is not installed ` +
-          `(${(e as Error).message.split('\n')[0]}); install it with \`npm install @tensorflow/tfjs-node-gpu\` on a machine that can download libtensorflow, or use parallel.backend=wasm`,
+        `parallel.backend tensorflow needs @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node, and neither is installed; ` +
+          `install one with \`npm install @tensorflow/tfjs-node-gpu\` (or tfjs-node) on a machine that can download libtensorflow, or use parallel.backend=wasm`,
       );
     }
   }

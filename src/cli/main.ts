@@ -4,6 +4,7 @@ import { BackendError } from '../backend/init.js';
 import { ConfigError } from '../config/errors.js';
 import { DeviceError } from '../experts/errors.js';
 import { CheckpointError, InterruptedError } from '../train/errors.js';
+import { register as backends } from './commands/backends.js';
 import { register as bench } from './commands/bench.js';
 import { register as evaluate } from './commands/eval.js';
 import { register as generate } from './commands/generate.js';
@@ -29,7 +30,7 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({ outputError: (s, write) => write(s.split('\n')[0]! + '\n') });
 
-  for (const register of [train, evaluate, generate, inspect, profile, bench, sweep]) register(program);
+  for (const register of [train, evaluate, generate, inspect, profile, bench, backends, sweep]) register(program);
   return program;
 }
 

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Piscina } from 'piscina';
-import { initBackend, releaseBackend } from '../backend/init.js';
+import { initBackend, releaseBackend, type BackendName } from '../backend/init.js';
 import { DeviceHost } from './device-host.js';
 import { absoluteNow } from '../profile/recorder.js';
 import type { ComputeReport, DeviceRequest } from './messages.js';
@@ -28,7 +28,7 @@ function reply(r: ComputeReport, transfer: boolean): unknown {
 export default async function handle(req: DeviceRequest & { transfer?: boolean }): Promise<unknown> {
   switch (req.kind) {
     case 'init':
-      await initBackend(req.config.parallel.backend);
+      await initBackend(req.config.parallel.backend as BackendName); // 'auto' is resolved before the devices start
       host?.dispose();
       host = new DeviceHost(req.config, req.device, req.switchBlocks, req.buffers);
       return { experts: host.experts, backend: tf.getBackend(), simd: await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT').catch(() => false) };

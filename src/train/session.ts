@@ -7,6 +7,7 @@ import type { ExpertDevice } from '../experts/device.js';
 import type { DeviceState, DeviceTiming } from '../experts/messages.js';
 import { PROFILE } from '../profile/recorder.js';
 import { initBackend } from '../backend/init.js';
+import { fastestBackend } from '../backend/probe.js';
 import { configParamCounts, initCoordinatorParams, initExpertShapes } from '../model/params.js';
 import { switchBlocks } from '../model/stages.js';
 import { capacityFor } from '../router/plan.js';
@@ -50,7 +51,18 @@ export class Session {
     readonly buffers: LayerBuffers[],
   ) {}
 
-  static async create(config: Config, vocabSize: number): Promise<Session> {
+  /** how the devices' backend was chosen, when parallel.backend is auto */
+  backendChoice?: string;
+
+  static async create(requested: Config, vocabSize: number): Promise<Session> {
+    let config = requested;
+    let backendChoice: string | undefined;
+    if (requested.parallel.backend === 'auto') {
+      const { choice, probes } = await fastestBackend();
+      config = structuredClone(requested);
+      config.parallel.backend = choice;
+      backendChoice = `parallel.backend auto: ${choice} (expert forward+backward GFLOP/s: ${probes.map((p) => `${p.backend} ${p.available ? p.expert_gflops!.toFixed(1) : 'n/a'}`).join(', ')})`;
+    }
     await initBackend(config.parallel.coordinator_backend);
     const blocks = switchBlocks(config);
     const { groups, capacity } = bufferShape(config);
@@ -58,7 +70,9 @@ export class Session {
     const devices = await createDevices(config, blocks, buffers);
     const engine = new Engine(config, initCoordinatorParams(config, vocabSize), devices, buffers);
     const t = config.train;
-    return new Session(config, engine, devices, new AdamW({ beta1: t.beta1, beta2: t.beta2, eps: 1e-8, weightDecay: t.weight_decay }), buffers);
+    const session = new Session(config, engine, devices, new AdamW({ beta1: t.beta1, beta2: t.beta2, eps: 1e-8, weightDecay: t.weight_decay }), buffers);
+    session.backendChoice = backendChoice;
+    return session;
   }
 
   /** Global-norm clipping across the coordinator and every device, then one AdamW step everywhere. */

@@ -96,6 +96,7 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
     const metrics = new MetricsWriter(dir);
     await opts.onReady?.({ config, dir, session });
     if (ckpt) log(`resumed from step ${start}`);
+    if (session.backendChoice) log(session.backendChoice);
     const counts = session.paramCounts();
     log(`corpus ${corpus.name}: ${corpus.text.length} chars, vocab ${tokenizer.vocabSize}; params ${counts.total} (${counts.activePerToken} active per token); out ${dir}`);
     const { batch_size: B, seq_len: T } = config.data;
