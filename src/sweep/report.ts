@@ -19,7 +19,8 @@ const fieldType = (rows: Record<string, unknown>[], f: string) => (rows.every((r
 
 function againstKey(id: string, title: string, note: string, rows: ResultRow[], keys: string[], x: string | undefined, y: keyof ResultRow, yTitle: string): Chart {
   const others = keys.filter((k) => k !== x);
-  const values = rows.filter((r) => typeof r[y] === 'number').map((r) => ({ x: x ? r.vary[x] : r.point, y: r[y], seed: r.seed, series: label(r, others) || 'all', point: r.point }));
+  // one line per combination of the other swept keys; seeds of a point share its line and band
+  const values = rows.filter((r) => typeof r[y] === 'number').map((r) => ({ x: x ? r.vary[x] : r.point, y: r[y], seed: r.seed, series: others.length > 0 ? label(r, others) : 'mean over seeds', point: r.point }));
   const xType = fieldType(values, 'x');
   // counts that double (experts, devices) read best on a log₂ axis
   const xScale = xType === 'quantitative' && (x === 'moe.n_experts' || x === 'parallel.devices') ? { type: 'log' as const, base: 2 } : {};
