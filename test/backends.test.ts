@@ -18,17 +18,25 @@ function expertOn(backend: string): { backend: string; out: Record<string, numbe
 const tiny = (...sets: string[]) => cfg(`data.dataset=${CORPUS}`, 'data.seq_len=16', 'data.batch_size=4', 'model.d_model=16', 'model.n_heads=2',
   'model.n_layers=2', 'model.d_ff=32', 'train.log_every=1', 'train.eval_every=0', 'train.eval_batches=1', 'train.checkpoint_every=0', ...sets);
 
-test('webgpu (Dawn; Mesa without a GPU) computes an expert\'s forward and backward as wasm does (1e-4 relative)', (t) => {
-  const wasm = expertOn('wasm');
-  const gpu = expertOn('webgpu');
-  t.is(gpu.backend, 'webgpu');
-  for (const [k, ref] of Object.entries(wasm.out)) {
-    const got = gpu.out[k]!;
-    t.is(got.length, ref.length);
-    const scale = Math.max(...ref.map(Math.abs));
-    const worst = Math.max(...ref.map((v, i) => Math.abs(v - got[i]!))) / scale;
-    t.true(worst < 1e-4, `${k}: max difference ${worst} of the largest value`);
-  }
+const wasmExpert = expertOn('wasm');
+for (const backend of ['webgpu', 'gpujs']) {
+  test(`${backend} (Dawn; Mesa without a GPU) computes an expert's forward and backward as wasm does (1e-4 relative)`, (t) => {
+    const gpu = expertOn(backend);
+    t.is(gpu.backend, backend);
+    for (const [k, ref] of Object.entries(wasmExpert.out)) {
+      const got = gpu.out[k]!;
+      t.is(got.length, ref.length);
+      const scale = Math.max(...ref.map(Math.abs));
+      const worst = Math.max(...ref.map((v, i) => Math.abs(v - got[i]!))) / scale;
+      t.true(worst < 1e-4, `${k}: max difference ${worst} of the largest value`);
+    }
+  });
+}
+
+test.serial('devices on gpujs train 5 steps to the losses of wasm (1e-3)', async (t) => {
+  const wasm = await train({ config: tiny('parallel.transport=local', 'train.steps=5'), name: 't', outDir: tempDir(t) });
+  const gpu = await train({ config: tiny('parallel.transport=threads', 'parallel.backend=gpujs', 'train.steps=5'), name: 't', outDir: tempDir(t) });
+  gpu.losses.forEach((l, i) => t.true(Math.abs(l - wasm.losses[i]!) <= 1e-3 * Math.abs(wasm.losses[i]!), `step ${i + 1}: gpujs ${l} vs wasm ${wasm.losses[i]}`));
 });
 
 test.serial('devices on webgpu train 5 steps to the losses of wasm (1e-3), and their tensors stay flat over 200 steps', async (t) => {
@@ -57,15 +65,17 @@ test('switch-sim backends: every backend probed in a process of its own; auto pi
   const r = spawnSync(process.execPath, [BIN, 'backends', '--json'], { encoding: 'utf8' });
   t.is(r.status, 0, r.stderr);
   const probes = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
-  t.deepEqual(probes.map((p) => p.backend), ['wasm', 'cpu', 'webgpu', 'tensorflow']);
+  t.deepEqual(probes.map((p) => p.backend), ['wasm', 'cpu', 'webgpu', 'gpujs', 'tensorflow']);
   const wasm = probes[0];
   t.true(wasm.available && wasm.matmul_gflops > 0 && wasm.expert_gflops > 0);
   const webgpu = probes[2];
   t.true(webgpu.available, webgpu.error);
   t.regex(webgpu.adapter, /\S/);
   t.true(webgpu.upload_gbps > 0 && webgpu.download_gbps > 0);
-  t.false(probes[3].available);
-  t.regex(probes[3].error, /npm install @tensorflow\/tfjs-node-gpu/);
+  t.true(probes[3].available && probes[3].expert_gflops > 0, probes[3].error);
+  t.regex(probes[3].adapter, /^gpu\.js on WebGPU: /);
+  t.false(probes[4].available);
+  t.regex(probes[4].error, /npm install @tensorflow\/tfjs-node-gpu/);
   t.is(pickFastest(probes), [...probes].filter((p) => p.available).sort((a, b) => b.expert_gflops - a.expert_gflops)[0].backend);
   t.is(pickFastest([{ backend: 'webgpu', available: true, expert_gflops: 50, shape: wasm.shape }, { backend: 'wasm', available: true, expert_gflops: 15, shape: wasm.shape }]), 'webgpu');
   t.is(pickFastest([{ backend: 'webgpu', available: false, shape: wasm.shape }]), 'wasm');

@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { expertBackward, expertForward } from '../experts/ffn.js';
 import { openDawn } from './dawn.js';
 import { initBackend, releaseBackend, type BackendName } from './init.js';
+import { openGpuJs } from '../experts/gpujs-ffn.js';
 
 /** What `switch-sim backends` measures of one backend, in one process of its own. */
 export interface BackendProbe {
@@ -14,7 +15,7 @@ export interface BackendProbe {
   adapter?: string;
   /** [n, d]·[d, d_ff] at an expert's shape */
   matmul_gflops?: number;
-  /** one expert's forward and backward: 12·n·d·d_ff FLOPs */
+  /** one expert's forward and backward: 12·n·d·d_ff FLOPs (gpujs: matmul_gflops is its forward, 4·n·d·d_ff) */
   expert_gflops?: number;
   /** host → backend and back, for backends with memory of their own */
   upload_gbps?: number;
@@ -22,7 +23,8 @@ export interface BackendProbe {
   shape: { n: number; d: number; d_ff: number };
 }
 
-export const PROBED: BackendName[] = ['wasm', 'cpu', 'webgpu', 'tensorflow'];
+export type Probed = BackendName | 'gpujs';
+export const PROBED: Probed[] = ['wasm', 'cpu', 'webgpu', 'gpujs', 'tensorflow'];
 /** tiny-shakespeare's expert: 640 rows (capacity 1.25 · 1024 / 4 · 2 groups), d_model 128, d_ff 256 */
 const SHAPE = { n: 640, d: 128, d_ff: 256 };
 
@@ -37,8 +39,28 @@ async function time(f: () => Promise<unknown> | unknown, minMs = 200, minReps = 
   return (performance.now() - t0) / n;
 }
 
+/** gpu.js kernels at the expert's shape (WebGPU when Dawn has an adapter, else gpu.js's CPU mode). */
+async function probeGpuJs(): Promise<BackendProbe> {
+  const { n, d, d_ff } = SHAPE;
+  const ex = await openGpuJs(d, d_ff, 'relu');
+  const r = (k: number, seed: number) => Float32Array.from({ length: k }, (_, i) => Math.sin(i * seed) * 0.1);
+  const x = r(n * d, 1), g = r(n * d, 2), w = { w1: r(d * d_ff, 3), b1: r(d_ff, 4), w2: r(d_ff * d, 5), b2: r(d, 6) };
+  const fwd = await time(() => ex.forward(x, n, w));
+  const both = await time(async () => {
+    const f = await ex.forward(x, n, w);
+    await ex.backward(x, f.a, g, n, w);
+  });
+  const mode = ex.mode;
+  ex.dispose();
+  return {
+    backend: 'gpujs', available: true, adapter: mode === 'webgpu' ? `gpu.js on WebGPU: ${(await openDawn()).adapter}` : 'gpu.js CPU mode (no WebGPU adapter)', shape: SHAPE,
+    matmul_gflops: (4 * n * d * d_ff) / fwd / 1e6, expert_gflops: (12 * n * d * d_ff) / both / 1e6,
+  };
+}
+
 /** Probes the backend in this process (it becomes this process's backend). */
-export async function probeHere(name: BackendName): Promise<BackendProbe> {
+export async function probeHere(name: Probed): Promise<BackendProbe> {
+  if (name === 'gpujs') return probeGpuJs();
   await initBackend(name);
   const { n, d, d_ff } = SHAPE;
   const rnd = (shape: number[]) => tf.randomNormal(shape, 0, 0.1);
@@ -85,7 +107,7 @@ export async function probeHere(name: BackendName): Promise<BackendProbe> {
 const BIN = new URL('../../bin/switch-sim.js', import.meta.url).pathname;
 
 /** Probes one backend in a child process, so that a missing package or a crashing driver is just "not available". */
-export function probeInChild(name: BackendName): Promise<BackendProbe> {
+export function probeInChild(name: Probed): Promise<BackendProbe> {
   return new Promise((resolve) => {
     const p = spawn(process.execPath, [BIN, 'backends', '--only', name, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -102,13 +124,13 @@ export function probeInChild(name: BackendName): Promise<BackendProbe> {
 }
 
 /** The fastest available backend by expert forward+backward GFLOP/s; wasm if none answered. */
-export function pickFastest(probes: BackendProbe[]): BackendName {
+export function pickFastest(probes: BackendProbe[]): Probed {
   const best = probes.filter((p) => p.available).sort((a, b) => (b.expert_gflops ?? 0) - (a.expert_gflops ?? 0))[0];
-  return (best?.backend ?? 'wasm') as BackendName;
+  return (best?.backend ?? 'wasm') as Probed;
 }
 
 /** `parallel.backend: auto`: probes every backend (a process each) and picks the fastest. */
-export async function fastestBackend(): Promise<{ choice: BackendName; probes: BackendProbe[] }> {
+export async function fastestBackend(): Promise<{ choice: Probed; probes: BackendProbe[] }> {
   const probes: BackendProbe[] = [];
   for (const b of PROBED) probes.push(await probeInChild(b));
   return { choice: pickFastest(probes), probes };

@@ -38,7 +38,7 @@ export const DEFAULTS = {
   parallel: {
     transport: 'threads' as 'local' | 'threads',
     devices: 2,
-    backend: 'wasm' as 'wasm' | 'cpu' | 'webgpu' | 'tensorflow' | 'auto', // the devices' compute backend; auto: the fastest the probe finds
+    backend: 'wasm' as 'wasm' | 'cpu' | 'webgpu' | 'gpujs' | 'tensorflow' | 'auto', // the devices' compute backend; auto: the fastest the probe finds
     coordinator_backend: 'wasm' as 'wasm' | 'cpu' | 'tensorflow', // its kernels read tensors synchronously: no WebGPU in Node
     payload: 'shared' as 'shared' | 'transfer' | 'clone',
     timeout_ms: 60000,

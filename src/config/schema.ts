@@ -43,7 +43,7 @@ export const ConfigSchema = z
     parallel: z.strictObject({
       transport: z.enum(['local', 'threads']),
       devices: int(1, 64),
-      backend: z.enum(['wasm', 'cpu', 'webgpu', 'tensorflow', 'auto']),
+      backend: z.enum(['wasm', 'cpu', 'webgpu', 'gpujs', 'tensorflow', 'auto']),
       coordinator_backend: z.enum(['wasm', 'cpu', 'tensorflow']),
       payload: z.enum(['shared', 'transfer', 'clone']),
       timeout_ms: int(1),

@@ -8,6 +8,7 @@ import { expertBackward, expertForward, type ExpertWeights } from './ffn.js';
 import type { BackwardRequest, ComputeReport, DeviceState, DeviceTiming, ExchangeMessage, ForwardRequest, GradNormReport, TouchRequest } from './messages.js';
 import { copyRows, gather, rowsFor, scatter, slotView, type SlotView } from './slot-view.js';
 import { BackendStore, HostStore, type ExpertStore } from './store.js';
+import { openGpuJs, type GpuJsExperts, type GpuJsWeights } from './gpujs-ffn.js';
 
 /** The experts of `device`: global indices [device·E/D, (device+1)·E/D). */
 export function expertsOf(config: Config, device: number): number[] {
@@ -16,7 +17,8 @@ export function expertsOf(config: Config, device: number): number[] {
 }
 
 const FIELDS = ['w1', 'b1', 'w2', 'b2'] as const;
-type Kept = { x: tf.Tensor2D; a: tf.Tensor2D } | undefined;
+/** What an expert's forward keeps for its backward: tensors (tfjs backends) or arrays (gpu.js), with the bucket's rows. */
+type Kept = { x: tf.Tensor2D; a: tf.Tensor2D; rows: number } | { xs: Float32Array; as: Float32Array; rows: number } | undefined;
 
 /** Where an exchange's time went on the device: slots into tensors (upload), results back (download), as absolute [start, end] spans. */
 interface Phases {
@@ -40,6 +42,9 @@ export class DeviceHost {
   private readonly store: ExpertStore;
   /** wasm and cpu compute in this thread's memory: results are read synchronously, shapes need no buckets */
   private readonly onHost: boolean;
+  /** parallel.backend gpujs: the FFN as gpu.js kernels (opened on first use) */
+  private readonly useGpuJs: boolean;
+  private gpujs?: GpuJsExperts;
   /** per (Switch layer, micro-batch), per local expert: inputs and pre-activations kept for backward */
   private readonly stash = new Map<string, Kept[]>();
 
@@ -55,6 +60,7 @@ export class DeviceHost {
     for (const block of switchBlocks) {
       for (const e of this.experts) for (const [k, p] of initExpertParams(config, block, e)) params.set(k, p);
     }
+    this.useGpuJs = config.parallel.backend === 'gpujs';
     this.onHost = backend === 'wasm' || backend === 'cpu';
     this.store = this.onHost ? new HostStore(config, params) : new BackendStore(config, params);
   }
@@ -78,7 +84,18 @@ export class DeviceHost {
 
   /** Rows a GPU computes on for n real rows: the next power of two (at least 16); n itself on the host. */
   bucket(n: number): number {
-    return this.onHost ? n : Math.max(16, 2 ** Math.ceil(Math.log2(n)));
+    return this.onHost && !this.useGpuJs ? n : Math.max(16, 2 ** Math.ceil(Math.log2(n)));
+  }
+
+  private async kernels(): Promise<GpuJsExperts> {
+    this.gpujs ??= await openGpuJs(this.config.model.d_model, this.config.model.d_ff, this.config.model.activation);
+    return this.gpujs;
+  }
+
+  private hostWeights(layer: number, expert: number): GpuJsWeights {
+    const store = this.store as HostStore;
+    const [w1, b1, w2, b2] = FIELDS.map((f) => store.hostWeight(this.name(layer, expert, f)));
+    return { w1: w1!, b1: b1!, w2: w2!, b2: b2! };
   }
 
   /** A tensor's values: a view of the wasm heap at once on the host (read it before any other op), a download from a GPU. */
@@ -128,11 +145,18 @@ export class DeviceHost {
         continue;
       }
       const m = this.bucket(n);
-      const x = this.upload(gather(input, e, req.counts, E, d, m), m, phases);
+      const xs = gather(input, e, req.counts, E, d, m);
+      if (this.useGpuJs) {
+        const f = await (await this.kernels()).forward(xs, m, this.hostWeights(req.layer, e));
+        scatter(output, e, req.counts, E, d, f.o);
+        kept.push({ xs, as: f.a, rows: m });
+        continue;
+      }
+      const x = this.upload(xs, m, phases);
       const f = expertForward(x, this.expertWeights(req.layer, e), this.config.model.activation);
       scatter(output, e, req.counts, E, d, await this.download(f.o, phases));
       f.o.dispose();
-      if (req.train) kept.push({ x, a: f.a });
+      if (req.train) kept.push({ x, a: f.a, rows: m });
       else tf.dispose([x, f.a]);
     }
     if (req.train) this.stash.set(key, kept);
@@ -157,7 +181,14 @@ export class DeviceHost {
       const n = rowsFor(req.counts, E, e);
       rows += n;
       if (!k || n === 0) continue;
-      const g = this.upload(gather(input, e, req.counts, E, d, k.x.shape[0]), k.x.shape[0], phases);
+      const gs = gather(input, e, req.counts, E, d, k.rows);
+      if ('xs' in k) {
+        const r = await (await this.kernels()).backward(k.xs, k.as, gs, k.rows, this.hostWeights(req.layer, e));
+        scatter(output, e, req.counts, E, d, r.dx);
+        for (const f of FIELDS) (this.store as HostStore).accumulateHost(this.name(req.layer, e, f), r[f]);
+        continue;
+      }
+      const g = this.upload(gs, k.rows, phases);
       const r = expertBackward(k.x, k.a, g, this.expertWeights(req.layer, e), this.config.model.activation);
       scatter(output, e, req.counts, E, d, await this.download(r.dx, phases));
       for (const f of FIELDS) this.store.accumulate(this.name(req.layer, e, f), r[f]);
@@ -187,7 +218,7 @@ export class DeviceHost {
   }
 
   private dropStash(key: string): void {
-    for (const k of this.stash.get(key) ?? []) if (k) tf.dispose([k.x, k.a]);
+    for (const k of this.stash.get(key) ?? []) if (k && 'x' in k) tf.dispose([k.x, k.a]);
     this.stash.delete(key);
   }
 
@@ -215,5 +246,6 @@ export class DeviceHost {
   dispose(): void {
     for (const l of [...this.stash.keys()]) this.dropStash(l);
     this.store.dispose();
+    this.gpujs?.dispose();
   }
 }

@@ -52,11 +52,19 @@ export class HostStore implements ExpertStore {
     return this.weights.get(name)!;
   }
 
+  /** The weights themselves, for kernels that take arrays (gpu.js); valid until the next step. */
+  hostWeight(name: string): Float32Array {
+    return this.params.get(name)!.data;
+  }
+
   accumulate(name: string, grad: tf.Tensor): void {
-    const acc = this.grads.get(name)!;
-    const g = readView(grad);
-    for (let j = 0; j < acc.length; j++) acc[j]! += g[j]!;
+    this.accumulateHost(name, readView(grad));
     grad.dispose();
+  }
+
+  accumulateHost(name: string, g: Float32Array): void {
+    const acc = this.grads.get(name)!;
+    for (let j = 0; j < acc.length; j++) acc[j]! += g[j]!;
   }
 
   async gradSquaredNorm(): Promise<number> {

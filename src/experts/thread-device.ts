@@ -137,7 +137,7 @@ export class ThreadDevice implements ExpertDevice {
   async close(): Promise<void> {
     if (this.closed) return;
     // a device that still answers frees its backend first; one that crashed or hangs is just torn down
-    if (this.config.parallel.backend === 'webgpu') await this.call({ kind: 'close' }, 'close').catch(() => undefined);
+    if (this.config.parallel.backend === 'webgpu' || this.config.parallel.backend === 'gpujs') await this.call({ kind: 'close' }, 'close').catch(() => undefined);
     this.closed = true;
     await this.pool.destroy();
   }
@@ -145,7 +145,7 @@ export class ThreadDevice implements ExpertDevice {
 
 /** Starts every device; if one fails to start, the others are shut down before the error is thrown. */
 export async function startThreadDevices(config: Config, switchBlocks: number[], buffers: LayerBuffers[]): Promise<ExpertDevice[]> {
-  if (config.parallel.backend === 'webgpu') prepareDawnEnvironment(); // before the threads start: they copy the environment
+  if (config.parallel.backend === 'webgpu' || config.parallel.backend === 'gpujs') prepareDawnEnvironment(); // before the threads start: they copy the environment
   const started = await Promise.allSettled(
     Array.from({ length: config.parallel.devices }, (_, i) => ThreadDevice.start(config, i, switchBlocks, buffers)),
   );

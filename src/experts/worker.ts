@@ -28,7 +28,8 @@ function reply(r: ComputeReport, transfer: boolean): unknown {
 export default async function handle(req: DeviceRequest & { transfer?: boolean }): Promise<unknown> {
   switch (req.kind) {
     case 'init':
-      await initBackend(req.config.parallel.backend as BackendName); // 'auto' is resolved before the devices start
+      // gpujs runs the experts' kernels itself (tfjs stays on wasm); 'auto' is resolved before the devices start
+      await initBackend((req.config.parallel.backend === 'gpujs' ? 'wasm' : req.config.parallel.backend) as BackendName);
       host?.dispose();
       host = new DeviceHost(req.config, req.device, req.switchBlocks, req.buffers);
       return { experts: host.experts, backend: tf.getBackend(), simd: await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT').catch(() => false) };

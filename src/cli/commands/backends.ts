@@ -1,6 +1,5 @@
 import { Option, type Command } from 'commander';
-import { PROBED, probeHere, probeInChild, type BackendProbe } from '../../backend/probe.js';
-import type { BackendName } from '../../backend/init.js';
+import { PROBED, probeHere, probeInChild, type BackendProbe, type Probed } from '../../backend/probe.js';
 
 const fmt = (x: number | undefined, digits = 1) => (x === undefined ? '-' : x.toFixed(digits));
 
@@ -11,7 +10,7 @@ export function register(program: Command): void {
     .description('every device backend: available or why not, the adapter, matmul and expert GFLOP/s, upload/download GB/s (each probed in a process of its own)')
     .option('--json', 'one JSON line per backend')
     .addOption(new Option('--only <backend>', 'probe one backend in this process').choices(PROBED).hideHelp())
-    .action(async (o: { json?: boolean; only?: BackendName }) => {
+    .action(async (o: { json?: boolean; only?: Probed }) => {
       if (o.only) {
         process.stdout.write(`${JSON.stringify(await probeHere(o.only))}\n`);
         return;
