@@ -55,6 +55,8 @@ export interface MemoryRequest {
 export interface DeviceMemory {
   tensors: number;
   bytes: number;
+  /** the device thread's V8 heap in use, MB */
+  heap_mb: number;
 }
 
 /** Clock probe: the device answers with its absolute time (profiling aligns the clocks with it). */

@@ -2,6 +2,7 @@
  * A device's worker thread (one single-thread piscina pool per device). It owns a DeviceHost: the
  * experts' weights, gradients and AdamW state live here, on this thread's compute backend.
  */
+import { getHeapStatistics } from 'node:v8';
 import * as tf from '@tensorflow/tfjs';
 import { Piscina } from 'piscina';
 import { initBackend, releaseBackend, type BackendName } from '../backend/init.js';
@@ -45,7 +46,7 @@ export default async function handle(req: DeviceRequest & { transfer?: boolean }
       return absoluteNow();
     case 'memory': {
       const m = tf.memory();
-      return { tensors: m.numTensors, bytes: m.numBytes };
+      return { tensors: m.numTensors, bytes: m.numBytes, heap_mb: +(getHeapStatistics().used_heap_size / 2 ** 20).toFixed(1) };
     }
     case 'close':
       host?.dispose();
