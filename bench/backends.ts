@@ -5,12 +5,10 @@
  *   npx tsx bench/backends.ts [--data PATH] [--config FILE] [--steps N] [--out FILE.json]
  * On a machine with a real GPU, scripts/bench-gpu.sh runs this and writes the same table.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { PROBED, probeInChild, type BackendProbe } from '../src/backend/probe.js';
-import { train } from '../src/train/trainer.js';
-import { arg, benchConfig } from './common.js';
+import type { LayerStats } from '../src/coordinator/layer-stats.js';
+import { arg, benchConfig, timedTrain } from './common.js';
 
 const steps = arg('steps', 12);
 const outIdx = process.argv.indexOf('--out');
@@ -25,15 +23,8 @@ interface Run { backend: string; ms_per_step: number; tokens_per_s: number; devi
 const runs: Run[] = [];
 for (const p of probes.filter((x) => x.available && x.backend !== 'cpu')) {
   const config = benchConfig(steps, 'parallel.transport=threads', 'parallel.devices=2', `parallel.backend=${p.backend}`, 'train.log_every=1');
-  const dir = mkdtempSync(join(tmpdir(), 'switch-sim-bench-'));
-  const times: number[] = [];
-  let last = performance.now();
-  await train({ config, name: 'bench', outDir: dir, onStep: () => { const now = performance.now(); times.push(now - last); last = now; } });
-  const recs = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.layers).slice(2);
-  rmSync(dir, { recursive: true, force: true });
-  const counted = times.slice(2);
-  const ms = counted.reduce((a, b) => a + b, 0) / counted.length;
-  const per = (f: (l: { device_compute_ms: number[]; wait_ms: number }) => number) => recs.reduce((a, r) => a + r.layers.reduce((x: number, l: never) => x + f(l), 0), 0) / recs.length;
+  const { msPerStep: ms, records: recs } = await timedTrain(config);
+  const per = (f: (l: LayerStats) => number) => recs.reduce((a, r) => a + r.layers.reduce((x, l) => x + f(l), 0), 0) / recs.length;
   runs.push({
     backend: p.backend, ms_per_step: ms, tokens_per_s: (config.data.batch_size * config.data.seq_len) / (ms / 1000),
     device_compute_ms_per_step: per((l) => Math.max(...l.device_compute_ms)), wait_ms_per_step: per((l) => l.wait_ms),

@@ -1,5 +1,10 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { resolveConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/defaults.js';
+import type { LayerStats } from '../src/coordinator/layer-stats.js';
+import { train } from '../src/train/trainer.js';
 
 /** `--data PATH`: a local copy of Tiny Shakespeare; without it, the usual cache (then a one-time download). */
 export function dataPath(): string {
@@ -25,4 +30,19 @@ export function benchConfig(steps: number, ...sets: string[]): Config {
 export function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+}
+
+/** A timed training run: mean ms per step and the logged records, the first `skip` steps (warm-up) left out. */
+export async function timedTrain(config: Config, skip = 2): Promise<{ msPerStep: number; records: { step: number; layers: LayerStats[] }[] }> {
+  const dir = mkdtempSync(join(tmpdir(), 'switch-sim-bench-'));
+  const times: number[] = [];
+  let last = performance.now();
+  try {
+    await train({ config, name: 'bench', outDir: dir, onStep: () => { const now = performance.now(); times.push(now - last); last = now; } });
+    const records = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.layers).slice(skip);
+    const counted = times.slice(skip);
+    return { msPerStep: counted.reduce((a, b) => a + b, 0) / counted.length, records };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -7,11 +7,7 @@
  * each figure is the median over the rounds. With --microbatches M, the threads rows run min(M, D)
  * micro-batches (the pipelined schedule).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { train } from '../src/train/trainer.js';
-import { arg, benchConfig } from './common.js';
+import { arg, benchConfig, timedTrain } from './common.js';
 
 const steps = arg('steps', 12);
 const rounds = arg('rounds', 3);
@@ -26,12 +22,7 @@ interface Measure { msPerStep: number; expertGflops: number; waitMs: number }
 
 async function measure(extra: string[]): Promise<Measure> {
   const config = benchConfig(steps, ...extra, 'train.log_every=1', ...sets);
-  const dir = mkdtempSync(join(tmpdir(), 'switch-sim-bench-'));
-  const times: number[] = [];
-  let last = performance.now();
-  await train({ config, name: 'bench', outDir: dir, onStep: () => { const now = performance.now(); times.push(now - last); last = now; } });
-  const recs = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.layers).slice(2);
-  rmSync(dir, { recursive: true, force: true });
+  const { msPerStep, records: recs } = await timedTrain(config);
   // expert FLOPs: 3 matmul passes (forward, and backward's two) of 2·d·d_ff·2 per kept token
   const { d_model: d, d_ff } = config.model;
   let flops = 0, computeMs = 0, waitMs = 0;
@@ -40,8 +31,7 @@ async function measure(extra: string[]): Promise<Measure> {
     computeMs += l.device_compute_ms.reduce((a: number, b: number) => a + b, 0);
     waitMs += l.wait_ms;
   }
-  const counted = times.slice(2);
-  return { msPerStep: counted.reduce((a, b) => a + b, 0) / counted.length, expertGflops: flops / computeMs / 1e6, waitMs: waitMs / recs.length };
+  return { msPerStep, expertGflops: flops / computeMs / 1e6, waitMs: waitMs / recs.length };
 }
 
 const results: Measure[][] = setups.map(() => []);

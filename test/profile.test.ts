@@ -13,7 +13,7 @@ const small = (...sets: string[]) =>
     'moe.n_experts=4', 'parallel.devices=2', 'parallel.transport=threads', 'train.eval_batches=1', ...sets);
 
 async function profiled(dir: string, ...sets: string[]): Promise<{ dir: string; report: ProfileReport; trace: { traceEvents: TraceEvent[] } }> {
-  const { report } = await profileRun({ config: small(...sets), name: 'test', steps: 3, warmup: 1, outDir: dir });
+  const { report } = await profileRun({ config: small(...sets), name: 'test', steps: 3, warmup: 3, outDir: dir });
   return { dir, report, trace: JSON.parse(readFileSync(join(dir, 'trace.json'), 'utf8')) };
 }
 
@@ -84,8 +84,10 @@ test('profile.json: phases sum to the step, the critical path adds up, the overh
   const r = base.report;
   const coordinator = r.phases.filter((p) => p.where === 'coordinator').reduce((a, p) => a + p.mean_ms, 0);
   t.true(Math.abs(coordinator - r.split.step_ms) / r.split.step_ms < 0.02, `phases ${coordinator} vs step ${r.split.step_ms}`);
+  const unclaimed = r.critical_path.reduce((a, c) => a + c.unattributed_ms, 0) / r.critical_path.reduce((a, c) => a + c.step_ms, 0);
+  t.true(unclaimed < 0.02, `${(100 * unclaimed).toFixed(2)}% of the steps' time claimed by no phase`);
   for (const c of r.critical_path) {
-    t.true(c.unattributed_ms / c.step_ms < 0.02, `step ${c.step}: ${c.unattributed_ms} ms of ${c.step_ms} claimed by no phase`);
+    t.true(c.unattributed_ms / c.step_ms < 0.05, `step ${c.step}: ${c.unattributed_ms} ms of ${c.step_ms} claimed by no phase`);
     t.true(Math.abs(c.coordinator_compute_ms + c.dispatch_overhead_ms + c.exposed_expert_ms - c.step_ms) < 1e-6);
     t.true(c.dispatch_overhead_ms >= c.pack_ms + c.unpack_ms - 1e-9);
   }

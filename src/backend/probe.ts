@@ -4,6 +4,7 @@ import { expertBackward, expertForward } from '../experts/ffn.js';
 import { openDawn } from './dawn.js';
 import { initBackend, releaseBackend, type BackendName } from './init.js';
 import { openGpuJs } from '../experts/gpujs-ffn.js';
+import { meanMs } from '../util/timing.js';
 
 /** What `switch-sim backends` measures of one backend, in one process of its own. */
 export interface BackendProbe {
@@ -28,16 +29,7 @@ export const PROBED: Probed[] = ['wasm', 'cpu', 'webgpu', 'gpujs', 'tensorflow']
 /** tiny-shakespeare's expert: 640 rows (capacity 1.25 · 1024 / 4 · 2 groups), d_model 128, d_ff 256 */
 const SHAPE = { n: 640, d: 128, d_ff: 256 };
 
-async function time(f: () => Promise<unknown> | unknown, minMs = 200, minReps = 3): Promise<number> {
-  await f();
-  let n = 0;
-  const t0 = performance.now();
-  while (n < minReps || performance.now() - t0 < minMs) {
-    await f();
-    n++;
-  }
-  return (performance.now() - t0) / n;
-}
+const time = (f: () => unknown) => meanMs(f);
 
 /** gpu.js kernels at the expert's shape (WebGPU when Dawn has an adapter, else gpu.js's CPU mode). */
 async function probeGpuJs(): Promise<BackendProbe> {

@@ -4,6 +4,7 @@ import type { ExchangeRequest, ExpertDevice } from '../experts/device.js';
 import { parseForceRouting, type ForceRouting } from '../router/force.js';
 import { planRouting, type RoutingPlan } from '../router/plan.js';
 import { rngFor } from '../util/rng.js';
+import { meanMs } from '../util/timing.js';
 import { allocateLayerBuffers, view, type LayerBuffers } from './buffers.js';
 import { packTokens, unpackChoices } from './slots.js';
 
@@ -43,18 +44,8 @@ export interface DispatchRow extends DispatchCase {
 export const CSV_COLUMNS = ['tokens', 'd_model', 'devices', 'experts', 'payload', 'skew', 'bytes', 'dropped_fraction', 'us_per_call', 'gb_per_s',
   'round_trip_us', 'memcpy_us', 'ratio_to_limit', 'pack_us', 'devices_us', 'unpack_us'] as const;
 
-/** Mean µs of `f` over enough calls to fill ~`budgetMs` (at least `min`), after two warm-up calls. */
-async function time(f: () => unknown, budgetMs = 150, min = 5): Promise<number> {
-  await f();
-  await f();
-  let n = 0;
-  const t0 = performance.now();
-  while (n < min || performance.now() - t0 < budgetMs) {
-    await f();
-    n++;
-  }
-  return ((performance.now() - t0) / n) * 1000;
-}
+/** Mean µs of one call of `f`. */
+const time = async (f: () => unknown, budgetMs = 150, minReps = 5) => (await meanMs(f, budgetMs, minReps)) * 1000;
 
 /** One group per device (as in training), tokens routed by `skew` at capacity factor 1.25. */
 function plan(c: DispatchCase, force: ForceRouting): RoutingPlan {

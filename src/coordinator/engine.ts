@@ -57,6 +57,9 @@ interface MicroRecord {
  */
 export class Engine {
   readonly grads = new Map<string, Float32Array>();
+  private readonly paramNames: string[];
+  /** per stage: the parameters it reads, computed once */
+  private readonly stageNames: string[][] = [];
   private weights: Weights = new Map();
   private readonly dispatcher: SwitchDispatcher;
 
@@ -68,6 +71,7 @@ export class Engine {
   ) {
     this.dispatcher = new SwitchDispatcher(config, devices, buffers);
     for (const [k, p] of params) this.grads.set(k, new Float32Array(p.data.length));
+    this.paramNames = [...params.keys()];
     this.refresh();
   }
 
@@ -195,12 +199,12 @@ export class Engine {
   private async backward(recs: MicroRecord[]): Promise<void> {
     const M = recs.length;
     const S = recs[0]!.inputs.length - 1;
-    const names = [...this.params.keys()];
+    const names = this.paramNames;
     const pending: (Promise<{ grad: Float32Array; timing: ExchangeTiming }> | undefined)[] = new Array(M);
     const partial: ({ h: tf.Tensor; logits: tf.Tensor } | undefined)[] = new Array(M);
     try {
       for (let k = S; k >= 0; k--) {
-        const pnames = stageParams(this.config, k, names);
+        const pnames = (this.stageNames[k] ??= stageParams(this.config, k, names));
         for (let m = 0; m < M; m++) {
           const rec = recs[m]!;
           let upstream: Upstream | undefined;
