@@ -139,19 +139,24 @@ export class BackendStore implements ExpertStore {
     return s!;
   }
 
-  /** AdamW as in train/adamw.ts, in tensor ops (decay on matrices only). */
+  /** AdamW's constant operands, made once: a scalar made from a number on every op is an upload each time (and grows a GPU backend's memory) */
+  private hyper?: { b1: tf.Scalar; nb1: tf.Scalar; b2: tf.Scalar; nb2: tf.Scalar; eps: tf.Scalar; wd: tf.Scalar };
+
+  /** AdamW as in train/adamw.ts, in tensor ops (decay on matrices only); the step's own numbers go up once, in one tensor. */
   async step(lr: number, clipScale: number, t: number): Promise<void> {
     const { beta1: b1, beta2: b2, eps, weightDecay } = adamOptions(this.config);
-    const c1 = 1 - b1 ** t;
-    const c2 = 1 - b2 ** t;
+    this.hyper ??= { b1: tf.scalar(b1), nb1: tf.scalar(1 - b1), b2: tf.scalar(b2), nb2: tf.scalar(1 - b2), eps: tf.scalar(eps), wd: tf.scalar(weightDecay) };
+    const h = this.hyper;
+    const perStep = tf.tensor1d([clipScale, 1 / (1 - b1 ** t), 1 / (1 - b2 ** t), lr]);
+    const [clip, ic1, ic2, rate] = tf.split(perStep, 4) as tf.Tensor1D[];
     for (const [k, w] of this.w) {
       const [nw, nm, nv] = tf.tidy(() => {
-        const g = this.g.get(k)!.mul(clipScale);
-        const m = this.m.get(k)!.mul(b1).add(g.mul(1 - b1));
-        const v = this.v.get(k)!.mul(b2).add(g.square().mul(1 - b2));
-        const update = m.div(c1).div(v.div(c2).sqrt().add(eps));
-        const decayed = w.rank >= 2 ? update.add(w.mul(weightDecay)) : update;
-        return [w.sub(decayed.mul(lr)), m, v];
+        const g = this.g.get(k)!.mul(clip!);
+        const m = this.m.get(k)!.mul(h.b1).add(g.mul(h.nb1));
+        const v = this.v.get(k)!.mul(h.b2).add(g.square().mul(h.nb2));
+        const update = m.mul(ic1!).div(v.mul(ic2!).sqrt().add(h.eps));
+        const decayed = w.rank >= 2 ? update.add(w.mul(h.wd)) : update;
+        return [w.sub(decayed.mul(rate!)), m, v];
       });
       tf.dispose([w, this.m.get(k)!, this.v.get(k)!, this.g.get(k)!]);
       this.w.set(k, nw!);
@@ -159,6 +164,7 @@ export class BackendStore implements ExpertStore {
       this.v.set(k, nv!);
       this.g.set(k, tf.zerosLike(nw!));
     }
+    tf.dispose([perStep, clip!, ic1!, ic2!, rate!]);
   }
 
   async state(): Promise<DeviceState> {
@@ -183,7 +189,7 @@ export class BackendStore implements ExpertStore {
   }
 
   dispose(): void {
-    tf.dispose([...this.w.values(), ...this.g.values(), ...this.m.values(), ...this.v.values()]);
+    tf.dispose([...this.w.values(), ...this.g.values(), ...this.m.values(), ...this.v.values(), ...Object.values(this.hyper ?? {})]);
     for (const m of [this.w, this.g, this.m, this.v]) m.clear();
   }
 }
