@@ -43,3 +43,12 @@ export async function openPage(file: string, screenshot?: string): Promise<PageC
     await browser.close();
   }
 }
+
+/** The page's checks in one place: exactly these charts, each drew marks, no console error, no request. */
+export async function assertPageRenders(t: { deepEqual(a: unknown, b: unknown): void; true(v: boolean, m?: string): void }, file: string, charts: string[]): Promise<void> {
+  const page = await openPage(file);
+  t.deepEqual(Object.keys(page.marks).sort(), [...charts].sort());
+  for (const [id, n] of Object.entries(page.marks)) t.true(n > 0, `${id} drew ${n} marks`);
+  t.deepEqual(page.consoleErrors, []);
+  t.deepEqual(page.requests, []);
+}
