@@ -3,12 +3,14 @@
  *   - matMul backward with transpose flags (tfjs's own gradient) vs explicit transposes (ours)
  *   - attention: the tfjs composition (batched matMul, mask, softmax) vs the fused causal kernel
  *   - expert-sized 2-D matmul GFLOP/s
+ *   - scattering token rows into slots: set(subarray) per row vs the float64 row copier
  *   npx tsx bench/kernels.ts
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/init.js';
 import { transpose2d } from '../src/backend/transpose.js';
 import { causalAttention } from '../src/model/attention.js';
+import { rowCopier } from '../src/comm/rows.js';
 
 await initBackend('wasm');
 
@@ -52,3 +54,18 @@ for (const [name, f] of [
 const x = fresh([640, 128]) as tf.Tensor2D, w = fresh([128, 256]) as tf.Tensor2D;
 const mm = time(20, () => tf.tidy(() => { tf.matMul(x, w).dataSync(); }));
 console.log(`expert matmul [640x128]·[128x256]: ${mm.toFixed(2)} ms, ${((2 * 640 * 128 * 256) / mm / 1e6).toFixed(1)} GFLOP/s`);
+
+// 4. pack's inner loop: 4,096 rows of 128 floats copied to scattered slots, one `set(subarray)` per
+//    row vs the float64 row copier (src/comm/rows.ts), against one memcpy of the same bytes
+{
+  const d = 128, n = 4096;
+  const rows = new Float32Array(new SharedArrayBuffer(n * d * 4)).map((_, i) => i);
+  const slots = new Float32Array(new SharedArrayBuffer(n * d * 4));
+  const at = Int32Array.from({ length: n }, (_, t) => ((t * 7919) % n) * d);
+  const copy = rowCopier(slots, rows, d);
+  const perRowSet = time(50, () => { for (let t = 0; t < n; t++) slots.set(rows.subarray(t * d, t * d + d), at[t]!); });
+  const copier = time(50, () => { for (let t = 0; t < n; t++) copy(at[t]!, t * d); });
+  const memcpy = time(50, () => slots.set(rows));
+  console.log(`scatter ${n} rows × ${d}: set(subarray) per row ${(perRowSet * 1000).toFixed(0)} µs, float64 row copier ${(copier * 1000).toFixed(0)} µs ` +
+    `(${(perRowSet / copier).toFixed(2)}x), one memcpy ${(memcpy * 1000).toFixed(0)} µs`);
+}

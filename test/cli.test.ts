@@ -1,8 +1,8 @@
 import test from 'ava';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { CORPUS, tempDir } from './helpers.js';
+import { CORPUS, interruptWhen, tempDir } from './helpers.js';
 
 const BIN = new URL('../bin/switch-sim.js', import.meta.url).pathname;
 const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
@@ -38,17 +38,7 @@ test('unknown flag, missing config file, missing data file, missing checkpoint: 
 
 test('Ctrl-C finishes the step, saves a resumable checkpoint and exits 130', async (t) => {
   const out = tempDir(t);
-  const child = spawn(process.execPath, [BIN, 'train', ...SMALL, '--set', 'train.steps=100000', '--set', 'train.log_every=1', '--out', out]);
-  let stdout = '';
-  let stderr = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  const code = await new Promise<number | null>((resolve) => {
-    child.stdout.on('data', (d) => {
-      stdout += d;
-      if (/step 3\/100000/.test(stdout) && !child.killed) child.kill('SIGINT');
-    });
-    child.on('exit', (c) => resolve(c));
-  });
+  const { code, stderr } = await interruptWhen(['train', ...SMALL, '--set', 'train.steps=100000', '--set', 'train.log_every=1', '--out', out], /step 3\/100000/);
   t.is(code, 130, stderr);
   t.regex(stderr, /interrupted: saved .*step-\d+; continue with --resume/);
   const gen = run('generate', '--checkpoint', out, '--tokens', '5', '--prompt', 'A');

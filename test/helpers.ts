@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,4 +69,22 @@ export function tempDir(t: { teardown: (f: () => void) => void }, prefix = 'swit
   const dir = mkdtempSync(join(tmpdir(), prefix));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
+}
+
+/**
+ * Runs the CLI with `args`, sends SIGINT once stdout matches `when`, and resolves with the exit code
+ * and what it printed (for the Ctrl-C tests: no timers, the signal follows the child's own output).
+ */
+export function interruptWhen(args: string[], when: RegExp): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [new URL('../bin/switch-sim.js', import.meta.url).pathname, ...args]);
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  return new Promise((resolve) => {
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      if (when.test(stdout) && !child.killed) child.kill('SIGINT');
+    });
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
 }

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import { loadSweep } from '../src/sweep/file.js';
 import { runSweep, type SweepResult } from '../src/sweep/run.js';
 import { charClass, routeText } from '../src/report/inspect.js';
 import { assertPageRenders } from './browser.js';
-import { cfg, CORPUS, tempDir } from './helpers.js';
+import { cfg, CORPUS, interruptWhen, tempDir } from './helpers.js';
 
 const BIN = new URL('../bin/switch-sim.js', import.meta.url).pathname;
 const BASE = {
@@ -142,17 +142,7 @@ test.serial('Ctrl-C stops the sweep after keeping the finished points; --resume 
   const dir = tempDir(t);
   const file = sweepFile(dir, { base: BASE, grid: { 'moe.n_experts': [2, 4, 8] }, set: { ...SET, 'train.steps': 400, 'train.log_every': 50 } });
   const out = join(dir, 'out');
-  const child = spawn(process.execPath, [BIN, 'sweep', file, '--out', out]);
-  let stdout = '';
-  let stderr = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  const code = await new Promise<number | null>((resolve) => {
-    child.stdout.on('data', (d) => {
-      stdout += d;
-      if (/\[1\/3\]/.test(stdout) && !child.killed) child.kill('SIGINT'); // the first point is done
-    });
-    child.on('exit', (c) => resolve(c));
-  });
+  const { code, stderr } = await interruptWhen(['sweep', file, '--out', out], /\[1\/3\]/); // after the first point is done
   t.is(code, 130, stderr);
   t.regex(stderr, /interrupted: kept 1 finished points; continue with --resume --out /);
   const kept = readFileSync(join(out, 'results.jsonl'), 'utf8').trim().split('\n');

@@ -51,8 +51,8 @@ export function readConfigFile(file: string): Tree {
   return value;
 }
 
-/** Turns `section.key=value` into a nested override; the value is parsed as a YAML scalar. */
-export function parseSet(assignment: string): Tree {
+/** Splits `section.key=value`, the value parsed as a YAML scalar (a string if it is not one); the key must exist. */
+export function parseAssignment(assignment: string): { key: string; value: unknown } {
   const eq = assignment.indexOf('=');
   if (eq <= 0) throw new ConfigError(`--set must look like section.key=value (got ${show(assignment)})`);
   const key = assignment.slice(0, eq).trim();
@@ -64,6 +64,12 @@ export function parseSet(assignment: string): Tree {
     value = raw;
   }
   if (!allKeys().includes(key)) throw unknownKey(key);
+  return { key, value };
+}
+
+/** Turns `section.key=value` into a nested override. */
+export function parseSet(assignment: string): Tree {
+  const { key, value } = parseAssignment(assignment);
   return key.split('.').reduceRight<unknown>((acc, part) => ({ [part]: acc }), value) as Tree;
 }
 

@@ -3,7 +3,7 @@ import { basename, dirname, extname, resolve } from 'node:path';
 import YAML from 'yaml';
 import type { Config } from '../config/defaults.js';
 import { ConfigError, nearest, show } from '../config/errors.js';
-import { allKeys, readConfigFile, resolveConfig } from '../config/load.js';
+import { allKeys, parseAssignment, readConfigFile, resolveConfig } from '../config/load.js';
 
 /**
  * A sweep file (YAML):
@@ -90,9 +90,8 @@ export function loadSweep(file: string, extraSets: string[] = []): Sweep {
   if (!isTree(fileSet)) throw sweepError(file, `set must be a mapping of dotted keys to values (got ${show(fileSet)})`);
   const set: Tree = { ...fileSet };
   for (const a of extraSets) {
-    const eq = a.indexOf('=');
-    if (eq <= 0) throw new ConfigError(`--set must look like section.key=value (got ${show(a)})`);
-    set[a.slice(0, eq)] = YAML.parse(a.slice(eq + 1));
+    const { key, value } = parseAssignment(a);
+    set[key] = value;
   }
   for (const k of Object.keys(set)) checkKey(file, 'set', k);
   const grid = raw.grid ?? {};
