@@ -23,6 +23,11 @@ for (const backend of ['cpu', 'webgpu', 'gpujs']) {
   test(`${backend} computes an expert's forward and backward as wasm does (1e-4 relative; webgpu and gpujs on Mesa without a GPU)`, (t) => {
     const gpu = expertOn(backend);
     t.is(gpu.backend, backend);
+    if (backend === 'gpujs') {
+      // on the software GPU gpu.js runs WebGPU kernels on resident buffers: only the 6 uploads outlive the calls
+      t.deepEqual(gpu.out.mode, [1], 'gpu.js in its WebGPU mode');
+      t.deepEqual(gpu.out.live, [6], 'resident buffers left: w1, b1, w2, b2, x, g');
+    }
     for (const [k, ref] of Object.entries(wasmExpert.out)) {
       const got = gpu.out[k]!;
       t.is(got.length, ref.length);
@@ -41,6 +46,18 @@ test.serial('devices on cpu, webgpu and gpujs train 5 steps to the losses of was
   }
 });
 
+test.serial('on webgpu and gpujs, a run resumed from a checkpoint continues with the losses of the unbroken run (weights and moments down from the GPU and back)', async (t) => {
+  for (const backend of ['webgpu', 'gpujs']) {
+    const config = (steps: number) => tiny('parallel.transport=threads', `parallel.backend=${backend}`, `train.steps=${steps}`, 'train.checkpoint_every=3');
+    const whole = await train({ config: config(6), name: 't', outDir: tempDir(t) });
+    const dir = tempDir(t);
+    await train({ config: config(3), name: 't', outDir: dir });
+    const resumed = await train({ config: config(6), name: 't', resume: dir });
+    t.is(resumed.losses.length, 3);
+    resumed.losses.forEach((l, i) => t.true(Math.abs(l - whole.losses[i + 3]!) <= 1e-5 * whole.losses[i + 3]!, `${backend} step ${i + 4}: ${l} resumed vs ${whole.losses[i + 3]}`));
+  }
+});
+
 for (const backend of ['wasm', 'cpu', 'webgpu', 'gpujs']) {
   test.serial(`devices on ${backend}: tensors and RSS stay flat over 200 steps`, async (t) => {
     const dir = tempDir(t);
@@ -48,6 +65,7 @@ for (const backend of ['wasm', 'cpu', 'webgpu', 'gpujs']) {
     const recs = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.device_memory);
     const at = (s: number) => recs.find((r) => r.step === s)!;
     const mem = (s: number) => at(s).device_memory as { tensors: number; bytes: number }[];
+    if (backend === 'gpujs') t.true(mem(20).every((m) => m.tensors > 0), 'gpu.js resident buffers are counted as the device\'s tensors');
     t.deepEqual(mem(200).map((m) => m.tensors), mem(20).map((m) => m.tensors), 'device tensors');
     t.deepEqual(mem(200).map((m) => m.bytes), mem(20).map((m) => m.bytes), 'device tensor bytes');
     // after warm-up (step 100), within 5%: before the fix, webgpu grew ~0.5 MB a step here (+8% over 100 steps)

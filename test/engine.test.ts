@@ -2,6 +2,7 @@ import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
 import { allocateLayerBuffers } from '../src/comm/buffers.js';
 import { Engine } from '../src/coordinator/engine.js';
+import { SwitchDispatcher } from '../src/coordinator/switch-dispatch.js';
 import { LocalDevice } from '../src/experts/local-device.js';
 import { initCoordinatorParams } from '../src/model/params.js';
 import { switchBlocks } from '../src/model/stages.js';
@@ -17,7 +18,7 @@ async function makeEngine(...sets: string[]) {
   const blocks = switchBlocks(config);
   const buffers = blocks.map(() => allocateLayerBuffers(2, 4, 8, 16));
   const devices = Array.from({ length: 2 }, (_, i) => new LocalDevice(config, i, blocks, buffers));
-  const engine = new Engine(config, initCoordinatorParams(config, V), devices, buffers);
+  const engine = new Engine(config, initCoordinatorParams(config, V), new SwitchDispatcher(config, devices, buffers));
   return { config, engine, devices };
 }
 

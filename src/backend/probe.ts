@@ -3,7 +3,8 @@ import * as tf from '@tensorflow/tfjs';
 import { expertBackward, expertForward } from '../experts/ffn.js';
 import { openDawn } from './dawn.js';
 import { initBackend, releaseBackend, type BackendName } from './init.js';
-import { openGpuJs } from '../experts/gpujs-ffn.js';
+import { GpuJsExperts } from '../experts/gpujs-ffn.js';
+import { openGpuJs } from '../experts/gpujs-runtime.js';
 import { meanMs } from '../util/timing.js';
 
 /** What `switch-sim backends` measures of one backend, in one process of its own. */
@@ -31,23 +32,50 @@ const SHAPE = { n: 640, d: 128, d_ff: 256 };
 
 const time = (f: () => unknown) => meanMs(f);
 
-/** gpu.js kernels at the expert's shape (WebGPU when Dawn has an adapter, else gpu.js's CPU mode). */
+/** gpu.js kernels at the expert's shape (WebGPU when Dawn has an adapter, else gpu.js's CPU mode), weights resident as a device keeps them. */
 async function probeGpuJs(): Promise<BackendProbe> {
   const { n, d, d_ff } = SHAPE;
-  const ex = await openGpuJs(d, d_ff, 'relu');
+  const rt = await openGpuJs();
+  const ex = new GpuJsExperts(rt, d, d_ff, 'relu');
   const r = (k: number, seed: number) => Float32Array.from({ length: k }, (_, i) => Math.sin(i * seed) * 0.1);
-  const x = r(n * d, 1), g = r(n * d, 2), w = { w1: r(d * d_ff, 3), b1: r(d_ff, 4), w2: r(d_ff * d, 5), b2: r(d, 6) };
-  const fwd = await time(() => ex.forward(x, n, w));
-  const both = await time(async () => {
-    const f = await ex.forward(x, n, w);
-    await ex.backward(x, f.a, g, n, w);
+  const [x, g, w1, b1, w2, b2] = await Promise.all([r(n * d, 1), r(n * d, 2), r(d * d_ff, 3), r(d_ff, 4), r(d_ff * d, 5), r(d, 6)].map((a) => rt.upload(a)));
+  const w = { w1: w1!, b1: b1!, w2: w2!, b2: b2! };
+  const mm = await time(async () => {
+    const f = await ex.forward(x!, n, w); // X·W1 then the second layer: 4·n·d·d_ff
+    await rt.download(f.a);
+    rt.release(f.a, f.o);
   });
-  const mode = ex.mode;
-  ex.dispose();
-  return {
-    backend: 'gpujs', available: true, adapter: mode === 'webgpu' ? `gpu.js on WebGPU: ${(await openDawn()).adapter}` : 'gpu.js CPU mode (no WebGPU adapter)', shape: SHAPE,
-    matmul_gflops: (4 * n * d * d_ff) / fwd / 1e6, expert_gflops: (12 * n * d * d_ff) / both / 1e6,
+  const both = await time(async () => {
+    const f = await ex.forward(x!, n, w);
+    const b = await ex.backward(x!, f.a, g!, n, w);
+    await Promise.all([rt.download(f.o), rt.download(b.dx), rt.download(b.w1)]);
+    rt.release(f.o, f.a, b.dx, b.w1, b.b1, b.w2, b.b2);
+  });
+  const probe: BackendProbe = {
+    backend: 'gpujs', available: true, adapter: rt.resident ? `gpu.js on WebGPU: ${(await openDawn()).adapter}` : 'gpu.js CPU mode (no WebGPU adapter)', shape: SHAPE,
+    matmul_gflops: (4 * n * d * d_ff) / mm / 1e6, expert_gflops: (12 * n * d * d_ff) / both / 1e6,
   };
+  if (rt.resident) {
+    const values = 4 * 2 ** 20; // 16 MB
+    const host = new Float32Array(values).fill(1);
+    const up = await time(async () => {
+      const t = await rt.upload(host);
+      const one = await rt.run(rt.kernel('probe.first', gpuFirst, [1]), t); // the whole buffer goes up, one value comes back
+      await rt.download(one);
+      rt.release(t, one);
+    });
+    const onDevice = await rt.upload(host);
+    const down = await time(() => rt.download(onDevice));
+    rt.release(onDevice, x, g, w1, b1, w2, b2);
+    probe.upload_gbps = host.byteLength / up / 1e6;
+    probe.download_gbps = host.byteLength / down / 1e6;
+  }
+  rt.dispose();
+  return probe;
+}
+
+function gpuFirst(this: unknown, x: Float32Array): number {
+  return x[0]!;
 }
 
 /** Probes the backend in this process (it becomes this process's backend). */

@@ -36,6 +36,7 @@ export const DEFAULTS = {
     force_routing: 'learned', // 'learned', 'uniform', 'zipf:S' or 'one-hot:K': forced expert choices (gates stay the router's)
   },
   parallel: {
+    layout: 'coordinator' as 'coordinator' | 'spmd', // spmd: every device runs the dense model on its shard (the paper's layout)
     transport: 'threads' as 'local' | 'threads',
     devices: 2,
     backend: 'wasm' as 'wasm' | 'cpu' | 'webgpu' | 'gpujs' | 'tensorflow' | 'auto', // the devices' compute backend; auto: the fastest the probe finds

@@ -41,6 +41,7 @@ export const ConfigSchema = z
       force_routing: z.string(),
     }),
     parallel: z.strictObject({
+      layout: z.enum(['coordinator', 'spmd']),
       transport: z.enum(['local', 'threads']),
       devices: int(1, 64),
       backend: z.enum(['wasm', 'cpu', 'webgpu', 'gpujs', 'tensorflow', 'auto']),
@@ -85,6 +86,13 @@ export const ConfigSchema = z
       `must divide parallel.devices (${c.parallel.devices}): each micro-batch routes whole groups`);
     rule(c.parallel.transport === 'threads' || c.parallel.backend === c.parallel.coordinator_backend, ['parallel', 'backend'],
       `must equal parallel.coordinator_backend (${c.parallel.coordinator_backend}) with parallel.transport local: in-process devices compute on the coordinator's backend; use parallel.transport threads`);
+    const spmd = c.parallel.layout === 'spmd';
+    rule(!spmd || c.parallel.transport === 'threads', ['parallel', 'transport'],
+      `must be threads with parallel.layout spmd: every device is a worker thread that meets the others at barriers`);
+    rule(!spmd || c.parallel.microbatches === 1, ['parallel', 'microbatches'],
+      `must be 1 with parallel.layout spmd: each device runs its whole shard (micro-batches pipeline the coordinator layout only)`);
+    rule(!spmd || c.parallel.backend === c.parallel.coordinator_backend || c.parallel.backend === 'gpujs', ['parallel', 'backend'],
+      `must equal parallel.coordinator_backend (${c.parallel.coordinator_backend}) or be gpujs with parallel.layout spmd: a device runs its dense replica and its experts in one thread, on one tfjs backend`);
     rule(c.model.switch_every <= c.model.n_layers, ['model', 'switch_every'],
       `must be <= model.n_layers (${c.model.n_layers}), or the model has no Switch layer`);
     const force = parseForceRouting(c.moe.force_routing, c.moe.n_experts);

@@ -1,7 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Config } from '../config/defaults.js';
-import type { LayerBuffers } from '../comm/buffers.js';
-import type { ExpertDevice } from '../experts/device.js';
 import { lmLogits, type Weights } from '../model/blocks.js';
 import { toTensors, type ParamSet } from '../model/params.js';
 import { release, type Recording } from '../backend/tape.js';
@@ -14,7 +12,7 @@ import { addBackwardTiming, layerStats, mergeLayerStats, type LayerStats } from 
 import { StepContext } from './step-context.js';
 import { early, interleave, perChoice } from './rows.js';
 import { forwardStage, stageGradients, type RecordedStage, type Upstream } from './stage-tape.js';
-import { SwitchDispatcher, type ExchangeTiming, type RouteMode, type SwitchForward } from './switch-dispatch.js';
+import type { ExchangeTiming, Exchanger, RouteMode, SwitchForward } from './switch-dispatch.js';
 
 export interface EvalResult {
   ce: number;
@@ -50,10 +48,17 @@ interface MicroRecord {
   h?: tf.Tensor2D;
 }
 
+/** `parallel.layout: spmd`: this engine is replica `rank` of `count`, and runs only its shard of each batch (routing group `rank`). */
+export interface Shard {
+  rank: number;
+  count: number;
+}
+
 /**
- * The coordinator's compute: runs the stages, the Switch layers' all-to-alls in between, and the
+ * The dense model's compute: runs the stages, the Switch layers' all-to-alls in between, and the
  * backward pass stage by stage in reverse, chaining gradients across the asynchronous expert work.
- * Parameter gradients of the coordinator's weights accumulate in `grads`.
+ * Parameter gradients of the dense weights accumulate in `grads`. In the coordinator layout one
+ * engine (the coordinator) runs the whole batch; in spmd every device runs one on its shard.
  */
 export class Engine {
   readonly grads = new Map<string, Float32Array>();
@@ -61,15 +66,13 @@ export class Engine {
   /** per stage: the parameters it reads, computed once */
   private readonly stageNames: string[][] = [];
   private weights: Weights = new Map();
-  private readonly dispatcher: SwitchDispatcher;
 
   constructor(
     readonly config: Config,
     readonly params: ParamSet,
-    readonly devices: ExpertDevice[],
-    buffers: LayerBuffers[],
+    private readonly dispatcher: Exchanger,
+    private readonly shard?: Shard,
   ) {
-    this.dispatcher = new SwitchDispatcher(config, devices, buffers);
     for (const [k, p] of params) this.grads.set(k, new Float32Array(p.data.length));
     this.paramNames = [...params.keys()];
     this.refresh();
@@ -86,6 +89,8 @@ export class Engine {
    * coordinator computes one micro-batch while the devices work on another.
    */
   private contexts(x: Int32Array, y: Int32Array | undefined, batch: number, step: number, mode: RouteMode): StepContext[] {
+    // a replica's shard: `batch` sequences from sequence rank·batch of the step's batch (its draws are theirs)
+    if (this.shard) return [new StepContext(this.config, batch, mode, step, x, y, 0, this.shard.rank * batch)];
     const M = batch % this.config.parallel.devices === 0 ? this.config.parallel.microbatches : 1;
     const per = x.length / M;
     return Array.from({ length: M }, (_, m) =>
@@ -94,6 +99,7 @@ export class Engine {
 
   /** Routing groups of micro-batch m: the step's G groups (G = devices) split evenly. */
   private groups(ctx: StepContext, M: number) {
+    if (this.shard) return { offset: this.shard.rank, count: 1 };
     const D = this.config.parallel.devices;
     const G = (ctx.batch * M) % D === 0 ? D : 1;
     return { offset: (ctx.micro * G) / M, count: G / M };
@@ -126,14 +132,14 @@ export class Engine {
             PROFILE?.begin('combine_inputs', 'compute', switchBlocks(this.config)[k - 1]);
             pending[m] = undefined;
             rec.layers.push(layerStats(sw.plan, probs[m]!, sw.timing));
-            rec.layers[k - 1]!.wait_ms += idleMs;
+            rec.layers[k - 1]!.wait_ms += sw.timing.waitMs ?? idleMs;
             const prev = carried[m]!;
             input = { h: prev.h!, logits: prev.logits!, outputs: perChoice(sw.outputs, sw.plan.topK, this.config.model.d_model), routing: routingConstants(sw.plan) };
             PROFILE?.end();
           }
           PROFILE?.at(m, k, 'fwd');
           PROFILE?.begin(`stage_forward`, 'compute');
-          const out = forwardStage(k, input, this.weights, rec.ctx, M);
+          const out = forwardStage(k, input, this.weights, rec.ctx, M * (this.shard?.count ?? 1)); // loss terms ÷ micro-batches (and replicas)
           if (out.tape) rec.tapes.push(out.tape);
           rec.inputs.push(input);
           rec.balance += out.balance?.dataSync()[0] ?? 0;
@@ -219,7 +225,7 @@ export class Engine {
             PROFILE?.begin('combine_grads_in');
             pending[m] = undefined;
             addBackwardTiming(rec.layers[k]!, back.timing);
-            rec.layers[k]!.wait_ms += idleMs;
+            rec.layers[k]!.wait_ms += back.timing.waitMs ?? idleMs;
             upstream = { ...partial[m]!, u: tf.tensor2d(back.grad, partial[m]!.h.shape as [number, number]) };
             partial[m] = undefined;
             PROFILE?.end();

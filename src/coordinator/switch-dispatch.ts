@@ -13,6 +13,8 @@ export interface ExchangeTiming {
   inflightMs: number;
   /** per device: compute time it reported */
   computeMs: number[];
+  /** spmd: time this replica waited at the exchange's barriers (for the slowest device), which is its wait_ms */
+  waitMs?: number;
 }
 
 export interface SwitchForward {
@@ -48,12 +50,43 @@ export interface GroupRange {
   count: number;
 }
 
+/** A Switch layer's all-to-all as the Engine sees it: routing, then the exchange forward and backward. */
+export interface Exchanger {
+  route(layer: number, probs: Float32Array, mode: RouteMode, step: number, groups: GroupRange): RoutingPlan;
+  forward(layer: number, micro: number, plan: RoutingPlan, rows: Float32Array, train: boolean, step: number): Promise<SwitchForward>;
+  backward(layer: number, micro: number, plan: RoutingPlan, gradOutputs: Float32Array, step: number): Promise<{ grad: Float32Array; timing: ExchangeTiming }>;
+  /** time spent packing and unpacking so far (the engine's idle time excludes it) */
+  busyMs: number;
+}
+
+/**
+ * Routes with the router probabilities [N, E]: top-k, capacity C per group, the drop policy.
+ * Training uses capacity_factor, evaluation eval_capacity_factor; generation drops nothing (its one
+ * window is a single group, and under `position` the token being predicted would go first).
+ * Random streams are keyed by the group's index in the step, so any split of groups routes alike.
+ */
+export function routeTokens(config: Config, force: ForceRouting, layer: number, probs: Float32Array, mode: RouteMode, step: number, groups: GroupRange): RoutingPlan {
+  const m = config.moe;
+  return planRouting(probs, m.n_experts, {
+    groups: groups.count,
+    groupOffset: groups.offset,
+    topK: m.top_k,
+    capacityFactor: mode === 'train' ? m.capacity_factor : m.eval_capacity_factor,
+    minCapacity: m.min_capacity,
+    dropTokens: m.drop_tokens && mode !== 'generate',
+    policy: m.drop_policy,
+    rngForGroup: (g) => rngFor(config.seed, mode === 'train' ? 'drop' : 'drop-eval', step, layer, g),
+    force,
+    rngForForce: (g) => rngFor(config.seed, mode === 'train' ? 'force' : 'force-eval', step, layer, g),
+  });
+}
+
 /**
  * The coordinator's side of a Switch layer: routing decisions, the all-to-all dispatch of token
  * rows into the [G, E, C, d] slots, the devices' expert compute, and the combine back to tokens.
  * Micro-batches own disjoint groups, so their exchanges use disjoint slots of the same buffers.
  */
-export class SwitchDispatcher {
+export class SwitchDispatcher implements Exchanger {
   private readonly force: ForceRouting;
 
   constructor(
@@ -64,25 +97,8 @@ export class SwitchDispatcher {
     this.force = parseForceRouting(config.moe.force_routing, config.moe.n_experts) as ForceRouting; // validated with the config
   }
 
-  /**
-   * Routes with the router probabilities [N, E]: top-k, capacity C per group, the drop policy.
-   * Training uses capacity_factor, evaluation eval_capacity_factor; generation drops nothing (its one
-   * window is a single group, and under `position` the token being predicted would go first).
-   */
   route(layer: number, probs: Float32Array, mode: RouteMode, step: number, groups: GroupRange): RoutingPlan {
-    const m = this.config.moe;
-    return planRouting(probs, m.n_experts, {
-      groups: groups.count,
-      groupOffset: groups.offset,
-      topK: m.top_k,
-      capacityFactor: mode === 'train' ? m.capacity_factor : m.eval_capacity_factor,
-      minCapacity: m.min_capacity,
-      dropTokens: m.drop_tokens && mode !== 'generate',
-      policy: m.drop_policy,
-      rngForGroup: (g) => rngFor(this.config.seed, mode === 'train' ? 'drop' : 'drop-eval', step, layer, g),
-      force: this.force,
-      rngForForce: (g) => rngFor(this.config.seed, mode === 'train' ? 'force' : 'force-eval', step, layer, g),
-    });
+    return routeTokens(this.config, this.force, layer, probs, mode, step, groups);
   }
 
   /** The request every device gets: the plan's groups and their counts only. */

@@ -7,8 +7,10 @@ import { absoluteNow } from '../profile/recorder.js';
 import { expertBackward, expertForward, type ExpertWeights } from './ffn.js';
 import type { BackwardRequest, ComputeReport, DeviceState, DeviceTiming, ExchangeMessage, ForwardRequest, GradNormReport, TouchRequest } from './messages.js';
 import { copyRows, gather, rowsFor, scatter, slotView, type SlotView } from './slot-view.js';
-import { BackendStore, HostStore, type ExpertStore } from './store.js';
-import { openGpuJs, type GpuJsExperts, type GpuJsWeights } from './gpujs-ffn.js';
+import { BackendStore, HostStore, type ExpertStore, type KernelStore } from './store.js';
+import { GpuJsExperts, type GpuJsWeights } from './gpujs-ffn.js';
+import { openGpuJs, type GpuJsRuntime, type Operand } from './gpujs-runtime.js';
+import { GpuJsStore } from './gpujs-store.js';
 
 /** The experts of `device`: global indices [device·E/D, (device+1)·E/D). */
 export function expertsOf(config: Config, device: number): number[] {
@@ -17,8 +19,22 @@ export function expertsOf(config: Config, device: number): number[] {
 }
 
 const FIELDS = ['w1', 'b1', 'w2', 'b2'] as const;
-/** What an expert's forward keeps for its backward: tensors (tfjs backends) or arrays (gpu.js), with the bucket's rows. */
-type Kept = { x: tf.Tensor2D; a: tf.Tensor2D; rows: number } | { xs: Float32Array; as: Float32Array; rows: number } | undefined;
+/** What an expert's forward keeps for its backward: tensors (tfjs backends) or gpu.js operands, with the bucket's rows. */
+type Kept = { kind: 'tensor'; x: tf.Tensor2D; a: tf.Tensor2D; rows: number } | { kind: 'kernel'; x: Operand; a: Operand; rows: number } | undefined;
+
+/** gpu.js's side of a device: the FFN kernels and where their operands live */
+interface Kernels {
+  ffn: GpuJsExperts;
+  store: KernelStore;
+}
+
+function deviceParams(config: Config, switchBlocks: number[], experts: number[]): ParamSet {
+  const params: ParamSet = new Map();
+  for (const block of switchBlocks) {
+    for (const e of experts) for (const [k, p] of initExpertParams(config, block, e)) params.set(k, p);
+  }
+  return params;
+}
 
 /** Where an exchange's time went on the device: slots into tensors (upload), results back (download), as absolute [start, end] spans. */
 interface Phases {
@@ -39,12 +55,12 @@ const total = (spans: [number, number][]) => spans.reduce((a, [s, e]) => a + e -
  */
 export class DeviceHost {
   readonly experts: number[];
-  private readonly store: ExpertStore;
+  /** tfjs backends: the store whose weights are tensors */
+  private readonly store?: ExpertStore;
+  /** parallel.backend gpujs: the FFN as gpu.js kernels and its store */
+  private readonly kernels?: Kernels;
   /** wasm and cpu compute in this thread's memory: results are read synchronously, shapes need no buckets */
   private readonly onHost: boolean;
-  /** parallel.backend gpujs: the FFN as gpu.js kernels (opened on first use) */
-  private readonly useGpuJs: boolean;
-  private gpujs?: GpuJsExperts;
   /** per (Switch layer, micro-batch), per local expert: inputs and pre-activations kept for backward */
   private readonly stash = new Map<string, Kept[]>();
 
@@ -54,15 +70,38 @@ export class DeviceHost {
     private readonly switchBlocks: number[],
     private readonly buffers: LayerBuffers[],
     backend = tf.getBackend(),
+    kernels?: Kernels,
   ) {
     this.experts = expertsOf(config, device);
-    const params: ParamSet = new Map();
-    for (const block of switchBlocks) {
-      for (const e of this.experts) for (const [k, p] of initExpertParams(config, block, e)) params.set(k, p);
-    }
-    this.useGpuJs = config.parallel.backend === 'gpujs';
     this.onHost = backend === 'wasm' || backend === 'cpu';
-    this.store = this.onHost ? new HostStore(config, params) : new BackendStore(config, params);
+    if (kernels) this.kernels = kernels;
+    else {
+      const params = deviceParams(config, switchBlocks, this.experts);
+      this.store = this.onHost ? new HostStore(config, params) : new BackendStore(config, params);
+    }
+  }
+
+  /**
+   * A device on its configured backend. gpujs opens gpu.js here: on WebGPU its weights, gradients and
+   * moments go to the GPU (GpuJsStore); in gpu.js's CPU mode they stay in host arrays (HostStore).
+   */
+  static async open(config: Config, device: number, switchBlocks: number[], buffers: LayerBuffers[]): Promise<DeviceHost> {
+    if (config.parallel.backend !== 'gpujs') return new DeviceHost(config, device, switchBlocks, buffers);
+    const runtime = await openGpuJs();
+    const params = deviceParams(config, switchBlocks, expertsOf(config, device));
+    const store = runtime.resident ? await GpuJsStore.open(config, runtime, params) : new HostStore(config, params);
+    const ffn = new GpuJsExperts(runtime, config.model.d_model, config.model.d_ff, config.model.activation);
+    return new DeviceHost(config, device, switchBlocks, buffers, tf.getBackend(), { ffn, store });
+  }
+
+  private get core(): ExpertStore | KernelStore {
+    return (this.store ?? this.kernels?.store)!;
+  }
+
+  /** gpu.js resident buffers alive on this device (0 off gpu.js's WebGPU mode), for the memory report */
+  get residentBuffers(): { count: number; bytes: number } {
+    const rt: GpuJsRuntime | undefined = this.kernels?.ffn.runtime;
+    return { count: rt?.live ?? 0, bytes: rt?.liveBytes ?? 0 };
   }
 
   private name(layer: number, expert: number, field: string): string {
@@ -70,7 +109,7 @@ export class DeviceHost {
   }
 
   private expertWeights(layer: number, expert: number): ExpertWeights {
-    const [w1, b1, w2, b2] = FIELDS.map((f) => this.store.weight(this.name(layer, expert, f)));
+    const [w1, b1, w2, b2] = FIELDS.map((f) => this.store!.weight(this.name(layer, expert, f)));
     return { w1, b1, w2, b2 } as ExpertWeights;
   }
 
@@ -84,18 +123,30 @@ export class DeviceHost {
 
   /** Rows a GPU computes on for n real rows: the next power of two (at least 16); n itself on the host. */
   bucket(n: number): number {
-    return this.onHost && !this.useGpuJs ? n : Math.max(16, 2 ** Math.ceil(Math.log2(n)));
+    return this.onHost && !this.kernels ? n : Math.max(16, 2 ** Math.ceil(Math.log2(n)));
   }
 
-  private async kernels(): Promise<GpuJsExperts> {
-    this.gpujs ??= await openGpuJs(this.config.model.d_model, this.config.model.d_ff, this.config.model.activation);
-    return this.gpujs;
-  }
-
-  private hostWeights(layer: number, expert: number): GpuJsWeights {
-    const store = this.store as HostStore;
-    const [w1, b1, w2, b2] = FIELDS.map((f) => store.hostWeight(this.name(layer, expert, f)));
+  private arrays(layer: number, expert: number): GpuJsWeights {
+    const [w1, b1, w2, b2] = FIELDS.map((f) => this.kernels!.store.array(this.name(layer, expert, f)));
     return { w1: w1!, b1: b1!, w2: w2!, b2: b2! };
+  }
+
+  /** slots onto the device for gpu.js (an upload on WebGPU) */
+  private async kernelUpload(rows: Float32Array, phases: Phases): Promise<Operand> {
+    const t0 = absoluteNow();
+    const x = await this.kernels!.ffn.runtime.upload(rows);
+    if (this.kernels!.ffn.runtime.resident) phases.upload.push([t0, absoluteNow()]);
+    return x;
+  }
+
+  /** a gpu.js result back (a download on WebGPU, which also waits for the kernels that make it); released */
+  private async kernelDownload(x: Operand, phases: Phases): Promise<Float32Array> {
+    const rt = this.kernels!.ffn.runtime;
+    const t0 = absoluteNow();
+    const data = await rt.download(x);
+    if (rt.resident) phases.download.push([t0, absoluteNow()]);
+    rt.release(x);
+    return data;
   }
 
   /** A tensor's values: a view of the wasm heap at once on the host (read it before any other op), a download from a GPU. */
@@ -146,17 +197,19 @@ export class DeviceHost {
       }
       const m = this.bucket(n);
       const xs = gather(input, e, req.counts, E, d, m);
-      if (this.useGpuJs) {
-        const f = await (await this.kernels()).forward(xs, m, this.hostWeights(req.layer, e));
-        scatter(output, e, req.counts, E, d, f.o);
-        kept.push({ xs, as: f.a, rows: m });
+      if (this.kernels) {
+        const x = await this.kernelUpload(xs, phases);
+        const f = await this.kernels.ffn.forward(x, m, this.arrays(req.layer, e));
+        scatter(output, e, req.counts, E, d, await this.kernelDownload(f.o, phases));
+        if (req.train) kept.push({ kind: 'kernel', x, a: f.a, rows: m });
+        else this.kernels.ffn.runtime.release(x, f.a);
         continue;
       }
       const x = this.upload(xs, m, phases);
       const f = expertForward(x, this.expertWeights(req.layer, e), this.config.model.activation);
       scatter(output, e, req.counts, E, d, await this.download(f.o, phases));
       f.o.dispose();
-      if (req.train) kept.push({ x, a: f.a, rows: m });
+      if (req.train) kept.push({ kind: 'tensor', x, a: f.a, rows: m });
       else tf.dispose([x, f.a]);
     }
     if (req.train) this.stash.set(key, kept);
@@ -182,16 +235,18 @@ export class DeviceHost {
       rows += n;
       if (!k || n === 0) continue;
       const gs = gather(input, e, req.counts, E, d, k.rows);
-      if ('xs' in k) {
-        const r = await (await this.kernels()).backward(k.xs, k.as, gs, k.rows, this.hostWeights(req.layer, e));
-        scatter(output, e, req.counts, E, d, r.dx);
-        for (const f of FIELDS) (this.store as HostStore).accumulateHost(this.name(req.layer, e, f), r[f]);
+      if (k.kind === 'kernel') {
+        const g = await this.kernelUpload(gs, phases);
+        const r = await this.kernels!.ffn.backward(k.x, k.a, g, k.rows, this.arrays(req.layer, e));
+        this.kernels!.ffn.runtime.release(g);
+        scatter(output, e, req.counts, E, d, await this.kernelDownload(r.dx, phases));
+        for (const f of FIELDS) await this.kernels!.store.accumulateArray(this.name(req.layer, e, f), r[f]);
         continue;
       }
       const g = this.upload(gs, k.rows, phases);
       const r = expertBackward(k.x, k.a, g, this.expertWeights(req.layer, e), this.config.model.activation);
       scatter(output, e, req.counts, E, d, await this.download(r.dx, phases));
-      for (const f of FIELDS) this.store.accumulate(this.name(req.layer, e, f), r[f]);
+      for (const f of FIELDS) this.store!.accumulate(this.name(req.layer, e, f), r[f]);
       tf.dispose([g, r.dx]);
     }
     this.dropStash(key);
@@ -218,34 +273,37 @@ export class DeviceHost {
   }
 
   private dropStash(key: string): void {
-    for (const k of this.stash.get(key) ?? []) if (k && 'x' in k) tf.dispose([k.x, k.a]);
+    for (const k of this.stash.get(key) ?? []) {
+      if (k?.kind === 'tensor') tf.dispose([k.x, k.a]);
+      if (k?.kind === 'kernel') this.kernels!.ffn.runtime.release(k.x, k.a);
+    }
     this.stash.delete(key);
   }
 
   /** Σ‖grad‖² over this device's experts, for global-norm clipping. */
   async gradSquaredNorm(): Promise<GradNormReport> {
     const start = absoluteNow();
-    const value = await this.store.gradSquaredNorm();
+    const value = await this.core.gradSquaredNorm();
     return { value, start, end: absoluteNow() };
   }
 
   async step(lr: number, clipScale: number, t: number): Promise<DeviceTiming> {
     const start = absoluteNow();
-    await this.store.step(lr, clipScale, t);
+    await this.core.step(lr, clipScale, t);
     return { start, end: absoluteNow() };
   }
 
   state(): Promise<DeviceState> {
-    return this.store.state();
+    return this.core.state();
   }
 
-  load(state: DeviceState): void {
-    this.store.load(state);
+  async load(state: DeviceState): Promise<void> {
+    await this.core.load(state);
   }
 
   dispose(): void {
     for (const l of [...this.stash.keys()]) this.dropStash(l);
-    this.store.dispose();
-    this.gpujs?.dispose();
+    this.core.dispose();
+    this.kernels?.ffn.runtime.dispose();
   }
 }

@@ -53,7 +53,7 @@ export class LocalDevice implements ExpertDevice {
   }
 
   async load(state: DeviceState): Promise<void> {
-    this.host.load(state);
+    await this.host.load(state);
   }
 
   async close(): Promise<void> {

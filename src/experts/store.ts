@@ -4,35 +4,49 @@ import { readView } from '../backend/view.js';
 import type { ParamSet } from '../model/params.js';
 import { AdamW, sumSquares } from '../train/adamw.js';
 import type { DeviceState } from './messages.js';
+import type { Operand } from './gpujs-runtime.js';
 
 /**
  * Where a device keeps its experts' weights, gradients and AdamW moments.
  *  - HostStore (wasm, cpu): Float32Arrays in the thread's memory, which is also where those backends
  *    compute; AdamW in JavaScript, weights re-made as tensors after each step.
+ *    gpu.js's CPU mode uses it too (through `array`).
  *  - BackendStore (webgpu, tensorflow): everything stays on the backend's memory (the GPU): gradients
  *    accumulate there, AdamW runs as tensor ops there, and only Σ‖g‖² and checkpoints come back.
+ *  - GpuJsStore (gpujs-store.ts, gpu.js on WebGPU): the same, as gpu.js resident buffers and kernels.
  */
-export interface ExpertStore {
-  weight(name: string): tf.Tensor;
-  /** adds an expert's gradient for one parameter; the store takes the tensor */
-  accumulate(name: string, grad: tf.Tensor): void;
+interface StoreCore {
   gradSquaredNorm(): Promise<number>;
   step(lr: number, clipScale: number, t: number): Promise<void>;
   state(): Promise<DeviceState>;
-  load(state: DeviceState): void;
+  load(state: DeviceState): void | Promise<void>;
   dispose(): void;
+}
+
+/** A store for tfjs backends: weights as tensors. */
+export interface ExpertStore extends StoreCore {
+  weight(name: string): tf.Tensor;
+  /** adds an expert's gradient for one parameter; the store takes the tensor */
+  accumulate(name: string, grad: tf.Tensor): void;
+}
+
+/** A store for gpu.js kernels: weights as kernel operands (host arrays, or GpuJsStore's GPU buffers). */
+export interface KernelStore extends StoreCore {
+  array(name: string): Operand;
+  /** adds an expert's gradient for one parameter; the store takes it */
+  accumulateArray(name: string, grad: Operand): void | Promise<void>;
 }
 
 const adamOptions = (c: Config) => ({ beta1: c.train.beta1, beta2: c.train.beta2, eps: 1e-8, weightDecay: c.train.weight_decay });
 
-function checkLoad(params: Map<string, { shape: number[]; size: number }>, state: DeviceState): void {
+export function checkLoad(params: Map<string, { shape: number[]; size: number }>, state: DeviceState): void {
   for (const [k, p] of params) {
     const src = state.params[k];
     if (!src || src.data.length !== p.size) throw new Error(`checkpoint lacks expert parameter ${k} of shape [${p.shape}]`);
   }
 }
 
-export class HostStore implements ExpertStore {
+export class HostStore implements ExpertStore, KernelStore {
   private readonly grads = new Map<string, Float32Array>();
   private weights = new Map<string, tf.Tensor>();
   private readonly optimizer: AdamW;
@@ -52,14 +66,18 @@ export class HostStore implements ExpertStore {
     return this.weights.get(name)!;
   }
 
-  /** The weights themselves, for kernels that take arrays (gpu.js); valid until the next step. */
-  hostWeight(name: string): Float32Array {
+  /** The weights themselves, for kernels that take arrays (gpu.js's CPU mode); valid until the next step. */
+  array(name: string): Float32Array {
     return this.params.get(name)!.data;
   }
 
   accumulate(name: string, grad: tf.Tensor): void {
     this.accumulateHost(name, readView(grad));
     grad.dispose();
+  }
+
+  accumulateArray(name: string, g: Operand): void {
+    this.accumulateHost(name, g as Float32Array);
   }
 
   accumulateHost(name: string, g: Float32Array): void {

@@ -32,7 +32,7 @@ export default async function handle(req: DeviceRequest & { transfer?: boolean }
       // gpujs runs the experts' kernels itself (tfjs stays on wasm); 'auto' is resolved before the devices start
       await initBackend((req.config.parallel.backend === 'gpujs' ? 'wasm' : req.config.parallel.backend) as BackendName);
       host?.dispose();
-      host = new DeviceHost(req.config, req.device, req.switchBlocks, req.buffers);
+      host = await DeviceHost.open(req.config, req.device, req.switchBlocks, req.buffers);
       return { experts: host.experts, backend: tf.getBackend(), simd: await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT').catch(() => false) };
     case 'forward':
       return reply(await ready().forward(req), req.transfer === true);
@@ -45,8 +45,10 @@ export default async function handle(req: DeviceRequest & { transfer?: boolean }
     case 'clock':
       return absoluteNow();
     case 'memory': {
+      // tfjs's tensors and, on gpu.js's WebGPU mode, its resident buffers
       const m = tf.memory();
-      return { tensors: m.numTensors, bytes: m.numBytes, heap_mb: +(getHeapStatistics().used_heap_size / 2 ** 20).toFixed(1) };
+      const r = host?.residentBuffers ?? { count: 0, bytes: 0 };
+      return { tensors: m.numTensors + r.count, bytes: m.numBytes + r.bytes, heap_mb: +(getHeapStatistics().used_heap_size / 2 ** 20).toFixed(1) };
     }
     case 'close':
       host?.dispose();
@@ -58,7 +60,7 @@ export default async function handle(req: DeviceRequest & { transfer?: boolean }
     case 'state':
       return ready().state();
     case 'load':
-      ready().load(req.state);
+      await ready().load(req.state);
       return null;
     case 'fault':
       if (req.fault === 'crash') process.exit(70); // in a worker thread this ends the thread only

@@ -1,9 +1,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/defaults.js';
+import { ConfigError } from '../config/errors.js';
 import type { ExpertDevice } from '../experts/device.js';
 import { configHash } from '../train/run-dir.js';
 import { train } from '../train/trainer.js';
+import type { Session } from '../train/session.js';
 import { analyse, type ProfileAnalysis } from './analysis.js';
 import { profilePage } from './page.js';
 import { absoluteNow, Recorder, setProfile } from './recorder.js';
@@ -93,6 +95,7 @@ const stamp = () => new Date().toISOString().replace(/[:.]/g, '-').replace('Z', 
  * (profiled too), and writes trace.json, profile.json and profile.html beside the run's outputs.
  */
 export async function profileRun(opts: ProfileOptions): Promise<ProfileResult> {
+  if (opts.config.parallel.layout === 'spmd') throw new ConfigError('parallel.layout must be coordinator for `profile` (spmd runs are not traced yet; their metrics lines carry barrier waits and all-reduce times), got spmd');
   const config = structuredClone(opts.config);
   config.train.steps = opts.warmup + 2 * opts.steps;
   config.train.eval_every = 0;
@@ -108,7 +111,7 @@ export async function profileRun(opts: ProfileOptions): Promise<ProfileResult> {
     await train({
       config, name: opts.name, outDir: dir, log: opts.log,
       onReady: async ({ session }) => {
-        clock = await checkClocks(session.devices, rec);
+        clock = await checkClocks((session as Session).devices, rec);
       },
       beforeStep: (step) => {
         rec.step = step;

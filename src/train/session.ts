@@ -1,18 +1,20 @@
 import type { Config } from '../config/defaults.js';
 import { allocateLayerBuffers, type LayerBuffers } from '../comm/buffers.js';
-import { Engine } from '../coordinator/engine.js';
+import { Engine, type StepResult } from '../coordinator/engine.js';
+import { SwitchDispatcher } from '../coordinator/switch-dispatch.js';
 import { CheckpointError } from './errors.js';
 import { createDevices } from '../experts/create.js';
 import type { ExpertDevice } from '../experts/device.js';
-import type { DeviceState, DeviceTiming } from '../experts/messages.js';
+import type { DeviceMemory, DeviceTiming } from '../experts/messages.js';
 import { PROFILE } from '../profile/recorder.js';
 import { initBackend } from '../backend/init.js';
 import { fastestBackend } from '../backend/probe.js';
-import { configParamCounts, initCoordinatorParams, initExpertShapes } from '../model/params.js';
+import { configParamCounts, initCoordinatorParams } from '../model/params.js';
 import { switchBlocks } from '../model/stages.js';
 import { capacityFor } from '../router/plan.js';
 import { AdamW, sumSquares } from './adamw.js';
 import type { CheckpointData } from './checkpoint.js';
+import { expertShapes, splitCheckpoint, stateArrays } from './restore.js';
 
 /**
  * The layer buffers' shape [G, E, C_max]: G = devices routing groups of S tokens; C_max the largest
@@ -41,8 +43,33 @@ function deviceSpans(name: string, timings: DeviceTiming[]): void {
   });
 }
 
+/** What the training loop needs of a model, whatever the layout (coordinator here, spmd in src/spmd/session.ts). */
+export interface TrainingSession {
+  readonly config: Config;
+  /** how the devices' backend was chosen, when parallel.backend is auto */
+  backendChoice?: string;
+  trainStep(x: Int32Array, y: Int32Array, batch: number, step: number): Promise<StepResult>;
+  evaluate(x: Int32Array, y: Int32Array, batch: number, step: number): Promise<{ ce: number }>;
+  /** clip by the global norm, one AdamW step everywhere; layout-specific figures go to the metrics line */
+  step(lr: number, t: number): Promise<{ gradNorm: number; metrics?: Record<string, number> }>;
+  memory(): Promise<DeviceMemory[]>;
+  paramCounts(): { total: number; activePerToken: number };
+  snapshot(): Promise<CheckpointData['arrays']>;
+  restore(arrays: CheckpointData['arrays']): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** `parallel.backend: auto`: the fastest backend the probe finds, and a line saying so. */
+export async function resolveBackend(requested: Config): Promise<{ config: Config; backendChoice?: string }> {
+  if (requested.parallel.backend !== 'auto') return { config: requested };
+  const { choice, probes } = await fastestBackend();
+  const config = structuredClone(requested);
+  config.parallel.backend = choice;
+  return { config, backendChoice: `parallel.backend auto: ${choice} (expert forward+backward GFLOP/s: ${probes.map((p) => `${p.backend} ${p.available ? p.expert_gflops!.toFixed(1) : 'n/a'}`).join(', ')})` };
+}
+
 /** A model ready to train or sample: coordinator weights and optimizer here, experts on their devices. */
-export class Session {
+export class Session implements TrainingSession {
   private constructor(
     readonly config: Config,
     readonly engine: Engine,
@@ -55,20 +82,13 @@ export class Session {
   backendChoice?: string;
 
   static async create(requested: Config, vocabSize: number): Promise<Session> {
-    let config = requested;
-    let backendChoice: string | undefined;
-    if (requested.parallel.backend === 'auto') {
-      const { choice, probes } = await fastestBackend();
-      config = structuredClone(requested);
-      config.parallel.backend = choice;
-      backendChoice = `parallel.backend auto: ${choice} (expert forward+backward GFLOP/s: ${probes.map((p) => `${p.backend} ${p.available ? p.expert_gflops!.toFixed(1) : 'n/a'}`).join(', ')})`;
-    }
+    const { config, backendChoice } = await resolveBackend(requested);
     await initBackend(config.parallel.coordinator_backend);
     const blocks = switchBlocks(config);
     const { groups, capacity } = bufferShape(config);
     const buffers = blocks.map(() => allocateLayerBuffers(groups, config.moe.n_experts, capacity, config.model.d_model));
     const devices = await createDevices(config, blocks, buffers);
-    const engine = new Engine(config, initCoordinatorParams(config, vocabSize), devices, buffers);
+    const engine = new Engine(config, initCoordinatorParams(config, vocabSize), new SwitchDispatcher(config, devices, buffers));
     const t = config.train;
     const session = new Session(config, engine, devices, new AdamW({ beta1: t.beta1, beta2: t.beta2, eps: 1e-8, weightDecay: t.weight_decay }), buffers);
     session.backendChoice = backendChoice;
@@ -112,29 +132,9 @@ export class Session {
   }
 
   async snapshot(): Promise<CheckpointData['arrays']> {
-    const arrays: CheckpointData['arrays'] = [];
-    for (const [name, p] of this.engine.params) {
-      arrays.push({ name, kind: 'param', shape: p.shape, data: p.data });
-      const m = this.optimizer.state.m.get(name);
-      const v = this.optimizer.state.v.get(name);
-      if (m && v) arrays.push({ name, kind: 'm', shape: p.shape, data: m }, { name, kind: 'v', shape: p.shape, data: v });
-    }
-    for (const s of await Promise.all(this.devices.map((d) => d.state()))) {
-      for (const [name, p] of Object.entries(s.params)) {
-        arrays.push({ name, kind: 'param', shape: p.shape, data: p.data });
-        if (s.m[name] && s.v[name]) arrays.push({ name, kind: 'm', shape: p.shape, data: s.m[name]! }, { name, kind: 'v', shape: p.shape, data: s.v[name]! });
-      }
-    }
-    return arrays;
-  }
-
-  /** Every expert parameter's name and shape, as the devices own them. */
-  private expertShapes(): Map<string, number[]> {
-    const out = new Map<string, number[]>();
-    for (const block of switchBlocks(this.config)) {
-      for (let e = 0; e < this.config.moe.n_experts; e++) for (const [k, p] of initExpertShapes(this.config, block, e)) out.set(k, p);
-    }
-    return out;
+    const rec = <T>(m: Map<string, T>) => Object.fromEntries(m) as Record<string, T>;
+    const dense = { params: rec(this.engine.params), m: rec(this.optimizer.state.m), v: rec(this.optimizer.state.v) };
+    return [dense, ...(await Promise.all(this.devices.map((d) => d.state())))].flatMap(stateArrays);
   }
 
   /**
@@ -142,34 +142,33 @@ export class Session {
    * parameter must be there with its exact shape, and the checkpoint must hold nothing else.
    */
   async restore(arrays: CheckpointData['arrays']): Promise<void> {
-    const byKind = (kind: string) => new Map(arrays.filter((a) => a.kind === kind).map((a) => [a.name, a]));
-    const [params, ms, vs] = [byKind('param'), byKind('m'), byKind('v')];
-    const shapes = new Map<string, number[]>([...[...this.engine.params].map(([k, p]) => [k, p.shape] as [string, number[]]), ...this.expertShapes()]);
-    for (const [name, shape] of shapes) {
-      const src = params.get(name);
-      if (!src) throw new CheckpointError(`checkpoint lacks parameter ${name}: it was made for another model`);
-      if (src.shape.join() !== shape.join()) throw new CheckpointError(`checkpoint parameter ${name} has shape [${src.shape}], the model needs [${shape}]`);
-    }
-    for (const name of params.keys()) {
-      if (!shapes.has(name)) throw new CheckpointError(`checkpoint has parameter ${name}, which this model lacks: it was made for another model (check model.* and moe.n_experts)`);
-    }
+    const denseShapes = new Map([...this.engine.params].map(([k, p]) => [k, p.shape] as [string, number[]]));
+    const { dense, experts } = splitCheckpoint(arrays, denseShapes, expertShapes(this.config));
     for (const [name, p] of this.engine.params) {
-      p.data.set(params.get(name)!.data);
-      if (ms.has(name) && vs.has(name)) {
-        this.optimizer.state.m.set(name, Float32Array.from(ms.get(name)!.data));
-        this.optimizer.state.v.set(name, Float32Array.from(vs.get(name)!.data));
+      p.data.set(dense.params[name]!.data);
+      if (dense.m[name] && dense.v[name]) {
+        this.optimizer.state.m.set(name, Float32Array.from(dense.m[name]!));
+        this.optimizer.state.v.set(name, Float32Array.from(dense.v[name]!));
       }
     }
-    const expertState: DeviceState = { params: {}, m: {}, v: {} };
-    for (const [name, a] of params) if (name.includes('.experts.')) expertState.params[name] = { shape: a.shape, data: a.data };
-    for (const [name, a] of ms) if (name.includes('.experts.')) expertState.m[name] = a.data;
-    for (const [name, a] of vs) if (name.includes('.experts.')) expertState.v[name] = a.data;
     try {
-      await Promise.all(this.devices.map((d) => d.load(expertState)));
+      await Promise.all(this.devices.map((d) => d.load(experts)));
     } catch (e) {
       throw new CheckpointError((e as Error).message);
     }
     this.engine.refresh();
+  }
+
+  trainStep(x: Int32Array, y: Int32Array, batch: number, step: number): Promise<StepResult> {
+    return this.engine.trainStep(x, y, batch, step);
+  }
+
+  async evaluate(x: Int32Array, y: Int32Array, batch: number, step: number): Promise<{ ce: number }> {
+    return this.engine.evaluate(x, y, batch, step);
+  }
+
+  memory(): Promise<DeviceMemory[]> {
+    return Promise.all(this.devices.map((d) => d.memory()));
   }
 
   async close(): Promise<void> {

@@ -12,7 +12,8 @@ import { loadCheckpoint, resolveCheckpointDir, saveCheckpoint } from './checkpoi
 import { provenance, runDirFor, truncateMetrics } from './run-dir.js';
 import { MetricsWriter } from './metrics.js';
 import { learningRate } from './schedule.js';
-import { Session } from './session.js';
+import { Session, type TrainingSession } from './session.js';
+import { SpmdSession } from '../spmd/session.js';
 import { PROFILE } from '../profile/recorder.js';
 
 export interface TrainOptions {
@@ -28,7 +29,7 @@ export interface TrainOptions {
   /** set to stop after the current step, save a checkpoint and throw InterruptedError */
   stop?: { requested: boolean };
   /** called once every input (config, data, checkpoint, backend) has been validated, before step 1 */
-  onReady?: (info: { config: Config; dir: string; session: Session }) => void | Promise<void>;
+  onReady?: (info: { config: Config; dir: string; session: TrainingSession }) => void | Promise<void>;
   /** called before each step starts (the profiler turns itself on and off here) */
   beforeStep?: (step: number) => void;
 }
@@ -80,7 +81,7 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
   } catch (e) {
     throw new ConfigError(`data.dataset ${(e as Error).message}`);
   }
-  const session = await Session.create(config, tokenizer.vocabSize);
+  const session: TrainingSession = config.parallel.layout === 'spmd' ? await SpmdSession.create(config, tokenizer.vocabSize) : await Session.create(config, tokenizer.vocabSize);
   const losses: number[] = [];
   try {
     let start = 0;
@@ -121,7 +122,7 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
       let sum = 0;
       for (let i = 0; i < c.eval_batches; i++) {
         const b = data.batch('val', config.seed, i, B);
-        sum += (await session.engine.evaluate(b.x, b.y, B, step)).ce;
+        sum += (await session.evaluate(b.x, b.y, B, step)).ce;
       }
       const ce = sum / c.eval_batches;
       metrics.write({ step, time: new Date().toISOString(), val_ce: ce });
@@ -138,10 +139,10 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
       opts.beforeStep?.(step);
       const t0 = performance.now();
       PROFILE?.begin('step', 'step');
-      const r = await session.engine.trainStep(b.x, b.y, B, step);
+      const r = await session.trainStep(b.x, b.y, B, step);
       if (!Number.isFinite(r.loss)) throw new Error(`loss is ${r.loss} at step ${step}; lower train.lr or raise moe.z_loss_coef`);
       const lr = learningRate(step, c);
-      const { gradNorm } = await session.step(lr, step);
+      const { gradNorm, metrics: layoutMetrics } = await session.step(lr, step);
       PROFILE?.end();
       const ms = performance.now() - t0;
       clock.trainMs += ms;
@@ -153,8 +154,8 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
       opts.onStep?.({ step, steps: c.steps, loss: r.loss, ce: r.ce, tokensPerS: tps, lr });
       if (step % c.log_every === 0 || step === c.steps) {
         losses.push(r.loss);
-        const deviceMemory = await Promise.all(session.devices.map((d) => d.memory()));
-        metrics.write({ step, time: new Date().toISOString(), lr, loss: r.loss, ce: r.ce, balance_loss: r.balance_loss, z_loss: r.z_loss, grad_norm: gradNorm, tokens_per_s: tps, layers: r.layers.map(round), device_memory: deviceMemory, rss_mb: +(process.memoryUsage().rss / 2 ** 20).toFixed(1) });
+        const deviceMemory = await session.memory();
+        metrics.write({ step, time: new Date().toISOString(), lr, loss: r.loss, ce: r.ce, balance_loss: r.balance_loss, z_loss: r.z_loss, grad_norm: gradNorm, ...layoutMetrics, tokens_per_s: tps, layers: r.layers.map(round), device_memory: deviceMemory, rss_mb: +(process.memoryUsage().rss / 2 ** 20).toFixed(1) });
         if (!opts.onStep) log(`step ${step}/${c.steps} loss ${r.loss.toFixed(4)} ce ${r.ce.toFixed(4)} lr ${lr.toExponential(2)} ${tps.toFixed(0)} tok/s`);
         window = { ms: 0, tokens: 0 };
       }

@@ -1,0 +1,81 @@
+import type { Config } from '../config/defaults.js';
+import { view, type LayerBuffers } from '../comm/buffers.js';
+import type { Barrier } from '../comm/barrier.js';
+import { packChoices, packTokens, unpackChoices, unpackSumTokens } from '../comm/slots.js';
+import { routeTokens, type ExchangeTiming, type Exchanger, type GroupRange, type RouteMode, type SwitchForward } from '../coordinator/switch-dispatch.js';
+import type { DeviceHost } from '../experts/device-host.js';
+import type { ComputeReport } from '../experts/messages.js';
+import { parseForceRouting, type ForceRouting } from '../router/force.js';
+import type { RoutingPlan } from '../router/plan.js';
+
+/**
+ * One device's side of a Switch layer in the spmd layout: the all-to-all goes device to device
+ * through the shared [G = D, E, C, d] slots, no coordinator in between.
+ *   1. route this device's tokens (its group), write each kept row into slot (group = me, expert e):
+ *      the (source = me, destination = owner of e) region; publish my counts [E]
+ *   2. barrier: every source has written
+ *   3. run my experts on the rows from every source; write outputs to the same slots of `combine`
+ *   4. barrier: every destination has written
+ *   5. read my tokens' outputs back (combine)
+ * Backward mirrors it with gradOut and gradIn.
+ */
+export class SpmdExchange implements Exchanger {
+  private readonly force: ForceRouting;
+  /** per Switch layer, [D·E] kept tokens per (source group, expert) */
+  private readonly counts: Int32Array[];
+  busyMs = 0;
+
+  constructor(
+    private readonly config: Config,
+    private readonly rank: number,
+    private readonly host: DeviceHost,
+    private readonly buffers: LayerBuffers[],
+    counts: SharedArrayBuffer[],
+    private readonly barrier: Barrier,
+  ) {
+    this.force = parseForceRouting(config.moe.force_routing, config.moe.n_experts) as ForceRouting;
+    this.counts = counts.map((b) => new Int32Array(b));
+  }
+
+  route(layer: number, probs: Float32Array, mode: RouteMode, step: number, groups: GroupRange): RoutingPlan {
+    return routeTokens(this.config, this.force, layer, probs, mode, step, groups);
+  }
+
+  async forward(layer: number, micro: number, plan: RoutingPlan, rows: Float32Array, train: boolean, step: number): Promise<SwitchForward> {
+    const b = this.buffers[layer]!;
+    const d = this.config.model.d_model;
+    const { result: outputs, timing } = await this.exchange(layer, plan,
+      () => packTokens(plan, rows, d, view(b.dispatch), b.shape.capacity),
+      (counts) => this.host.forward({ kind: 'forward', layer, micro, firstGroup: 0, capacity: b.shape.capacity, counts, train, step }),
+      () => unpackChoices(plan, view(b.combine), d, b.shape.capacity));
+    return { plan, outputs, timing };
+  }
+
+  async backward(layer: number, micro: number, plan: RoutingPlan, gradOutputs: Float32Array, step: number): Promise<{ grad: Float32Array; timing: ExchangeTiming }> {
+    const b = this.buffers[layer]!;
+    const d = this.config.model.d_model;
+    const { result: grad, timing } = await this.exchange(layer, plan,
+      () => packChoices(plan, gradOutputs, d, view(b.gradOut), b.shape.capacity),
+      (counts) => this.host.backward({ kind: 'backward', layer, micro, firstGroup: 0, capacity: b.shape.capacity, counts, step }),
+      () => unpackSumTokens(plan, view(b.gradIn), d, b.shape.capacity));
+    return { grad, timing };
+  }
+
+  private async exchange<R>(layer: number, plan: RoutingPlan, pack: () => void, compute: (counts: Int32Array) => Promise<ComputeReport>, unpack: () => R): Promise<{ result: R; timing: ExchangeTiming }> {
+    const t0 = performance.now();
+    const E = this.config.moe.n_experts;
+    const shared = this.counts[layer]!;
+    if (plan.groups !== 1 || plan.groupOffset !== this.rank) throw new Error(`spmd device ${this.rank} routed groups ${plan.groupOffset}..${plan.groupOffset + plan.groups - 1}; it owns group ${this.rank} only`);
+    pack();
+    shared.set(plan.counts, this.rank * E);
+    let waitMs = this.barrier.wait(); // every source has written its rows and counts
+    const report = await compute(Int32Array.from(shared)); // my experts, rows from every source
+    waitMs += this.barrier.wait(); // every destination has written its outputs
+    const result = unpack();
+    const inflightMs = performance.now() - t0;
+    this.busyMs += inflightMs - waitMs;
+    const computeMs = new Array<number>(this.barrier.devices).fill(0);
+    computeMs[this.rank] = report.computeMs;
+    return { result, timing: { inflightMs, computeMs, waitMs } };
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * An spmd device's worker thread (one single-thread piscina pool per device): it runs a Replica.
+ */
+import { getHeapStatistics } from 'node:v8';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend, releaseBackend, type BackendName } from '../backend/init.js';
+import { Replica } from './replica.js';
+import type { ReplicaRequest } from './messages.js';
+
+let replica: Replica | undefined;
+
+function ready(): Replica {
+  if (!replica) throw new Error('spmd device used before init');
+  return replica;
+}
+
+export default async function handle(req: ReplicaRequest): Promise<unknown> {
+  switch (req.kind) {
+    case 'init':
+      // the dense model runs on coordinator_backend; experts on the same tfjs backend, or as gpu.js kernels
+      await initBackend(req.config.parallel.coordinator_backend as BackendName);
+      replica?.dispose();
+      replica = await Replica.open(req);
+      return { backend: tf.getBackend() };
+    case 'train':
+      return ready().trainStep(req.x, req.y, req.batch, req.step);
+    case 'step':
+      return ready().step(req.lr, req.t);
+    case 'eval':
+      return ready().evaluate(req.x, req.y, req.batch, req.step);
+    case 'state':
+      return ready().state(req.dense);
+    case 'load':
+      await ready().load(req.dense, req.experts);
+      return null;
+    case 'digest':
+      return ready().digest();
+    case 'memory': {
+      const m = tf.memory();
+      const r = replica?.host.residentBuffers ?? { count: 0, bytes: 0 };
+      return { tensors: m.numTensors + r.count, bytes: m.numBytes + r.bytes, heap_mb: +(getHeapStatistics().used_heap_size / 2 ** 20).toFixed(1) };
+    }
+    case 'close':
+      replica?.dispose();
+      replica = undefined;
+      await releaseBackend();
+      return null;
+    default:
+      throw new Error(`unknown spmd request ${(req as { kind: string }).kind}`);
+  }
+}
