@@ -13,7 +13,7 @@ export { SpmdSession } from './spmd/session.js';
 export { planRouting, capacityFor, type RoutingPlan, type RoutingOptions } from './router/plan.js';
 export { parseForceRouting, type ForceRouting } from './router/force.js';
 export { configParamCounts } from './model/params.js';
-export { profileRun, type ProfileOptions, type ProfileReport } from './profile/run.js';
+export { profileRun, profileSpmdRun, type ProfileOptions, type ProfileReport, type SpmdProfileReport } from './profile/run.js';
 export { benchDispatch, type DispatchCase, type DispatchRow } from './comm/dispatch-bench.js';
 export { loadSweep, type Sweep, type SweepPoint } from './sweep/file.js';
 export { runSweep, type SweepOptions, type SweepResult } from './sweep/run.js';

@@ -9,6 +9,9 @@ import { SpmdSession } from '../src/spmd/session.js';
 import { learningRate } from '../src/train/schedule.js';
 import { train } from '../src/train/trainer.js';
 import { cfg, CORPUS, tempDir } from './helpers.js';
+import { assertPageRenders } from './browser.js';
+import { profileSpmdRun } from '../src/profile/run.js';
+import type { TraceEvent } from '../src/profile/trace.js';
 
 const BIN = new URL('../bin/switch-sim.js', import.meta.url).pathname;
 const small = (...sets: string[]) =>
@@ -112,4 +115,40 @@ test('spmd config rules: one line naming the field, exit 2', (t) => {
     t.regex(r.stderr.trim(), re);
     t.is(r.stderr.trim().split('\n').length, 1);
   }
+});
+
+test.serial('profile of an spmd run: per-pair bytes and barrier waits on the trace, a summary per device, a page that renders', async (t) => {
+  const dir = tempDir(t);
+  const { report } = await profileSpmdRun({ config: spmd('parallel.devices=2', 'data.batch_size=8', 'data.seq_len=32'), name: 'test', steps: 3, warmup: 2, outDir: dir });
+  const trace = JSON.parse(readFileSync(join(dir, 'trace.json'), 'utf8')) as { traceEvents: TraceEvent[] };
+  const slices = trace.traceEvents.filter((e) => e.ph === 'X');
+  const steps = new Set(report.steps);
+  t.is(steps.size, 3);
+  for (const d of [0, 1]) {
+    const mine = slices.filter((e) => e.pid === 2 + d && steps.has((e.args as { step: number }).step));
+    t.true(mine.some((e) => e.name === 'stage_forward' && e.tid === 1), `device ${d}: its dense work on its compute thread`);
+    t.true(mine.filter((e) => e.name === 'barrier_wait').length >= 3 * 4, `device ${d}: two barriers per exchange, forward and backward`);
+    t.true(mine.some((e) => e.name === 'allreduce'));
+    // per-pair message sizes: each pack says how many bytes it sent to each device
+    const sent = [0, 0];
+    for (const e of mine.filter((x) => x.name === 'pack' && (x.args as { dir: string }).dir === 'fwd')) (e.args as { bytes_to_device: number[] }).bytes_to_device.forEach((b, q) => (sent[q]! += b));
+    sent.forEach((b, q) => t.true(Math.abs(b / 3 - report.dispatch_bytes_per_step[d]![q]!) < 1e-6, `device ${d} → ${q}: trace ${b / 3} vs profile ${report.dispatch_bytes_per_step[d]![q]}`));
+  }
+  // 2 Switch layers × 128 tokens per group (8·32 / 2), top-1: each device dispatches at most 2·128 rows of 16 floats a step
+  for (const row of report.dispatch_bytes_per_step) t.true(row.reduce((a, b) => a + b, 0) <= 2 * 128 * 16 * 4 && row.reduce((a, b) => a + b, 0) > 0);
+  // every trace thread nests (Perfetto needs it): an event either contains the next or ends before it
+  const threads = new Map<string, TraceEvent[]>();
+  for (const e of slices) threads.set(`${e.pid}/${e.tid}`, [...(threads.get(`${e.pid}/${e.tid}`) ?? []), e]);
+  for (const [key, list] of threads) {
+    const stack: TraceEvent[] = [];
+    for (const e of [...list].sort((a, b) => a.ts! - b.ts! || b.dur! - a.dur!)) {
+      while (stack.length > 0 && stack.at(-1)!.ts! + stack.at(-1)!.dur! <= e.ts! + 0.002) stack.pop();
+      const top = stack.at(-1);
+      if (top) t.true(e.ts! + e.dur! <= top.ts! + top.dur! + 0.002, `thread ${key}: ${e.name} overlaps ${top.name} without nesting`);
+      stack.push(e);
+    }
+  }
+  t.true(report.devices.every((d) => d.dense_ms > 0 && d.expert_ms > 0 && d.barrier_share >= 0 && d.barrier_share < 1));
+  t.true(report.devices.some((d) => d.barrier_wait_ms > 0), 'someone waits for the slower device');
+  await assertPageRenders(t, join(dir, 'profile.html'), ['devices']);
 });

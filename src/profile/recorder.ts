@@ -34,6 +34,8 @@ export interface Span {
   /** links a dispatch to its device compute and its combine (trace flow events) */
   flow?: number;
   flowPhase?: 's' | 't' | 'f';
+  /** extra fields for the trace event (spmd: the bytes a pack sent to each device) */
+  args?: Record<string, unknown>;
 }
 
 /** Slot bytes one exchange moved: rows out to the devices and back. */
@@ -45,6 +47,9 @@ export interface Traffic {
   dir: 'fwd' | 'bwd';
   bytesOut: number;
   bytesBack: number;
+  /** spmd: the device that sent the rows and the one that owns their experts (absent: coordinator ↔ all devices) */
+  src?: number;
+  dst?: number;
 }
 
 /** A label over tape nodes [from, to) recorded by one phase, so that its backward can be timed apart. */

@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/defaults.js';
 import { ConfigError } from '../config/errors.js';
+import { analyseSpmd, spmdPage, type SpmdProfile } from '../spmd/profile.js';
 import type { ExpertDevice } from '../experts/device.js';
 import { configHash } from '../train/run-dir.js';
 import { train } from '../train/trainer.js';
@@ -89,19 +90,24 @@ function nsPerSpan(): number {
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 const stamp = () => new Date().toISOString().replace(/[:.]/g, '-').replace('Z', '');
 
-/**
- * `switch-sim profile`: trains warm-up steps, then alternates unprofiled and profiled steps (so that
- * the profiler's cost is measured in the same run), ends with one evaluation and one checkpoint
- * (profiled too), and writes trace.json, profile.json and profile.html beside the run's outputs.
- */
-export async function profileRun(opts: ProfileOptions): Promise<ProfileResult> {
-  if (opts.config.parallel.layout === 'spmd') throw new ConfigError('parallel.layout must be coordinator for `profile` (spmd runs are not traced yet; their metrics lines carry barrier waits and all-reduce times), got spmd');
+/** What a profiled run recorded, and its step times with the profiler off and on. */
+interface Recorded {
+  rec: Recorder;
+  dir: string;
+  config: Config;
+  times: { on: number[]; off: number[] };
+  clock: ClockCheck[];
+}
+
+/** Trains warm-up steps, then alternates unprofiled and profiled steps, recording the profiled ones. */
+async function recordRun(opts: ProfileOptions): Promise<Recorded> {
   const config = structuredClone(opts.config);
   config.train.steps = opts.warmup + 2 * opts.steps;
   config.train.eval_every = 0;
   config.train.checkpoint_every = 0;
   config.train.log_every = config.train.steps;
   const dir = opts.outDir ?? join('runs', `profile-${opts.name}-${stamp()}`);
+  const spmd = config.parallel.layout === 'spmd';
   const rec = new Recorder();
   const profiled = (step: number) => step > opts.warmup && (step - opts.warmup) % 2 === 0;
   const times = { on: [] as number[], off: [] as number[] };
@@ -111,7 +117,8 @@ export async function profileRun(opts: ProfileOptions): Promise<ProfileResult> {
     await train({
       config, name: opts.name, outDir: dir, log: opts.log,
       onReady: async ({ session }) => {
-        clock = await checkClocks((session as Session).devices, rec);
+        // spmd devices stamp absolute time, which every thread of the process shares: nothing to align
+        if (!spmd) clock = await checkClocks((session as Session).devices, rec);
       },
       beforeStep: (step) => {
         rec.step = step;
@@ -125,24 +132,73 @@ export async function profileRun(opts: ProfileOptions): Promise<ProfileResult> {
   } finally {
     setProfile(null);
   }
-  const D = config.parallel.devices;
-  const analysis = analyse(rec, D);
+  return { rec, dir, config, times, clock };
+}
+
+/** The profiler's cost, measured in the run (interleaved steps) and estimated (spans × ns per span). */
+function instrumentation(rec: Recorder, steps: number[], times: Recorded['times']): Instrumentation {
   const onMs = mean(times.on);
   const offMs = mean(times.off);
-  const inSteps = new Set(analysis.steps);
-  const spansPerStep = rec.spans.filter((s) => inSteps.has(s.step)).length / Math.max(1, analysis.steps.length);
+  const inSteps = new Set(steps);
+  const spansPerStep = rec.spans.filter((s) => inSteps.has(s.step)).length / Math.max(1, steps.length);
   const ns = nsPerSpan();
+  return {
+    step_ms_off: offMs, step_ms_on: onMs, measured_overhead_fraction: offMs > 0 ? (onMs - offMs) / offMs : 0,
+    spans_per_step: spansPerStep, ns_per_span: ns, estimated_overhead_fraction: (spansPerStep * ns) / 1e6 / Math.max(1e-9, onMs),
+  };
+}
+
+const reportConfig = (opts: ProfileOptions, config: Config) => ({
+  name: opts.name, hash: configHash(opts.config), devices: config.parallel.devices, transport: config.parallel.transport, payload: config.parallel.payload,
+  microbatches: config.parallel.microbatches, n_experts: config.moe.n_experts, d_model: config.model.d_model, force_routing: config.moe.force_routing,
+});
+
+/** `switch-sim profile` on an spmd run: every device's compute, exchanges and barrier waits, and who sent what to whom. */
+export interface SpmdProfileReport extends SpmdProfile {
+  config: ReturnType<typeof reportConfig> & { layout: 'spmd' };
+  warmup: number;
+  instrumentation: Instrumentation;
+}
+
+/**
+ * `switch-sim profile` with parallel.layout spmd: the same interleaved run; the trace has each device's
+ * dense work on its compute thread and its exchanges (pack with the bytes sent to each device, barrier
+ * waits, experts, unpack) on its link thread; profile.json and profile.html say where each device's
+ * step went and how many bytes each (source, destination) pair moved.
+ */
+export async function profileSpmdRun(opts: ProfileOptions): Promise<{ dir: string; report: SpmdProfileReport }> {
+  if (opts.config.parallel.layout !== 'spmd') throw new ConfigError(`parallel.layout must be spmd for profileSpmdRun, got ${opts.config.parallel.layout}`);
+  const { rec, dir, config, times } = await recordRun(opts);
+  const D = config.parallel.devices;
+  const analysis = analyseSpmd(rec, D);
+  const report: SpmdProfileReport = { config: { ...reportConfig(opts, config), layout: 'spmd' }, warmup: opts.warmup, instrumentation: instrumentation(rec, analysis.steps, times), ...analysis };
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'trace.json'), JSON.stringify(toChromeTrace(rec, D, { config: report.config })));
+  writeFileSync(join(dir, 'profile.json'), `${JSON.stringify(report, null, 1)}\n`);
+  const worst = Math.max(...analysis.devices.map((d) => d.barrier_share));
+  const intro = [
+    `${opts.name}: spmd, ${D} devices, ${config.moe.n_experts} experts; ${analysis.steps.length} profiled steps after ${opts.warmup} warm-up steps, ${analysis.step_ms.toFixed(1)} ms per step.`,
+    `Up to ${(100 * worst).toFixed(1)}% of a device's step is spent at barriers waiting for the slowest device. Open trace.json in https://ui.perfetto.dev for every event.`,
+  ];
+  writeFileSync(join(dir, 'profile.html'), spmdPage(analysis, `switch-sim profile: ${opts.name} (spmd)`, intro));
+  return { dir, report };
+}
+
+/**
+ * `switch-sim profile`: trains warm-up steps, then alternates unprofiled and profiled steps (so that
+ * the profiler's cost is measured in the same run), and writes trace.json, profile.json and
+ * profile.html beside the run's outputs. The coordinator layout; spmd runs go to profileSpmdRun.
+ */
+export async function profileRun(opts: ProfileOptions): Promise<ProfileResult> {
+  if (opts.config.parallel.layout !== 'coordinator') throw new ConfigError(`parallel.layout must be coordinator for profileRun (profileSpmdRun profiles spmd), got ${opts.config.parallel.layout}`);
+  const { rec, dir, config, times, clock } = await recordRun(opts);
+  const D = config.parallel.devices;
+  const analysis = analyse(rec, D);
   const report: ProfileReport = {
-    config: {
-      name: opts.name, hash: configHash(opts.config), devices: D, transport: config.parallel.transport, payload: config.parallel.payload,
-      microbatches: config.parallel.microbatches, n_experts: config.moe.n_experts, d_model: config.model.d_model, force_routing: config.moe.force_routing,
-    },
+    config: reportConfig(opts, config),
     warmup: opts.warmup,
     clock,
-    instrumentation: {
-      step_ms_off: offMs, step_ms_on: onMs, measured_overhead_fraction: offMs > 0 ? (onMs - offMs) / offMs : 0,
-      spans_per_step: spansPerStep, ns_per_span: ns, estimated_overhead_fraction: (spansPerStep * ns) / 1e6 / Math.max(1e-9, onMs),
-    },
+    instrumentation: instrumentation(rec, analysis.steps, times),
     ...analysis,
   };
   mkdirSync(dir, { recursive: true });

@@ -76,6 +76,7 @@ export function toChromeTrace(rec: Recorder, devices: number, otherData: Record<
     const tid = links.get(s) ?? where(s.lane).tid;
     const args: Record<string, unknown> = { step: s.step };
     for (const k of ['micro', 'layer', 'block', 'dir'] as const) if (s[k] !== undefined) args[k] = s[k];
+    Object.assign(args, s.args);
     events.push({ name: s.name, cat: s.cat, ph: 'X', pid, tid, ts: us(s.ts - t0), dur: us(s.dur), args });
     if (s.flow !== undefined && s.flowPhase) {
       // a flow event binds to the slice around its timestamp: put it in the middle of this one

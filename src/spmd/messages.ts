@@ -3,6 +3,7 @@ import type { LayerBuffers } from '../comm/buffers.js';
 import type { AllReduceBuffers } from '../comm/all-reduce.js';
 import type { LayerStats } from '../coordinator/layer-stats.js';
 import type { DeviceMemory, DeviceState } from '../experts/messages.js';
+import type { Span, Traffic } from '../profile/recorder.js';
 
 /** The messages between the main thread and an spmd device (a worker thread running a replica). */
 
@@ -29,6 +30,8 @@ export interface ShardStepRequest {
   y: Int32Array;
   batch: number;
   step: number;
+  /** record this step's spans (returned with the optimizer step's report) */
+  profile?: boolean;
 }
 
 /** All-reduce the dense gradients, clip by the global norm, one AdamW step of the replica and of this device's experts. */
@@ -84,6 +87,8 @@ export interface OptimizerReport {
   norm_wait_ms: number;
   /** AdamW on the replica and the experts */
   optimizer_ms: number;
+  /** a profiled step's spans and traffic, times on this thread's clock (performance.now() from `timeOrigin`) */
+  profile?: { timeOrigin: number; spans: Span[]; traffic: Traffic[] };
 }
 
 export interface ShardEvalReport {

@@ -8,6 +8,7 @@ import type { DeviceState } from '../experts/messages.js';
 import { initCoordinatorParams } from '../model/params.js';
 import { AdamW } from '../train/adamw.js';
 import { SpmdExchange } from './exchange.js';
+import { Recorder, setProfile } from '../profile/recorder.js';
 import type { OptimizerReport, ReplicaInit, ReplicaState, ShardEvalReport, ShardStepReport } from './messages.js';
 
 /**
@@ -53,8 +54,14 @@ export class Replica {
     throw new Error('injected fault: handler threw');
   }
 
-  async trainStep(x: Int32Array, y: Int32Array, batch: number, step: number): Promise<ShardStepReport> {
+  /** the recorder of a profiled step, from its forward to the end of its optimizer step */
+  private recorder?: Recorder;
+
+  async trainStep(x: Int32Array, y: Int32Array, batch: number, step: number, profile = false): Promise<ShardStepReport> {
     await this.fault(step);
+    this.recorder = profile ? new Recorder() : undefined;
+    if (this.recorder) this.recorder.step = step;
+    setProfile(this.recorder ?? null); // the Engine's and the exchange's spans go to it
     const t0 = performance.now();
     const r = await this.engine.trainStep(x, y, batch, step);
     return { ce: r.ce, balance_loss: r.balance_loss, z_loss: r.z_loss, layers: r.layers, ms: performance.now() - t0 };
@@ -77,7 +84,12 @@ export class Replica {
       this.flat.set(g, at);
       at += g.length;
     }
+    const P = this.recorder;
+    const lane = { kind: 'device', device: this.rank } as const;
+    P?.at(undefined, undefined, undefined);
+    const ta = performance.now();
     const ar = this.allReduce.run(this.flat);
+    P?.add({ name: 'allreduce', cat: 'comm', lane, ts: ta, dur: ar.ms, args: { barrier_wait_ms: ar.barrierMs, bytes: this.flat.byteLength } });
     const sum = this.allReduce.sum;
     at = 0;
     for (const g of grads.values()) {
@@ -90,7 +102,9 @@ export class Replica {
     for (let i = from; i < to; i++) own += sum[i]! * sum[i]!;
     own += (await this.host.gradSquaredNorm()).value;
     this.norms[this.rank] = own;
+    const tn = performance.now();
     const normWait = this.barrier.wait();
+    P?.add({ name: 'barrier_wait', cat: 'wait', lane, ts: tn, dur: performance.now() - tn });
     let total = 0;
     for (let d = 0; d < this.barrier.devices; d++) total += this.norms[d]!; // the same order on every device
     const gradNorm = Math.sqrt(total);
@@ -101,7 +115,14 @@ export class Replica {
     await this.host.step(lr, scale, t);
     this.engine.refresh();
     this.engine.zeroGrads();
-    return { grad_norm: gradNorm, allreduce_ms: ar.ms, allreduce_wait_ms: ar.barrierMs, norm_wait_ms: normWait, optimizer_ms: performance.now() - t0 };
+    const optimizerMs = performance.now() - t0;
+    P?.add({ name: 'optimizer', cat: 'optimizer', lane, ts: t0, dur: optimizerMs });
+    setProfile(null);
+    this.recorder = undefined;
+    return {
+      grad_norm: gradNorm, allreduce_ms: ar.ms, allreduce_wait_ms: ar.barrierMs, norm_wait_ms: normWait, optimizer_ms: optimizerMs,
+      ...(P ? { profile: { timeOrigin: performance.timeOrigin, spans: P.spans, traffic: P.traffic } } : {}),
+    };
   }
 
   async state(dense: boolean): Promise<ReplicaState> {

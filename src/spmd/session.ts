@@ -16,6 +16,7 @@ import { CheckpointError } from '../train/errors.js';
 import { expertShapes, splitCheckpoint, stateArrays } from '../train/restore.js';
 import { bufferShape, resolveBackend, type TrainingSession } from '../train/session.js';
 import { mergeShardLayers } from './merge.js';
+import { PROFILE, type Recorder } from '../profile/recorder.js';
 import type { OptimizerReport, ReplicaRequest, ReplicaState, ShardEvalReport, ShardStepReport } from './messages.js';
 
 const WORKER = new URL('./worker-entry.mjs', import.meta.url).href;
@@ -113,7 +114,8 @@ export class SpmdSession implements TrainingSession {
 
   async trainStep(x: Int32Array, y: Int32Array, batch: number, step: number): Promise<StepResult> {
     const per = batch / this.config.parallel.devices;
-    const r = await this.all<ShardStepReport>('training step', (d) => ({ kind: 'train', x: this.shard(x, d), y: this.shard(y, d), batch: per, step }));
+    const profile = PROFILE !== null;
+    const r = await this.all<ShardStepReport>('training step', (d) => ({ kind: 'train', x: this.shard(x, d), y: this.shard(y, d), batch: per, step, profile }));
     const mean = (f: (s: ShardStepReport) => number) => r.reduce((a, s) => a + f(s), 0) / r.length;
     const [ce, balance, z] = [mean((s) => s.ce), mean((s) => s.balance_loss), mean((s) => s.z_loss)];
     return { loss: ce + balance + z, ce, balance_loss: balance, z_loss: z, layers: mergeShardLayers(r.map((s) => s.layers)) };
@@ -127,6 +129,7 @@ export class SpmdSession implements TrainingSession {
 
   async step(lr: number, t: number): Promise<{ gradNorm: number; metrics: Record<string, number> }> {
     const r = await this.all<OptimizerReport>('optimizer step', () => ({ kind: 'step', lr, t }));
+    if (PROFILE) r.forEach((s, d) => addDeviceProfile(PROFILE!, d, s.profile));
     const mean = (f: (s: OptimizerReport) => number) => +(r.reduce((a, s) => a + f(s), 0) / r.length).toFixed(3);
     return {
       gradNorm: r[0]!.grad_norm, // every device computed the same sum in the same order
@@ -169,4 +172,16 @@ export class SpmdSession implements TrainingSession {
     this.barrier.abort(); // nobody may stay blocked in a barrier while its thread is torn down
     await Promise.all(this.pools.map((p) => p.destroy()));
   }
+}
+
+/**
+ * A profiled step's spans from device d, onto the main recorder: the dense engine's spans (recorded
+ * on the worker's "coordinator" lane) go to the device's compute lane, the exchange's stay on its link
+ * lane; times move from the worker's clock to the main thread's (absolute time is shared).
+ */
+function addDeviceProfile(P: Recorder, d: number, p: OptimizerReport['profile']): void {
+  if (!p) return;
+  const ts = (local: number) => P.fromAbsolute(p.timeOrigin + local);
+  for (const s of p.spans) P.spans.push({ ...s, ts: ts(s.ts), lane: s.lane.kind === 'coordinator' ? { kind: 'device', device: d } : s.lane });
+  for (const t of p.traffic) P.traffic.push({ ...t, ts: ts(t.ts) });
 }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { resolveConfig } from '../../config/load.js';
-import { profileRun } from '../../profile/run.js';
+import { profileRun, profileSpmdRun } from '../../profile/run.js';
+import { spmdTable } from '../../spmd/profile.js';
 import { profileTable } from '../../profile/table.js';
 import { collect, number } from '../args.js';
 
@@ -16,8 +17,17 @@ export function register(program: Command): void {
     .option('-o, --out <dir>', 'output directory (default runs/profile-<config>-<timestamp>)')
     .action(async (o: { config?: string; set: string[]; steps: number; warmup: number; out?: string }) => {
       const { config, name } = resolveConfig({ file: o.config, sets: o.set });
-      const r = await profileRun({ config, name, steps: o.steps, warmup: o.warmup, outDir: o.out, log: (l) => console.log(l) });
-      process.stdout.write(profileTable(r.report));
+      const opts = { config, name, steps: o.steps, warmup: o.warmup, outDir: o.out, log: (l: string) => console.log(l) };
+      let r: { dir: string };
+      if (config.parallel.layout === 'spmd') {
+        const s = await profileSpmdRun(opts);
+        process.stdout.write(spmdTable(s.report));
+        r = s;
+      } else {
+        const c = await profileRun(opts);
+        process.stdout.write(profileTable(c.report));
+        r = c;
+      }
       console.log(`wrote ${r.dir}/trace.json (open in https://ui.perfetto.dev or chrome://tracing), ${r.dir}/profile.json, ${r.dir}/profile.html`);
     });
 }
