@@ -88,3 +88,19 @@ export function interruptWhen(args: string[], when: RegExp): Promise<{ code: num
     child.on('exit', (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+/** Every thread of a Chrome trace nests (Perfetto needs it): on a thread, an event either contains the next or ends before it starts. */
+export function assertTraceNests(t: { true(v: boolean, m?: string): void }, slices: { name: string; pid: number; tid: number; ts?: number; dur?: number }[]): void {
+  type E = (typeof slices)[number];
+  const threads = new Map<string, E[]>();
+  for (const e of slices) threads.set(`${e.pid}/${e.tid}`, [...(threads.get(`${e.pid}/${e.tid}`) ?? []), e]);
+  for (const [key, list] of threads) {
+    const stack: E[] = [];
+    for (const e of [...list].sort((a, b) => a.ts! - b.ts! || b.dur! - a.dur!)) {
+      while (stack.length > 0 && stack.at(-1)!.ts! + stack.at(-1)!.dur! <= e.ts! + 0.002) stack.pop();
+      const top = stack.at(-1);
+      if (top) t.true(e.ts! + e.dur! <= top.ts! + top.dur! + 0.002, `thread ${key}: ${e.name} overlaps ${top.name} without nesting`);
+      stack.push(e);
+    }
+  }
+}

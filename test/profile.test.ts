@@ -6,7 +6,7 @@ import { profileRun, type ProfileReport } from '../src/profile/run.js';
 import type { TraceEvent } from '../src/profile/trace.js';
 import { train } from '../src/train/trainer.js';
 import { assertPageRenders } from './browser.js';
-import { cfg, CORPUS, tempDir } from './helpers.js';
+import { assertTraceNests, cfg, CORPUS, tempDir } from './helpers.js';
 
 const small = (...sets: string[]) =>
   cfg(`data.dataset=${CORPUS}`, 'data.seq_len=32', 'data.batch_size=8', 'model.d_model=32', 'model.n_heads=2', 'model.n_layers=2', 'model.d_ff=64',
@@ -38,18 +38,7 @@ test('trace.json: required fields in µs, every thread nests, phases lie inside 
   const steps = slices.filter((e) => e.name === 'step');
   t.is(steps.length, 3);
   steps.forEach((s, i) => t.true(Math.abs(s.dur! / 1000 - base.report.critical_path[i]!.step_ms) < 1e-3, 'trace in µs, profile in ms'));
-  // nesting: on each thread, an event either contains the next or ends before it starts
-  const threads = new Map<string, TraceEvent[]>();
-  for (const e of slices) threads.set(`${e.pid}/${e.tid}`, [...(threads.get(`${e.pid}/${e.tid}`) ?? []), e]);
-  for (const [key, list] of threads) {
-    const stack: TraceEvent[] = [];
-    for (const e of [...list].sort((a, b) => a.ts! - b.ts! || b.dur! - a.dur!)) {
-      while (stack.length > 0 && stack.at(-1)!.ts! + stack.at(-1)!.dur! <= e.ts! + 0.002) stack.pop();
-      const top = stack.at(-1);
-      if (top) t.true(e.ts! + e.dur! <= top.ts! + top.dur! + 0.002, `thread ${key}: ${e.name} overlaps ${top.name} without nesting`);
-      stack.push(e);
-    }
-  }
+  assertTraceNests(t, slices); // every thread nests: an event either contains the next or ends before it starts
   // every training phase of a step, on every thread, lies inside that step
   for (const s of steps) {
     const step = (s.args as { step: number }).step;

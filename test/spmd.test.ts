@@ -8,7 +8,7 @@ import { DeviceError } from '../src/experts/errors.js';
 import { SpmdSession } from '../src/spmd/session.js';
 import { learningRate } from '../src/train/schedule.js';
 import { train } from '../src/train/trainer.js';
-import { cfg, CORPUS, tempDir } from './helpers.js';
+import { assertTraceNests, cfg, CORPUS, tempDir } from './helpers.js';
 import { assertPageRenders } from './browser.js';
 import { profileSpmdRun } from '../src/profile/run.js';
 import type { TraceEvent } from '../src/profile/trace.js';
@@ -136,18 +136,7 @@ test.serial('profile of an spmd run: per-pair bytes and barrier waits on the tra
   }
   // 2 Switch layers × 128 tokens per group (8·32 / 2), top-1: each device dispatches at most 2·128 rows of 16 floats a step
   for (const row of report.dispatch_bytes_per_step) t.true(row.reduce((a, b) => a + b, 0) <= 2 * 128 * 16 * 4 && row.reduce((a, b) => a + b, 0) > 0);
-  // every trace thread nests (Perfetto needs it): an event either contains the next or ends before it
-  const threads = new Map<string, TraceEvent[]>();
-  for (const e of slices) threads.set(`${e.pid}/${e.tid}`, [...(threads.get(`${e.pid}/${e.tid}`) ?? []), e]);
-  for (const [key, list] of threads) {
-    const stack: TraceEvent[] = [];
-    for (const e of [...list].sort((a, b) => a.ts! - b.ts! || b.dur! - a.dur!)) {
-      while (stack.length > 0 && stack.at(-1)!.ts! + stack.at(-1)!.dur! <= e.ts! + 0.002) stack.pop();
-      const top = stack.at(-1);
-      if (top) t.true(e.ts! + e.dur! <= top.ts! + top.dur! + 0.002, `thread ${key}: ${e.name} overlaps ${top.name} without nesting`);
-      stack.push(e);
-    }
-  }
+  assertTraceNests(t, slices); // every thread nests: an event either contains the next or ends before it starts
   t.true(report.devices.every((d) => d.dense_ms > 0 && d.expert_ms > 0 && d.barrier_share >= 0 && d.barrier_share < 1));
   t.true(report.devices.some((d) => d.barrier_wait_ms > 0), 'someone waits for the slower device');
   await assertPageRenders(t, join(dir, 'profile.html'), ['devices']);

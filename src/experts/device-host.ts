@@ -5,12 +5,20 @@ import { initExpertParams, type ParamSet } from '../model/params.js';
 import { readView } from '../backend/view.js';
 import { absoluteNow } from '../profile/recorder.js';
 import { expertBackward, expertForward, type ExpertWeights } from './ffn.js';
-import type { BackwardRequest, ComputeReport, DeviceState, DeviceTiming, ExchangeMessage, ForwardRequest, GradNormReport, TouchRequest } from './messages.js';
+import { getHeapStatistics } from 'node:v8';
+import type { BackwardRequest, ComputeReport, DeviceMemory, DeviceState, DeviceTiming, ExchangeMessage, ForwardRequest, GradNormReport, TouchRequest } from './messages.js';
 import { copyRows, gather, rowsFor, scatter, slotView, type SlotView } from './slot-view.js';
 import { BackendStore, HostStore, type ExpertStore, type KernelStore } from './store.js';
 import { GpuJsExperts, type GpuJsWeights } from './gpujs-ffn.js';
 import { openGpuJs, type GpuJsRuntime, type Operand } from './gpujs-runtime.js';
 import { GpuJsStore } from './gpujs-store.js';
+
+/** A thread's memory report: tfjs's tensors and, on gpu.js's WebGPU mode, the host's resident buffers. */
+export function threadMemory(host?: DeviceHost): DeviceMemory {
+  const m = tf.memory();
+  const r = host?.residentBuffers ?? { count: 0, bytes: 0 };
+  return { tensors: m.numTensors + r.count, bytes: m.numBytes + r.bytes, heap_mb: +(getHeapStatistics().used_heap_size / 2 ** 20).toFixed(1) };
+}
 
 /** The experts of `device`: global indices [device·E/D, (device+1)·E/D). */
 export function expertsOf(config: Config, device: number): number[] {

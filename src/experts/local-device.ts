@@ -1,9 +1,7 @@
 import type { Config } from '../config/defaults.js';
 import type { LayerBuffers } from '../comm/buffers.js';
-import { DeviceHost } from './device-host.js';
+import { DeviceHost, threadMemory } from './device-host.js';
 import type { ExchangeRequest, ExpertDevice } from './device.js';
-import { getHeapStatistics } from 'node:v8';
-import * as tf from '@tensorflow/tfjs';
 import type { ComputeReport, DeviceMemory, DeviceState, DeviceTiming, GradNormReport } from './messages.js';
 import { absoluteNow } from '../profile/recorder.js';
 
@@ -44,8 +42,7 @@ export class LocalDevice implements ExpertDevice {
   }
 
   async memory(): Promise<DeviceMemory> {
-    const m = tf.memory();
-    return { tensors: m.numTensors, bytes: m.numBytes, heap_mb: +(getHeapStatistics().used_heap_size / 2 ** 20).toFixed(1) }; // the coordinator's thread: its tensors count too
+    return threadMemory(this.host); // the coordinator's thread: its tensors count too
   }
 
   state(): Promise<DeviceState> {

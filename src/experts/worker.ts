@@ -2,11 +2,10 @@
  * A device's worker thread (one single-thread piscina pool per device). It owns a DeviceHost: the
  * experts' weights, gradients and AdamW state live here, on this thread's compute backend.
  */
-import { getHeapStatistics } from 'node:v8';
 import * as tf from '@tensorflow/tfjs';
 import { Piscina } from 'piscina';
 import { initBackend, releaseBackend, type BackendName } from '../backend/init.js';
-import { DeviceHost } from './device-host.js';
+import { DeviceHost, threadMemory } from './device-host.js';
 import { absoluteNow } from '../profile/recorder.js';
 import type { ComputeReport, DeviceRequest } from './messages.js';
 
@@ -44,12 +43,8 @@ export default async function handle(req: DeviceRequest & { transfer?: boolean }
       return ready().gradSquaredNorm();
     case 'clock':
       return absoluteNow();
-    case 'memory': {
-      // tfjs's tensors and, on gpu.js's WebGPU mode, its resident buffers
-      const m = tf.memory();
-      const r = host?.residentBuffers ?? { count: 0, bytes: 0 };
-      return { tensors: m.numTensors + r.count, bytes: m.numBytes + r.bytes, heap_mb: +(getHeapStatistics().used_heap_size / 2 ** 20).toFixed(1) };
-    }
+    case 'memory':
+      return threadMemory(host);
     case 'close':
       host?.dispose();
       host = undefined;

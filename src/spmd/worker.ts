@@ -1,10 +1,10 @@
 /**
  * An spmd device's worker thread (one single-thread piscina pool per device): it runs a Replica.
  */
-import { getHeapStatistics } from 'node:v8';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, releaseBackend, type BackendName } from '../backend/init.js';
 import { Replica } from './replica.js';
+import { threadMemory } from '../experts/device-host.js';
 import type { ReplicaRequest } from './messages.js';
 
 let replica: Replica | undefined;
@@ -35,11 +35,8 @@ export default async function handle(req: ReplicaRequest): Promise<unknown> {
       return null;
     case 'digest':
       return ready().digest();
-    case 'memory': {
-      const m = tf.memory();
-      const r = replica?.host.residentBuffers ?? { count: 0, bytes: 0 };
-      return { tensors: m.numTensors + r.count, bytes: m.numBytes + r.bytes, heap_mb: +(getHeapStatistics().used_heap_size / 2 ** 20).toFixed(1) };
-    }
+    case 'memory':
+      return threadMemory(replica?.host);
     case 'close':
       replica?.dispose();
       replica = undefined;
