@@ -12,6 +12,7 @@ import { register as inspect } from './commands/inspect.js';
 import { register as profile } from './commands/profile.js';
 import { register as sweep } from './commands/sweep.js';
 import { register as train } from './commands/train.js';
+import { register as simulate } from './commands/simulate.js';
 
 /** Maps an error to one line and an exit code: 2 bad input, 1 failure, 130 interrupted. */
 export function exitCodeFor(e: unknown): { code: number; line: string } {
@@ -30,7 +31,7 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({ outputError: (s, write) => write(s.split('\n')[0]! + '\n') });
 
-  for (const register of [train, evaluate, generate, inspect, profile, bench, backends, sweep]) register(program);
+  for (const register of [train, evaluate, generate, inspect, profile, bench, backends, sweep, simulate]) register(program);
   return program;
 }
 

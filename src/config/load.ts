@@ -73,9 +73,10 @@ export function parseSet(assignment: string): Tree {
   return key.split('.').reduceRight<unknown>((acc, part) => ({ [part]: acc }), value) as Tree;
 }
 
-function describe(error: ZodError, config: Tree): ConfigError {
+/** A schema violation as one line: the field (after `prefix`), the rule, the value. */
+export function describe(error: ZodError, config: Tree, prefix = ''): ConfigError {
   const issue = error.issues[0]!;
-  const key = issue.path.join('.');
+  const key = prefix + issue.path.join('.');
   const got = issue.path.reduce<unknown>((v, p) => (isTree(v) ? v[p as string] : undefined), config);
   const i = issue as unknown as Record<string, unknown>;
   let rule: string;
@@ -93,6 +94,7 @@ function describe(error: ZodError, config: Tree): ConfigError {
       rule = `must be one of ${(i.values as unknown[]).map(String).join('|')}`;
       break;
     case 'unrecognized_keys':
+      if (prefix) return new ConfigError(`unknown key ${key ? `${key}.` : prefix}${(i.keys as string[])[0]}`);
       return unknownKey(`${key ? `${key}.` : ''}${(i.keys as string[])[0]}`);
     default:
       rule = issue.code === 'invalid_format' || issue.message.startsWith('Invalid') && typeof got === 'number' ? 'must be an integer' : issue.message;

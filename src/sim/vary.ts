@@ -1,0 +1,54 @@
+import YAML from 'yaml';
+import { ConfigError, show } from '../config/errors.js';
+import { resolveConfig } from '../config/load.js';
+import { validateCluster, type Cluster } from './cluster.js';
+import { project, type Projection } from './project.js';
+import { uniformWorkload, type Workload } from './workload.js';
+
+/** One row of a what-if table. */
+export interface VaryRow {
+  value: unknown;
+  step_ms: number;
+  tokens_per_s: number;
+  mfu: number;
+  dispatch_overhead_fraction: number;
+  drop_fraction: number;
+  straggler_factor: number;
+}
+
+/** Keys a recorded run cannot vary: they change how many tokens a group holds or how many experts there are. */
+const FIXED_BY_RUN = ['data.batch_size', 'data.seq_len', 'parallel.devices', 'moe.n_experts', 'moe.top_k', 'model.switch_every', 'model.n_layers'];
+
+/** `--vary key=v1,v2,…`: a config key, or `cluster.<key>` (e.g. cluster.nodes, cluster.all_to_all). */
+export function parseVary(spec: string): { key: string; values: unknown[] } {
+  const eq = spec.indexOf('=');
+  if (eq <= 0 || eq === spec.length - 1) throw new ConfigError(`--vary must look like key=v1,v2,... (got ${show(spec)})`);
+  return { key: spec.slice(0, eq).trim(), values: spec.slice(eq + 1).split(',').map((v) => YAML.parse(v.trim()) as unknown) };
+}
+
+function setPath(tree: Record<string, unknown>, path: string[], value: unknown): Record<string, unknown> {
+  const [head, ...rest] = path;
+  if (rest.length === 0) return { ...tree, [head!]: value };
+  return { ...tree, [head!]: setPath((tree[head!] ?? {}) as Record<string, unknown>, rest, value) };
+}
+
+/** Projects the workload once per value of the key (a cluster key, or a config key replayed on the same routing). */
+export function vary(cluster: Cluster, w: Workload, key: string, values: unknown[], dispatch: Projection['dispatch']): VaryRow[] {
+  if (w.source === 'run' && FIXED_BY_RUN.includes(key)) throw new ConfigError(`--vary ${key} cannot replay a recorded run (its routing was recorded for the run's ${key}); use --config (got --run)`);
+  return values.map((value) => {
+    let c = cluster;
+    let wl = w;
+    if (key.startsWith('cluster.')) c = validateCluster(setPath(cluster as unknown as Record<string, unknown>, key.slice(8).split('.'), value), `--vary ${key}`);
+    else {
+      const config = resolveConfig({ base: w.config as unknown as Record<string, unknown>, sets: [`${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`] }).config;
+      wl = w.source === 'config' ? uniformWorkload(config, w.vocabSize) : { ...w, config };
+    }
+    const p = project(c, wl, dispatch);
+    const layers = p.layers;
+    return {
+      value, step_ms: p.step_ms, tokens_per_s: p.tokens_per_s, mfu: p.mfu, dispatch_overhead_fraction: p.dispatch_overhead_fraction,
+      drop_fraction: layers.reduce((a, l) => a + l.drop_fraction, 0) / Math.max(1, layers.length),
+      straggler_factor: Math.max(...layers.map((l) => l.straggler_factor)),
+    };
+  });
+}

@@ -1,0 +1,86 @@
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from '../config/defaults.js';
+import { ConfigError } from '../config/errors.js';
+import { resolveConfig } from '../config/load.js';
+import { switchBlocks } from '../model/stages.js';
+import { capacityFor } from '../router/plan.js';
+
+/** One Switch layer in one step, as routed: token-choices per (routing group, expert), before capacity. */
+export interface LayerLoad {
+  /** [G][E] token-choices each group of the run sent each expert before dropping */
+  routed: number[][];
+}
+
+export interface StepLoad {
+  step: number;
+  layers: LayerLoad[];
+}
+
+/** What `simulate` replays: the model, and what each step routed where. */
+export interface Workload {
+  config: Config;
+  vocabSize: number;
+  /** where the loads come from: a run's metrics.jsonl (skew and drops as recorded) or the config (uniform routing) */
+  source: 'run' | 'config';
+  steps: StepLoad[];
+  /** the run's own measurement, when it is a run: mean ms per step over its logged steps */
+  measured_ms_per_step?: number;
+}
+
+/** Tokens per routing group in the run: each device's share of a batch. */
+export const tokensPerGroup = (c: Config) => (c.data.batch_size * c.data.seq_len) / c.parallel.devices;
+
+/** Without a run: every group sends S·k/E token-choices to every expert, the mean load. */
+export function uniformWorkload(config: Config, vocabSize = 65): Workload {
+  const E = config.moe.n_experts;
+  const per = (tokensPerGroup(config) * config.moe.top_k) / E;
+  const layers = Array.from({ length: switchLayerCount(config) }, () => ({ routed: Array.from({ length: config.parallel.devices }, () => new Array<number>(E).fill(per)) }));
+  return { config, vocabSize, source: 'config', steps: [{ step: 1, layers }] };
+}
+
+export const switchLayerCount = (c: Config) => switchBlocks(c).length;
+
+/**
+ * A run directory's workload: its config.yaml, and per logged step, per Switch layer, the first choices
+ * each group routed to each expert (`group_expert_counts`), × k for top-k (exact for top-1; for top-2
+ * an estimate: second choices are not recorded per group). The projection keeps min(routed, C).
+ */
+export function runWorkload(dir: string): Workload {
+  const cfgFile = join(dir, 'config.yaml');
+  const metricsFile = join(dir, 'metrics.jsonl');
+  if (!existsSync(cfgFile) || !existsSync(metricsFile)) throw new ConfigError(`--run ${dir} must be a run directory with config.yaml and metrics.jsonl (got ${existsSync(dir) ? 'a folder without them' : 'no such folder'})`);
+  const { config } = resolveConfig({ file: cfgFile });
+  const k = config.moe.top_k;
+  const steps: StepLoad[] = [];
+  const stepMs: number[] = [];
+  for (const line of readFileSync(metricsFile, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    const r = JSON.parse(line) as { step: number; tokens_per_s?: number; layers?: { group_expert_counts: number[][] }[] };
+    if (!r.layers) continue;
+    steps.push({ step: r.step, layers: r.layers.map((l) => ({ routed: l.group_expert_counts.map((row) => row.map((n) => n * k)) })) });
+    if (r.tokens_per_s) stepMs.push((config.data.batch_size * config.data.seq_len) / r.tokens_per_s * 1000);
+  }
+  if (steps.length === 0) throw new ConfigError(`--run ${dir}: metrics.jsonl has no step with per-layer routing (got none)`);
+  return { config, vocabSize: runVocab(dir), source: 'run', steps, measured_ms_per_step: stepMs.length ? stepMs.reduce((a, b) => a + b, 0) / stepMs.length : undefined };
+}
+
+/** The run's vocabulary size, from its newest checkpoint (character-level Tiny Shakespeare's 65 if it has none). */
+function runVocab(dir: string): number {
+  const ck = join(dir, 'checkpoints');
+  if (!existsSync(ck)) return 65;
+  for (const d of readdirSync(ck).sort().reverse()) {
+    const f = join(ck, d, 'checkpoint.json');
+    if (existsSync(f)) {
+      const vocab = (JSON.parse(readFileSync(f, 'utf8')) as { vocab?: string }).vocab;
+      if (typeof vocab === 'string' || Array.isArray(vocab)) return vocab.length;
+    }
+  }
+  return 65;
+}
+
+/** C of the config: capacity_factor · S / E (at least min_capacity, at most S), or S without drops. */
+export function capacityOf(c: Config): number {
+  const S = tokensPerGroup(c);
+  return c.moe.drop_tokens ? capacityFor(S, c.moe.n_experts, c.moe.capacity_factor, c.moe.min_capacity) : S;
+}
