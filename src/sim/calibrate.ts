@@ -54,34 +54,50 @@ function copyGbps(): number {
   return a.byteLength / (best / 1000) / 1e9;
 }
 
-/**
- * Trains a config ROUNDS times and returns its step time: per run the median after the warm-up steps,
- * then the fastest run (on a shared 2-core machine, interference only ever slows a run down), with that
- * run's routing (those steps only).
- */
-async function timedRun(config: Config, dir: string): Promise<{ measured: number; workload: Workload }> {
-  let best: { measured: number; workload: Workload } | undefined;
-  for (let r = 0; r < ROUNDS; r++) {
-    const out = `${dir}-${r}`;
-    await train({ config, name: 'calibrate', outDir: out });
-    const w = runWorkload(out);
-    const steps = w.steps.filter((s) => s.step > SKIP);
-    const times = stepTimes(out, config);
-    const sorted = steps.map((s) => times.get(s.step)!).sort((a, b) => a - b);
-    const measured = sorted[Math.floor(sorted.length / 2)]!;
-    if (!best || measured < best.measured) best = { measured, workload: { ...w, steps } };
-  }
-  return best!;
+interface Timed {
+  measured: number;
+  workload: Workload;
 }
 
-/** Least squares for y = a·u + b·v over rows [u, v, y]. */
-export function leastSquares2(rows: [number, number, number][]): [number, number] {
-  let suu = 0, suv = 0, svv = 0, suy = 0, svy = 0;
-  for (const [u, v, y] of rows) {
-    suu += u * u; suv += u * v; svv += v * v; suy += u * y; svy += v * y;
+/**
+ * Trains every config ROUNDS times, the configs taking turns (so that the machine's slow spells hit fit
+ * and held-out runs alike); per config: per run the median step after the warm-up steps, then the
+ * fastest run (on a shared machine, interference only slows a run down), with that run's routing.
+ */
+async function timeAll(configs: Config[], dir: string, log: (l: string) => void): Promise<Timed[]> {
+  const best: (Timed | undefined)[] = configs.map(() => undefined);
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const [i, config] of configs.entries()) {
+      const out = join(dir, `run-${i}-${r}`);
+      await train({ config, name: 'calibrate', outDir: out });
+      const w = runWorkload(out);
+      const steps = w.steps.filter((s) => s.step > SKIP);
+      const times = stepTimes(out, config);
+      const sorted = steps.map((s) => times.get(s.step)!).sort((a, b) => a - b);
+      const measured = sorted[Math.floor(sorted.length / 2)]!;
+      if (!best[i] || measured < best[i]!.measured) best[i] = { measured, workload: { ...w, steps } };
+      rmSync(out, { recursive: true, force: true });
+    }
+    log(`round ${r + 1} of ${ROUNDS}: ${configs.length} runs`);
   }
-  const det = suu * svv - suv * suv;
-  return det === 0 ? [suy / suu, 0] : [(suy * svv - svy * suv) / det, (svy * suu - suy * suv) / det];
+  return best as Timed[];
+}
+
+/** Least squares for y = Σ a_k·x_k over rows [x_1, …, x_n, y]: the normal equations, by Gaussian elimination. */
+export function leastSquares(rows: number[][]): number[] {
+  const n = rows[0]!.length - 1;
+  const A = Array.from({ length: n }, (_, i) => Array.from({ length: n + 1 }, (_, j) => rows.reduce((a, r) => a + r[i]! * r[j === n ? n : j]!, 0)));
+  for (let c = 0; c < n; c++) {
+    const p = A.slice(c).reduce((best, row, k) => (Math.abs(row[c]!) > Math.abs(A[best]![c]!) ? c + k : best), c);
+    [A[c], A[p]] = [A[p]!, A[c]!];
+    if (Math.abs(A[c]![c]!) < 1e-12) continue;
+    for (let r = 0; r < n; r++) {
+      if (r === c) continue;
+      const f = A[r]![c]! / A[c]![c]!;
+      for (let k = c; k <= n; k++) A[r]![k]! -= f * A[c]![k]!;
+    }
+  }
+  return A.map((row, i) => (Math.abs(row[i]!) < 1e-12 ? 0 : row[n]! / row[i]!));
 }
 
 /** Least-squares line y = intercept + slope·x through the points. */
@@ -97,12 +113,12 @@ export function line(points: [number, number][]): { intercept: number; slope: nu
 
 /**
  * `switch-sim simulate --calibrate`: fits configs/clusters/this-machine.yaml to this machine from whole
- * training steps (per config the faster of two runs' medians of 12 steps after 4 warm-up steps, unprofiled),
- * then checks it on held-out runs.
+ * training steps (every run below twice, taking turns; per config the faster run's median of 12 steps after
+ * 4 warm-up steps, unprofiled), then checks it on held-out runs.
  *  1. one device thread, two model sizes × two batch sizes: step = fixed + FLOPs / rate (least squares):
  *     the rate is the "GPU"'s peak, the fixed part (tfjs's per-op costs, messages, AdamW) a cost per block;
  *  2. two and four device threads at the same sizes: what the model with threads at full speed and free
- *     exchanges leaves unexplained = compute · (1/parallel_efficiency) + exchanges · exchange_overhead
+ *     exchanges leaves unexplained = compute · (1/parallel_efficiency(D)) + exchanges · exchange_overhead
  *     (least squares): threads slow each other down (two cores, shared memory, V8's GC helpers), and every
  *     exchange costs barrier waits; more devices than cores take turns (compute × D / cores);
  *  3. held out: D ∈ {1, 2, 4} at two model sizes not fitted, each predicted from its own recorded routing.
@@ -113,7 +129,7 @@ export async function calibrate(opts: { log?: (l: string) => void; out?: string 
   try {
     await train({ config: base(FIT[0]!, 'parallel.devices=1', 'train.steps=4'), name: 'warm-up', outDir: join(work, 'warm-up') }); // first runs in a process are slower
     const gbps = copyGbps();
-    const make = (peakGflops: number, blockUs: number, parallelEfficiency: number, exchangeUs: number) => validateCluster({
+    const make = (peakGflops: number, blockUs: number, parallelEfficiency: [number, number][], exchangeUs: number) => validateCluster({
       name: 'this-machine', nodes: 1, gpus_per_node: 1,
       gpu: {
         name: `${availableParallelism()}-core CPU, tfjs-wasm device threads`, tflops_bf16: peakGflops / 1000, tflops_fp32: peakGflops / 1000, hbm_gbps: 1e6,
@@ -122,46 +138,46 @@ export async function calibrate(opts: { log?: (l: string) => void; out?: string 
       intra_node: { gbps, latency_us: 0 }, inter_node: { gbps, latency_us: 0 }, all_to_all: 'flat', message_efficiency: [[1, 1]], precision: 'fp32',
       exchange_overhead_us: exchangeUs,
     });
+    // every run first, taking turns: one thread (fit), several threads (fit), held out
+    const oneThread = FIT.flatMap((d) => [4, 16].map((B) => ({ d, B, config: base(d, 'parallel.devices=1', `data.batch_size=${B}`, `train.steps=${STEPS}`) })));
+    const threads = FIT.flatMap((d) => [2, 4].map((D) => ({ d, D, config: base(d, `parallel.devices=${D}`, `train.steps=${STEPS}`) })));
+    const heldOut = HELD_OUT.flatMap((d) => [1, 2, 4].map((D) => ({ d, D, config: base(d, `parallel.devices=${D}`, `train.steps=${STEPS}`) })));
+    const timed = await timeAll([...oneThread, ...threads, ...heldOut].map((x) => x.config), work, log);
+    const [t1, tD, tH] = [timed.slice(0, oneThread.length), timed.slice(oneThread.length, oneThread.length + threads.length), timed.slice(oneThread.length + threads.length)];
     // 1. one thread: at 1 GFLOP/s and no fixed costs, the model's compute ms is the GFLOPs; fit measured = fixed + GFLOPs / rate
-    const unit = make(1, 0, 1, 0);
-    const fit: Calibration['fit'] = [];
-    for (const d of FIT) {
-      for (const B of [4, 16]) {
-        const { measured, workload } = await timedRun(base(d, 'parallel.devices=1', `data.batch_size=${B}`, `train.steps=${STEPS}`), join(work, `fit-${d}-${B}`));
-        const p = project(unit, workload);
-        fit.push({ d_model: d, batch_size: B, flops: (p.breakdown_ms.dense + p.breakdown_ms.experts) * 1e6, ms: measured - (p.step_ms - p.breakdown_ms.dense - p.breakdown_ms.experts) });
-        log(`fit d_model ${d}, batch ${B}, 1 device: ${measured.toFixed(1)} ms a step for ${(fit.at(-1)!.flops / 1e9).toFixed(3)} GFLOP`);
-      }
-    }
+    const unit = make(1, 0, [[1, 1]], 0);
+    const fit: Calibration['fit'] = oneThread.map(({ d, B }, i) => {
+      const p = project(unit, t1[i]!.workload);
+      const compute = p.breakdown_ms.dense + p.breakdown_ms.experts;
+      log(`fit d_model ${d}, batch ${B}, 1 device: ${t1[i]!.measured.toFixed(1)} ms a step for ${(compute / 1000).toFixed(3)} GFLOP`);
+      return { d_model: d, batch_size: B, flops: compute * 1e6, ms: t1[i]!.measured - (p.step_ms - compute) };
+    });
     const one = line(fit.map((f) => [f.flops / 1e9, f.ms]));
     const peak = 1000 / one.slope; // slope: ms per GFLOP
     const layers = base(FIT[0]!).model.n_layers;
     const blockUs = Math.max(0, (one.intercept / layers) * 1000);
     // 2. several threads: measured − the rest = compute · u + exchanges · x
-    const ideal = make(peak, blockUs, 1, 0);
-    const rows: [number, number, number][] = [];
-    for (const d of FIT) {
-      for (const D of [2, 4]) {
-        const { measured, workload } = await timedRun(base(d, `parallel.devices=${D}`, `train.steps=${STEPS}`), join(work, `fit-${d}-D${D}`));
-        const p = project({ ...ideal, gpus_per_node: D }, workload);
-        const compute = p.breakdown_ms.dense + p.breakdown_ms.experts;
-        rows.push([compute, (4 * p.layers.length) / 1000, measured - (p.step_ms - compute)]);
-        log(`fit d_model ${d}, ${D} devices: ${measured.toFixed(1)} ms a step; with threads at full speed and free exchanges the model says ${p.step_ms.toFixed(1)} ms`);
-      }
-    }
-    const [u, exchangeUs] = leastSquares2(rows);
-    const parallelEfficiency = Math.min(1, 1 / Math.max(1, u));
-    const cluster = make(peak, blockUs, parallelEfficiency, Math.max(0, exchangeUs));
-    log(`fitted: ${(blockUs / 1000).toFixed(2)} ms per block + FLOPs at ${peak.toFixed(2)} GFLOP/s; with more devices, threads at ${(100 * parallelEfficiency).toFixed(0)}% of their speed alone and ${(Math.max(0, exchangeUs) / 1000).toFixed(2)} ms per exchange`);
-    const cases: CalibrationCase[] = [];
-    for (const d of HELD_OUT) {
-      for (const D of [1, 2, 4]) {
-        const { measured, workload } = await timedRun(base(d, `parallel.devices=${D}`, `train.steps=${STEPS}`), join(work, `case-${d}-${D}`));
-        const predicted = project({ ...cluster, gpus_per_node: D }, workload).step_ms;
-        cases.push({ layout: 'spmd', devices: D, d_model: d, measured_step_ms: measured, predicted_step_ms: predicted, error: Math.abs(predicted - measured) / measured });
-        log(`held out d_model ${d}, ${D} devices: measured ${measured.toFixed(1)} ms, predicted ${predicted.toFixed(1)} ms`);
-      }
-    }
+    const ideal = make(peak, blockUs, [[1, 1]], 0);
+    const counts = [...new Set(threads.map((x) => x.D))];
+    const rows = threads.map(({ d, D }, i): number[] => {
+      const p = project({ ...ideal, gpus_per_node: D }, tD[i]!.workload);
+      const compute = p.breakdown_ms.dense + p.breakdown_ms.experts;
+      log(`fit d_model ${d}, ${D} devices: ${tD[i]!.measured.toFixed(1)} ms a step; with threads at full speed and free exchanges the model says ${p.step_ms.toFixed(1)} ms`);
+      // unknowns: 1/parallel_efficiency per device count, then the exchange cost
+      return [...counts.map((n) => (n === D ? compute : 0)), (4 * p.layers.length) / 1000, tD[i]!.measured - (p.step_ms - compute)];
+    });
+    const solution = leastSquares(rows);
+    const exchangeUs = Math.max(0, solution.at(-1)!);
+    const efficiency = counts.map((n, k): [number, number] => [n, Math.min(1, 1 / Math.max(1, solution[k]!))]);
+    const cluster = make(peak, blockUs, efficiency, exchangeUs);
+    log(`fitted: ${(blockUs / 1000).toFixed(2)} ms per block + FLOPs at ${peak.toFixed(2)} GFLOP/s; threads at ${efficiency.map(([n, e]) => `${(100 * e).toFixed(0)}% of their speed alone with ${n} devices`).join(', ')}, and ${(exchangeUs / 1000).toFixed(2)} ms per exchange`);
+    // 3. held out
+    const cases: CalibrationCase[] = heldOut.map(({ d, D }, i) => {
+      const measured = tH[i]!.measured;
+      const predicted = project({ ...cluster, gpus_per_node: D }, tH[i]!.workload).step_ms;
+      log(`held out d_model ${d}, ${D} devices: measured ${measured.toFixed(1)} ms, predicted ${predicted.toFixed(1)} ms`);
+      return { layout: 'spmd', devices: D, d_model: d, measured_step_ms: measured, predicted_step_ms: predicted, error: Math.abs(predicted - measured) / measured };
+    });
     mkdirSync(opts.out ?? 'configs/clusters', { recursive: true });
     const file = join(opts.out ?? 'configs/clusters', 'this-machine.yaml');
     writeFileSync(file, `# Fitted by \`switch-sim simulate --calibrate\` on ${new Date().toISOString().slice(0, 10)} (${availableParallelism()} cores): see src/sim/calibrate.ts.\n${YAML.stringify(cluster)}`);

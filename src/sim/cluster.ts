@@ -33,8 +33,8 @@ export const ClusterSchema = z.strictObject({
     block_overhead_us: z.number().min(0).optional(),
     /** a fixed cost per Switch layer's experts per step, forward and backward, µs */
     expert_overhead_us: z.number().min(0).optional(),
-    /** this machine only: a device thread's compute speed while the others compute too, relative to alone (shared caches, memory, GC threads) */
-    parallel_efficiency: z.number().gt(0).max(1).optional(),
+    /** this machine only: by device count, a device thread's compute speed while the others compute too, relative to alone (shared caches, memory, GC threads) */
+    parallel_efficiency: curve().optional(),
     /** the experts' matmuls, when they run at another efficiency than the dense model's (this machine) */
     expert_efficiency: curve().optional(),
   }),

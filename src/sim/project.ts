@@ -73,7 +73,8 @@ export function denseFlops(c: Config, vocab: number): { flops: number; matmul: n
 /** Compute time on one GPU: FLOPs at peak × the efficiency of their matmul size; on this machine, devices beyond its cores take turns, and threads computing together each run at parallel_efficiency. */
 export function computeUs(c: Cluster, flops: number, matmulFlops: number, expert = false, fixedUs = 0): number {
   const N = gpuCount(c);
-  const share = Math.max(1, N / (c.gpu.cores ?? Infinity)) / (N > 1 ? c.gpu.parallel_efficiency ?? 1 : 1);
+  const parallel = N > 1 && c.gpu.parallel_efficiency ? interpolate(c.gpu.parallel_efficiency as [number, number][], N) : 1;
+  const share = Math.max(1, N / (c.gpu.cores ?? Infinity)) / parallel;
   const curve = (expert ? c.gpu.expert_efficiency ?? c.gpu.matmul_efficiency : c.gpu.matmul_efficiency) as [number, number][];
   return (fixedUs + (flops > 0 ? (flops / (peakFlops(c) * interpolate(curve, matmulFlops))) * 1e6 : 0)) * share;
 }
