@@ -81,12 +81,12 @@ export class SpmdSession implements TrainingSession {
       first ??= { device, why };
       this.barrier.abort();
     };
+    const pending = this.pools.map(() => true);
     const timer = setTimeout(() => {
       const late = this.barrier.laggard() ?? pending.findIndex((p) => p);
       fail(late, `no answer within ${deadline} ms (parallel.timeout_ms)`);
       for (const a of aborts) a.abort(new Error('stopped'));
     }, deadline);
-    const pending = this.pools.map(() => true);
     const runs = this.pools.map((pool, d) =>
       pool.run({ ...base(d), ...extra(d) }, { signal: aborts[d]!.signal }).then(
         (r) => ((pending[d] = false), r as T),
