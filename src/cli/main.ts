@@ -13,6 +13,7 @@ import { register as profile } from './commands/profile.js';
 import { register as sweep } from './commands/sweep.js';
 import { register as train } from './commands/train.js';
 import { register as simulate } from './commands/simulate.js';
+import { register as worker } from './commands/worker.js';
 
 /** Maps an error to one line and an exit code: 2 bad input, 1 failure, 130 interrupted. */
 export function exitCodeFor(e: unknown): { code: number; line: string } {
@@ -31,7 +32,7 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({ outputError: (s, write) => write(s.split('\n')[0]! + '\n') });
 
-  for (const register of [train, evaluate, generate, inspect, profile, bench, backends, sweep, simulate]) register(program);
+  for (const register of [train, evaluate, generate, inspect, profile, bench, backends, sweep, simulate, worker]) register(program);
   return program;
 }
 

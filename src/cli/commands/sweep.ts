@@ -7,6 +7,7 @@ import { CharTokenizer } from '../../data/tokenizer.js';
 import { loadSweep } from '../../sweep/file.js';
 import { writeReport } from '../../sweep/report.js';
 import { describePoints, runSweep } from '../../sweep/run.js';
+import { runRemoteSweep } from '../../sweep/remote.js';
 import type { ResultRow } from '../../sweep/results.js';
 import { InterruptedError } from '../../train/errors.js';
 import { collect, number } from '../args.js';
@@ -23,7 +24,9 @@ export function register(program: Command): void {
     .option('--dry-run', 'list the points with their parameter counts and exit')
     .option('--jobs <n>', 'points at once, each a child process (the default 1 keeps speed measurements fair)', number('--jobs', 1, true), 1)
     .option('--profile-steps <n>', 'profiled steps per point when the sweep records profile', number('--profile-steps', 1, true), 3)
-    .action(async (file: string, o: { set: string[]; out?: string; resume?: boolean; dryRun?: boolean; jobs: number; profileSteps: number }) => {
+    .option('--queue <url>', 'redis://HOST:PORT[/DB]: enqueue the points for `switch-sim worker`s anywhere, follow them and collect the results')
+    .option('--attempts <n>', 'with --queue: tries per point before it is recorded as failed', number('--attempts', 1, true), 2)
+    .action(async (file: string, o: { set: string[]; out?: string; resume?: boolean; dryRun?: boolean; jobs: number; profileSteps: number; queue?: string; attempts: number }) => {
       if (o.dryRun) {
         const sweep = loadSweep(file, o.set);
         const vocab = new Map<string, number>();
@@ -52,17 +55,20 @@ export function register(program: Command): void {
         `${r.point}: ${r.status}${r.status === 'ok' ? `, val_ce ${r.val_ce?.toFixed(4) ?? '-'}, ${r.tokens_per_s?.toFixed(0) ?? '-'} tokens/s` : `: ${r.error}`} (${r.wall_s.toFixed(1)} s) [${done}/${total}]`;
       try {
         let started = false;
-        const r = await runSweep({
-          file, sets: o.set, outDir: o.out, resume: o.resume, jobs: o.jobs, profileSteps: o.profileSteps, signal: abort.signal,
-          onPoint: (row, done, total) => {
-            if (bar) {
-              if (!started) bar.start(total, done - 1, { last: '' });
-              started = true;
-              bar.update(done, { last: `${row.point} ${row.status}` });
-              process.stderr.write(`\r\x1b[K${line(row, done, total)}\n`);
-            } else console.log(line(row, done, total));
-          },
-        });
+        const onPoint = (row: ResultRow, done: number, total: number) => {
+          if (bar) {
+            if (!started) bar.start(total, done - 1, { last: '' });
+            started = true;
+            bar.update(done, { last: `${row.point} ${row.status}` });
+            process.stderr.write(`\r\x1b[K${line(row, done, total)}\n`);
+          } else console.log(line(row, done, total));
+        };
+        const r = o.queue
+          ? await runRemoteSweep({
+            file, sets: o.set, outDir: o.out, profileSteps: o.profileSteps, signal: abort.signal, queue: o.queue, attempts: o.attempts, onPoint,
+            onProgress: (point, g) => (bar ? process.stderr.write('\r\x1b[K') : undefined, console.log(`  ${point} on ${g.worker ?? '?'}: step ${g.step}/${g.steps} loss ${g.loss} ${g.tokens_per_s} tok/s`)),
+          })
+          : await runSweep({ file, sets: o.set, outDir: o.out, resume: o.resume, jobs: o.jobs, profileSteps: o.profileSteps, signal: abort.signal, onPoint });
         bar?.stop();
         if (r.skipped > 0) console.log(`skipped ${r.skipped} finished points`);
         const report = join(r.dir, 'report.html');

@@ -1,0 +1,90 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Queue, type Job } from 'bullmq';
+import YAML from 'yaml';
+import { loadSweep, type SweepPoint } from './file.js';
+import { connectRedis, queueName, SCHEMA, VERSION, type PointJob, type PointResult } from './queue.js';
+import { writeReport } from './report.js';
+import { collectResult, readResults, writeResults, type ResultRow } from './results.js';
+import type { SweepOptions, SweepResult } from './run.js';
+
+export interface RemoteSweepOptions extends Omit<SweepOptions, 'jobs' | 'resume'> {
+  /** redis://HOST:PORT[/DB] */
+  queue: string;
+  /** tries per point before it is recorded as failed */
+  attempts?: number;
+  /** a worker's progress on a point (step, loss, tokens/s) */
+  onProgress?: (point: string, progress: { worker?: string; step?: number; steps?: number; loss?: number; tokens_per_s?: number }) => void;
+  /** how often the sweep looks at its jobs, ms */
+  pollMs?: number;
+}
+
+/** A finished job's result, written where a local point writes it, then read back as a results row. */
+function writePoint(dir: string, p: SweepPoint, job: Job<PointJob, PointResult>): ResultRow {
+  const runDir = join(dir, 'runs', p.name);
+  mkdirSync(join(runDir, 'profile'), { recursive: true });
+  const r = job.returnvalue;
+  writeFileSync(join(runDir, 'summary.json'), `${JSON.stringify(r.summary, null, 1)}\n`);
+  writeFileSync(join(runDir, 'metrics.jsonl'), r.metrics);
+  if (r.profile) writeFileSync(join(runDir, 'profile', 'profile.json'), JSON.stringify(r.profile));
+  writeFileSync(join(runDir, 'worker.json'), `${JSON.stringify({ worker: r.worker, resumed_from: r.resumed_from, attempts: job.attemptsMade })}\n`);
+  return collectResult(p, runDir, 'ok', null, ((job.finishedOn ?? 0) - (job.processedOn ?? 0)) / 1000);
+}
+
+/**
+ * `switch-sim sweep FILE --queue URL`: every point not finished yet becomes a BullMQ job (its id the
+ * point's name: rerunning the sweep adds nothing twice), then the sweep follows the jobs and collects
+ * their results into results.jsonl, results.csv and report.html as a local sweep does. Ctrl-C stops
+ * following (the jobs stay queued; rerun the same command with --out to collect them).
+ */
+export async function runRemoteSweep(opts: RemoteSweepOptions): Promise<SweepResult> {
+  const sweep = loadSweep(opts.file, opts.sets);
+  const conn = await connectRedis(opts.queue);
+  const dir = opts.outDir ?? join('runs', `sweep-${sweep.name}-${new Date().toISOString().replace(/[:.]/g, '-').replace('Z', '')}`);
+  mkdirSync(join(dir, 'runs'), { recursive: true });
+  writeFileSync(join(dir, 'sweep.yaml'), YAML.stringify(sweep.resolved));
+  const results = new Map([...readResults(dir, sweep.keys)].filter(([, r]) => r.status === 'ok'));
+  const todo = sweep.points.filter((p) => !results.has(p.name));
+  const skipped = sweep.points.length - todo.length;
+  const ordered = () => sweep.points.map((p) => results.get(p.name)).filter((r): r is ResultRow => r !== undefined);
+  const queue = new Queue<PointJob, PointResult>(queueName(sweep.name), { connection: conn });
+  const attempts = opts.attempts ?? 2;
+  try {
+    for (const p of todo) {
+      const old = await queue.getJob(p.name);
+      if (old && (await old.getState()) === 'failed') await old.remove(); // a rerun retries failed points
+      await queue.add(p.name, {
+        sweep: sweep.name, point: p.name, seed: p.seed, vary: p.vary, config: p.config,
+        profileSteps: sweep.record.profile ? opts.profileSteps ?? 3 : null, version: VERSION, schema: SCHEMA,
+      }, { jobId: p.name, attempts, removeOnComplete: false, removeOnFail: false });
+    }
+    const pending = new Set(todo.map((p) => p.name));
+    const seen = new Map<string, string>();
+    while (pending.size > 0 && !opts.signal?.aborted) {
+      for (const name of [...pending]) {
+        const job = await queue.getJob(name);
+        if (!job) continue;
+        const state = await job.getState();
+        const p = sweep.points.find((x) => x.name === name)!;
+        if (state === 'completed' || (state === 'failed' && job.attemptsMade >= attempts) || (state === 'failed' && /runs switch-sim/.test(job.failedReason ?? ''))) {
+          const row = state === 'completed' ? writePoint(dir, p, job) : collectResult(p, join(dir, 'runs', p.name), 'failed', job.failedReason ?? 'failed', 0);
+          results.set(name, row);
+          pending.delete(name);
+          writeResults(dir, sweep.keys, ordered());
+          opts.onPoint?.(row, results.size, sweep.points.length);
+        } else if (state === 'active' && job.progress && typeof job.progress === 'object') {
+          const key = JSON.stringify(job.progress);
+          if (seen.get(name) !== key) opts.onProgress?.(name, job.progress as Record<string, number>);
+          seen.set(name, key);
+        }
+      }
+      if (pending.size > 0) await new Promise((r) => setTimeout(r, opts.pollMs ?? 500));
+    }
+    writeResults(dir, sweep.keys, ordered());
+    await writeReport(dir);
+    return { dir, sweep, rows: ordered(), skipped, interrupted: pending.size > 0 };
+  } finally {
+    await queue.close();
+    conn.disconnect();
+  }
+}

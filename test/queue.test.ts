@@ -1,0 +1,139 @@
+import test from 'ava';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import YAML from 'yaml';
+import { runSweep } from '../src/sweep/run.js';
+import { runRemoteSweep } from '../src/sweep/remote.js';
+import { queueName } from '../src/sweep/queue.js';
+import { Queue, QueueEvents } from 'bullmq';
+import { Redis } from 'ioredis';
+import { CORPUS, tempDir } from './helpers.js';
+import { startRedis, type LocalRedis } from './redis.js';
+
+const BIN = new URL('../bin/switch-sim.js', import.meta.url).pathname;
+const BASE = {
+  data: { dataset: CORPUS, seq_len: 16, batch_size: 4 },
+  model: { d_model: 16, n_heads: 2, n_layers: 2, d_ff: 32 },
+  parallel: { transport: 'local', devices: 2 },
+};
+
+let redis: LocalRedis;
+test.before(async () => {
+  redis = await startRedis();
+});
+test.after.always(async () => {
+  await redis?.stop();
+});
+
+/** A worker process on the test's Redis; resolves when it says it is taking points from a queue. */
+function worker(runsDir: string, lockMs = 2000): ChildProcess {
+  return spawn(process.execPath, [BIN, 'worker', '--queue', redis.url, '--runs-dir', runsDir, '--lock-ms', String(lockMs)], { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+async function stop(w: ChildProcess): Promise<void> {
+  if (w.exitCode !== null || w.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    w.once('exit', () => resolve());
+    w.kill('SIGKILL');
+  });
+}
+
+const rows = (dir: string) => readFileSync(join(dir, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+
+test.serial('a 2 × 2 sweep over a Redis queue and two workers: every point done exactly once, with the losses of the same sweep run locally', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'grid.yaml');
+  writeFileSync(file, YAML.stringify({ base: BASE, grid: { 'moe.n_experts': [2, 4], 'moe.capacity_factor': [1.0, 2.0] }, set: { 'train.steps': 4, 'train.eval_every': 0, 'train.eval_batches': 1, 'train.log_every': 2 } }));
+  const runs = join(dir, 'worker-runs');
+  const ws = [worker(runs), worker(runs)];
+  try {
+    const remote = await runRemoteSweep({ file, outDir: join(dir, 'remote'), queue: redis.url, pollMs: 200 });
+    const local = await runSweep({ file, outDir: join(dir, 'local') });
+    t.is(remote.rows.length, 4);
+    t.deepEqual(remote.rows.map((r) => r.status), ['ok', 'ok', 'ok', 'ok']);
+    t.deepEqual(rows(join(dir, 'remote')).map((r) => r.point).sort(), rows(join(dir, 'local')).map((r) => r.point).sort(), 'every point exactly once');
+    for (const r of remote.rows) {
+      const l = local.rows.find((x) => x.point === r.point)!;
+      t.is(r.train_ce, l.train_ce, `${r.point}: same seed, same losses`);
+      t.is(r.val_ce, l.val_ce);
+    }
+    const workersUsed = new Set(remote.rows.map((r) => JSON.parse(readFileSync(join(dir, 'remote', 'runs', r.point, 'worker.json'), 'utf8')).worker));
+    t.true(workersUsed.size >= 1);
+    t.true(existsSync(join(dir, 'remote', 'report.html')));
+    // rerunning the sweep enqueues nothing: every point is finished
+    const again = await runRemoteSweep({ file, outDir: join(dir, 'remote'), queue: redis.url, pollMs: 200 });
+    t.is(again.skipped, 4);
+  } finally {
+    await Promise.all(ws.map(stop));
+  }
+});
+
+test.serial('a worker killed in the middle of a point: another worker finishes it from the shared checkpoint, and it appears once', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'one.yaml');
+  writeFileSync(file, YAML.stringify({ base: BASE, set: { 'train.steps': 60, 'train.eval_every': 0, 'train.eval_batches': 1, 'train.log_every': 1, 'train.checkpoint_every': 5 } }));
+  const runs = join(dir, 'worker-runs');
+  const first = worker(runs);
+  let second: ChildProcess | undefined;
+  try {
+    let killed = false;
+    const r = await runRemoteSweep({
+      file, outDir: join(dir, 'remote'), queue: redis.url, pollMs: 200,
+      onProgress: (_point, g) => {
+        if (!killed && (g.step ?? 0) >= 12) {
+          killed = true;
+          first.kill('SIGKILL'); // mid-point, past a checkpoint
+          second = worker(runs);
+        }
+      },
+    });
+    t.true(killed, 'the first worker was killed mid-point');
+    t.is(r.rows.length, 1);
+    t.is(r.rows[0]!.status, 'ok');
+    const w = JSON.parse(readFileSync(join(dir, 'remote', 'runs', r.rows[0]!.point, 'worker.json'), 'utf8'));
+    t.true(w.resumed_from >= 10, `the second worker resumed from step ${w.resumed_from}`);
+    t.is(rows(join(dir, 'remote')).length, 1);
+  } finally {
+    await stop(first);
+    if (second) await stop(second);
+  }
+});
+
+test('a bad or unreachable Redis URL: exit 2 with one line naming the URL, no hang', (t) => {
+  const bad = spawnSync(process.execPath, [BIN, 'worker', '--queue', 'http://nowhere'], { encoding: 'utf8', timeout: 20_000 });
+  t.is(bad.status, 2);
+  t.is(bad.stderr.trim(), 'config error: --queue must look like redis://HOST:PORT[/DB] (got "http://nowhere")');
+  const down = spawnSync(process.execPath, [BIN, 'worker', '--queue', 'redis://127.0.0.1:1'], { encoding: 'utf8', timeout: 20_000 });
+  t.is(down.status, 2);
+  t.regex(down.stderr.trim(), /^config error: --queue redis:\/\/127\.0\.0\.1:1 is unreachable \(.*ECONNREFUSED.*\)$/);
+  t.is(down.stderr.trim().split('\n').length, 1);
+});
+
+test.serial('a worker refuses a point from another switch-sim version, and a point that keeps failing is recorded as failed with its error', async (t) => {
+  const dir = tempDir(t);
+  const runs = join(dir, 'worker-runs');
+  const w = worker(runs);
+  const conn = new Redis(redis.url, { maxRetriesPerRequest: null });
+  const queue = new Queue(queueName('foreign'), { connection: conn });
+  try {
+    const job = await queue.add('p', { sweep: 'foreign', point: 'p', seed: 1, vary: {}, config: {}, profileSteps: null, version: '0.0.1', schema: 'other' }, { jobId: 'p', attempts: 3 });
+    const eventsConn = conn.duplicate();
+    const events = new QueueEvents(queueName('foreign'), { connection: eventsConn });
+    const reason = await new Promise<string>((resolve) => events.on('failed', ({ failedReason }) => resolve(failedReason)));
+    await events.close();
+    eventsConn.disconnect();
+    t.regex(reason, /^worker .* runs switch-sim \d+\.\d+\.\d+ \(config schema [0-9a-f]+\); point p was enqueued by 0\.0\.1 \(schema other\): run workers of the sweep's version$/);
+    t.is((await queue.getJob(job.id!))!.attemptsMade, 1, 'refused once, not retried');
+    // a point whose training fails (its data file is missing) fails every attempt and is recorded with the error
+    const file = join(dir, 'broken.yaml');
+    writeFileSync(file, YAML.stringify({ base: { ...BASE, data: { ...BASE.data, dataset: join(dir, 'missing.txt') } }, set: { 'train.steps': 2 } }));
+    const r = await runRemoteSweep({ file, outDir: join(dir, 'remote'), queue: redis.url, pollMs: 200, attempts: 2 });
+    t.is(r.rows[0]!.status, 'failed');
+    t.regex(r.rows[0]!.error!, /missing\.txt/);
+  } finally {
+    await queue.close();
+    conn.disconnect();
+    await stop(w);
+  }
+});
