@@ -137,3 +137,36 @@ test.serial('a worker refuses a point from another switch-sim version, and a poi
     await stop(w);
   }
 });
+
+test.serial('Ctrl-C on a worker: it finishes the point it is running, takes no other, and exits 0', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'two.yaml');
+  writeFileSync(file, YAML.stringify({ base: BASE, grid: { 'moe.n_experts': [2, 4] }, set: { 'train.steps': 30, 'train.eval_every': 0, 'train.eval_batches': 1, 'train.log_every': 1 } }));
+  const w = worker(join(dir, 'worker-runs'));
+  const exited = new Promise<number | null>((resolve) => w.once('exit', (code) => resolve(code)));
+  const abort = new AbortController();
+  let interrupted: string | undefined;
+  try {
+    const run = runRemoteSweep({
+      file, outDir: join(dir, 'remote'), queue: redis.url, pollMs: 200, signal: abort.signal,
+      onProgress: (point, g) => {
+        if (!interrupted && (g.step ?? 0) >= 3) {
+          interrupted = point;
+          w.kill('SIGINT');
+        }
+      },
+      onPoint: (row) => {
+        if (row.point === interrupted) abort.abort(); // the other point stays queued: nobody takes it
+      },
+    });
+    t.is(await exited, 0, 'the worker exits cleanly after its point');
+    const r = await run;
+    t.is(r.rows.length, 1, 'exactly the point it was running');
+    t.is(r.rows[0]!.point, interrupted!);
+    t.is(r.rows[0]!.status, 'ok');
+    t.true(r.interrupted, 'the other point is still queued');
+  } finally {
+    abort.abort();
+    await stop(w);
+  }
+});

@@ -30,6 +30,8 @@ export async function startRedis(): Promise<LocalRedis> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'switch-sim-redis-'));
   const proc: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+  let spawnError: Error | undefined;
+  proc.on('error', (e) => (spawnError = e)); // not installed
   const url = `redis://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
     const client = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
@@ -39,7 +41,10 @@ export async function startRedis(): Promise<LocalRedis> {
       await client.ping();
       break;
     } catch (e) {
-      if (i >= 100 || proc.exitCode !== null) throw new Error(`redis-server on port ${port} did not start (${(e as Error).message}); install it: apt-get install -y redis-server`);
+      if (i >= 100 || proc.exitCode !== null || spawnError) {
+        proc.kill('SIGKILL');
+        throw new Error(`redis-server on port ${port} did not start (${(spawnError ?? (e as Error)).message}); install it: apt-get install -y redis-server`);
+      }
       await new Promise((r) => setTimeout(r, 100));
     } finally {
       client.disconnect();

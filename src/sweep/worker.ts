@@ -21,12 +21,21 @@ export interface WorkerOptions {
 }
 
 const me = () => `${hostname()}:${process.pid}`;
+
+/** the points' training processes: in process groups of their own, so that a terminal's Ctrl-C reaches the worker only */
+const children = new Set<ReturnType<typeof spawn>>();
+
+/** A second Ctrl-C: the running points save a checkpoint and stop (their locks lapse and other workers resume them). */
+export function interruptPoints(): void {
+  for (const p of children) p.kill('SIGINT');
+}
 const readJson = (f: string) => (existsSync(f) ? JSON.parse(readFileSync(f, 'utf8')) : null);
 
 /** Runs a CLI command for a job; stdout's step lines become the job's progress. */
 function run(args: string[], job: Job, log: string): Promise<{ code: number; lastError: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    children.add(p);
     let err = '';
     let out = '';
     p.stdout!.on('data', (d: Buffer) => {
@@ -39,7 +48,7 @@ function run(args: string[], job: Job, log: string): Promise<{ code: number; las
       err += d.toString();
       writeFileSync(log, d, { flag: 'a' });
     });
-    p.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), lastError: err.trim().split('\n').filter((l) => l.trim() && !/^Warning:/.test(l)).at(-1) ?? '' }));
+    p.on('close', (code, signal) => (children.delete(p), resolve({ code: code ?? (signal ? 128 : 1), lastError: err.trim().split('\n').filter((l) => l.trim() && !/^Warning:/.test(l)).at(-1) ?? '' })));
   });
 }
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { runWorker } from '../../sweep/worker.js';
+import { interruptPoints, runWorker } from '../../sweep/worker.js';
 import { number } from '../args.js';
 
 /** `switch-sim worker`: run sweep points from a Redis queue, on this machine. */
@@ -14,7 +14,10 @@ export function register(program: Command): void {
     .action(async (o: { queue: string; concurrency: number; runsDir: string; lockMs: number }) => {
       const abort = new AbortController();
       const onSigint = () => {
-        if (abort.signal.aborted) process.exit(130);
+        if (abort.signal.aborted) {
+          interruptPoints();
+          process.exit(130);
+        }
         process.stderr.write('\nCtrl-C: finishing the running points, taking no new one (Ctrl-C again to quit now: the point goes back to the queue)\n');
         abort.abort();
       };
