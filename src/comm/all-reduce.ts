@@ -34,22 +34,24 @@ export function sliceOf(size: number, devices: number, d: number): { from: numbe
 export class AllReduce {
   private readonly rows: Float32Array;
   readonly sum: Float32Array;
+  /** this device's row of `rows`: write the gradient here, then run() */
+  readonly own: Float32Array;
 
   constructor(bufs: AllReduceBuffers, private readonly rank: number, private readonly barrier: Barrier) {
     this.rows = new Float32Array(bufs.rows);
     this.sum = new Float32Array(bufs.sum);
+    this.own = this.rows.subarray(rank * bufs.size, (rank + 1) * bufs.size);
   }
 
   get size(): number {
     return this.sum.length;
   }
 
-  /** Sums `own` (P values, this device's gradient) over every device; the result is in `this.sum`. */
-  run(own: Float32Array): AllReduceTiming {
+  /** Sums every device's `own` row (its gradient, written there in place); the result is in `this.sum`. */
+  run(): AllReduceTiming {
     const t0 = performance.now();
     const P = this.size;
     const D = this.barrier.devices;
-    this.rows.set(own, this.rank * P);
     let barrierMs = this.barrier.wait();
     const { from, to } = sliceOf(P, D, this.rank);
     const rows = this.rows;

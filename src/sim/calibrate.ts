@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
@@ -72,8 +72,7 @@ async function timeAll(configs: Config[], dir: string, log: (l: string) => void)
       await train({ config, name: 'calibrate', outDir: out });
       const w = runWorkload(out);
       const steps = w.steps.filter((s) => s.step > SKIP);
-      const times = stepTimes(out, config);
-      const sorted = steps.map((s) => times.get(s.step)!).sort((a, b) => a - b);
+      const sorted = steps.map((s) => s.ms!).sort((a, b) => a - b); // log_every 1: each step's own time
       const measured = sorted[Math.floor(sorted.length / 2)]!;
       if (!best[i] || measured < best[i]!.measured) best[i] = { measured, workload: { ...w, steps } };
       rmSync(out, { recursive: true, force: true });
@@ -185,17 +184,6 @@ export async function calibrate(opts: { log?: (l: string) => void; out?: string 
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
-}
-
-/** each logged step's wall time, from its tokens/s (log_every 1: the window is that step) */
-function stepTimes(dir: string, config: Config): Map<number, number> {
-  const m = new Map<number, number>();
-  for (const line of readFileSync(join(dir, 'metrics.jsonl'), 'utf8').split('\n')) {
-    if (!line.trim()) continue;
-    const r = JSON.parse(line) as { step: number; tokens_per_s?: number };
-    if (r.tokens_per_s) m.set(r.step, ((config.data.batch_size * config.data.seq_len) / r.tokens_per_s) * 1000);
-  }
-  return m;
 }
 
 export function calibrationTable(c: Calibration): string {

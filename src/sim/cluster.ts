@@ -31,12 +31,8 @@ export const ClusterSchema = z.strictObject({
     cores: z.number().int().min(1).optional(),
     /** a fixed cost per transformer block per step, forward and backward (kernel launches; on this machine, tfjs's per-op costs), µs */
     block_overhead_us: z.number().min(0).optional(),
-    /** a fixed cost per Switch layer's experts per step, forward and backward, µs */
-    expert_overhead_us: z.number().min(0).optional(),
     /** this machine only: by device count, a device thread's compute speed while the others compute too, relative to alone (shared caches, memory, GC threads) */
     parallel_efficiency: curve().optional(),
-    /** the experts' matmuls, when they run at another efficiency than the dense model's (this machine) */
-    expert_efficiency: curve().optional(),
   }),
   intra_node: link(),
   inter_node: link(),

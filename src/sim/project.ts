@@ -1,5 +1,5 @@
 import type { Config } from '../config/defaults.js';
-import { configParamCounts } from '../model/params.js';
+import { configParamCounts, isSwitchBlock } from '../model/params.js';
 import { gpuCount, interpolate, peakFlops, type Cluster } from './cluster.js';
 import { allReduceUs, flatA2aUs, hierarchicalA2aUs } from './collective.js';
 import { layerTraffic, type LayerTraffic } from './traffic.js';
@@ -65,18 +65,18 @@ export function denseFlops(c: Config, vocab: number): { flops: number; matmul: n
   let f = 2 * S * d * vocab; // LM head
   for (let l = 0; l < L; l++) {
     f += 2 * S * 4 * d * d + 2 * S * T * d; // q, k, v, out projections; causal scores and values (half of 2·2·S·T·d)
-    f += (l + 1) % c.model.switch_every === 0 ? 2 * S * d * c.moe.n_experts : 2 * S * 2 * d * dff; // router, or a dense FFN
+    f += isSwitchBlock(c, l) ? 2 * S * d * c.moe.n_experts : 2 * S * 2 * d * dff; // router, or a dense FFN
   }
   return { flops: f, matmul: 2 * S * d * d };
 }
 
 /** Compute time on one GPU: FLOPs at peak × the efficiency of their matmul size; on this machine, devices beyond its cores take turns, and threads computing together each run at parallel_efficiency. */
-export function computeUs(c: Cluster, flops: number, matmulFlops: number, expert = false, fixedUs = 0): number {
+export function computeUs(c: Cluster, flops: number, matmulFlops: number, fixedUs = 0): number {
   const N = gpuCount(c);
   const parallel = N > 1 && c.gpu.parallel_efficiency ? interpolate(c.gpu.parallel_efficiency as [number, number][], N) : 1;
   const share = Math.max(1, N / (c.gpu.cores ?? Infinity)) / parallel;
-  const curve = (expert ? c.gpu.expert_efficiency ?? c.gpu.matmul_efficiency : c.gpu.matmul_efficiency) as [number, number][];
-  return (fixedUs + (flops > 0 ? (flops / (peakFlops(c) * interpolate(curve, matmulFlops))) * 1e6 : 0)) * share;
+  const efficiency = interpolate(c.gpu.matmul_efficiency as [number, number][], matmulFlops);
+  return (fixedUs + (flops > 0 ? (flops / (peakFlops(c) * efficiency)) * 1e6 : 0)) * share;
 }
 
 /** One all-to-all for GPU i; this machine adds its fitted cost of synchronising threads (none with one device: nobody to wait for). */
@@ -89,8 +89,8 @@ export interface StepDetail {
   dense_us: number;
   allreduce_us: number;
   optimizer_us: number;
-  /** per Switch layer, per traced GPU: one all-to-all's µs, and its experts' forward+backward µs */
-  layers: { a2a: number[]; expert: number[] }[];
+  /** per Switch layer, per traced GPU: one all-to-all's µs, and its experts' forward+backward µs; and the slowest GPU's (the pace) */
+  layers: { a2a: number[]; expert: number[]; a2aPace: number; expertPace: number }[];
 }
 
 function projectLayer(c: Cluster, w: Workload, load: LayerLoad, index: number, dispatch: Projection['dispatch'], denseUsPerLayer: number): { p: LayerProjection; expertUs: number; commUs: number; per: { a2a: number; expert: number }[] } {
@@ -105,7 +105,7 @@ function projectLayer(c: Cluster, w: Workload, load: LayerLoad, index: number, d
   // per GPU: four all-to-alls of this pattern (dispatch, combine; forward, backward: the same bytes, reversed) and its experts
   const per = t.rows.map((rows, i) => {
     const a2a = 4 * a2aUs(c, t, i);
-    const expert = computeUs(c, 12 * rows * d * dff, 2 * rows * d * dff, true, c.gpu.expert_overhead_us ?? 0); // forward 4·n·d·d_ff, backward twice that
+    const expert = computeUs(c, 12 * rows * d * dff, 2 * rows * d * dff); // forward 4·n·d·d_ff, backward twice that
     return { a2a, expert };
   });
   const commUs = Math.max(...per.map((x) => x.a2a));
@@ -135,7 +135,7 @@ export function project(c: Cluster, w: Workload, dispatch: Projection['dispatch'
   const cfg = w.config;
   const S = tokensPerGroup(cfg);
   const dense = denseFlops(cfg, w.vocabSize);
-  const denseUs = computeUs(c, 3 * dense.flops, dense.matmul, false, cfg.model.n_layers * (c.gpu.block_overhead_us ?? 0)); // forward and backward (twice the forward)
+  const denseUs = computeUs(c, 3 * dense.flops, dense.matmul, cfg.model.n_layers * (c.gpu.block_overhead_us ?? 0)); // forward and backward (twice the forward)
   const counts = configParamCounts(cfg, w.vocabSize);
   const perExpert = 2 * cfg.model.d_model * cfg.model.d_ff + cfg.model.d_ff + cfg.model.d_model;
   const switchLayers = w.steps[0]!.layers.length;
@@ -150,7 +150,10 @@ export function project(c: Cluster, w: Workload, dispatch: Projection['dispatch'
       const load = layers[0]!.per.map((_, i) => ({ i, t: layers.reduce((a, l) => a + l.per[i]!.a2a + l.per[i]!.expert, 0) }));
       const busiest = load.reduce((a, b) => (b.t > a.t ? b : a)).i;
       const gpus = [...new Set([...Array.from({ length: Math.min(N, 7) }, (_, i) => i), busiest])].sort((a, b) => a - b);
-      detail = { gpus, dense_us: denseUs, allreduce_us: allreduce, optimizer_us: optimizer, layers: layers.map((l) => ({ a2a: gpus.map((g) => l.per[g]!.a2a / 4), expert: gpus.map((g) => l.per[g]!.expert) })) };
+      detail = { gpus, dense_us: denseUs, allreduce_us: allreduce, optimizer_us: optimizer, layers: layers.map((l) => ({
+        a2a: gpus.map((g) => l.per[g]!.a2a / 4), expert: gpus.map((g) => l.per[g]!.expert),
+        a2aPace: Math.max(...l.per.map((x) => x.a2a)) / 4, expertPace: Math.max(...l.per.map((x) => x.expert)),
+      })) };
     }
     const expert = layers.reduce((a, x) => a + x.expertUs, 0);
     const a2a = layers.reduce((a, x) => a + x.commUs, 0);

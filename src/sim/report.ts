@@ -30,19 +30,20 @@ export function projectionTrace(p: Projection): ChromeTrace {
     t += pace;
   };
   const stage = d.dense_us / 3 / (L + 1);
-  const paceOf = (l: number, key: 'a2a' | 'expert', f: number) => (p.layers[l]![key === 'a2a' ? 'comm_us' : 'compute_us'] * f) / (key === 'a2a' ? 4 : 1);
   for (let l = 0; l < L; l++) {
     all('dense_forward', 'compute', stage, l, 'fwd');
-    paced('all_to_all_dispatch', 'comm', d.layers[l]!.a2a, paceOf(l, 'a2a', 1), l, 'fwd');
-    paced('expert_forward', 'device', d.layers[l]!.expert.map((x) => x / 3), paceOf(l, 'expert', 1 / 3), l, 'fwd');
-    paced('all_to_all_combine', 'comm', d.layers[l]!.a2a, paceOf(l, 'a2a', 1), l, 'fwd');
+    const x = d.layers[l]!;
+    paced('all_to_all_dispatch', 'comm', x.a2a, x.a2aPace, l, 'fwd');
+    paced('expert_forward', 'device', x.expert.map((e) => e / 3), x.expertPace / 3, l, 'fwd');
+    paced('all_to_all_combine', 'comm', x.a2a, x.a2aPace, l, 'fwd');
   }
   all('dense_forward', 'compute', stage);
   all('dense_backward', 'compute', 2 * stage);
   for (let l = L - 1; l >= 0; l--) {
-    paced('all_to_all_grad_out', 'comm', d.layers[l]!.a2a, paceOf(l, 'a2a', 1), l, 'bwd');
-    paced('expert_backward', 'device', d.layers[l]!.expert.map((x) => (2 * x) / 3), paceOf(l, 'expert', 2 / 3), l, 'bwd');
-    paced('all_to_all_grad_in', 'comm', d.layers[l]!.a2a, paceOf(l, 'a2a', 1), l, 'bwd');
+    const x = d.layers[l]!;
+    paced('all_to_all_grad_out', 'comm', x.a2a, x.a2aPace, l, 'bwd');
+    paced('expert_backward', 'device', x.expert.map((e) => (2 * e) / 3), (2 * x.expertPace) / 3, l, 'bwd');
+    paced('all_to_all_grad_in', 'comm', x.a2a, x.a2aPace, l, 'bwd');
     all('dense_backward', 'compute', 2 * stage, l, 'bwd');
   }
   all('allreduce', 'comm', d.allreduce_us);

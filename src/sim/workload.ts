@@ -15,6 +15,8 @@ export interface LayerLoad {
 export interface StepLoad {
   step: number;
   layers: LayerLoad[];
+  /** a run's wall ms for the logging window ending at this step, per step (from its tokens/s) */
+  ms?: number;
 }
 
 /** What `simulate` replays: the model, and what each step routed where. */
@@ -58,8 +60,9 @@ export function runWorkload(dir: string): Workload {
     if (!line.trim()) continue;
     const r = JSON.parse(line) as { step: number; tokens_per_s?: number; layers?: { group_expert_counts: number[][] }[] };
     if (!r.layers) continue;
-    steps.push({ step: r.step, layers: r.layers.map((l) => ({ routed: l.group_expert_counts.map((row) => row.map((n) => n * k)) })) });
-    if (r.tokens_per_s) stepMs.push((config.data.batch_size * config.data.seq_len) / r.tokens_per_s * 1000);
+    const ms = r.tokens_per_s ? ((config.data.batch_size * config.data.seq_len) / r.tokens_per_s) * 1000 : undefined;
+    steps.push({ step: r.step, layers: r.layers.map((l) => ({ routed: l.group_expert_counts.map((row) => row.map((n) => n * k)) })), ms });
+    if (ms !== undefined) stepMs.push(ms);
   }
   if (steps.length === 0) throw new ConfigError(`--run ${dir}: metrics.jsonl has no step with per-layer routing (got none)`);
   return { config, vocabSize: runVocab(dir), source: 'run', steps, measured_ms_per_step: stepMs.length ? stepMs.reduce((a, b) => a + b, 0) / stepMs.length : undefined };

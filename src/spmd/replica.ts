@@ -18,8 +18,6 @@ import type { OptimizerReport, ReplicaInit, ReplicaState, ShardEvalReport, Shard
  */
 export class Replica {
   private readonly optimizer: AdamW;
-  /** the dense gradients, flattened in parameter order for the all-reduce */
-  private readonly flat: Float32Array;
 
   private constructor(
     private readonly config: Config,
@@ -32,7 +30,6 @@ export class Replica {
   ) {
     const t = config.train;
     this.optimizer = new AdamW({ beta1: t.beta1, beta2: t.beta2, eps: 1e-8, weightDecay: t.weight_decay });
-    this.flat = new Float32Array(allReduce.size);
   }
 
   static async open(init: ReplicaInit): Promise<Replica> {
@@ -79,17 +76,18 @@ export class Replica {
    */
   async step(lr: number, t: number): Promise<OptimizerReport> {
     const { grads, params } = this.engine;
+    // the dense gradients, in parameter order, straight into this device's row of the shared buffer
     let at = 0;
     for (const g of grads.values()) {
-      this.flat.set(g, at);
+      this.allReduce.own.set(g, at);
       at += g.length;
     }
     const P = this.recorder;
     const lane = { kind: 'device', device: this.rank } as const;
     P?.at(undefined, undefined, undefined);
     const ta = performance.now();
-    const ar = this.allReduce.run(this.flat);
-    P?.add({ name: 'allreduce', cat: 'comm', lane, ts: ta, dur: ar.ms, args: { barrier_wait_ms: ar.barrierMs, bytes: this.flat.byteLength } });
+    const ar = this.allReduce.run();
+    P?.add({ name: 'allreduce', cat: 'comm', lane, ts: ta, dur: ar.ms, args: { barrier_wait_ms: ar.barrierMs, bytes: this.allReduce.own.byteLength } });
     const sum = this.allReduce.sum;
     at = 0;
     for (const g of grads.values()) {

@@ -66,7 +66,7 @@ export async function runRemoteSweep(opts: RemoteSweepOptions): Promise<SweepRes
         if (!job) continue;
         const state = await job.getState();
         const p = sweep.points.find((x) => x.name === name)!;
-        if (state === 'completed' || (state === 'failed' && job.attemptsMade >= attempts) || (state === 'failed' && /runs switch-sim/.test(job.failedReason ?? ''))) {
+        if (state === 'completed' || state === 'failed') { // 'failed' is final: a job with attempts left waits again instead
           const row = state === 'completed' ? writePoint(dir, p, job) : collectResult(p, join(dir, 'runs', p.name), 'failed', job.failedReason ?? 'failed', 0);
           results.set(name, row);
           pending.delete(name);

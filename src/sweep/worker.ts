@@ -37,15 +37,15 @@ function run(args: string[], job: Job, log: string): Promise<{ code: number; las
     const p = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     children.add(p);
     let err = '';
-    let out = '';
+    let tail = ''; // the last lines of stdout only: a long run's output is not kept
     p.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
+      tail = (tail + d.toString()).split('\n').slice(-3).join('\n');
       writeFileSync(log, d, { flag: 'a' });
-      const m = /step (\d+)\/(\d+) loss ([\d.]+) .* (\d+) tok\/s/.exec(out.split('\n').filter((l) => l.trim()).at(-1) ?? '');
+      const m = /step (\d+)\/(\d+) loss ([\d.]+) .* (\d+) tok\/s/.exec(tail.split('\n').filter((l) => l.trim()).at(-1) ?? '');
       if (m) void job.updateProgress({ worker: me(), step: +m[1]!, steps: +m[2]!, loss: +m[3]!, tokens_per_s: +m[4]! }).catch(() => {});
     });
     p.stderr!.on('data', (d: Buffer) => {
-      err += d.toString();
+      err = (err + d.toString()).split('\n').slice(-20).join('\n'); // the last error line is what the job reports
       writeFileSync(log, d, { flag: 'a' });
     });
     p.on('close', (code, signal) => (children.delete(p), resolve({ code: code ?? (signal ? 128 : 1), lastError: err.trim().split('\n').filter((l) => l.trim() && !/^Warning:/.test(l)).at(-1) ?? '' })));
