@@ -5,9 +5,10 @@ import YAML from 'yaml';
 import type { Config } from '../config/defaults.js';
 import { resolveConfig } from '../config/load.js';
 import { train } from '../train/trainer.js';
-import { validateCluster, type Cluster } from './cluster.js';
+import type { Cluster } from './cluster.js';
+import { fitMachine, machineCluster, type MachineConstants, type MeasuredRun } from './fit.js';
 import { project } from './project.js';
-import { runWorkload, type Workload } from './workload.js';
+import { runWorkload } from './workload.js';
 
 /** A held-out run: measured here, and predicted by the fitted model from its recorded routing. */
 export interface CalibrationCase {
@@ -18,12 +19,15 @@ export interface CalibrationCase {
   predicted_step_ms: number;
   /** |predicted − measured| / measured */
   error: number;
+  /** the run's mean step in each round (measured_step_ms is the least): how noisy this machine was */
+  rounds_ms: number[];
 }
 
 export interface Calibration {
   cluster: Cluster;
-  /** the fit's one-thread runs: FLOPs per step and the ms they took (less the parts modelled apart) */
-  fit: { d_model: number; batch_size: number; flops: number; ms: number }[];
+  constants: MachineConstants;
+  /** every run fitted: its shape and its measured ms per step */
+  fit: { devices: number; d_model: number; batch_size: number; measured_ms: number }[];
   cases: CalibrationCase[];
   max_error: number;
   file: string;
@@ -32,13 +36,14 @@ export interface Calibration {
 /** the model sizes fitted and the held-out ones: a quick-start-sized model, every Switch layer on 4 experts */
 const FIT = [64, 128];
 const HELD_OUT = [96, 160];
+/** steps per run; the first SKIP are warm-up (new threads compile their code); the mean of the rest is the run's step time */
 const STEPS = 16;
-const SKIP = 4;
-const ROUNDS = 2;
+const SKIP = 6;
+const ROUNDS = 4;
 
 const base = (d: number, ...sets: string[]) => resolveConfig({
   sets: ['data.dataset=moby-dick', 'data.seq_len=64', 'data.batch_size=16', `model.d_model=${d}`, 'model.n_heads=4', `model.d_ff=${2 * d}`, 'model.n_layers=2',
-    'moe.n_experts=4', 'parallel.layout=spmd', 'parallel.transport=threads', 'train.eval_every=0', 'train.checkpoint_every=0', 'train.log_every=1', 'train.eval_batches=1', ...sets],
+    'moe.n_experts=4', 'parallel.layout=spmd', 'parallel.transport=threads', 'train.eval_every=0', 'train.checkpoint_every=0', 'train.log_every=1', 'train.eval_batches=1', `train.steps=${STEPS}`, ...sets],
 }).config;
 
 /** single-thread copy bandwidth (GB/s): what packing rows into slots and reading them back runs at */
@@ -54,139 +59,83 @@ function copyGbps(): number {
   return a.byteLength / (best / 1000) / 1e9;
 }
 
-interface Timed {
-  measured: number;
-  workload: Workload;
+interface Planned {
+  devices: number;
+  d_model: number;
+  batch_size: number;
+  config: Config;
 }
 
 /**
- * Trains every config ROUNDS times, the configs taking turns (so that the machine's slow spells hit fit
- * and held-out runs alike); per config: per run the median step after the warm-up steps, then the
- * fastest run (on a shared machine, interference only slows a run down), with that run's routing.
+ * Trains every config ROUNDS times, the configs taking turns (this machine has slow spells of minutes:
+ * taking turns spreads them over fit and held-out runs alike); per run the mean step after the warm-up,
+ * per config its fastest run (interference only slows a run down), with that run's routing.
  */
-async function timeAll(configs: Config[], dir: string, log: (l: string) => void): Promise<Timed[]> {
-  const best: (Timed | undefined)[] = configs.map(() => undefined);
+async function timeAll(plan: Planned[], dir: string, log: (l: string) => void): Promise<(MeasuredRun & Planned & { rounds_ms: number[] })[]> {
+  const best: (MeasuredRun & Planned & { rounds_ms: number[] })[] = [];
   for (let r = 0; r < ROUNDS; r++) {
-    for (const [i, config] of configs.entries()) {
+    for (const [i, p] of plan.entries()) {
       const out = join(dir, `run-${i}-${r}`);
-      await train({ config, name: 'calibrate', outDir: out });
+      await train({ config: p.config, name: 'calibrate', outDir: out });
       const w = runWorkload(out);
       const steps = w.steps.filter((s) => s.step > SKIP);
-      const sorted = steps.map((s) => s.ms!).sort((a, b) => a - b); // log_every 1: each step's own time
-      const measured = sorted[Math.floor(sorted.length / 2)]!;
-      if (!best[i] || measured < best[i]!.measured) best[i] = { measured, workload: { ...w, steps } };
+      const measured = steps.reduce((a, s) => a + s.ms!, 0) / steps.length; // log_every 1: each step's own time
+      const rounds = [...(best[i]?.rounds_ms ?? []), measured];
+      best[i] = !best[i] || measured < best[i]!.measured_ms ? { ...p, measured_ms: measured, workload: { ...w, steps }, rounds_ms: rounds } : { ...best[i]!, rounds_ms: rounds };
       rmSync(out, { recursive: true, force: true });
     }
-    log(`round ${r + 1} of ${ROUNDS}: ${configs.length} runs`);
+    log(`round ${r + 1} of ${ROUNDS}: ${plan.length} runs`);
   }
-  return best as Timed[];
+  return best;
 }
-
-/** Least squares for y = Σ a_k·x_k over rows [x_1, …, x_n, y]: the normal equations, by Gaussian elimination. */
-export function leastSquares(rows: number[][]): number[] {
-  const n = rows[0]!.length - 1;
-  const A = Array.from({ length: n }, (_, i) => Array.from({ length: n + 1 }, (_, j) => rows.reduce((a, r) => a + r[i]! * r[j === n ? n : j]!, 0)));
-  for (let c = 0; c < n; c++) {
-    const p = A.slice(c).reduce((best, row, k) => (Math.abs(row[c]!) > Math.abs(A[best]![c]!) ? c + k : best), c);
-    [A[c], A[p]] = [A[p]!, A[c]!];
-    if (Math.abs(A[c]![c]!) < 1e-12) continue;
-    for (let r = 0; r < n; r++) {
-      if (r === c) continue;
-      const f = A[r]![c]! / A[c]![c]!;
-      for (let k = c; k <= n; k++) A[r]![k]! -= f * A[c]![k]!;
-    }
-  }
-  return A.map((row, i) => (Math.abs(row[i]!) < 1e-12 ? 0 : row[n]! / row[i]!));
-}
-
-/** Least-squares line y = intercept + slope·x through the points. */
-export function line(points: [number, number][]): { intercept: number; slope: number } {
-  const n = points.length;
-  const mx = points.reduce((a, p) => a + p[0], 0) / n;
-  const my = points.reduce((a, p) => a + p[1], 0) / n;
-  const sxx = points.reduce((a, p) => a + (p[0] - mx) ** 2, 0);
-  const slope = sxx > 0 ? points.reduce((a, p) => a + (p[0] - mx) * (p[1] - my), 0) / sxx : my / mx;
-  return { intercept: my - slope * mx, slope };
-}
-
 
 /**
  * `switch-sim simulate --calibrate`: fits configs/clusters/this-machine.yaml to this machine from whole
- * training steps (every run below twice, taking turns; per config the faster run's median of 12 steps after
- * 4 warm-up steps, unprofiled), then checks it on held-out runs.
- *  1. one device thread, two model sizes × two batch sizes: step = fixed + FLOPs / rate (least squares):
- *     the rate is the "GPU"'s peak, the fixed part (tfjs's per-op costs, messages, AdamW) a cost per block;
- *  2. two and four device threads at the same sizes: what the model with threads at full speed and free
- *     exchanges leaves unexplained = compute · (1/parallel_efficiency(D)) + exchanges · exchange_overhead
- *     (least squares): threads slow each other down (two cores, shared memory, V8's GC helpers), and every
- *     exchange costs barrier waits; more devices than cores take turns (compute × D / cores);
- *  3. held out: D ∈ {1, 2, 4} at two model sizes not fitted, each predicted from its own recorded routing.
+ * training steps of spmd runs (see fitMachine), then checks it on held-out runs:
+ *  - fit: one, two and four device threads at two model sizes × two batch sizes (one thread: block cost,
+ *    memory-bound rate, FLOP rate; two and four: parallel efficiency and exchange cost);
+ *  - held out: D ∈ {1, 2, 4} at two model sizes not fitted, each predicted from its own recorded routing.
+ * Every run is timed ROUNDS times, all taking turns.
  */
 export async function calibrate(opts: { log?: (l: string) => void; out?: string } = {}): Promise<Calibration> {
   const log = opts.log ?? (() => {});
   const work = mkdtempSync(join(tmpdir(), 'switch-sim-calibrate-'));
   try {
     await train({ config: base(FIT[0]!, 'parallel.devices=1', 'train.steps=4'), name: 'warm-up', outDir: join(work, 'warm-up') }); // first runs in a process are slower
-    const gbps = copyGbps();
-    const make = (peakGflops: number, blockUs: number, parallelEfficiency: [number, number][], exchangeUs: number) => validateCluster({
-      name: 'this-machine', nodes: 1, gpus_per_node: 1,
-      gpu: {
-        name: `${availableParallelism()}-core CPU, tfjs-wasm device threads`, tflops_bf16: peakGflops / 1000, tflops_fp32: peakGflops / 1000, hbm_gbps: 1e6,
-        matmul_efficiency: [[1, 1]], block_overhead_us: blockUs, cores: availableParallelism(), parallel_efficiency: parallelEfficiency,
-      },
-      intra_node: { gbps, latency_us: 0 }, inter_node: { gbps, latency_us: 0 }, all_to_all: 'flat', message_efficiency: [[1, 1]], precision: 'fp32',
-      exchange_overhead_us: exchangeUs,
+    const plan = (d: number, devices: number, batch_size = 16): Planned => ({ d_model: d, devices, batch_size, config: base(d, `parallel.devices=${devices}`, `data.batch_size=${batch_size}`) });
+    const fitPlan = [1, 2, 4].flatMap((D) => FIT.flatMap((d) => [4, 16].map((B) => plan(d, D, B))));
+    const heldPlan = HELD_OUT.flatMap((d) => [1, 2, 4].map((D) => plan(d, D)));
+    const timed = await timeAll([...fitPlan, ...heldPlan], work, log);
+    const [fitted, held] = [timed.slice(0, fitPlan.length), timed.slice(fitPlan.length)];
+    const rounds = (r: { rounds_ms: number[] }) => `(rounds: ${r.rounds_ms.map((x) => x.toFixed(1)).join(', ')})`;
+    for (const r of fitted) log(`fit d_model ${r.d_model}, batch ${r.batch_size}, ${r.devices} device${r.devices > 1 ? 's' : ''}: ${r.measured_ms.toFixed(1)} ms a step ${rounds(r)}`);
+    const constants = fitMachine(fitted, { cores: availableParallelism(), copy_gbps: copyGbps() });
+    const eff = constants.parallel_efficiency.map(([n, e]) => `${(100 * e).toFixed(0)}% with ${n}`).join(', ');
+    const ex = constants.exchange_overhead_us.map(([n, x]) => `${(x / 1000).toFixed(2)} ms with ${n}`).join(', ');
+    log(`fitted: ${(constants.block_overhead_us / 1000).toFixed(2)} ms per block + bytes at ${constants.memory_gbps.toFixed(2)} GB/s + FLOPs at ${constants.peak_gflops.toFixed(2)} GFLOP/s; ` +
+      `threads at ${eff} devices of their speed alone; ${ex} devices per exchange`);
+    const cases: CalibrationCase[] = held.map((r) => {
+      const predicted = project(machineCluster(constants, r.devices), r.workload).step_ms;
+      log(`held out d_model ${r.d_model}, ${r.devices} device${r.devices > 1 ? 's' : ''}: measured ${r.measured_ms.toFixed(1)} ms ${rounds(r)}, predicted ${predicted.toFixed(1)} ms`);
+      return {
+        layout: 'spmd', devices: r.devices, d_model: r.d_model, measured_step_ms: r.measured_ms, predicted_step_ms: predicted,
+        error: Math.abs(predicted - r.measured_ms) / r.measured_ms, rounds_ms: r.rounds_ms,
+      };
     });
-    // every run first, taking turns: one thread (fit), several threads (fit), held out
-    const oneThread = FIT.flatMap((d) => [4, 16].map((B) => ({ d, B, config: base(d, 'parallel.devices=1', `data.batch_size=${B}`, `train.steps=${STEPS}`) })));
-    const threads = FIT.flatMap((d) => [2, 4].map((D) => ({ d, D, config: base(d, `parallel.devices=${D}`, `train.steps=${STEPS}`) })));
-    const heldOut = HELD_OUT.flatMap((d) => [1, 2, 4].map((D) => ({ d, D, config: base(d, `parallel.devices=${D}`, `train.steps=${STEPS}`) })));
-    const timed = await timeAll([...oneThread, ...threads, ...heldOut].map((x) => x.config), work, log);
-    const [t1, tD, tH] = [timed.slice(0, oneThread.length), timed.slice(oneThread.length, oneThread.length + threads.length), timed.slice(oneThread.length + threads.length)];
-    // 1. one thread: at 1 GFLOP/s and no fixed costs, the model's compute ms is the GFLOPs; fit measured = fixed + GFLOPs / rate
-    const unit = make(1, 0, [[1, 1]], 0);
-    const fit: Calibration['fit'] = oneThread.map(({ d, B }, i) => {
-      const p = project(unit, t1[i]!.workload);
-      const compute = p.breakdown_ms.dense + p.breakdown_ms.experts;
-      log(`fit d_model ${d}, batch ${B}, 1 device: ${t1[i]!.measured.toFixed(1)} ms a step for ${(compute / 1000).toFixed(3)} GFLOP`);
-      return { d_model: d, batch_size: B, flops: compute * 1e6, ms: t1[i]!.measured - (p.step_ms - compute) };
-    });
-    const one = line(fit.map((f) => [f.flops / 1e9, f.ms]));
-    const peak = 1000 / one.slope; // slope: ms per GFLOP
-    const layers = base(FIT[0]!).model.n_layers;
-    const blockUs = Math.max(0, (one.intercept / layers) * 1000);
-    // 2. several threads: measured − the rest = compute · u + exchanges · x
-    const ideal = make(peak, blockUs, [[1, 1]], 0);
-    const counts = [...new Set(threads.map((x) => x.D))];
-    const rows = threads.map(({ d, D }, i): number[] => {
-      const p = project({ ...ideal, gpus_per_node: D }, tD[i]!.workload);
-      const compute = p.breakdown_ms.dense + p.breakdown_ms.experts;
-      log(`fit d_model ${d}, ${D} devices: ${tD[i]!.measured.toFixed(1)} ms a step; with threads at full speed and free exchanges the model says ${p.step_ms.toFixed(1)} ms`);
-      // unknowns: 1/parallel_efficiency per device count, then the exchange cost
-      return [...counts.map((n) => (n === D ? compute : 0)), (4 * p.layers.length) / 1000, tD[i]!.measured - (p.step_ms - compute)];
-    });
-    const solution = leastSquares(rows);
-    const exchangeUs = Math.max(0, solution.at(-1)!);
-    const efficiency = counts.map((n, k): [number, number] => [n, Math.min(1, 1 / Math.max(1, solution[k]!))]);
-    const cluster = make(peak, blockUs, efficiency, exchangeUs);
-    log(`fitted: ${(blockUs / 1000).toFixed(2)} ms per block + FLOPs at ${peak.toFixed(2)} GFLOP/s; threads at ${efficiency.map(([n, e]) => `${(100 * e).toFixed(0)}% of their speed alone with ${n} devices`).join(', ')}, and ${(exchangeUs / 1000).toFixed(2)} ms per exchange`);
-    // 3. held out
-    const cases: CalibrationCase[] = heldOut.map(({ d, D }, i) => {
-      const measured = tH[i]!.measured;
-      const predicted = project({ ...cluster, gpus_per_node: D }, tH[i]!.workload).step_ms;
-      log(`held out d_model ${d}, ${D} devices: measured ${measured.toFixed(1)} ms, predicted ${predicted.toFixed(1)} ms`);
-      return { layout: 'spmd', devices: D, d_model: d, measured_step_ms: measured, predicted_step_ms: predicted, error: Math.abs(predicted - measured) / measured };
-    });
+    const cluster = machineCluster(constants);
     mkdirSync(opts.out ?? 'configs/clusters', { recursive: true });
     const file = join(opts.out ?? 'configs/clusters', 'this-machine.yaml');
-    writeFileSync(file, `# Fitted by \`switch-sim simulate --calibrate\` on ${new Date().toISOString().slice(0, 10)} (${availableParallelism()} cores): see src/sim/calibrate.ts.\n${YAML.stringify(cluster)}`);
-    return { cluster, fit, cases, max_error: Math.max(...cases.map((c) => c.error)), file };
+    writeFileSync(file, `# Fitted by \`switch-sim simulate --calibrate\` on ${new Date().toISOString().slice(0, 10)} (${availableParallelism()} cores): see src/sim/fit.ts.\n${YAML.stringify(cluster)}`);
+    return {
+      cluster, constants, cases, max_error: Math.max(...cases.map((c) => c.error)), file,
+      fit: fitted.map((r) => ({ devices: r.devices, d_model: r.d_model, batch_size: r.batch_size, measured_ms: r.measured_ms })),
+    };
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
 }
 
 export function calibrationTable(c: Calibration): string {
-  const rows = c.cases.map((x) => `${x.layout.padEnd(7)} ${String(x.devices).padStart(7)} ${String(x.d_model).padStart(7)} ${x.measured_step_ms.toFixed(1).padStart(12)} ${x.predicted_step_ms.toFixed(1).padStart(13)} ${(100 * x.error).toFixed(1).padStart(6)}%`);
-  return `layout  devices d_model measured ms predicted ms  error\n${rows.join('\n')}\nmax error ${(100 * c.max_error).toFixed(1)}%; wrote ${c.file}\n`;
+  const rows = c.cases.map((x) => `${x.layout.padEnd(7)} ${String(x.devices).padStart(7)} ${String(x.d_model).padStart(7)} ${x.measured_step_ms.toFixed(1).padStart(12)} ${x.predicted_step_ms.toFixed(1).padStart(13)} ${(100 * x.error).toFixed(1).padStart(6)}%   ${Math.min(...x.rounds_ms).toFixed(0)}–${Math.max(...x.rounds_ms).toFixed(0)}`);
+  return `layout  devices d_model measured ms predicted ms  error   rounds ms\n${rows.join('\n')}\nmax error ${(100 * c.max_error).toFixed(1)}%; wrote ${c.file}\n`;
 }

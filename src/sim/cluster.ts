@@ -40,8 +40,8 @@ export const ClusterSchema = z.strictObject({
   /** achieved fraction of a link's bandwidth by message size (bytes) */
   message_efficiency: curve(),
   precision: z.enum(['bf16', 'fp32']),
-  /** this machine only: a fixed cost per exchange between two or more devices (packing, waking threads, waiting at barriers), µs */
-  exchange_overhead_us: z.number().min(0).optional(),
+  /** this machine only: a fixed cost per exchange between two or more devices (waking threads, waiting at barriers), µs: one number, or [devices, µs] points */
+  exchange_overhead_us: z.union([z.number().min(0), z.array(z.tuple([positive(), z.number().min(0)])).min(1).refine((pts) => pts.every((p, i) => i === 0 || p[0] > pts[i - 1]![0]), 'points must be in increasing order of their first value')]).optional(),
   /** this machine only: a fixed cost per step outside the modelled parts (messages to the device threads, metrics), µs */
   step_overhead_us: z.number().min(0).optional(),
 });
@@ -63,6 +63,13 @@ export const gpuCount = (c: Cluster) => c.nodes * c.gpus_per_node;
 
 /** Peak FLOP/s of one GPU at the cluster's precision. */
 export const peakFlops = (c: Cluster) => (c.precision === 'bf16' ? c.gpu.tflops_bf16 : c.gpu.tflops_fp32) * 1e12;
+
+/** This machine's fixed cost of one exchange among N devices, µs (none with one device: nobody to wait for). */
+export function exchangeOverheadUs(c: Cluster): number {
+  const x = c.exchange_overhead_us;
+  if (gpuCount(c) < 2 || x === undefined) return 0;
+  return typeof x === 'number' ? x : interpolate(x as [number, number][], gpuCount(c));
+}
 
 /** A curve's value at x: log-linear between points, flat beyond the ends. */
 export function interpolate(points: [number, number][], x: number): number {

@@ -1,6 +1,6 @@
 import type { Config } from '../config/defaults.js';
 import { configParamCounts, isSwitchBlock } from '../model/params.js';
-import { gpuCount, interpolate, peakFlops, type Cluster } from './cluster.js';
+import { exchangeOverheadUs, gpuCount, interpolate, peakFlops, type Cluster } from './cluster.js';
 import { allReduceUs, flatA2aUs, hierarchicalA2aUs } from './collective.js';
 import { layerTraffic, type LayerTraffic } from './traffic.js';
 import { capacityOf, tokensPerGroup, type LayerLoad, type Workload } from './workload.js';
@@ -57,31 +57,65 @@ export interface Projection {
   detail?: StepDetail;
 }
 
-/** FLOPs and the matmul size they come in, for one GPU's dense model on its S tokens (forward only). */
-export function denseFlops(c: Config, vocab: number): { flops: number; matmul: number } {
+/** One GPU's work: matmul FLOPs (and the size of its typical matmul), bytes of memory-bound traffic, fixed costs. */
+export interface Work {
+  flops: number;
+  /** FLOPs of one typical matmul, for the efficiency curve */
+  matmul: number;
+  /** bytes the elementwise ops (layer norms, residual adds, softmax, activations) and AdamW read and write */
+  bytes: number;
+  /** per-block fixed costs (kernel launches; on this machine, tfjs's per-op costs), µs */
+  fixedUs: number;
+}
+
+/** values an elementwise pass reads or writes per token of one block, forward: two layer norms (4d), two residual adds (6d), the attention scores' scale, mask and softmax (4·H·T) */
+const blockValues = (c: Config) => 10 * c.model.d_model + 4 * c.model.n_heads * c.data.seq_len;
+
+/**
+ * One GPU's dense model on its S tokens, forward and backward (backward twice the forward): matmul
+ * FLOPs, and the elementwise traffic beside them (the loss's softmax over the vocabulary, per block
+ * blockValues, and a dense block's activation over d_ff; the experts' activations are counted with
+ * the experts). Optimizer bytes are added by the caller, which knows the GPU's parameters.
+ */
+export function denseWork(c: Config, vocab: number, valueBytes: number): Work {
   const { d_model: d, d_ff: dff, n_layers: L } = c.model;
   const S = tokensPerGroup(c);
   const T = c.data.seq_len;
   let f = 2 * S * d * vocab; // LM head
+  let values = 4 * S * vocab; // log-softmax and its gradient's inputs
   for (let l = 0; l < L; l++) {
     f += 2 * S * 4 * d * d + 2 * S * T * d; // q, k, v, out projections; causal scores and values (half of 2·2·S·T·d)
     f += isSwitchBlock(c, l) ? 2 * S * d * c.moe.n_experts : 2 * S * 2 * d * dff; // router, or a dense FFN
+    values += S * (blockValues(c) + (isSwitchBlock(c, l) ? 0 : 2 * dff));
   }
-  return { flops: f, matmul: 2 * S * d * d };
+  return { flops: 3 * f, matmul: 2 * S * d * d, bytes: 3 * values * valueBytes, fixedUs: 0 };
 }
 
-/** Compute time on one GPU: FLOPs at peak × the efficiency of their matmul size; on this machine, devices beyond its cores take turns, and threads computing together each run at parallel_efficiency. */
-export function computeUs(c: Cluster, flops: number, matmulFlops: number, fixedUs = 0): number {
+/** An expert's forward and backward over n rows: 4·n·d·d_ff FLOPs forward, twice that backward; its activation over d_ff read and written, three times. */
+export const expertWork = (c: Config, rows: number, valueBytes: number): Work => ({
+  flops: 12 * rows * c.model.d_model * c.model.d_ff,
+  matmul: 2 * rows * c.model.d_model * c.model.d_ff,
+  bytes: 3 * 2 * rows * c.model.d_ff * valueBytes,
+  fixedUs: 0,
+});
+
+/**
+ * Compute time on one GPU: FLOPs at peak × the efficiency of their matmul size, plus the memory-bound
+ * bytes at HBM bandwidth, plus fixed costs. On this machine, devices beyond its cores take turns, and
+ * threads computing together each run at parallel_efficiency of their speed alone.
+ */
+export function computeUs(c: Cluster, w: Work): number {
   const N = gpuCount(c);
   const parallel = N > 1 && c.gpu.parallel_efficiency ? interpolate(c.gpu.parallel_efficiency as [number, number][], N) : 1;
   const share = Math.max(1, N / (c.gpu.cores ?? Infinity)) / parallel;
-  const efficiency = interpolate(c.gpu.matmul_efficiency as [number, number][], matmulFlops);
-  return (fixedUs + (flops > 0 ? (flops / (peakFlops(c) * efficiency)) * 1e6 : 0)) * share;
+  const efficiency = interpolate(c.gpu.matmul_efficiency as [number, number][], w.matmul);
+  const flopsUs = w.flops > 0 ? (w.flops / (peakFlops(c) * efficiency)) * 1e6 : 0;
+  return (w.fixedUs + flopsUs + (w.bytes / (c.gpu.hbm_gbps * 1e9)) * 1e6) * share;
 }
 
-/** One all-to-all for GPU i; this machine adds its fitted cost of synchronising threads (none with one device: nobody to wait for). */
+/** One all-to-all for GPU i; this machine adds its fitted cost of synchronising threads. */
 const a2aUs = (c: Cluster, t: LayerTraffic, i: number) =>
-  (c.all_to_all === 'flat' ? flatA2aUs(c, t.flat[i]!) : hierarchicalA2aUs(c, t.hier[i]!.phase1, t.hier[i]!.phase2)) + (gpuCount(c) > 1 ? c.exchange_overhead_us ?? 0 : 0);
+  (c.all_to_all === 'flat' ? flatA2aUs(c, t.flat[i]!) : hierarchicalA2aUs(c, t.hier[i]!.phase1, t.hier[i]!.phase2)) + exchangeOverheadUs(c);
 
 /** The first projected step GPU by GPU, for its trace: GPUs 0.. and the busiest (at most 8 lanes). */
 export interface StepDetail {
@@ -94,8 +128,9 @@ export interface StepDetail {
 }
 
 function projectLayer(c: Cluster, w: Workload, load: LayerLoad, index: number, dispatch: Projection['dispatch'], denseUsPerLayer: number): { p: LayerProjection; expertUs: number; commUs: number; per: { a2a: number; expert: number }[] } {
-  const { d_model: d, d_ff: dff } = w.config.model;
-  const rowBytes = d * (c.precision === 'bf16' ? 2 : 4);
+  const d = w.config.model.d_model;
+  const valueBytes = c.precision === 'bf16' ? 2 : 4;
+  const rowBytes = d * valueBytes;
   const C = capacityOf(w.config);
   const kept = load.routed.map((row) => row.map((n) => (dispatch === 'padded' ? C : Math.min(n, C))));
   const routed = load.routed.flat().reduce((a, b) => a + b, 0);
@@ -105,7 +140,7 @@ function projectLayer(c: Cluster, w: Workload, load: LayerLoad, index: number, d
   // per GPU: four all-to-alls of this pattern (dispatch, combine; forward, backward: the same bytes, reversed) and its experts
   const per = t.rows.map((rows, i) => {
     const a2a = 4 * a2aUs(c, t, i);
-    const expert = computeUs(c, 12 * rows * d * dff, 2 * rows * d * dff); // forward 4·n·d·d_ff, backward twice that
+    const expert = computeUs(c, expertWork(w.config, rows, valueBytes));
     return { a2a, expert };
   });
   const commUs = Math.max(...per.map((x) => x.a2a));
@@ -134,15 +169,16 @@ export function project(c: Cluster, w: Workload, dispatch: Projection['dispatch'
   const N = gpuCount(c);
   const cfg = w.config;
   const S = tokensPerGroup(cfg);
-  const dense = denseFlops(cfg, w.vocabSize);
-  const denseUs = computeUs(c, 3 * dense.flops, dense.matmul, cfg.model.n_layers * (c.gpu.block_overhead_us ?? 0)); // forward and backward (twice the forward)
+  const valueBytes = c.precision === 'bf16' ? 2 : 4;
+  const dense = denseWork(cfg, w.vocabSize, valueBytes);
+  const denseUs = computeUs(c, { ...dense, fixedUs: cfg.model.n_layers * (c.gpu.block_overhead_us ?? 0) });
   const counts = configParamCounts(cfg, w.vocabSize);
   const perExpert = 2 * cfg.model.d_model * cfg.model.d_ff + cfg.model.d_ff + cfg.model.d_model;
   const switchLayers = w.steps[0]!.layers.length;
   const denseParams = counts.total - switchLayers * cfg.moe.n_experts * perExpert;
   const localParams = denseParams + (switchLayers * cfg.moe.n_experts * perExpert) / Math.min(N, cfg.moe.n_experts) / Math.max(1, N / cfg.moe.n_experts);
-  const allreduce = allReduceUs(c, denseParams * (c.precision === 'bf16' ? 2 : 4));
-  const optimizer = ((localParams * 28) / (c.gpu.hbm_gbps * 1e9)) * 1e6;
+  const allreduce = allReduceUs(c, denseParams * valueBytes);
+  const optimizer = computeUs(c, { flops: 0, matmul: 1, bytes: localParams * 28, fixedUs: 0 });
   let detail: StepDetail | undefined;
   const steps: StepProjection[] = w.steps.map((s) => {
     const layers = s.layers.map((l, i) => projectLayer(c, w, l, i, dispatch, denseUs / s.layers.length));
@@ -168,7 +204,7 @@ export function project(c: Cluster, w: Workload, dispatch: Projection['dispatch'
   // useful FLOPs: every GPU's dense work and the rows its experts really computed (not padding)
   const C = capacityOf(cfg);
   const rowsPerGpu = w.steps.reduce((a, s) => a + s.layers.reduce((b, l) => b + l.routed.reduce((x, row) => x + row.reduce((y, n) => y + Math.min(n, C), 0), 0) / l.routed.length, 0), 0) / w.steps.length;
-  const modelFlops = N * (3 * dense.flops + 12 * rowsPerGpu * cfg.model.d_model * cfg.model.d_ff);
+  const modelFlops = N * (dense.flops + 12 * rowsPerGpu * cfg.model.d_model * cfg.model.d_ff);
   const layers = steps[0]!.layers.map((_, l) => {
     const all = steps.map((s) => s.layers[l]!);
     const avg = (f: (x: LayerProjection) => number) => all.reduce((a, x) => a + f(x), 0) / all.length;

@@ -1,0 +1,65 @@
+import test from 'ava';
+import { resolveConfig } from '../src/config/load.js';
+import { exchangeOverheadUs } from '../src/sim/cluster.js';
+import { fitMachine, leastSquares, machineCluster, nonNegativeLeastSquares, type MachineConstants } from '../src/sim/fit.js';
+import { computeUs, project } from '../src/sim/project.js';
+import { uniformWorkload } from '../src/sim/workload.js';
+
+const close = (a: number, b: number, rel = 1e-6) => Math.abs(a - b) <= rel * Math.max(1, Math.abs(b));
+
+/** A made-up machine with round numbers: what fitMachine must give back from the runs it would produce. */
+const KNOWN: MachineConstants = {
+  cores: 2, copy_gbps: 40, block_overhead_us: 3000, memory_gbps: 2, peak_gflops: 20,
+  parallel_efficiency: [[2, 0.8], [4, 0.5]], exchange_overhead_us: [[2, 1500], [4, 4000]],
+};
+
+const config = (d: number, devices: number, batch: number) => resolveConfig({
+  sets: [`model.d_model=${d}`, 'model.n_heads=4', `model.d_ff=${2 * d}`, 'model.n_layers=2', 'moe.n_experts=4', 'data.seq_len=64', `data.batch_size=${batch}`,
+    `parallel.devices=${devices}`, 'parallel.layout=spmd', 'parallel.transport=threads'],
+}).config;
+
+test('least squares: exact on a consistent system; with coefficients ≥ 0, a negative one is held at 0 and the rest refitted', (t) => {
+  // y = 2·a + 3·b exactly
+  const rows = [[1, 0, 2], [0, 1, 3], [1, 1, 5], [2, 1, 7]];
+  t.deepEqual(leastSquares(rows).map((v) => +v.toFixed(9)), [2, 3]);
+  t.deepEqual(nonNegativeLeastSquares(rows).map((v) => +v.toFixed(9)), [2, 3]);
+  // y = 1·a − 1·b: unconstrained gives b = −1; with b ≥ 0, b = 0 and a fits y over x_a alone: Σ x·y / Σ x² = (1·1 + 2·1) / (1 + 4) = 0.6
+  const neg = [[1, 0, 1], [0, 1, -1], [2, 1, 1]];
+  t.deepEqual(leastSquares(neg).map((v) => +v.toFixed(9)), [1, -1]);
+  t.deepEqual(nonNegativeLeastSquares(neg).map((v) => +v.toFixed(9)), [0.6, 0]);
+});
+
+test('this machine: compute is (fixed + FLOPs / peak + bytes / bandwidth) × (devices / cores) / parallel efficiency, and an exchange costs its fitted overhead', (t) => {
+  const work = { flops: 2e9, matmul: 1, bytes: 1e9, fixedUs: 500 };
+  const alone = 500 + (2e9 / 20e9) * 1e6 + (1e9 / 2e9) * 1e6; // 500 + 100,000 + 500,000 µs
+  t.true(close(computeUs(machineCluster(KNOWN, 1), work), alone));
+  t.true(close(computeUs(machineCluster(KNOWN, 2), work), alone / 0.8)); // two threads on two cores, each at 80%
+  t.true(close(computeUs(machineCluster(KNOWN, 4), work), (alone * 2) / 0.5)); // four on two cores take turns, at 50%
+  t.is(exchangeOverheadUs(machineCluster(KNOWN, 1)), 0); // one device waits for nobody
+  t.is(exchangeOverheadUs(machineCluster(KNOWN, 2)), 1500);
+  t.is(exchangeOverheadUs(machineCluster(KNOWN, 4)), 4000);
+  t.true(close(exchangeOverheadUs(machineCluster({ ...KNOWN, exchange_overhead_us: [[2, 1000], [8, 4000]] }, 4)), 2500)); // log-linear between points: 4 is halfway from 2 to 8
+});
+
+test('fitMachine gives back the machine that produced the runs: block cost, bandwidth, FLOP rate, and per device count the efficiency and exchange cost', (t) => {
+  const runs = [
+    ...[64, 128].flatMap((d) => [4, 16].map((B) => ({ d, D: 1, B }))),
+    ...[64, 128].flatMap((d) => [2, 4].map((D) => ({ d, D, B: 16 }))),
+  ].map(({ d, D, B }) => {
+    const workload = uniformWorkload(config(d, D, B));
+    return { devices: D, workload, measured_ms: project(machineCluster(KNOWN, D), workload).step_ms };
+  });
+  const fitted = fitMachine(runs, { cores: 2, copy_gbps: 40 });
+  t.true(close(fitted.block_overhead_us, 3000, 1e-4), `${fitted.block_overhead_us}`);
+  t.true(close(fitted.memory_gbps, 2, 1e-4), `${fitted.memory_gbps}`);
+  t.true(close(fitted.peak_gflops, 20, 1e-4), `${fitted.peak_gflops}`);
+  for (const [i, [D, e]] of KNOWN.parallel_efficiency.entries()) {
+    t.is(fitted.parallel_efficiency[i]![0], D);
+    t.true(close(fitted.parallel_efficiency[i]![1], e, 1e-4), `efficiency ${fitted.parallel_efficiency[i]}`);
+    t.true(close(fitted.exchange_overhead_us[i]![1], KNOWN.exchange_overhead_us[i]![1], 1e-4), `exchange ${fitted.exchange_overhead_us[i]}`);
+  }
+  // and it predicts a model size it never saw
+  const held = uniformWorkload(config(96, 2, 16));
+  t.true(close(project(machineCluster(fitted, 2), held).step_ms, project(machineCluster(KNOWN, 2), held).step_ms, 1e-4));
+  t.throws(() => fitMachine(runs.filter((r) => r.devices > 1), { cores: 2, copy_gbps: 40 }), { message: /at least three one-device runs \(got 0\)/ });
+});
