@@ -68,8 +68,12 @@ export interface Work {
   fixedUs: number;
 }
 
-/** values an elementwise pass reads or writes per token of one block, forward: two layer norms (4d), two residual adds (6d), the attention scores' scale, mask and softmax (4·H·T) */
-const blockValues = (c: Config) => 10 * c.model.d_model + 4 * c.model.n_heads * c.data.seq_len;
+/**
+ * values read or written per token of one block by its memory-bound work, forward: two layer norms (4d),
+ * two residual adds (6d), and attention as one fused kernel (flash-style, as this project's own: the
+ * scores never reach memory) reading q, k, v and writing its output (4d)
+ */
+const blockValues = (c: Config) => 14 * c.model.d_model;
 
 /**
  * One GPU's dense model on its S tokens, forward and backward (backward twice the forward): matmul
