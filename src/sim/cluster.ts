@@ -61,6 +61,9 @@ export function loadCluster(file: string): Cluster {
 
 export const gpuCount = (c: Cluster) => c.nodes * c.gpus_per_node;
 
+/** Bytes of one value (an activation, a gradient) at the cluster's precision. */
+export const valueBytes = (c: Cluster) => (c.precision === 'bf16' ? 2 : 4);
+
 /** Peak FLOP/s of one GPU at the cluster's precision. */
 export const peakFlops = (c: Cluster) => (c.precision === 'bf16' ? c.gpu.tflops_bf16 : c.gpu.tflops_fp32) * 1e12;
 

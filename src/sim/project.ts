@@ -1,6 +1,6 @@
 import type { Config } from '../config/defaults.js';
 import { configParamCounts, isSwitchBlock } from '../model/params.js';
-import { exchangeOverheadUs, gpuCount, interpolate, peakFlops, type Cluster } from './cluster.js';
+import { exchangeOverheadUs, gpuCount, interpolate, peakFlops, valueBytes, type Cluster } from './cluster.js';
 import { allReduceUs, flatA2aUs, hierarchicalA2aUs } from './collective.js';
 import { layerTraffic, type LayerTraffic } from './traffic.js';
 import { capacityOf, tokensPerGroup, type LayerLoad, type Workload } from './workload.js';
@@ -81,7 +81,7 @@ const blockValues = (c: Config) => 14 * c.model.d_model;
  * blockValues, and a dense block's activation over d_ff; the experts' activations are counted with
  * the experts). Optimizer bytes are added by the caller, which knows the GPU's parameters.
  */
-export function denseWork(c: Config, vocab: number, valueBytes: number): Work {
+export function denseWork(c: Config, vocab: number, bytesPerValue: number): Work {
   const { d_model: d, d_ff: dff, n_layers: L } = c.model;
   const S = tokensPerGroup(c);
   const T = c.data.seq_len;
@@ -92,14 +92,14 @@ export function denseWork(c: Config, vocab: number, valueBytes: number): Work {
     f += isSwitchBlock(c, l) ? 2 * S * d * c.moe.n_experts : 2 * S * 2 * d * dff; // router, or a dense FFN
     values += S * (blockValues(c) + (isSwitchBlock(c, l) ? 0 : 2 * dff));
   }
-  return { flops: 3 * f, matmul: 2 * S * d * d, bytes: 3 * values * valueBytes, fixedUs: 0 };
+  return { flops: 3 * f, matmul: 2 * S * d * d, bytes: 3 * values * bytesPerValue, fixedUs: 0 };
 }
 
 /** An expert's forward and backward over n rows: 4·n·d·d_ff FLOPs forward, twice that backward; its activation over d_ff read and written, three times. */
-export const expertWork = (c: Config, rows: number, valueBytes: number): Work => ({
+export const expertWork = (c: Config, rows: number, bytesPerValue: number): Work => ({
   flops: 12 * rows * c.model.d_model * c.model.d_ff,
   matmul: 2 * rows * c.model.d_model * c.model.d_ff,
-  bytes: 3 * 2 * rows * c.model.d_ff * valueBytes,
+  bytes: 3 * 2 * rows * c.model.d_ff * bytesPerValue,
   fixedUs: 0,
 });
 
@@ -133,8 +133,7 @@ export interface StepDetail {
 
 function projectLayer(c: Cluster, w: Workload, load: LayerLoad, index: number, dispatch: Projection['dispatch'], denseUsPerLayer: number): { p: LayerProjection; expertUs: number; commUs: number; per: { a2a: number; expert: number }[] } {
   const d = w.config.model.d_model;
-  const valueBytes = c.precision === 'bf16' ? 2 : 4;
-  const rowBytes = d * valueBytes;
+  const rowBytes = d * valueBytes(c);
   const C = capacityOf(w.config);
   const kept = load.routed.map((row) => row.map((n) => (dispatch === 'padded' ? C : Math.min(n, C))));
   const routed = load.routed.flat().reduce((a, b) => a + b, 0);
@@ -144,7 +143,7 @@ function projectLayer(c: Cluster, w: Workload, load: LayerLoad, index: number, d
   // per GPU: four all-to-alls of this pattern (dispatch, combine; forward, backward: the same bytes, reversed) and its experts
   const per = t.rows.map((rows, i) => {
     const a2a = 4 * a2aUs(c, t, i);
-    const expert = computeUs(c, expertWork(w.config, rows, valueBytes));
+    const expert = computeUs(c, expertWork(w.config, rows, valueBytes(c)));
     return { a2a, expert };
   });
   const commUs = Math.max(...per.map((x) => x.a2a));
@@ -173,15 +172,14 @@ export function project(c: Cluster, w: Workload, dispatch: Projection['dispatch'
   const N = gpuCount(c);
   const cfg = w.config;
   const S = tokensPerGroup(cfg);
-  const valueBytes = c.precision === 'bf16' ? 2 : 4;
-  const dense = denseWork(cfg, w.vocabSize, valueBytes);
+  const dense = denseWork(cfg, w.vocabSize, valueBytes(c));
   const denseUs = computeUs(c, { ...dense, fixedUs: cfg.model.n_layers * (c.gpu.block_overhead_us ?? 0) });
   const counts = configParamCounts(cfg, w.vocabSize);
   const perExpert = 2 * cfg.model.d_model * cfg.model.d_ff + cfg.model.d_ff + cfg.model.d_model;
   const switchLayers = w.steps[0]!.layers.length;
   const denseParams = counts.total - switchLayers * cfg.moe.n_experts * perExpert;
   const localParams = denseParams + (switchLayers * cfg.moe.n_experts * perExpert) / Math.min(N, cfg.moe.n_experts) / Math.max(1, N / cfg.moe.n_experts);
-  const allreduce = allReduceUs(c, denseParams * valueBytes);
+  const allreduce = allReduceUs(c, denseParams * valueBytes(c));
   const optimizer = computeUs(c, { flops: 0, matmul: 1, bytes: localParams * 28, fixedUs: 0 });
   let detail: StepDetail | undefined;
   const steps: StepProjection[] = w.steps.map((s) => {
