@@ -1,6 +1,6 @@
 import test from 'ava';
 import { resolveConfig } from '../src/config/load.js';
-import { exchangeOverheadUs } from '../src/sim/cluster.js';
+import { exchangeOverheadUs, validateCluster } from '../src/sim/cluster.js';
 import { fitMachine, leastSquares, machineCluster, nonNegativeLeastSquares, type MachineConstants } from '../src/sim/fit.js';
 import { computeUs, project } from '../src/sim/project.js';
 import { uniformWorkload } from '../src/sim/workload.js';
@@ -62,4 +62,10 @@ test('fitMachine gives back the machine that produced the runs: block cost, band
   const held = uniformWorkload(config(96, 2, 16));
   t.true(close(project(machineCluster(fitted, 2), held).step_ms, project(machineCluster(KNOWN, 2), held).step_ms, 1e-4));
   t.throws(() => fitMachine(runs.filter((r) => r.devices > 1), { cores: 2, copy_gbps: 40 }), { message: /at least three one-device runs \(got 0\)/ });
+});
+
+test('a bad point in a cluster curve is one line naming the point and its value', (t) => {
+  const tree = JSON.parse(JSON.stringify(machineCluster(KNOWN, 2))) as Record<string, Record<string, unknown>>;
+  t.throws(() => validateCluster({ ...tree, gpu: { ...tree.gpu, parallel_efficiency: [[2, 0]] } }), { message: 'config error: cluster: gpu.parallel_efficiency.0.1 must be > 0 (got 0)' });
+  t.throws(() => validateCluster({ ...tree, exchange_overhead_us: [[2, -5]] }), { message: 'config error: cluster: exchange_overhead_us.0.1 must be >= 0 (got -5)' });
 });

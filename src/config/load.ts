@@ -77,7 +77,7 @@ export function parseSet(assignment: string): Tree {
 export function describe(error: ZodError, config: Tree, prefix = ''): ConfigError {
   const issue = error.issues[0]!;
   const key = prefix + issue.path.join('.');
-  const got = issue.path.reduce<unknown>((v, p) => (isTree(v) ? v[p as string] : undefined), config);
+  const got = issue.path.reduce<unknown>((v, p) => (isTree(v) ? v[p as string] : Array.isArray(v) ? v[p as number] : undefined), config);
   const i = issue as unknown as Record<string, unknown>;
   let rule: string;
   switch (issue.code) {
