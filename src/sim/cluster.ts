@@ -7,8 +7,10 @@ import { describe, readConfigFile } from '../config/load.js';
  * unknown keys, wrong types and out-of-range values are one-line errors naming the field.
  */
 const positive = () => z.number().positive();
-/** [x, fraction] points, x increasing: an efficiency curve, interpolated in log(x) */
-const curve = () => z.array(z.tuple([positive(), z.number().gt(0).max(1)])).min(1).refine((pts) => pts.every((p, i) => i === 0 || p[0] > pts[i - 1]![0]), 'points must be in increasing order of their first value');
+/** [x, y] points, x increasing, interpolated in log(x) */
+const points = (y: z.ZodNumber) => z.array(z.tuple([positive(), y])).min(1).refine((pts) => pts.every((p, i) => i === 0 || p[0] > pts[i - 1]![0]), 'points must be in increasing order of their first value');
+/** an efficiency curve: [x, fraction] points */
+const curve = () => points(z.number().gt(0).max(1));
 const link = () => z.strictObject({
   /** per direction, per GPU */
   gbps: positive(),
@@ -41,7 +43,7 @@ export const ClusterSchema = z.strictObject({
   message_efficiency: curve(),
   precision: z.enum(['bf16', 'fp32']),
   /** this machine only: a fixed cost per exchange between two or more devices (waking threads, waiting at barriers), µs: one number, or [devices, µs] points */
-  exchange_overhead_us: z.union([z.number().min(0), z.array(z.tuple([positive(), z.number().min(0)])).min(1).refine((pts) => pts.every((p, i) => i === 0 || p[0] > pts[i - 1]![0]), 'points must be in increasing order of their first value')]).optional(),
+  exchange_overhead_us: z.union([z.number().min(0), points(z.number().min(0))]).optional(),
   /** this machine only: a fixed cost per step outside the modelled parts (messages to the device threads, metrics), µs */
   step_overhead_us: z.number().min(0).optional(),
 });

@@ -132,8 +132,7 @@ export interface StepDetail {
 }
 
 function projectLayer(c: Cluster, w: Workload, load: LayerLoad, index: number, dispatch: Projection['dispatch'], denseUsPerLayer: number): { p: LayerProjection; expertUs: number; commUs: number; per: { a2a: number; expert: number }[] } {
-  const d = w.config.model.d_model;
-  const rowBytes = d * valueBytes(c);
+  const rowBytes = w.config.model.d_model * valueBytes(c);
   const C = capacityOf(w.config);
   const kept = load.routed.map((row) => row.map((n) => (dispatch === 'padded' ? C : Math.min(n, C))));
   const routed = load.routed.flat().reduce((a, b) => a + b, 0);
