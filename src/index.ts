@@ -10,7 +10,8 @@ export { evaluateCheckpoint, type EvalOptions, type EvalReport } from './train/e
 export { sample, type SampleOptions, type SampleResult } from './train/sample.js';
 export { Session, type TrainingSession } from './train/session.js';
 export { SpmdSession } from './spmd/session.js';
-export { planRouting, capacityFor, type RoutingPlan, type RoutingOptions } from './router/plan.js';
+export { planRouting, type RoutingPlan, type RoutingOptions } from './router/plan.js';
+export { expertCapacity, type CapacityInputs } from './router/capacity.js';
 export { parseForceRouting, type ForceRouting } from './router/force.js';
 export { configParamCounts } from './model/params.js';
 export { profileRun, profileSpmdRun, type ProfileOptions, type ProfileReport, type SpmdProfileReport } from './profile/run.js';

@@ -1,16 +1,17 @@
 import test from 'ava';
 import { resolveConfig } from '../src/config/load.js';
 import { parseForceRouting } from '../src/router/force.js';
+import { expertCapacity } from '../src/router/capacity.js'; // shim
 import { planRouting } from '../src/router/plan.js';
 import { rngFor } from '../src/util/rng.js';
 
-// One group of 4 tokens, 3 experts, top-2, C = ⌊1.5 · 4 / 3⌋ = 2. Probabilities, rows = tokens:
+// One group of 4 tokens, 3 experts, top-2, C = ⌊k · CF · S / E⌋ = ⌊2 · 0.75 · 4 / 3⌋ = 2. Probabilities, rows = tokens:
 //   t0 [0.50 0.40 0.10]  e¹ = 0 (0.50), e² = 1 (0.40)
 //   t1 [0.10 0.30 0.60]  e¹ = 2 (0.60), e² = 1 (0.30)
 //   t2 [0.20 0.70 0.10]  e¹ = 1 (0.70), e² = 0 (0.20)
 //   t3 [0.05 0.15 0.80]  e¹ = 2 (0.80), e² = 1 (0.15)
 const probs = Float32Array.from([0.5, 0.4, 0.1, 0.1, 0.3, 0.6, 0.2, 0.7, 0.1, 0.05, 0.15, 0.8]);
-const opts = { groups: 1, topK: 2, capacityFactor: 1.5, minCapacity: 1, dropTokens: true } as const;
+const opts = { groups: 1, topK: 2, capacityFactor: 0.75, minCapacity: 1, dropTokens: true } as const;
 
 test('batch-prioritised routing (V-MoE): both ranks follow the largest routing weight, worked by hand', (t) => {
   const plan = planRouting(probs, 3, { ...opts, policy: 'priority' });
@@ -40,6 +41,30 @@ test('drop_tokens false: capacity is the busiest expert, clamped to the group ho
   t.is(top1.dropped, 0);
 });
 
+test('capacity follows top-k (GShard, DeepSpeed top2gating): a top-2 case at capacity factor 0.5, worked by hand', (t) => {
+  // one group of S = 4 tokens, E = 2 experts, top-2: C = ⌊2 · 0.5 · 4 / 2⌋ = 2 (the top-1 formula would give 1)
+  //   t0 [0.9 0.1] e¹ 0   t1 [0.2 0.8] e¹ 1   t2 [0.7 0.3] e¹ 0   t3 [0.6 0.4] e¹ 0; every second choice is the other expert
+  const p2 = Float32Array.from([0.9, 0.1, 0.2, 0.8, 0.7, 0.3, 0.6, 0.4]);
+  const plan = planRouting(p2, 2, { groups: 1, topK: 2, capacityFactor: 0.5, minCapacity: 1, dropTokens: true, policy: 'position' });
+  t.is(plan.capacity, 2);
+  // rank 1 in token order: t0→e0 slot 0, t1→e1 slot 0, t2→e0 slot 1, t3→e0 full; rank 2: t0→e1 slot 1, then both experts are full
+  t.deepEqual(Array.from(plan.slot), [0, 1, 0, -1, 1, -1, -1, -1]);
+  t.deepEqual(Array.from(plan.counts), [2, 2]);
+  t.is(plan.dropped, 4);
+  t.is(expertCapacity({ tokensPerGroup: 4, experts: 2, topK: 1, capacityFactor: 0.5, minCapacity: 1 }), 1, 'top-1 at the same factor: half the slots');
+  t.is(expertCapacity({ tokensPerGroup: 4, experts: 2, topK: 2, capacityFactor: 4, minCapacity: 1 }), 4, 'never more than S');
+  t.is(expertCapacity({ tokensPerGroup: 64, experts: 8, topK: 2, capacityFactor: 0.01, minCapacity: 4 }), 4, 'never less than min_capacity');
+});
+
+test('drop_tokens false over 64 groups × 4,096 experts: no stack overflow (no spread over user-sized arrays)', (t) => {
+  const G = 64;
+  const Ex = 4096;
+  const p = new Float32Array(G * Ex).fill(1 / Ex);
+  const plan = planRouting(p, Ex, { groups: G, topK: 1, capacityFactor: 1, minCapacity: 1, dropTokens: false, policy: 'position' });
+  t.is(plan.capacity, 1);
+  t.is(plan.dropped, 0);
+});
+
 // forced routing: the choice is forced, the probabilities (gates) stay the router's
 const N = 64;
 const E = 4;
@@ -64,6 +89,16 @@ test('force_routing uniform: perfectly balanced, nothing dropped at capacity fac
     t.is(plan.expert[i], (i % 32) % E);
     t.is(plan.prob[i], routerProbs[i * E + plan.expert[i]!]);
   }
+});
+
+test('force_routing uniform with top-2 at capacity factor 1.0 drops nothing (C = 2·S/E); top-1 at 1.0 neither', (t) => {
+  const two = forced('uniform', { topK: 2 });
+  t.is(two.capacity, 16);
+  t.is(two.dropped, 0);
+  t.deepEqual(Array.from(two.counts), new Array(2 * E).fill(16));
+  const one = forced('uniform');
+  t.is(one.capacity, 8);
+  t.is(one.dropped, 0);
 });
 
 test('force_routing one-hot:K: everything to K, all but C per group dropped', (t) => {

@@ -6,6 +6,8 @@
  * device crashed or hung: every waiter then throws BarrierAbortedError instead of waiting forever, and
  * the per-rank arrival counts say who never came (the device to blame).
  */
+import { maxOf, minOf } from '../util/extremes.js';
+
 const ARRIVED = 0;
 const GENERATION = 1;
 const ABORTED = 2;
@@ -68,7 +70,7 @@ export class Barrier {
   /** The device that the others are waiting for, when one is behind (else undefined). */
   laggard(): number | undefined {
     const n = this.arrivals();
-    const min = Math.min(...n);
-    return min < Math.max(...n) ? n.indexOf(min) : undefined;
+    const min = minOf(n);
+    return min < maxOf(n) ? n.indexOf(min) : undefined;
   }
 }

@@ -7,6 +7,7 @@ import { rngFor } from '../util/rng.js';
 import { meanMs } from '../util/timing.js';
 import { allocateLayerBuffers, view, type LayerBuffers } from './buffers.js';
 import { packTokens, unpackChoices } from './slots.js';
+import { maxOf } from '../util/extremes.js';
 
 /**
  * `switch-sim bench dispatch`: the all-to-all alone, on worker-thread devices: pack the token rows
@@ -63,7 +64,7 @@ export async function benchDispatch(cases: DispatchCase[], log: (row: DispatchRo
   for (const c of cases) groups.set(`${c.devices}/${c.experts}/${c.d_model}/${c.payload}`, [...(groups.get(`${c.devices}/${c.experts}/${c.d_model}/${c.payload}`) ?? []), c]);
   for (const list of groups.values()) {
     const first = list[0]!;
-    const maxTokens = Math.max(...list.map((c) => c.tokens));
+    const maxTokens = maxOf(list.map((c) => c.tokens));
     const S = maxTokens / first.devices;
     const config = resolveConfig({
       sets: [`model.d_model=${first.d_model}`, 'model.n_heads=1', 'model.n_layers=1', 'model.d_ff=1', `moe.n_experts=${first.experts}`,

@@ -1,5 +1,6 @@
 import type { RoutingPlan } from '../router/plan.js';
 import type { ExchangeTiming } from './switch-dispatch.js';
+import { maxOf } from '../util/extremes.js';
 
 /** What one Switch layer did in one step, as written to metrics.jsonl. */
 export interface LayerStats {
@@ -47,7 +48,7 @@ export function layerStats(plan: RoutingPlan, probs: Float32Array, timing: Excha
     group_expert_counts: groupCounts,
     drop_fraction: plan.dropped / plan.slot.length,
     router_entropy: entropy / N,
-    load_max_over_mean: Math.max(...routedTotal) / mean,
+    load_max_over_mean: maxOf(routedTotal) / mean,
     capacity: plan.capacity,
     device_compute_ms: [...timing.computeMs],
     wait_ms: 0, // the engine adds the idle time it measures
@@ -73,7 +74,7 @@ export function mergeLayerStats(parts: LayerStats[]): LayerStats {
     group_expert_counts: groups,
     drop_fraction: mean((p) => p.drop_fraction),
     router_entropy: mean((p) => p.router_entropy),
-    load_max_over_mean: Math.max(...routed) / (tokens / E),
+    load_max_over_mean: maxOf(routed) / (tokens / E),
     capacity: parts[0]!.capacity,
     device_compute_ms: parts[0]!.device_compute_ms.map((_, i) => parts.reduce((a, p) => a + p.device_compute_ms[i]!, 0)),
     wait_ms: parts.reduce((a, p) => a + p.wait_ms, 0),

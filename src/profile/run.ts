@@ -11,6 +11,7 @@ import { analyse, type ProfileAnalysis } from './analysis.js';
 import { profilePage } from './page.js';
 import { absoluteNow, Recorder, setProfile } from './recorder.js';
 import { toChromeTrace } from './trace.js';
+import { maxOf } from '../util/extremes.js';
 
 export interface ProfileOptions {
   config: Config;
@@ -175,7 +176,7 @@ export async function profileSpmdRun(opts: ProfileOptions): Promise<{ dir: strin
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'trace.json'), JSON.stringify(toChromeTrace(rec, D, { config: report.config })));
   writeFileSync(join(dir, 'profile.json'), `${JSON.stringify(report, null, 1)}\n`);
-  const worst = Math.max(...analysis.devices.map((d) => d.barrier_share));
+  const worst = maxOf(analysis.devices.map((d) => d.barrier_share));
   const intro = [
     `${opts.name}: spmd, ${D} devices, ${config.moe.n_experts} experts; ${analysis.steps.length} profiled steps after ${opts.warmup} warm-up steps, ${analysis.step_ms.toFixed(1)} ms per step.`,
     `Up to ${(100 * worst).toFixed(1)}% of a device's step is spent at barriers waiting for the slowest device. Open trace.json in https://ui.perfetto.dev for every event.`,

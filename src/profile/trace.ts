@@ -1,4 +1,5 @@
 import type { Lane, Recorder, Span } from './recorder.js';
+import { minOf } from '../util/extremes.js';
 
 /**
  * Chrome trace event format (the JSON that Perfetto and chrome://tracing open): complete events
@@ -54,7 +55,7 @@ function linkThreads(spans: Span[]): Map<Span, number> {
 const us = (ms: number) => Math.round(ms * 1000 * 1000) / 1000; // µs, to the nanosecond
 
 export function toChromeTrace(rec: Recorder, devices: number, otherData: Record<string, unknown> = {}, spans: Span[] = rec.spans): ChromeTrace {
-  const t0 = Math.min(...spans.map((s) => s.ts));
+  const t0 = minOf(spans.map((s) => s.ts));
   const meta: TraceEvent[] = [
     { name: 'process_name', ph: 'M', pid: 1, tid: 1, args: { name: 'coordinator' } },
     { name: 'process_sort_index', ph: 'M', pid: 1, tid: 1, args: { sort_index: 0 } },

@@ -7,8 +7,10 @@ import { loadCorpus } from '../data/corpus.js';
 import { CharTokenizer } from '../data/tokenizer.js';
 import { switchBlocks } from '../model/stages.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
+import { inProcessConfig } from '../train/in-process.js';
 import { Session } from '../train/session.js';
 import { htmlPage, type Chart, type Table } from './page.js';
+import { maxOf } from '../util/extremes.js';
 
 export interface InspectOptions {
   checkpoint: string;
@@ -50,10 +52,9 @@ const shown = (c: string) => (c === '\n' ? '↵' : c === ' ' ? '·' : c);
  * Routes a text (or a validation batch) through a checkpoint at the evaluation capacity factor and
  * returns each character's expert, router probability and fate (kept or dropped), per Switch layer.
  */
-export async function routeText(opts: Omit<InspectOptions, 'out'>): Promise<{ chars: RoutedChar[]; layers: number; experts: number; capacityFactor: number; groupSize: number }> {
+export async function routeText(opts: Omit<InspectOptions, 'out'>): Promise<{ chars: RoutedChar[]; layers: number; experts: number; capacityFactor: number; groupSize: number; blocks: number[] }> {
   const ckpt = loadCheckpoint(opts.checkpoint);
-  const sets = ['parallel.transport=local', 'parallel.fault.device=-1', 'parallel.microbatches=1', ...(opts.sets ?? [])];
-  let { config } = resolveConfig({ base: ckpt.config as unknown as Record<string, unknown>, sets });
+  let config = inProcessConfig(ckpt.config, opts.sets);
   const tok = new CharTokenizer(ckpt.vocab);
   let x: Int32Array;
   let rows: number;
@@ -96,7 +97,7 @@ export async function routeText(opts: Omit<InspectOptions, 'out'>): Promise<{ ch
         });
       }
     });
-    return { chars, layers: plans.length, experts: E, capacityFactor: config.moe.eval_capacity_factor, groupSize: plans[0]?.tokensPerGroup ?? x.length };
+    return { chars, layers: plans.length, experts: E, capacityFactor: config.moe.eval_capacity_factor, groupSize: plans[0]?.tokensPerGroup ?? x.length, blocks: switchBlocks(config) };
   } finally {
     await session.close();
   }
@@ -105,12 +106,12 @@ export async function routeText(opts: Omit<InspectOptions, 'out'>): Promise<{ ch
 /** `switch-sim inspect`: the page of which tokens go where. */
 export async function inspect(opts: InspectOptions): Promise<{ file: string; dropped: number; tokens: number }> {
   const r = await routeText(opts);
-  const blocks = switchBlocks(loadCheckpoint(opts.checkpoint).config);
+  const blocks = r.blocks;
   const charts: Chart[] = [];
   for (let l = 0; l < r.layers; l++) {
     const values = r.chars.filter((c) => c.layer === l).map((c) => ({ ...c, shown: shown(c.char), fate: c.dropped ? 'dropped' : 'kept' }));
-    const cols = Math.max(...values.map((v) => v.col)) + 1;
-    const rows = Math.max(...values.map((v) => v.row)) + 1;
+    const cols = maxOf(values.map((v) => v.col)) + 1;
+    const rows = maxOf(values.map((v) => v.row)) + 1;
     const enc = { x: { field: 'col', type: 'ordinal', axis: null }, y: { field: 'row', type: 'ordinal', axis: null } } as const;
     const spec: TopLevelSpec = {
       width: cols * 11, height: rows * 17,

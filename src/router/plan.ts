@@ -1,4 +1,6 @@
 import type { Rng } from '../util/rng.js';
+import { maxOf } from '../util/extremes.js';
+import { expertCapacity } from './capacity.js';
 import { forceChoices, type ForceRouting } from './force.js';
 
 export type DropPolicy = 'position' | 'random' | 'priority';
@@ -44,11 +46,6 @@ export interface RoutingPlan {
   dropped: number;
 }
 
-/** C = max(min_capacity, ⌊capacity_factor · S / N⌋), never more than S (an expert sees a token at most once). */
-export function capacityFor(tokensPerGroup: number, experts: number, capacityFactor: number, minCapacity: number): number {
-  return Math.min(tokensPerGroup, Math.max(minCapacity, Math.floor((capacityFactor * tokensPerGroup) / experts)));
-}
-
 /** Top-k experts of one token's probabilities, best first (ties to the lower index). */
 function topExperts(probs: Float32Array, row: number, E: number, k: number, out: Int32Array, at: number): void {
   for (let c = 0; c < k; c++) {
@@ -84,13 +81,13 @@ export function planRouting(probs: Float32Array, experts: number, opts: RoutingO
   const routed = new Int32Array(G * E);
   for (let t = 0; t < N; t++) routed[Math.floor(t / S) * E + expert[t * K]!]!++;
   let capacity: number;
-  if (opts.dropTokens) capacity = capacityFor(S, E, opts.capacityFactor, opts.minCapacity);
+  if (opts.dropTokens) capacity = expertCapacity({ tokensPerGroup: S, experts: E, topK: K, capacityFactor: opts.capacityFactor, minCapacity: opts.minCapacity });
   else {
     // nobody is dropped: capacity is the busiest (group, expert) over all choices; a token picks an
     // expert at most once, so that is at most S, and min_capacity cannot push it past the group
     const demand = new Int32Array(G * E);
     for (let i = 0; i < N * K; i++) demand[Math.floor(i / K / S) * E + expert[i]!]!++;
-    capacity = Math.min(S, Math.max(opts.minCapacity, ...demand));
+    capacity = Math.min(S, Math.max(opts.minCapacity, maxOf(demand)));
   }
   const slot = new Int32Array(N * K).fill(-1);
   const counts = new Int32Array(G * E);

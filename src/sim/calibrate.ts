@@ -9,6 +9,7 @@ import type { Cluster } from './cluster.js';
 import { fitMachine, machineCluster, type MachineConstants, type MeasuredRun } from './fit.js';
 import { project } from './project.js';
 import { runWorkload } from './workload.js';
+import { maxOf, minOf } from '../util/extremes.js';
 
 /** A held-out run: measured here, and predicted by the fitted model from its recorded routing. */
 export interface CalibrationCase {
@@ -127,7 +128,7 @@ export async function calibrate(opts: { log?: (l: string) => void; out?: string 
     const file = join(opts.out ?? 'configs/clusters', 'this-machine.yaml');
     writeFileSync(file, `# Fitted by \`switch-sim simulate --calibrate\` on ${new Date().toISOString().slice(0, 10)} (${availableParallelism()} cores): see src/sim/fit.ts.\n${YAML.stringify(cluster)}`);
     return {
-      cluster, constants, cases, max_error: Math.max(...cases.map((c) => c.error)), file,
+      cluster, constants, cases, max_error: maxOf(cases.map((c) => c.error)), file,
       fit: fitted.map((r) => ({ devices: r.devices, d_model: r.d_model, batch_size: r.batch_size, measured_ms: r.measured_ms })),
     };
   } finally {
@@ -136,6 +137,6 @@ export async function calibrate(opts: { log?: (l: string) => void; out?: string 
 }
 
 export function calibrationTable(c: Calibration): string {
-  const rows = c.cases.map((x) => `${x.layout.padEnd(7)} ${String(x.devices).padStart(7)} ${String(x.d_model).padStart(7)} ${x.measured_step_ms.toFixed(1).padStart(12)} ${x.predicted_step_ms.toFixed(1).padStart(13)} ${(100 * x.error).toFixed(1).padStart(6)}%   ${Math.min(...x.rounds_ms).toFixed(0)}–${Math.max(...x.rounds_ms).toFixed(0)}`);
+  const rows = c.cases.map((x) => `${x.layout.padEnd(7)} ${String(x.devices).padStart(7)} ${String(x.d_model).padStart(7)} ${x.measured_step_ms.toFixed(1).padStart(12)} ${x.predicted_step_ms.toFixed(1).padStart(13)} ${(100 * x.error).toFixed(1).padStart(6)}%   ${minOf(x.rounds_ms).toFixed(0)}–${maxOf(x.rounds_ms).toFixed(0)}`);
   return `layout  devices d_model measured ms predicted ms  error   rounds ms\n${rows.join('\n')}\nmax error ${(100 * c.max_error).toFixed(1)}%; wrote ${c.file}\n`;
 }

@@ -4,6 +4,7 @@ import { exchangeOverheadUs, gpuCount, interpolate, peakFlops, valueBytes, type 
 import { allReduceUs, flatA2aUs, hierarchicalA2aUs } from './collective.js';
 import { layerTraffic, type LayerTraffic } from './traffic.js';
 import { capacityOf, tokensPerGroup, type LayerLoad, type Workload } from './workload.js';
+import { maxOf } from '../util/extremes.js';
 
 /** One Switch layer of one projected step (µs; per GPU quantities are the slowest GPU's unless said). */
 export interface LayerProjection {
@@ -145,8 +146,8 @@ function projectLayer(c: Cluster, w: Workload, load: LayerLoad, index: number, d
     const expert = computeUs(c, expertWork(w.config, rows, valueBytes(c)));
     return { a2a, expert };
   });
-  const commUs = Math.max(...per.map((x) => x.a2a));
-  const expertUs = Math.max(...per.map((x) => x.expert));
+  const commUs = maxOf(per.map((x) => x.a2a));
+  const expertUs = maxOf(per.map((x) => x.expert));
   const mean = per.reduce((a, x) => a + x.a2a + x.expert, 0) / N;
   const M = w.config.parallel.microbatches;
   // with M micro-batches, an exchange overlaps the other micro-batches' dense work (at most all of it but one micro-batch's share)
@@ -154,7 +155,7 @@ function projectLayer(c: Cluster, w: Workload, load: LayerLoad, index: number, d
   return {
     p: {
       layer: index, bytes_intra_node: 4 * t.intraBytes, bytes_inter_node: 4 * t.interBytes, comm_us: commUs, compute_us: expertUs,
-      straggler_factor: mean > 0 ? Math.max(...per.map((x) => x.a2a + x.expert)) / mean : 1, exposed_comm_us: exposed,
+      straggler_factor: mean > 0 ? maxOf(per.map((x) => x.a2a + x.expert)) / mean : 1, exposed_comm_us: exposed,
       drop_fraction: routed > 0 ? dropped / routed : 0,
     },
     expertUs, commUs: exposed, per,
@@ -189,7 +190,7 @@ export function project(c: Cluster, w: Workload, dispatch: Projection['dispatch'
       const gpus = [...new Set([...Array.from({ length: Math.min(N, 7) }, (_, i) => i), busiest])].sort((a, b) => a - b);
       detail = { gpus, dense_us: denseUs, allreduce_us: allreduce, optimizer_us: optimizer, layers: layers.map((l) => ({
         a2a: gpus.map((g) => l.per[g]!.a2a / 4), expert: gpus.map((g) => l.per[g]!.expert),
-        a2aPace: Math.max(...l.per.map((x) => x.a2a)) / 4, expertPace: Math.max(...l.per.map((x) => x.expert)),
+        a2aPace: maxOf(l.per.map((x) => x.a2a)) / 4, expertPace: maxOf(l.per.map((x) => x.expert)),
       })) };
     }
     const expert = layers.reduce((a, x) => a + x.expertUs, 0);

@@ -4,6 +4,7 @@ import { Recorder } from '../profile/recorder.js';
 import { toChromeTrace, type ChromeTrace } from '../profile/trace.js';
 import type { Projection } from './project.js';
 import type { VaryRow } from './vary.js';
+import { maxOf } from '../util/extremes.js';
 
 /**
  * One projected step as a Chrome trace (the `profile` format): a lane per traced GPU; every Switch
@@ -88,7 +89,7 @@ export function summaryLines(p: Projection): string[] {
     `step ${p.step_ms.toFixed(3)} ms, ${Math.round(p.tokens_per_s).toLocaleString('en-US')} tokens/s, MFU ${(100 * p.mfu).toFixed(2)}%, dispatch overhead ${(100 * p.dispatch_overhead_fraction).toFixed(1)}% of the step.`,
     `dense ${b.dense.toFixed(3)} ms, experts ${b.experts.toFixed(3)} ms, all-to-all ${b.all_to_all.toFixed(3)} ms, all-reduce ${b.allreduce.toFixed(3)} ms, optimizer ${b.optimizer.toFixed(3)} ms` +
       (p.measured_ms_per_step ? `; measured on this machine: ${p.measured_ms_per_step.toFixed(1)} ms per step.` : '.'),
-    `worst straggler factor ${Math.max(...p.layers.map((l) => l.straggler_factor)).toFixed(3)} (layer ${p.layers.reduce((a, l) => (l.straggler_factor > a.straggler_factor ? l : a)).layer}).`,
+    `worst straggler factor ${maxOf(p.layers.map((l) => l.straggler_factor)).toFixed(3)} (layer ${p.layers.reduce((a, l) => (l.straggler_factor > a.straggler_factor ? l : a)).layer}).`,
   ];
 }
 

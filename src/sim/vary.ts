@@ -4,6 +4,7 @@ import { resolveConfig } from '../config/load.js';
 import { validateCluster, type Cluster } from './cluster.js';
 import { project, type Projection } from './project.js';
 import { uniformWorkload, type Workload } from './workload.js';
+import { maxOf } from '../util/extremes.js';
 
 /** One row of a what-if table. */
 export interface VaryRow {
@@ -48,7 +49,7 @@ export function vary(cluster: Cluster, w: Workload, key: string, values: unknown
     return {
       value, step_ms: p.step_ms, tokens_per_s: p.tokens_per_s, mfu: p.mfu, dispatch_overhead_fraction: p.dispatch_overhead_fraction,
       drop_fraction: layers.reduce((a, l) => a + l.drop_fraction, 0) / Math.max(1, layers.length),
-      straggler_factor: Math.max(...layers.map((l) => l.straggler_factor)),
+      straggler_factor: maxOf(layers.map((l) => l.straggler_factor)),
     };
   });
 }

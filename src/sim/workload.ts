@@ -4,7 +4,7 @@ import type { Config } from '../config/defaults.js';
 import { ConfigError } from '../config/errors.js';
 import { resolveConfig } from '../config/load.js';
 import { switchBlocks } from '../model/stages.js';
-import { capacityFor } from '../router/plan.js';
+import { expertCapacity } from '../router/capacity.js';
 
 /** One Switch layer in one step, as routed: token-choices per (routing group, expert), before capacity. */
 export interface LayerLoad {
@@ -82,8 +82,9 @@ function runVocab(dir: string): number {
   return 65;
 }
 
-/** C of the config: capacity_factor · S / E (at least min_capacity, at most S), or S without drops. */
+/** C of the config in training (expertCapacity), or S without drops. */
 export function capacityOf(c: Config): number {
   const S = tokensPerGroup(c);
-  return c.moe.drop_tokens ? capacityFor(S, c.moe.n_experts, c.moe.capacity_factor, c.moe.min_capacity) : S;
+  const m = c.moe;
+  return m.drop_tokens ? expertCapacity({ tokensPerGroup: S, experts: m.n_experts, topK: m.top_k, capacityFactor: m.capacity_factor, minCapacity: m.min_capacity }) : S;
 }

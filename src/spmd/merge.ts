@@ -1,4 +1,5 @@
 import { mergeLayerStats, type LayerStats } from '../coordinator/layer-stats.js';
+import { maxOf } from '../util/extremes.js';
 
 /**
  * One step's Switch-layer statistics from every spmd device (each routed its own group): counts add
@@ -11,6 +12,6 @@ export function mergeShardLayers(perDevice: LayerStats[][]): LayerStats[] {
     const parts = perDevice.map((layers) => layers[l]!);
     const merged = mergeLayerStats(parts);
     if (D === 1) return merged;
-    return { ...merged, capacity: Math.max(...parts.map((p) => p.capacity)), wait_ms: merged.wait_ms / D, inflight_ms: merged.inflight_ms / D };
+    return { ...merged, capacity: maxOf(parts.map((p) => p.capacity)), wait_ms: merged.wait_ms / D, inflight_ms: merged.inflight_ms / D };
   });
 }

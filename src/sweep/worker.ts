@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import YAML from 'yaml';
 import { connectRedis, SCHEMA, sweepQueues, VERSION, type PointJob, type PointResult } from './queue.js';
+import { maxOf } from '../util/extremes.js';
 
 const BIN = new URL('../../bin/switch-sim.js', import.meta.url).pathname;
 
@@ -57,7 +58,7 @@ function checkpointStep(runDir: string): number | null {
   const dir = join(runDir, 'checkpoints');
   if (!existsSync(dir)) return null;
   const steps = readdirSync(dir).map((d) => /^step-(\d+)$/.exec(d)).filter((m): m is RegExpExecArray => m !== null).map((m) => +m[1]!);
-  return steps.length ? Math.max(...steps) : null;
+  return steps.length ? maxOf(steps) : null;
 }
 
 /** One point: train (resuming from a checkpoint a previous worker left in the shared runs directory), profile if asked. */

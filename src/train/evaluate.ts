@@ -1,11 +1,12 @@
-import { resolveConfig } from '../config/load.js';
 import { ConfigError } from '../config/errors.js';
 import type { LayerStats } from '../coordinator/layer-stats.js';
 import { Dataset } from '../data/batches.js';
 import { loadCorpus } from '../data/corpus.js';
 import { CharTokenizer } from '../data/tokenizer.js';
 import { loadCheckpoint, resolveCheckpointDir } from './checkpoint.js';
+import { inProcessConfig } from './in-process.js';
 import { Session } from './session.js';
+import { maxOf } from '../util/extremes.js';
 
 export interface EvalOptions {
   checkpoint: string;
@@ -45,12 +46,7 @@ export interface EvalReport {
 export async function evaluateCheckpoint(opts: EvalOptions): Promise<EvalReport> {
   const dir = resolveCheckpointDir(opts.checkpoint);
   const ckpt = loadCheckpoint(dir);
-  const sets = opts.sets ?? [];
-  const defaults = [
-    ...(sets.some((s) => s.startsWith('parallel.transport=')) ? [] : ['parallel.transport=local']),
-    ...(sets.some((s) => s.startsWith('parallel.fault.')) ? [] : ['parallel.fault.device=-1']),
-  ];
-  const { config } = resolveConfig({ base: ckpt.config as unknown as Record<string, unknown>, sets: [...defaults, ...sets] });
+  const config = inProcessConfig(ckpt.config, opts.sets);
   const split = opts.split ?? 'val';
   const batches = opts.batches ?? config.train.eval_batches;
   const corpus = await loadCorpus(config.data.dataset, config.data.path);
@@ -89,5 +85,5 @@ function summarise(parts: LayerStats[]): EvalLayer {
   for (const p of parts) for (const g of p.group_expert_counts) g.forEach((n, e) => (routed[e]! += n));
   const total = routed.reduce((a, b) => a + b, 0);
   const mean = (f: (p: LayerStats) => number) => parts.reduce((a, p) => a + f(p), 0) / parts.length;
-  return { drop_fraction: mean((p) => p.drop_fraction), load_max_over_mean: Math.max(...routed) / (total / E), router_entropy: mean((p) => p.router_entropy) };
+  return { drop_fraction: mean((p) => p.drop_fraction), load_max_over_mean: maxOf(routed) / (total / E), router_entropy: mean((p) => p.router_entropy) };
 }

@@ -1,7 +1,9 @@
 import { CharTokenizer } from '../data/tokenizer.js';
 import { rngFor } from '../util/rng.js';
 import { loadCheckpoint } from './checkpoint.js';
+import { inProcessConfig } from './in-process.js';
 import { Session } from './session.js';
+import { maxOf } from '../util/extremes.js';
 
 export interface SampleOptions {
   checkpoint: string;
@@ -21,7 +23,7 @@ export interface SampleResult {
 
 /** Picks a token from logits: temperature, optional top-k, then a seeded categorical draw. */
 export function pickToken(logits: Float32Array, temperature: number, topK: number, u: number): number {
-  if (temperature === 0) return logits.indexOf(Math.max(...logits));
+  if (temperature === 0) return logits.indexOf(maxOf(logits));
   const order = Array.from(logits.keys()).sort((a, b) => logits[b]! - logits[a]!);
   const kept = topK > 0 ? order.slice(0, topK) : order;
   const m = logits[kept[0]!]!;
@@ -35,11 +37,7 @@ export function pickToken(logits: Float32Array, temperature: number, topK: numbe
 /** Samples text from a checkpoint, in process (one local device holding every expert). */
 export async function sample(opts: SampleOptions): Promise<SampleResult> {
   const ckpt = loadCheckpoint(opts.checkpoint);
-  const config = structuredClone(ckpt.config);
-  config.parallel.transport = 'local';
-  config.parallel.devices = 1;
-  config.parallel.fault.device = -1;
-  config.data.batch_size = 1;
+  const config = inProcessConfig(ckpt.config, [], 'sample');
   const tok = new CharTokenizer(ckpt.vocab);
   const session = await Session.create(config, tok.vocabSize);
   try {

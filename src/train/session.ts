@@ -11,7 +11,7 @@ import { initBackend } from '../backend/init.js';
 import { fastestBackend } from '../backend/probe.js';
 import { configParamCounts, initCoordinatorParams } from '../model/params.js';
 import { switchBlocks } from '../model/stages.js';
-import { capacityFor } from '../router/plan.js';
+import { expertCapacity } from '../router/capacity.js';
 import { AdamW, sumSquares } from './adamw.js';
 import type { CheckpointData } from './checkpoint.js';
 import { expertShapes, splitCheckpoint, stateArrays } from './restore.js';
@@ -27,7 +27,8 @@ export function bufferShape(config: Config): { groups: number; capacity: number 
   const E = config.moe.n_experts;
   const m = config.moe;
   if (!m.drop_tokens) return { groups: G, capacity: S };
-  const cap = Math.max(capacityFor(S, E, m.capacity_factor, m.min_capacity), capacityFor(S, E, m.eval_capacity_factor, m.min_capacity));
+  const at = (capacityFactor: number) => expertCapacity({ tokensPerGroup: S, experts: E, topK: m.top_k, capacityFactor, minCapacity: m.min_capacity });
+  const cap = Math.max(at(m.capacity_factor), at(m.eval_capacity_factor));
   return { groups: G, capacity: Math.max(cap, Math.min(S, config.data.seq_len)) };
 }
 

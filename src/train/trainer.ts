@@ -8,13 +8,14 @@ import type { LayerStats } from '../coordinator/layer-stats.js';
 import { loadCorpus } from '../data/corpus.js';
 import { Dataset } from '../data/batches.js';
 import { CharTokenizer } from '../data/tokenizer.js';
-import { loadCheckpoint, resolveCheckpointDir, saveCheckpoint } from './checkpoint.js';
+import { loadCheckpoint, resolveCheckpointDir, saveCheckpoint, type CheckpointData } from './checkpoint.js';
 import { provenance, runDirFor, truncateMetrics } from './run-dir.js';
 import { MetricsWriter } from './metrics.js';
 import { learningRate } from './schedule.js';
 import { Session, type TrainingSession } from './session.js';
 import { SpmdSession } from '../spmd/session.js';
 import { PROFILE } from '../profile/recorder.js';
+import { minOf } from '../util/extremes.js';
 
 export interface TrainOptions {
   config: Config;
@@ -23,6 +24,8 @@ export interface TrainOptions {
   outDir?: string;
   /** checkpoint directory or run directory to continue from */
   resume?: string;
+  /** that checkpoint, when the caller has read it already (it is then not read again) */
+  checkpoint?: CheckpointData;
   log?: (line: string) => void;
   /** called after every step (progress bars) */
   onStep?: (s: StepReport) => void;
@@ -70,7 +73,7 @@ export interface TrainSummary {
 /** Trains for `train.steps` steps: the whole loop of the CLI's `train` command. */
 export async function train(opts: TrainOptions): Promise<TrainSummary> {
   const log = opts.log ?? (() => {});
-  const ckpt = opts.resume ? loadCheckpoint(opts.resume) : undefined;
+  const ckpt = opts.checkpoint ?? (opts.resume ? loadCheckpoint(opts.resume) : undefined);
   const config = opts.config;
   if (ckpt && ckpt.config.seed !== config.seed) log(`note: resuming with seed ${config.seed}; the checkpoint used ${ckpt.config.seed}`);
   const corpus = await loadCorpus(config.data.dataset, config.data.path, log);
@@ -180,7 +183,7 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
       tokens_per_s: tokens / Math.max(trainS, 1e-9),
       train_ce: recentCe.length > 0 ? recentCe.reduce((a, b) => a + b, 0) / recentCe.length : NaN,
       val_ce: val,
-      best_val_ce: valCes.length > 0 ? Math.min(...valCes) : null,
+      best_val_ce: valCes.length > 0 ? minOf(valCes) : null,
       params_total: counts.total,
       params_active_per_token: counts.activePerToken,
       ...provenance(config),

@@ -16,8 +16,8 @@ export function register(program: Command): void {
     .option('-r, --resume <dir>', 'continue from a checkpoint directory or a run directory (its latest checkpoint), in that run directory')
     .action(async (o: { config?: string; set: string[]; out?: string; resume?: string }) => {
       // on resume the checkpoint's config is the base; a config file and --set still apply on top
-      const base = o.resume ? (loadCheckpoint(o.resume).config as unknown as Record<string, unknown>) : undefined;
-      const { config, name } = resolveConfig({ file: o.config, sets: o.set, base });
+      const checkpoint = o.resume ? loadCheckpoint(o.resume) : undefined; // read and verified once: the trainer restores this
+      const { config, name } = resolveConfig({ file: o.config, sets: o.set, base: checkpoint?.config as unknown as Record<string, unknown> | undefined });
       const stop = { requested: false };
       const onSigint = () => {
         if (stop.requested) process.exit(130);
@@ -28,7 +28,7 @@ export function register(program: Command): void {
       const progress = progressReporter(config.train.steps);
       try {
         const s = await train({
-          config, name, outDir: o.out, resume: o.resume, stop, log: progress.log, onStep: progress.onStep,
+          config, name, outDir: o.out, resume: o.resume, checkpoint, stop, log: progress.log, onStep: progress.onStep,
           onReady: () => printConfig(config, name), // only once every input has been validated
         });
         progress.stop();
