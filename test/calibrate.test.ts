@@ -4,6 +4,9 @@ import { exchangeOverheadUs, validateCluster } from '../src/sim/cluster.js';
 import { fitMachine, leastSquares, machineCluster, nonNegativeLeastSquares, type MachineConstants } from '../src/sim/fit.js';
 import { computeUs, project } from '../src/sim/project.js';
 import { uniformWorkload } from '../src/sim/workload.js';
+import { assertCalibrated, calibrate, CalibrationError, calibrationTable, type CalibrationPlan } from '../src/sim/calibrate.js';
+import { exitCodeFor } from '../src/cli/main.js';
+import { tempDir } from './helpers.js';
 
 const close = (a: number, b: number, rel = 1e-6) => Math.abs(a - b) <= rel * Math.max(1, Math.abs(b));
 
@@ -68,4 +71,20 @@ test('a bad point in a cluster curve is one line naming the point and its value'
   const tree = JSON.parse(JSON.stringify(machineCluster(KNOWN, 2))) as Record<string, Record<string, unknown>>;
   t.throws(() => validateCluster({ ...tree, gpu: { ...tree.gpu, parallel_efficiency: [[2, 0]] } }), { message: 'config error: cluster: gpu.parallel_efficiency.0.1 must be > 0 (got 0)' });
   t.throws(() => validateCluster({ ...tree, exchange_overhead_us: [[2, -5]] }), { message: 'config error: cluster: exchange_overhead_us.0.1 must be >= 0 (got -5)' });
+});
+
+test.serial('--calibrate runs every case it can, marks the ones that could not run, and then fails (exit 1)', async (t) => {
+  const out = tempDir(t);
+  // a tiny plan: the held-out runs' device 0 throws at step 3
+  const plan: CalibrationPlan = { fit: [16, 24], heldOut: [20], devices: [1, 2], batches: [4, 8], steps: 5, skip: 1, rounds: 1, heldOutSets: ['parallel.fault.device=0', 'parallel.fault.kind=throw', 'parallel.fault.step=3'] };
+  const r = await calibrate({ plan, out });
+  t.is(r.cases.length, 2);
+  for (const c of r.cases) {
+    t.regex(c.failed!, /device 0/);
+    t.is(c.error, null);
+  }
+  t.is(r.max_error, null);
+  t.regex(calibrationTable(r), /could not run: .*device 0/);
+  t.throws(() => assertCalibrated(r), { instanceOf: CalibrationError, message: /^2 of 2 held-out cases could not run \(first: d_model 20, 1 devices: / });
+  t.is(exitCodeFor(new CalibrationError('x')).code, 1);
 });

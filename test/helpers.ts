@@ -104,3 +104,24 @@ export function assertTraceNests(t: { true(v: boolean, m?: string): void }, slic
     }
   }
 }
+
+/**
+ * Runs the CLI as the leader of a process group of its own and, once `when(stdout)` holds (checked
+ * on each output and every 100 ms), sends SIGINT to the whole group, as a terminal's Ctrl-C does.
+ */
+export function interruptGroupWhen(args: string[], when: (stdout: string) => boolean): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [new URL('../bin/switch-sim.js', import.meta.url).pathname, ...args], { detached: true });
+  let stdout = '';
+  let stderr = '';
+  let sent = false;
+  const check = () => {
+    if (!sent && when(stdout)) {
+      sent = true;
+      process.kill(-child.pid!, 'SIGINT');
+    }
+  };
+  const timer = setInterval(check, 100);
+  child.stderr.on('data', (d) => (stderr += d));
+  child.stdout.on('data', (d) => ((stdout += d), check()));
+  return new Promise((resolve) => child.on('exit', (code) => (clearInterval(timer), resolve({ code, stdout, stderr }))));
+}

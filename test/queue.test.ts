@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import YAML from 'yaml';
 import { runSweep } from '../src/sweep/run.js';
 import { runRemoteSweep } from '../src/sweep/remote.js';
+import { runWorker } from '../src/sweep/worker.js';
 import { queueName } from '../src/sweep/queue.js';
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -168,5 +169,102 @@ test.serial('Ctrl-C on a worker: it finishes the point it is running, takes no o
   } finally {
     abort.abort();
     await stop(w);
+  }
+});
+
+/** A small sweep file of `points` points (n_experts 2, 4, …) that finishes in a few seconds. */
+function smallSweep(dir: string, name: string, points: number, steps = 4): string {
+  const file = join(dir, `${name}.yaml`);
+  writeFileSync(file, YAML.stringify({ base: BASE, grid: { 'moe.n_experts': [2, 4, 8, 16].slice(0, points) }, set: { 'train.steps': steps, 'train.eval_every': 0, 'train.eval_batches': 1, 'train.log_every': 1 } }));
+  return file;
+}
+const stepsOf = (dir: string, point: string) => JSON.parse(readFileSync(join(dir, 'runs', point, 'summary.json'), 'utf8')).steps as number;
+
+test.serial('a job is the point and its config: the same sweep with another train.steps gives another, right, set of results', async (t) => {
+  const dir = tempDir(t);
+  const file = smallSweep(dir, 'identity', 2, 2);
+  const w = worker(join(dir, 'worker-runs'));
+  try {
+    const two = await runRemoteSweep({ file, outDir: join(dir, 'two'), queue: redis.url, pollMs: 200 });
+    const three = await runRemoteSweep({ file, sets: ['train.steps=3'], outDir: join(dir, 'three'), queue: redis.url, pollMs: 200 });
+    t.deepEqual(two.rows.map((r) => r.status), ['ok', 'ok']);
+    t.deepEqual(three.rows.map((r) => r.status), ['ok', 'ok']);
+    for (const r of two.rows) t.is(stepsOf(join(dir, 'two'), r.point), 2);
+    for (const r of three.rows) t.is(stepsOf(join(dir, 'three'), r.point), 3);
+    t.is(three.skipped, 0, 'nothing of the 2-step results is taken for the 3-step sweep');
+    // the same --out with the other config again: its rows are not reused, the 2-step jobs' results are collected anew
+    const back = await runRemoteSweep({ file, outDir: join(dir, 'three'), queue: redis.url, pollMs: 200 });
+    t.is(back.skipped, 0);
+    for (const r of back.rows) t.is(stepsOf(join(dir, 'three'), r.point), 2);
+    t.deepEqual(back.rows.map((r) => r.train_ce), two.rows.map((r) => r.train_ce));
+  } finally {
+    await stop(w);
+  }
+});
+
+test.serial('--concurrency 2 is two points at once in all, over three sweep queues', async (t) => {
+  const dir = tempDir(t);
+  const abort = new AbortController();
+  let now = 0;
+  let most = 0;
+  const lines: string[] = [];
+  const running = runWorker({
+    url: redis.url, concurrency: 2, runsDir: join(dir, 'worker-runs'), signal: abort.signal, lockMs: 5000, pollMs: 200,
+    log: (l) => {
+      lines.push(l);
+      if (/ started$/.test(l)) most = Math.max(most, ++now);
+      if (/ (done|failed: .*)$/.test(l)) now--;
+    },
+  });
+  try {
+    const sweeps = ['a', 'b', 'c'].map((n) => runRemoteSweep({ file: smallSweep(dir, `three-${n}`, 2), outDir: join(dir, n), queue: redis.url, pollMs: 200 }));
+    const results = await Promise.all(sweeps);
+    t.deepEqual(results.map((r) => r.rows.map((x) => x.status).join()), ['ok,ok', 'ok,ok', 'ok,ok']);
+    t.is(most, 2, `at most two points at once (log: ${lines.join(' | ')})`);
+  } finally {
+    abort.abort();
+    await running;
+  }
+});
+
+test.serial('a Redis that goes away mid-sweep: one line and exit 1 within 10 s; the same command resumes once it is back', async (t) => {
+  const dir = tempDir(t);
+  const own = await startRedis();
+  const port = Number(new URL(own.url).port);
+  const file = smallSweep(dir, 'lost', 2);
+  const args = [BIN, 'sweep', file, '--queue', own.url, '--out', join(dir, 'out')];
+  const sweep = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  sweep.stderr!.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => sweep.once('exit', (code) => resolve(code)));
+  // no worker: the points wait in the queue until the Redis goes away
+  const conn = new Redis(own.url, { maxRetriesPerRequest: null });
+  try {
+    const q = new Queue(queueName('lost'), { connection: conn });
+    while ((await q.getJobCounts('waiting')).waiting! < 2); // both points enqueued
+    await q.close();
+    conn.disconnect();
+    const t0 = performance.now();
+    await own.stop();
+    const code = await exited;
+    const seconds = (performance.now() - t0) / 1000;
+    t.is(code, 1);
+    t.true(seconds < 10, `exited ${seconds.toFixed(1)} s after the Redis stopped`);
+    const lines = stderr.split('\n').filter((l) => l.trim() && !/^Warning:/.test(l));
+    t.is(lines.length, 1, stderr);
+    t.regex(lines[0]!, /^error: lost the Redis at redis:\/\/127\.0\.0\.1:\d+ \(.*\); the points stay queued: run the same command again once it is back$/);
+    const back = await startRedis(port);
+    const w = spawn(process.execPath, [BIN, 'worker', '--queue', back.url, '--runs-dir', join(dir, 'worker-runs'), '--lock-ms', '2000'], { stdio: 'ignore' });
+    try {
+      const again = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 120_000 });
+      t.is(again.status, 0, again.stderr);
+      t.is(rows(join(dir, 'out')).length, 2);
+    } finally {
+      await stop(w);
+      await back.stop();
+    }
+  } finally {
+    conn.disconnect();
+    await own.stop();
   }
 });

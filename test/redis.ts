@@ -24,10 +24,10 @@ export interface LocalRedis {
 
 /**
  * A real redis-server (Debian's package, installed by .ci/run) on 127.0.0.1 and a free port, with no
- * persistence, in a temporary folder; resolves once it answers PING.
+ * persistence, in a temporary folder; resolves once it answers PING. `at`: that port (a Redis started again where it was).
  */
-export async function startRedis(): Promise<LocalRedis> {
-  const port = await freePort();
+export async function startRedis(at?: number): Promise<LocalRedis> {
+  const port = at ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'switch-sim-redis-'));
   const proc: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
   let spawnError: Error | undefined;

@@ -1,8 +1,10 @@
 import test from 'ava';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeviceError } from '../src/experts/errors.js';
-import { configHash } from '../src/train/run-dir.js';
+import { configHash, ownCommit } from '../src/train/run-dir.js';
 import { train } from '../src/train/trainer.js';
 import { cfg, CORPUS, tempDir } from './helpers.js';
 
@@ -57,4 +59,15 @@ test('config hash: equal configs hash equally whatever the key order; any change
   t.not(JSON.stringify(a), JSON.stringify(b));
   t.is(configHash(a), configHash(b));
   t.not(configHash(a), configHash(small('moe.capacity_factor=1.5')));
+});
+
+test('git_commit is switch-sim\'s own commit: null for a folder that only lies inside another repository', (t) => {
+  const repo = tempDir(t);
+  const git = (...args: string[]) => execFileSync('git', args, { cwd: repo, encoding: 'utf8' }).trim();
+  git('init', '-q');
+  git('-c', 'user.email=t@example.com', '-c', 'user.name=t', 'commit', '-q', '--allow-empty', '-m', 'another project');
+  mkdirSync(join(repo, 'node_modules', 'switch-sim'), { recursive: true });
+  t.is(ownCommit(join(repo, 'node_modules', 'switch-sim')), null, 'installed inside another project');
+  t.is(ownCommit(repo), git('rev-parse', 'HEAD'), 'a checkout of its own');
+  t.is(ownCommit(tmpdir()), null, 'no repository at all');
 });

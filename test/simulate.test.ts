@@ -1,5 +1,5 @@
 import test from 'ava';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { validateCluster, type Cluster } from '../src/sim/cluster.js';
@@ -127,6 +127,18 @@ test.serial('switch-sim simulate --run: projection.json, trace.json and a page t
   const e = spawnSync(process.execPath, [BIN, 'simulate', '--cluster', bad, '--run', dir], { encoding: 'utf8' });
   t.is(e.status, 2);
   t.is(e.stderr.trim(), 'config error: cluster bad: intra_node.gbps must be > 0 (got -1)');
+  // a run's replay keeps its routing: --set may not change what routing depends on
+  for (const set of ['data.batch_size=64', 'moe.n_experts=8']) {
+    const fixed = spawnSync(process.execPath, [BIN, 'simulate', '--cluster', 'configs/clusters/8xh100.yaml', '--run', dir, '--set', set, '--out', out], { encoding: 'utf8' });
+    t.is(fixed.status, 2, set);
+    t.regex(fixed.stderr.trim(), new RegExp(`^config error: --set ${set.split('=')[0]!.replace('.', '\\.')} cannot replay a recorded run`));
+  }
+  // a run still going (or one that crashed) has a half-written last line: left out, with a warning
+  appendFileSync(join(dir, 'metrics.jsonl'), '{"step":5,"loss":2.1,"la');
+  const going = spawnSync(process.execPath, [BIN, 'simulate', '--cluster', 'configs/clusters/8xh100.yaml', '--run', dir, '--out', out, '--json'], { encoding: 'utf8' });
+  t.is(going.status, 0, going.stderr);
+  t.regex(going.stderr, /^warning: .*metrics\.jsonl: its last line is incomplete .*; left out$/m);
+  t.is(JSON.parse(readFileSync(join(out, 'projection.json'), 'utf8')).steps.length, 4);
   const none = spawnSync(process.execPath, [BIN, 'simulate', '--cluster', 'configs/clusters/8xh100.yaml'], { encoding: 'utf8' });
   t.is(none.status, 2);
   t.is(none.stderr.trim(), 'config error: give exactly one of --run DIR and --config FILE (got neither)');

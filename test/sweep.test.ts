@@ -11,7 +11,7 @@ import { loadSweep } from '../src/sweep/file.js';
 import { runSweep, type SweepResult } from '../src/sweep/run.js';
 import { charClass, routeText } from '../src/report/inspect.js';
 import { assertPageRenders } from './browser.js';
-import { cfg, CORPUS, interruptWhen, tempDir } from './helpers.js';
+import { cfg, CORPUS, interruptGroupWhen, tempDir } from './helpers.js';
 
 const BIN = new URL('../bin/switch-sim.js', import.meta.url).pathname;
 const BASE = {
@@ -42,12 +42,12 @@ test.serial('a 2 × 2 grid writes every output: runs, results.jsonl and .csv, sw
   const jsonl = readFileSync(join(gridDir, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   t.deepEqual(jsonl.map((r) => [r['moe.n_experts'], r['moe.capacity_factor']]), [[2, 1], [2, 2], [4, 1], [4, 2]]);
   for (const k of ['seed', 'params_total', 'params_active_per_token', 'train_ce', 'val_ce', 'tokens_per_s', 'step_ms', 'dispatch_overhead_fraction',
-    'drop_fraction', 'load_max_over_mean', 'wall_s', 'status', 'error']) t.true(k in jsonl[0], `results have ${k}`);
+    'drop_fraction', 'load_max_over_mean', 'wall_s', 'status', 'error', 'config_hash']) t.true(k in jsonl[0], `results have ${k}`);
   t.true(jsonl[0].params_total < jsonl[2].params_total, 'more experts, more parameters');
   t.is(jsonl[0].params_active_per_token, jsonl[1].params_active_per_token);
   t.true(jsonl.every((r) => r.drop_fraction >= 0 && r.drop_fraction <= 1));
   const csv = readFileSync(join(gridDir, 'results.csv'), 'utf8').trim().split('\n');
-  t.is(csv[0], 'point,moe.n_experts,moe.capacity_factor,seed,params_total,params_active_per_token,train_ce,val_ce,tokens_per_s,step_ms,dispatch_overhead_fraction,drop_fraction,load_max_over_mean,wall_s,status,error');
+  t.is(csv[0], 'point,moe.n_experts,moe.capacity_factor,seed,params_total,params_active_per_token,train_ce,val_ce,tokens_per_s,step_ms,dispatch_overhead_fraction,drop_fraction,load_max_over_mean,wall_s,status,error,config_hash');
   t.is(csv.length, 5);
   for (const r of grid.rows) {
     for (const f of ['metrics.jsonl', 'summary.json', 'config.yaml', 'point.yaml', 'log.txt']) t.true(existsSync(join(gridDir, 'runs', r.point, f)), `${r.point}/${f}`);
@@ -138,18 +138,40 @@ test.serial('switch-sim inspect: characters by expert with drops marked, exactly
   await assertPageRenders(t, out, ['drops', 'text_0', 'text_1']);
 });
 
-test.serial('Ctrl-C stops the sweep after keeping the finished points; --resume runs the rest', async (t) => {
+test.serial('Ctrl-C to the whole process group (as a terminal sends it): each point is signalled once, saves a checkpoint, and --resume continues it from there', async (t) => {
   const dir = tempDir(t);
-  const file = sweepFile(dir, { base: BASE, grid: { 'moe.n_experts': [2, 4, 8] }, set: { ...SET, 'train.steps': 400, 'train.log_every': 50 } });
+  const file = sweepFile(dir, { base: BASE, grid: { 'moe.n_experts': [2, 4, 8] }, set: { ...SET, 'train.steps': 400, 'train.log_every': 10, 'train.checkpoint_every': 1000 } });
   const out = join(dir, 'out');
-  const { code, stderr } = await interruptWhen(['sweep', file, '--out', out], /\[1\/3\]/); // after the first point is done
+  const second = join(out, 'runs', '1-n_experts=4-seed=1337');
+  // SIGINT to the sweep's process group once the first point is done and the second is training
+  const { code, stderr } = await interruptGroupWhen(['sweep', file, '--out', out], (stdout) => /\[1\/3\]/.test(stdout) && trainedSteps(second) > 0);
   t.is(code, 130, stderr);
   t.regex(stderr, /interrupted: kept 1 finished points; continue with --resume --out /);
-  const kept = readFileSync(join(out, 'results.jsonl'), 'utf8').trim().split('\n');
-  t.is(kept.length, 1);
+  t.is(readFileSync(join(out, 'results.jsonl'), 'utf8').trim().split('\n').length, 1);
   t.true(existsSync(join(out, 'report.html')));
+  const saved = readdirSync(join(second, 'checkpoints')).map((d) => Number(/^step-(\d+)$/.exec(d)?.[1])).filter((n) => n > 0);
+  t.is(saved.length, 1, 'the interrupted point saved its checkpoint (one SIGINT, not two)');
   const resumed = spawnSync(process.execPath, [BIN, 'sweep', file, '--out', out, '--resume'], { encoding: 'utf8' });
   t.is(resumed.status, 0, resumed.stderr);
   t.regex(resumed.stdout, /skipped 1 finished points/);
   t.is(readFileSync(join(out, 'results.jsonl'), 'utf8').trim().split('\n').length, 3);
+  t.regex(readFileSync(join(second, 'log.txt'), 'utf8'), new RegExp(`resumed from step ${saved[0]}\\b`));
+  const steps = readFileSync(join(second, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => typeof r.loss === 'number').map((r) => r.step);
+  t.deepEqual(steps, Array.from({ length: 40 }, (_, i) => 10 * (i + 1)), 'every logged step once');
+});
+
+/** Logged training steps of a run so far. */
+function trainedSteps(runDir: string): number {
+  const f = join(runDir, 'metrics.jsonl');
+  return existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter((l) => l.includes('"loss"')).length : 0;
+}
+
+test.serial('sweep exits 1 when a point failed, after running the rest; the last line counts the failures', (t) => {
+  const dir = tempDir(t);
+  const file = sweepFile(dir, { base: BASE, set: SET, runs: [{ 'parallel.transport': 'local' }, { 'data.dataset': join(dir, 'missing.txt') }] });
+  const r = spawnSync(process.execPath, [BIN, 'sweep', file, '--out', join(dir, 'out')], { encoding: 'utf8' });
+  t.is(r.status, 1, r.stderr);
+  const rows = readFileSync(join(dir, 'out', 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  t.deepEqual(rows.map((x) => x.status), ['ok', 'failed']);
+  t.regex(r.stderr.trim().split('\n').at(-1)!, /^error: 1 of 2 points failed \(their errors are in .*results\.csv\); rerun them with --resume --out /);
 });

@@ -17,8 +17,13 @@ export interface VaryRow {
   straggler_factor: number;
 }
 
-/** Keys a recorded run cannot vary: they change how many tokens a group holds or how many experts there are. */
+/** Keys a recorded run cannot change: they change how many tokens a group holds, how many experts or Switch layers there are. */
 const FIXED_BY_RUN = ['data.batch_size', 'data.seq_len', 'parallel.devices', 'moe.n_experts', 'moe.top_k', 'model.switch_every', 'model.n_layers'];
+
+/** A replay of a recorded run keeps its routing: `how` (--vary or --set) may not change a key that routing depends on. */
+export function checkReplayKey(key: string, how: '--vary' | '--set'): void {
+  if (FIXED_BY_RUN.includes(key)) throw new ConfigError(`${how} ${key} cannot replay a recorded run (its routing was recorded for the run's ${key}); use --config (got --run)`);
+}
 
 /** `--vary key=v1,v2,…`: a config key, or `cluster.<key>` (e.g. cluster.nodes, cluster.all_to_all). */
 export function parseVary(spec: string): { key: string; values: unknown[] } {
@@ -35,7 +40,7 @@ function setPath(tree: Record<string, unknown>, path: string[], value: unknown):
 
 /** Projects the workload once per value of the key (a cluster key, or a config key replayed on the same routing). */
 export function vary(cluster: Cluster, w: Workload, key: string, values: unknown[], dispatch: Projection['dispatch']): VaryRow[] {
-  if (w.source === 'run' && FIXED_BY_RUN.includes(key)) throw new ConfigError(`--vary ${key} cannot replay a recorded run (its routing was recorded for the run's ${key}); use --config (got --run)`);
+  if (w.source === 'run') checkReplayKey(key, '--vary');
   return values.map((value) => {
     let c = cluster;
     let wl = w;

@@ -28,6 +28,8 @@ export interface Workload {
   steps: StepLoad[];
   /** the run's own measurement, when it is a run: mean ms per step over its logged steps */
   measured_ms_per_step?: number;
+  /** what reading the run left out, one line each (a half-written last metrics line) */
+  warnings?: string[];
 }
 
 /** Tokens per routing group in the run: each device's share of a batch. */
@@ -56,16 +58,27 @@ export function runWorkload(dir: string): Workload {
   const k = config.moe.top_k;
   const steps: StepLoad[] = [];
   const stepMs: number[] = [];
-  for (const line of readFileSync(metricsFile, 'utf8').split('\n')) {
-    if (!line.trim()) continue;
-    const r = JSON.parse(line) as { step: number; tokens_per_s?: number; layers?: { group_expert_counts: number[][] }[] };
+  const lines = readFileSync(metricsFile, 'utf8').split('\n').filter((l) => l.trim());
+  const warnings: string[] = [];
+  for (const [i, line] of lines.entries()) {
+    let r: { step: number; tokens_per_s?: number; layers?: { group_expert_counts: number[][] }[] };
+    try {
+      r = JSON.parse(line);
+    } catch (e) {
+      // a run still going, or one that crashed, can leave its last line half-written
+      if (i === lines.length - 1) {
+        warnings.push(`${metricsFile}: its last line is incomplete (a run still going, or one that stopped mid-write); left out`);
+        continue;
+      }
+      throw new ConfigError(`--run ${dir}: metrics.jsonl line ${i + 1} must be JSON (got ${JSON.stringify(line.slice(0, 40))}…: ${(e as Error).message})`);
+    }
     if (!r.layers) continue;
     const ms = r.tokens_per_s ? ((config.data.batch_size * config.data.seq_len) / r.tokens_per_s) * 1000 : undefined;
     steps.push({ step: r.step, layers: r.layers.map((l) => ({ routed: l.group_expert_counts.map((row) => row.map((n) => n * k)) })), ms });
     if (ms !== undefined) stepMs.push(ms);
   }
   if (steps.length === 0) throw new ConfigError(`--run ${dir}: metrics.jsonl has no step with per-layer routing (got none)`);
-  return { config, vocabSize: runVocab(dir), source: 'run', steps, measured_ms_per_step: stepMs.length ? stepMs.reduce((a, b) => a + b, 0) / stepMs.length : undefined };
+  return { config, vocabSize: runVocab(dir), source: 'run', steps, measured_ms_per_step: stepMs.length ? stepMs.reduce((a, b) => a + b, 0) / stepMs.length : undefined, warnings };
 }
 
 /** The run's vocabulary size, from its newest checkpoint (character-level Tiny Shakespeare's 65 if it has none). */

@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import { ConfigError, show } from '../config/errors.js';
 import { allKeys } from '../config/load.js';
 import type { Config } from '../config/defaults.js';
+import { canonicalHash } from '../train/run-dir.js';
 
 /**
  * Sweeps across machines: every point a BullMQ job in a queue named after the sweep
@@ -16,6 +17,8 @@ export const queueName = (sweep: string) => `${QUEUE_PREFIX}${sweep}`;
 export interface PointJob {
   sweep: string;
   point: string;
+  /** the point's identity: its resolved config (seed included) and profiled steps, hashed (pointKey) */
+  key: string;
   seed: number;
   vary: Record<string, unknown>;
   config: Config;
@@ -32,6 +35,14 @@ export interface PointResult {
   profile: unknown;
   resumed_from: number | null;
 }
+
+/**
+ * A point's identity on the queue: its resolved config (the seed is in it) and what it records. The job
+ * id is `<point>-<key>`, so a sweep rerun with another --set (or into another --out) is a new job,
+ * never the old result; the same config is the same job, and its result is collected again.
+ */
+export const pointKey = (config: Config, profileSteps: number | null) => canonicalHash({ config, profileSteps });
+export const jobId = (point: string, key: string) => `${point}-${key}`;
 
 export const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 /** the config schema's fingerprint: its key set (a worker with other keys cannot run the point as written) */
@@ -51,9 +62,12 @@ export function checkRedisUrl(url: string): void {
 
 /**
  * A connection for BullMQ after one probe: an unreachable Redis is bad input (exit 2, one line naming
- * the URL), found within `timeoutMs`, never a hang on reconnects.
+ * the URL), found within `timeoutMs`, never a hang on reconnects. `failFast` (the sweep's own
+ * connection): while the Redis is away, calls fail at once instead of queueing, so that the sweep can
+ * say so; workers keep BullMQ's blocking connections (their calls wait and retry).
  */
-export async function connectRedis(url: string, timeoutMs = 3000): Promise<Redis> {
+export async function connectRedis(url: string, opts: { timeoutMs?: number; failFast?: boolean } = {}): Promise<Redis> {
+  const timeoutMs = opts.timeoutMs ?? 3000;
   checkRedisUrl(url);
   const probe = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: timeoutMs, enableOfflineQueue: false });
   let last = '';
@@ -66,8 +80,16 @@ export async function connectRedis(url: string, timeoutMs = 3000): Promise<Redis
   } finally {
     probe.disconnect();
   }
-  const conn = new Redis(url, { maxRetriesPerRequest: null });
-  conn.on('error', () => {}); // BullMQ sees failures through its own calls
+  const conn = new Redis(url, opts.failFast
+    ? { maxRetriesPerRequest: 1, enableOfflineQueue: false, retryStrategy: (n: number) => Math.min(200 * n, 1000) }
+    : { maxRetriesPerRequest: null });
+  conn.on('error', () => {}); // failures surface through the calls
+  if (opts.failFast && conn.status !== 'ready') {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new ConfigError(`--queue ${url} is unreachable (no answer within ${timeoutMs} ms)`)), timeoutMs);
+      conn.once('ready', () => (clearTimeout(timer), resolve()));
+    }).catch((e) => (conn.disconnect(), Promise.reject(e)));
+  }
   return conn;
 }
 

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { configHash } from '../train/run-dir.js';
 import type { SweepPoint } from './file.js';
 
 /** One row of results.jsonl / results.csv: a point and seed. */
@@ -22,10 +23,12 @@ export interface ResultRow {
   wall_s: number;
   status: 'ok' | 'failed';
   error: string | null;
+  /** the point's resolved config (seed included), hashed: a row is reused only for the same config */
+  config_hash: string;
 }
 
 export const FIXED_COLUMNS = ['seed', 'params_total', 'params_active_per_token', 'train_ce', 'val_ce', 'tokens_per_s', 'step_ms',
-  'dispatch_overhead_fraction', 'drop_fraction', 'load_max_over_mean', 'wall_s', 'status', 'error'] as const;
+  'dispatch_overhead_fraction', 'drop_fraction', 'load_max_over_mean', 'wall_s', 'status', 'error', 'config_hash'] as const;
 
 const readJson = (file: string) => (existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : undefined);
 
@@ -54,7 +57,7 @@ export function collectResult(p: SweepPoint, runDir: string, status: 'ok' | 'fai
     dispatch_overhead_fraction: profile?.dispatch_overhead?.fraction ?? null,
     drop_fraction: mean((l) => l.drop_fraction),
     load_max_over_mean: mean((l) => l.load_max_over_mean),
-    wall_s: wallS, status, error,
+    wall_s: wallS, status, error, config_hash: configHash(p.config),
   };
 }
 

@@ -1,20 +1,20 @@
-import { spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { configParamCounts } from '../model/params.js';
+import { configHash } from '../train/run-dir.js';
+import { runPointCommand, signalPoints } from './child.js';
+import { pointState } from './point-state.js';
 import { loadSweep, type Sweep, type SweepPoint } from './file.js';
 import { writeReport } from './report.js';
 import { collectResult, readResults, writeResults, type ResultRow } from './results.js';
-
-const BIN = new URL('../../bin/switch-sim.js', import.meta.url).pathname;
 
 export interface SweepOptions {
   file: string;
   /** --set key=value for every point, after the file's `set` */
   sets?: string[];
   outDir?: string;
-  /** skip points already finished (status ok) in DIR/results.jsonl; rerun failed ones */
+  /** skip points already finished (status ok, same config) in DIR/results.jsonl; continue interrupted ones from their checkpoint; rerun failed ones */
   resume?: boolean;
   /** points run at once, each a child process */
   jobs?: number;
@@ -22,7 +22,7 @@ export interface SweepOptions {
   profileSteps?: number;
   /** called as points finish */
   onPoint?: (row: ResultRow, done: number, total: number) => void;
-  /** aborted (Ctrl-C): no new point starts, running ones are interrupted (they save a checkpoint) and not recorded */
+  /** aborted (Ctrl-C): no new point starts, running ones get one SIGINT (they save a checkpoint) and are not recorded */
   signal?: AbortSignal;
 }
 
@@ -36,27 +36,6 @@ export interface SweepResult {
 
 const stamp = () => new Date().toISOString().replace(/[:.]/g, '-').replace('Z', '');
 
-/** Runs a command of this CLI as a child process, its output to `log`; resolves with the exit code and stderr's last line. */
-function child(args: string[], log: string, running: Set<ReturnType<typeof spawn>>): Promise<{ code: number; lastError: string }> {
-  return new Promise((resolve) => {
-    const out = createWriteStream(log, { flags: 'a' });
-    const p = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    running.add(p);
-    let err = '';
-    p.stdout!.pipe(out, { end: false });
-    p.stderr!.on('data', (d: Buffer) => {
-      err += d.toString();
-      out.write(d);
-    });
-    p.on('close', (code, signal) => {
-      running.delete(p);
-      out.end();
-      const lines = err.trim().split('\n').filter((l) => l.trim());
-      resolve({ code: code ?? (signal ? 128 : 1), lastError: lines.at(-1) ?? (signal ? `killed by ${signal}` : '') });
-    });
-  });
-}
-
 /**
  * `switch-sim sweep`: every point of a sweep file, each in its own child process (its own devices
  * and run directory runs/<point>/), `jobs` at a time; results.jsonl and results.csv rewritten as
@@ -67,31 +46,37 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
   const dir = opts.outDir ?? join('runs', `sweep-${sweep.name}-${stamp()}`);
   mkdirSync(join(dir, 'runs'), { recursive: true });
   writeFileSync(join(dir, 'sweep.yaml'), YAML.stringify(sweep.resolved));
+  // a finished row is reused only for the very config the point has now (same hash): never another run's result
   const previous = opts.resume ? readResults(dir, sweep.keys) : new Map<string, ResultRow>();
-  const results = new Map<string, ResultRow>([...previous].filter(([, r]) => r.status === 'ok'));
+  const results = new Map<string, ResultRow>(sweep.points.flatMap((p) => {
+    const r = previous.get(p.name);
+    return r && r.status === 'ok' && r.config_hash === configHash(p.config) ? [[p.name, r] as const] : [];
+  }));
   const todo = sweep.points.filter((p) => !results.has(p.name));
   const skipped = sweep.points.length - todo.length;
   const ordered = () => sweep.points.map((p) => results.get(p.name)).filter((r): r is ResultRow => r !== undefined);
-  const running = new Set<ReturnType<typeof spawn>>();
   let interrupted = opts.signal?.aborted === true;
   const onAbort = () => {
     interrupted = true;
-    for (const p of running) p.kill('SIGINT'); // the trainer saves a checkpoint and exits 130
+    signalPoints('SIGINT'); // once: each point finishes its step, saves a checkpoint and exits 130
   };
   opts.signal?.addEventListener('abort', onAbort);
   const runPoint = async (p: SweepPoint): Promise<void> => {
     const runDir = join(dir, 'runs', p.name);
-    rmSync(runDir, { recursive: true, force: true }); // a failed point reruns from scratch
+    const state = opts.resume ? pointState(runDir, p.config, sweep.record.profile) : { kind: 'fresh' as const };
+    if (state.kind === 'fresh') rmSync(runDir, { recursive: true, force: true }); // nothing of this config to continue
     mkdirSync(runDir, { recursive: true });
     const configFile = join(runDir, 'point.yaml');
     writeFileSync(configFile, YAML.stringify(p.config));
     const log = join(runDir, 'log.txt');
     const t0 = performance.now();
-    let r = await child(['train', '--config', configFile, '--out', runDir], log, running);
-    if (r.code === 0 && sweep.record.profile) {
-      r = await child(['profile', '--config', configFile, '--steps', String(opts.profileSteps ?? 3), '--warmup', '1', '--out', join(runDir, 'profile')], log, running);
+    let r = { code: 0, lastError: '' };
+    if (state.kind === 'fresh') r = await runPointCommand(['train', '--config', configFile, '--out', runDir], log);
+    else if (state.kind === 'resume') r = await runPointCommand(['train', '--resume', runDir, '--config', configFile], log);
+    if (r.code === 0 && sweep.record.profile && state.kind !== 'done') {
+      r = await runPointCommand(['profile', '--config', configFile, '--steps', String(opts.profileSteps ?? 3), '--warmup', '1', '--out', join(runDir, 'profile')], log);
     }
-    if (interrupted) return; // neither done nor failed: --resume runs it again
+    if (interrupted) return; // neither done nor failed: --resume continues it from its checkpoint
     const row = collectResult(p, runDir, r.code === 0 ? 'ok' : 'failed', r.code === 0 ? null : r.lastError || `exit code ${r.code}`, (performance.now() - t0) / 1000);
     results.set(p.name, row);
     writeResults(dir, sweep.keys, ordered());

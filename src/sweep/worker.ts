@@ -1,16 +1,16 @@
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
 import YAML from 'yaml';
+import { runPointCommand, signalPoints } from './child.js';
+import { pointState } from './point-state.js';
 import { connectRedis, SCHEMA, sweepQueues, VERSION, type PointJob, type PointResult } from './queue.js';
-import { maxOf } from '../util/extremes.js';
-
-const BIN = new URL('../../bin/switch-sim.js', import.meta.url).pathname;
 
 export interface WorkerOptions {
   url: string;
+  /** points at once, in all, whatever the number of sweep queues */
   concurrency?: number;
   /** where points run and keep their checkpoints (shared between workers: a handed-over point resumes) */
   runsDir: string;
@@ -19,103 +19,171 @@ export interface WorkerOptions {
   signal?: AbortSignal;
   /** how long a job's lock lasts without renewal: a worker that died is noticed after about this long */
   lockMs?: number;
+  /** how often the worker looks for sweep queues and jobs, ms */
+  pollMs?: number;
 }
 
 const me = () => `${hostname()}:${process.pid}`;
 
-/** the points' training processes: in process groups of their own, so that a terminal's Ctrl-C reaches the worker only */
-const children = new Set<ReturnType<typeof spawn>>();
-
 /** A second Ctrl-C: the running points save a checkpoint and stop (their locks lapse and other workers resume them). */
-export function interruptPoints(): void {
-  for (const p of children) p.kill('SIGINT');
-}
+export const interruptPoints = () => signalPoints('SIGINT');
+
 const readJson = (f: string) => (existsSync(f) ? JSON.parse(readFileSync(f, 'utf8')) : null);
 
-/** Runs a CLI command for a job; stdout's step lines become the job's progress. */
-function run(args: string[], job: Job, log: string): Promise<{ code: number; lastError: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    children.add(p);
-    let err = '';
-    let tail = ''; // the last lines of stdout only: a long run's output is not kept
-    p.stdout!.on('data', (d: Buffer) => {
-      tail = (tail + d.toString()).split('\n').slice(-3).join('\n');
-      writeFileSync(log, d, { flag: 'a' });
-      const m = /step (\d+)\/(\d+) loss ([\d.]+) .* (\d+) tok\/s/.exec(tail.split('\n').filter((l) => l.trim()).at(-1) ?? '');
-      if (m) void job.updateProgress({ worker: me(), step: +m[1]!, steps: +m[2]!, loss: +m[3]!, tokens_per_s: +m[4]! }).catch(() => {});
-    });
-    p.stderr!.on('data', (d: Buffer) => {
-      err = (err + d.toString()).split('\n').slice(-20).join('\n'); // the last error line is what the job reports
-      writeFileSync(log, d, { flag: 'a' });
-    });
-    p.on('close', (code, signal) => (children.delete(p), resolve({ code: code ?? (signal ? 128 : 1), lastError: err.trim().split('\n').filter((l) => l.trim() && !/^Warning:/.test(l)).at(-1) ?? '' })));
-  });
+/** BullMQ's worker, driven by hand: jobs are fetched by the slot loop below, locks renewed as BullMQ renews them. */
+class PointWorker extends Worker<PointJob, PointResult> {
+  startLockRenewal(): void {
+    this.lockManager.start();
+  }
 }
 
-/** The newest checkpoint step under a run directory, if any. */
-function checkpointStep(runDir: string): number | null {
-  const dir = join(runDir, 'checkpoints');
-  if (!existsSync(dir)) return null;
-  const steps = readdirSync(dir).map((d) => /^step-(\d+)$/.exec(d)).filter((m): m is RegExpExecArray => m !== null).map((m) => +m[1]!);
-  return steps.length ? maxOf(steps) : null;
-}
-
-/** One point: train (resuming from a checkpoint a previous worker left in the shared runs directory), profile if asked. */
+/**
+ * One point: train (resuming from a checkpoint a previous worker left in the shared runs directory,
+ * only if that checkpoint is of this job's very config), profile if asked.
+ */
 async function processPoint(job: Job<PointJob>, runsDir: string): Promise<PointResult> {
   const d = job.data;
   if (d.version !== VERSION || d.schema !== SCHEMA) {
     throw new UnrecoverableError(`worker ${me()} runs switch-sim ${VERSION} (config schema ${SCHEMA}); point ${d.point} was enqueued by ${d.version} (schema ${d.schema}): run workers of the sweep's version`);
   }
-  const runDir = join(runsDir, d.sweep, d.point);
+  const runDir = join(runsDir, d.sweep, `${d.point}-${d.key}`);
+  const state = pointState(runDir, d.config, d.profileSteps !== null);
+  if (state.kind === 'fresh') rmSync(runDir, { recursive: true, force: true });
   mkdirSync(runDir, { recursive: true });
   const configFile = join(runDir, 'point.yaml');
   writeFileSync(configFile, YAML.stringify(d.config));
   const log = join(runDir, 'log.txt');
-  const from = checkpointStep(runDir);
-  let r = await run(from !== null ? ['train', '--resume', runDir, '--config', configFile] : ['train', '--config', configFile, '--out', runDir], job, log);
-  if (r.code === 0 && d.profileSteps) r = await run(['profile', '--config', configFile, '--steps', String(d.profileSteps), '--warmup', '1', '--out', join(runDir, 'profile')], job, log);
+  const progress = (line: string) => {
+    const m = /step (\d+)\/(\d+) loss ([\d.]+) .* (\d+) tok\/s/.exec(line);
+    if (m) void job.updateProgress({ worker: me(), step: +m[1]!, steps: +m[2]!, loss: +m[3]!, tokens_per_s: +m[4]! }).catch(() => {});
+  };
+  let r = { code: 0, lastError: '' };
+  if (state.kind === 'fresh') r = await runPointCommand(['train', '--config', configFile, '--out', runDir], log, progress);
+  else if (state.kind === 'resume') r = await runPointCommand(['train', '--resume', runDir, '--config', configFile], log, progress);
+  if (r.code === 0 && d.profileSteps && state.kind !== 'done') {
+    r = await runPointCommand(['profile', '--config', configFile, '--steps', String(d.profileSteps), '--warmup', '1', '--out', join(runDir, 'profile')], log);
+  }
   if (r.code !== 0) throw new Error(r.lastError || `exit code ${r.code}`);
   return {
     worker: me(), summary: readJson(join(runDir, 'summary.json')), metrics: readFileSync(join(runDir, 'metrics.jsonl'), 'utf8'),
-    profile: readJson(join(runDir, 'profile', 'profile.json')), resumed_from: from,
+    profile: readJson(join(runDir, 'profile', 'profile.json')), resumed_from: state.kind === 'resume' ? state.step : null,
   };
 }
 
+/** A sweep queue as a worker sees it: counts on the shared connection; a BullMQ worker (its own connection) only while it has jobs. */
+interface Watched {
+  queue: Queue<PointJob, PointResult>;
+  worker?: PointWorker;
+  /** points of this queue running here */
+  running: number;
+}
+
 /**
- * `switch-sim worker`: takes points from every sweep queue on the Redis (looking for new queues every
- * second), `concurrency` at a time, until aborted; then finishes what it runs and returns.
+ * `switch-sim worker`: takes points from every sweep queue on the Redis, at most `concurrency` at
+ * once in all, until aborted; then finishes what it runs and returns. Every poll (and whenever a
+ * point finishes) it looks for new queues and fills its free slots from the queues in turn.
  */
 export async function runWorker(opts: WorkerOptions): Promise<void> {
   const log = opts.log ?? (() => {});
-  const conn = await connectRedis(opts.url);
-  const workers = new Map<string, Worker>();
-  const connections = [conn];
+  const conn: Redis = await connectRedis(opts.url);
+  const slots = opts.concurrency ?? 1;
   const lockMs = opts.lockMs ?? 10_000;
-  log(`worker ${me()}: switch-sim ${VERSION}, schema ${SCHEMA}, runs in ${opts.runsDir}`);
+  const watched = new Map<string, Watched>();
+  const running = new Set<Promise<unknown>>();
+  let tokens = 0;
+  let turn = 0;
+  // one listener for the whole run, never one per poll: an abort ends the current wait
+  let wake: (() => void) | undefined;
+  const onAbort = () => wake?.();
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  const open = async (name: string, w: Watched): Promise<PointWorker> => {
+    if (w.worker) return w.worker;
+    const worker = new PointWorker(name, (job) => processPoint(job, opts.runsDir), {
+      connection: conn, autorun: false, lockDuration: lockMs, stalledInterval: lockMs, maxStalledCount: 3,
+    });
+    worker.on('active', (job) => log(`${name}: ${job.data.point} started`));
+    worker.on('completed', (job) => log(`${name}: ${job.data.point} done`));
+    worker.on('failed', (job, e) => log(`${name}: ${job?.data.point} failed: ${e.message}`));
+    worker.on('error', () => {});
+    await worker.startStalledCheckTimer(); // a point whose worker died goes back to waiting once its lock lapses
+    worker.startLockRenewal();
+    w.worker = worker;
+    log(`taking points from ${name}`);
+    return worker;
+  };
+  /** per queue: jobs that wait (or will: delayed retries), and jobs active anywhere */
+  const counts = async (w: Watched) => {
+    const c = await w.queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'waiting-children');
+    return { waiting: (c.waiting ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0), busy: (c.active ?? 0) + (c['waiting-children'] ?? 0) };
+  };
+  /**
+   * Every queue with work anywhere has a BullMQ worker here (its stalled check hands back the points of
+   * workers that died); one with nothing left gives it back, and that connection with it.
+   */
+  const watch = async (): Promise<string[]> => {
+    const ready: string[] = [];
+    for (const [name, w] of watched) {
+      const c = await counts(w);
+      if (c.waiting > 0) ready.push(name);
+      if (c.waiting + c.busy > 0) await open(name, w);
+      else if (w.worker && w.running === 0) {
+        await w.worker.close();
+        w.worker = undefined;
+        log(`${name}: nothing left`);
+      }
+    }
+    return ready;
+  };
+  /** one job from the ready queues in turn; false when none of them had one */
+  const take = async (ready: string[]): Promise<boolean> => {
+    for (let i = 0; i < ready.length; i++) {
+      const name = ready[(turn + i) % ready.length]!;
+      const w = watched.get(name)!;
+      const worker = await open(name, w);
+      const token = `${worker.id}:${tokens++}`;
+      const job = await worker.getNextJob(token, { block: false });
+      if (!job) continue;
+      turn = (turn + i + 1) % ready.length;
+      w.running++;
+      const done: Promise<unknown> = worker.processJob(job, token, () => false).finally(() => {
+        w.running--;
+        running.delete(done);
+        wake?.();
+      });
+      running.add(done);
+      return true;
+    }
+    return false;
+  };
+  log(`worker ${me()}: switch-sim ${VERSION}, schema ${SCHEMA}, up to ${slots} point${slots > 1 ? 's' : ''} at once, runs in ${opts.runsDir}`);
   try {
     while (!opts.signal?.aborted) {
-      for (const name of await sweepQueues(conn)) {
-        if (workers.has(name)) continue;
-        const connection = conn.duplicate();
-        connections.push(connection);
-        const w = new Worker<PointJob, PointResult>(name, (job) => processPoint(job, opts.runsDir), {
-          connection, concurrency: opts.concurrency ?? 1, lockDuration: lockMs, stalledInterval: lockMs, maxStalledCount: 3,
-        });
-        w.on('active', (job) => log(`${name}: ${job.data.point} started`));
-        w.on('completed', (job) => log(`${name}: ${job.data.point} done`));
-        w.on('failed', (job, e) => log(`${name}: ${job?.data.point} failed: ${e.message}`));
-        w.on('error', () => {});
-        workers.set(name, w);
-        log(`taking points from ${name}`);
+      try {
+        for (const name of await sweepQueues(conn)) {
+          if (!watched.has(name)) {
+            const queue = new Queue<PointJob, PointResult>(name, { connection: conn });
+            queue.on('error', () => {});
+            watched.set(name, { queue, running: 0 });
+          }
+        }
+        const ready = await watch();
+        while (running.size < slots && !opts.signal?.aborted && (await take(ready)));
+      } catch {
+        // the Redis is away: BullMQ and ioredis reconnect; try again next poll
       }
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, 1000);
-        opts.signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+        const t = setTimeout(() => resolve(), opts.pollMs ?? 1000);
+        wake = () => (clearTimeout(t), resolve());
       });
+      wake = undefined;
     }
   } finally {
-    await Promise.all([...workers.values()].map((w) => w.close())); // waits for the running points
-    for (const c of connections) c.disconnect();
+    opts.signal?.removeEventListener('abort', onAbort);
+    await Promise.allSettled([...running]); // the running points finish
+    for (const w of watched.values()) {
+      await w.worker?.close();
+      await w.queue.close();
+    }
+    conn.disconnect();
   }
 }

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { Config } from '../config/defaults.js';
@@ -56,27 +56,39 @@ function canonical(v: unknown): string {
   return JSON.stringify(v);
 }
 
-export const configHash = (config: Config) => createHash('sha256').update(canonical(config)).digest('hex').slice(0, 16);
+/** sha256 (16 hex digits) of a value's sorted-key JSON. */
+export const canonicalHash = (value: unknown) => createHash('sha256').update(canonical(value)).digest('hex').slice(0, 16);
+
+export const configHash = (config: Config) => canonicalHash(config);
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 
 export interface Provenance {
   switch_sim_version: string;
   tfjs_version: string;
-  /** HEAD of the switch-sim checkout, or null outside a git checkout */
+  /** HEAD of switch-sim's own checkout, or null (not a checkout, or a folder inside another repository) */
   git_commit: string | null;
   /** sha256 (16 hex digits) of the resolved config with sorted keys */
   config_hash: string;
 }
 
+/**
+ * The commit of the switch-sim checkout at `root`, or null: null outside a git checkout, and null when
+ * `root` is merely inside some other repository (switch-sim installed into another project's folder),
+ * whose commit says nothing about switch-sim.
+ */
+export function ownCommit(root: string = ROOT): string | null {
+  const git = (...args: string[]) => execFileSync('git', args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  try {
+    if (realpathSync(git('rev-parse', '--show-toplevel')) !== realpathSync(root)) return null;
+    return git('rev-parse', 'HEAD') || null;
+  } catch {
+    return null; // not a git checkout, or no git
+  }
+}
+
 /** What produced a run: switch-sim's and tfjs's versions, the git commit when there is one, the config's hash. */
 export function provenance(config: Config): Provenance {
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
-  let commit: string | null = null;
-  try {
-    commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || null;
-  } catch {
-    commit = null; // not a git checkout, or no git
-  }
-  return { switch_sim_version: pkg.version, tfjs_version: tf.version_core, git_commit: commit, config_hash: configHash(config) };
+  return { switch_sim_version: pkg.version, tfjs_version: tf.version_core, git_commit: ownCommit(), config_hash: configHash(config) };
 }

@@ -2,14 +2,14 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError } from '../../config/errors.js';
-import { resolveConfig } from '../../config/load.js';
+import { parseAssignment, resolveConfig } from '../../config/load.js';
 import { loadCluster } from '../../sim/cluster.js';
 import { measuredBreakdown } from '../../sim/measured.js';
 import { project } from '../../sim/project.js';
 import { projectionPage, projectionTrace, summaryLines, varyTable } from '../../sim/report.js';
-import { parseVary, vary } from '../../sim/vary.js';
+import { checkReplayKey, parseVary, vary } from '../../sim/vary.js';
 import { runWorkload, uniformWorkload } from '../../sim/workload.js';
-import { calibrate, calibrationTable } from '../../sim/calibrate.js';
+import { assertCalibrated, calibrate, calibrationTable } from '../../sim/calibrate.js';
 import { collect } from '../args.js';
 
 interface Options {
@@ -43,6 +43,7 @@ export function register(program: Command): void {
         const r = await calibrate({ log: (l) => console.log(l), out: o.out });
         process.stdout.write(calibrationTable(r));
         if (o.json) console.log(JSON.stringify({ cases: r.cases, max_error: r.max_error }));
+        assertCalibrated(r); // exit 1 when a case could not run
         return;
       }
       if (!o.cluster) throw new ConfigError('--cluster is required (a file such as configs/clusters/8xh100.yaml) (got nothing)');
@@ -50,7 +51,11 @@ export function register(program: Command): void {
       if (!!o.run === !!o.config) throw new ConfigError(`give exactly one of --run DIR and --config FILE (got ${o.run ? 'both' : 'neither'})`);
       const cluster = loadCluster(o.cluster);
       let w = o.run ? runWorkload(o.run) : uniformWorkload(resolveConfig({ file: o.config, sets: o.set }).config);
-      if (o.run && o.set.length > 0) w = { ...w, config: resolveConfig({ base: w.config as unknown as Record<string, unknown>, sets: o.set }).config };
+      if (o.run && o.set.length > 0) {
+        for (const s of o.set) checkReplayKey(parseAssignment(s).key, '--set');
+        w = { ...w, config: resolveConfig({ base: w.config as unknown as Record<string, unknown>, sets: o.set }).config };
+      }
+      for (const warning of w.warnings ?? []) process.stderr.write(`warning: ${warning}\n`);
       const dispatch = o.dispatch as 'recorded' | 'padded';
       const p = project(cluster, w, dispatch);
       const varied = o.vary ? (() => {

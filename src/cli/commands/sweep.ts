@@ -10,6 +10,8 @@ import { describePoints, runSweep } from '../../sweep/run.js';
 import { runRemoteSweep } from '../../sweep/remote.js';
 import type { ResultRow } from '../../sweep/results.js';
 import { InterruptedError } from '../../train/errors.js';
+import { signalPoints } from '../../sweep/child.js';
+import { SweepFailedError } from '../../sweep/errors.js';
 import { collect, number } from '../args.js';
 
 /** `switch-sim sweep FILE` and `switch-sim report DIR`: scaling experiments from config files. */
@@ -43,7 +45,10 @@ export function register(program: Command): void {
       if (o.jobs > 1) console.log(`note: --jobs ${o.jobs} runs points side by side on the same cores: their tokens/s and step_ms are not comparable with a --jobs 1 sweep`);
       const abort = new AbortController();
       const onSigint = () => {
-        if (abort.signal.aborted) process.exit(130);
+        if (abort.signal.aborted) {
+          signalPoints('SIGINT'); // a second SIGINT: the points quit at once
+          process.exit(130);
+        }
         process.stderr.write('\nCtrl-C: stopping the running points (they save a checkpoint) and keeping what is done (Ctrl-C again to quit now)\n');
         abort.abort();
       };
@@ -75,6 +80,7 @@ export function register(program: Command): void {
         const failed = r.rows.filter((x) => x.status === 'failed').length;
         console.log(`results: ${r.dir}/results.jsonl, ${r.dir}/results.csv; report: ${report} (${r.rows.length - failed} ok, ${failed} failed)`);
         if (r.interrupted) throw new InterruptedError(`interrupted: kept ${r.rows.length} finished points; continue with --resume --out ${r.dir}`);
+        if (failed > 0) throw new SweepFailedError(`${failed} of ${r.rows.length} points failed (their errors are in ${r.dir}/results.csv); rerun them with --resume --out ${r.dir}`);
       } finally {
         bar?.stop();
         process.off('SIGINT', onSigint);
