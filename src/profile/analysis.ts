@@ -52,7 +52,10 @@ export interface Stats {
 
 export interface PhaseStats extends Stats {
   phase: string;
-  /** coordinator (self time), device (summed over devices) or link (messages in flight, summed over devices) */
+  /**
+   * coordinator (self time), device (the mean over devices: what one device spends on it a step) or
+   * link (messages in flight, the mean over devices); each device's own figures are in `devices[].phases`
+   */
   where: 'coordinator' | 'device' | 'link';
   cat: string;
 }
@@ -142,11 +145,11 @@ export function analyse(rec: Recorder, devices: number): ProfileAnalysis {
       deviceBusy[d]!.push(length(busy));
       busyAll.push(...busy);
       for (const x of mine) {
-        bump(x.name, 'device', x.cat, s.step, clip(x)[1] - clip(x)[0]);
+        bump(x.name, 'device', x.cat, s.step, (clip(x)[1] - clip(x)[0]) / devices);
         devicePhases[d]![x.name] = (devicePhases[d]![x.name] ?? 0) + (clip(x)[1] - clip(x)[0]) / stepRoots.length;
       }
     }
-    for (const x of rec.spans) if (x.lane.kind === 'link' && inStep(x)) bump(x.name, 'link', x.cat, s.step, clip(x)[1] - clip(x)[0]);
+    for (const x of rec.spans) if (x.lane.kind === 'link' && inStep(x)) bump(x.name, 'link', x.cat, s.step, (clip(x)[1] - clip(x)[0]) / devices);
     const blockedU = union(blocked);
     const idle = length(blockedU);
     const exposed = overlap(blockedU, union(busyAll));

@@ -104,7 +104,7 @@ export function profilePage(rec: Recorder, a: ProfileAnalysis, devices: number, 
     tables: [{
       title: 'Phases (ms per step)',
       columns: ['phase', 'where', 'mean', 'p50', 'p95', '% of step'],
-      rows: a.phases.map((p) => [p.phase, p.where, p.mean_ms, p.p50_ms, p.p95_ms, (100 * p.mean_ms) / a.split.step_ms]),
+      rows: a.phases.map((p) => [p.phase, p.where === 'coordinator' ? p.where : `${p.where} (mean over devices)`, p.mean_ms, p.p50_ms, p.p95_ms, (100 * p.mean_ms) / a.split.step_ms]),
     }],
   });
 }
