@@ -12,7 +12,8 @@ import { addBackwardTiming, layerStats, mergeLayerStats, type LayerStats } from 
 import { StepContext } from './step-context.js';
 import { early, interleave, perChoice } from './rows.js';
 import { forwardStage, stageGradients, type RecordedStage, type Upstream } from './stage-tape.js';
-import type { ExchangeTiming, Exchanger, RouteMode, SwitchForward } from './switch-dispatch.js';
+import type { ExchangeTiming, Exchanger, SwitchForward } from './switch-dispatch.js';
+import type { RouteMode } from '../router/route.js';
 
 export interface EvalResult {
   ce: number;

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Config } from '../config/defaults.js';
 import type { StageContext } from '../model/stages.js';
 import { rngFor } from '../util/rng.js';
-import type { RouteMode } from './switch-dispatch.js';
+import type { RouteMode } from '../router/route.js';
 
 /**
  * One (micro-)batch's StageContext for one step: the tokens, and every random draw (dropout masks,

@@ -3,9 +3,8 @@ import { view, type LayerBuffers } from '../comm/buffers.js';
 import { packChoices, packTokens, unpackChoices, unpackSumTokens } from '../comm/slots.js';
 import type { ExchangeRequest, ExpertDevice } from '../experts/device.js';
 import type { ComputeReport } from '../experts/messages.js';
-import { parseForceRouting, type ForceRouting } from '../router/force.js';
-import { planRouting, type RoutingPlan } from '../router/plan.js';
-import { rngFor } from '../util/rng.js';
+import type { RoutingPlan } from '../router/plan.js';
+import { TokenRouter, type GroupRange, type RouteMode } from '../router/route.js';
 import { PROFILE } from '../profile/recorder.js';
 
 export interface ExchangeTiming {
@@ -41,15 +40,6 @@ interface Exchange {
 
 const COORDINATOR = { kind: 'coordinator' } as const;
 
-/** What a routing decision is for: training, evaluation, or generating text. */
-export type RouteMode = 'train' | 'eval' | 'generate';
-
-/** Which groups of the step a batch (or micro-batch) holds. */
-export interface GroupRange {
-  offset: number;
-  count: number;
-}
-
 /** A Switch layer's all-to-all as the Engine sees it: routing, then the exchange forward and backward. */
 export interface Exchanger {
   route(layer: number, probs: Float32Array, mode: RouteMode, step: number, groups: GroupRange): RoutingPlan;
@@ -60,45 +50,23 @@ export interface Exchanger {
 }
 
 /**
- * Routes with the router probabilities [N, E]: top-k, capacity C per group, the drop policy.
- * Training uses capacity_factor, evaluation eval_capacity_factor; generation drops nothing (its one
- * window is a single group, and under `position` the token being predicted would go first).
- * Random streams are keyed by the group's index in the step, so any split of groups routes alike.
- */
-export function routeTokens(config: Config, force: ForceRouting, layer: number, probs: Float32Array, mode: RouteMode, step: number, groups: GroupRange): RoutingPlan {
-  const m = config.moe;
-  return planRouting(probs, m.n_experts, {
-    groups: groups.count,
-    groupOffset: groups.offset,
-    topK: m.top_k,
-    capacityFactor: mode === 'train' ? m.capacity_factor : m.eval_capacity_factor,
-    minCapacity: m.min_capacity,
-    dropTokens: m.drop_tokens && mode !== 'generate',
-    policy: m.drop_policy,
-    rngForGroup: (g) => rngFor(config.seed, mode === 'train' ? 'drop' : 'drop-eval', step, layer, g),
-    force,
-    rngForForce: (g) => rngFor(config.seed, mode === 'train' ? 'force' : 'force-eval', step, layer, g),
-  });
-}
-
-/**
  * The coordinator's side of a Switch layer: routing decisions, the all-to-all dispatch of token
  * rows into the [G, E, C, d] slots, the devices' expert compute, and the combine back to tokens.
  * Micro-batches own disjoint groups, so their exchanges use disjoint slots of the same buffers.
  */
 export class SwitchDispatcher implements Exchanger {
-  private readonly force: ForceRouting;
+  private readonly router: TokenRouter;
 
   constructor(
     private readonly config: Config,
     private readonly devices: ExpertDevice[],
     private readonly buffers: LayerBuffers[],
   ) {
-    this.force = parseForceRouting(config.moe.force_routing, config.moe.n_experts) as ForceRouting; // validated with the config
+    this.router = new TokenRouter(config);
   }
 
   route(layer: number, probs: Float32Array, mode: RouteMode, step: number, groups: GroupRange): RoutingPlan {
-    return routeTokens(this.config, this.force, layer, probs, mode, step, groups);
+    return this.router.route(layer, probs, mode, step, groups);
   }
 
   /** The request every device gets: the plan's groups and their counts only. */

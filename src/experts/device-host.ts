@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Config } from '../config/defaults.js';
 import type { LayerBuffers } from '../comm/buffers.js';
 import { initExpertParams, type ParamSet } from '../model/params.js';
+import { expertsOf } from '../router/placement.js';
 import { readView } from '../backend/view.js';
 import { absoluteNow } from '../profile/recorder.js';
 import { expertBackward, expertForward, type ExpertWeights } from './ffn.js';
@@ -18,12 +19,6 @@ export function threadMemory(host?: DeviceHost): DeviceMemory {
   const m = tf.memory();
   const r = host?.residentBuffers ?? { count: 0, bytes: 0 };
   return { tensors: m.numTensors + r.count, bytes: m.numBytes + r.bytes, heap_mb: +(getHeapStatistics().used_heap_size / 2 ** 20).toFixed(1) };
-}
-
-/** The experts of `device`: global indices [device·E/D, (device+1)·E/D). */
-export function expertsOf(config: Config, device: number): number[] {
-  const per = config.moe.n_experts / config.parallel.devices;
-  return Array.from({ length: per }, (_, i) => device * per + i);
 }
 
 const FIELDS = ['w1', 'b1', 'w2', 'b2'] as const;

@@ -67,7 +67,7 @@ export function productTransposed(this: any, da: Float32Array, w1: Float32Array)
   return s;
 }
 
-// ---- element-wise: uploads, gradient accumulation, AdamW (train/adamw.ts), Σg² ----
+// ---- element-wise: uploads, gradient accumulation, AdamW (optim/adamw.ts), Σg² ----
 
 /** a copy of x: how an array becomes a GPU-resident buffer */
 export function copy(this: any, x: Float32Array): number {

@@ -10,7 +10,7 @@ const CHUNK = 256;
 
 /**
  * The experts' weights, gradients and AdamW moments as gpu.js resident buffers on WebGPU
- * (`parallel.backend: gpujs` with an adapter). Gradients accumulate there, AdamW (train/adamw.ts's
+ * (`parallel.backend: gpujs` with an adapter). Gradients accumulate there, AdamW (optim/adamw.ts's
  * equations, in float32) runs there as three kernels per parameter, and only Σ‖g‖²'s partial sums and
  * checkpoints come back. A parameter that got no gradient this step steps with zeros, as on the host.
  */

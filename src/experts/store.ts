@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Config } from '../config/defaults.js';
 import { readView } from '../backend/view.js';
 import type { ParamSet } from '../model/params.js';
-import { AdamW, sumSquares } from '../train/adamw.js';
+import { AdamW, sumSquares } from '../optim/adamw.js';
 import type { DeviceState } from './messages.js';
 import type { Operand } from './gpujs-runtime.js';
 
@@ -160,7 +160,7 @@ export class BackendStore implements ExpertStore {
   /** AdamW's constant operands, made once: a scalar made from a number on every op is an upload each time (and grows a GPU backend's memory) */
   private hyper?: { b1: tf.Scalar; nb1: tf.Scalar; b2: tf.Scalar; nb2: tf.Scalar; eps: tf.Scalar; wd: tf.Scalar };
 
-  /** AdamW as in train/adamw.ts, in tensor ops (decay on matrices only); the step's own numbers go up once, in one tensor. */
+  /** AdamW as in optim/adamw.ts, in tensor ops (decay on matrices only); the step's own numbers go up once, in one tensor. */
   async step(lr: number, clipScale: number, t: number): Promise<void> {
     const { beta1: b1, beta2: b2, eps, weightDecay } = adamOptions(this.config);
     this.hyper ??= { b1: tf.scalar(b1), nb1: tf.scalar(1 - b1), b2: tf.scalar(b2), nb2: tf.scalar(1 - b2), eps: tf.scalar(eps), wd: tf.scalar(weightDecay) };

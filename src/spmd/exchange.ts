@@ -2,11 +2,11 @@ import type { Config } from '../config/defaults.js';
 import { view, type LayerBuffers } from '../comm/buffers.js';
 import type { Barrier } from '../comm/barrier.js';
 import { packChoices, packTokens, unpackChoices, unpackSumTokens } from '../comm/slots.js';
-import { routeTokens, type ExchangeTiming, type Exchanger, type GroupRange, type RouteMode, type SwitchForward } from '../coordinator/switch-dispatch.js';
+import type { ExchangeTiming, Exchanger, SwitchForward } from '../coordinator/switch-dispatch.js';
 import type { DeviceHost } from '../experts/device-host.js';
 import type { ComputeReport } from '../experts/messages.js';
-import { parseForceRouting, type ForceRouting } from '../router/force.js';
 import type { RoutingPlan } from '../router/plan.js';
+import { TokenRouter, type GroupRange, type RouteMode } from '../router/route.js';
 import { PROFILE, type Recorder } from '../profile/recorder.js';
 
 /**
@@ -21,7 +21,7 @@ import { PROFILE, type Recorder } from '../profile/recorder.js';
  * Backward mirrors it with gradOut and gradIn.
  */
 export class SpmdExchange implements Exchanger {
-  private readonly force: ForceRouting;
+  private readonly router: TokenRouter;
   /** per Switch layer, [D·E] kept tokens per (source group, expert) */
   private readonly counts: Int32Array[];
   busyMs = 0;
@@ -34,12 +34,12 @@ export class SpmdExchange implements Exchanger {
     counts: SharedArrayBuffer[],
     private readonly barrier: Barrier,
   ) {
-    this.force = parseForceRouting(config.moe.force_routing, config.moe.n_experts) as ForceRouting;
+    this.router = new TokenRouter(config);
     this.counts = counts.map((b) => new Int32Array(b));
   }
 
   route(layer: number, probs: Float32Array, mode: RouteMode, step: number, groups: GroupRange): RoutingPlan {
-    return routeTokens(this.config, this.force, layer, probs, mode, step, groups);
+    return this.router.route(layer, probs, mode, step, groups);
   }
 
   async forward(layer: number, micro: number, plan: RoutingPlan, rows: Float32Array, train: boolean, step: number): Promise<SwitchForward> {

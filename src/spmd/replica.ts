@@ -6,7 +6,7 @@ import { Engine } from '../coordinator/engine.js';
 import { DeviceHost } from '../experts/device-host.js';
 import type { DeviceState } from '../experts/messages.js';
 import { initCoordinatorParams } from '../model/params.js';
-import { AdamW } from '../train/adamw.js';
+import { AdamW } from '../optim/adamw.js';
 import { SpmdExchange } from './exchange.js';
 import { Recorder, setProfile } from '../profile/recorder.js';
 import type { OptimizerReport, ReplicaInit, ReplicaState, ShardEvalReport, ShardStepReport } from './messages.js';

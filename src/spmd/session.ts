@@ -6,7 +6,7 @@ import { allocateLayerBuffers, type LayerBuffers } from '../comm/buffers.js';
 import type { StepResult } from '../coordinator/engine.js';
 import { prepareDawnEnvironment } from '../backend/dawn.js';
 import { BackendError } from '../backend/errors.js';
-import { expertsOf } from '../experts/device-host.js';
+import { expertsOf } from '../router/placement.js';
 import { DeviceError } from '../experts/errors.js';
 import type { DeviceMemory } from '../experts/messages.js';
 import { configParamCounts, countParams, initCoordinatorParams } from '../model/params.js';
@@ -19,7 +19,8 @@ import { mergeShardLayers } from './merge.js';
 import { PROFILE, type Recorder } from '../profile/recorder.js';
 import type { OptimizerReport, ReplicaRequest, ReplicaState, ShardEvalReport, ShardStepReport } from './messages.js';
 
-const WORKER = new URL('./worker-entry.mjs', import.meta.url).href;
+/** registers the TypeScript loader in the worker, then loads spmd/worker.ts (its `replica` handler) */
+const WORKER = new URL('../threads/worker-entry.mjs', import.meta.url).href;
 
 /**
  * `parallel.layout: spmd` from the main thread: D device threads, each a replica of the dense model
@@ -55,7 +56,7 @@ export class SpmdSession implements TrainingSession {
       barrier: barrierBuffer, allReduce: allocateAllReduce(D, countParams(dense)), norms: new SharedArrayBuffer(D * 8),
     };
     if (config.parallel.backend === 'gpujs') prepareDawnEnvironment(); // before the threads start: they copy the environment
-    const pools = Array.from({ length: D }, () => new Piscina({ filename: WORKER, minThreads: 1, maxThreads: 1, idleTimeout: Number.MAX_SAFE_INTEGER }));
+    const pools = Array.from({ length: D }, () => new Piscina({ filename: WORKER, name: 'replica', minThreads: 1, maxThreads: 1, idleTimeout: Number.MAX_SAFE_INTEGER }));
     const session = new SpmdSession(config, pools, new Barrier(barrierBuffer), new Map([...dense].map(([k, p]) => [k, p.shape])), vocabSize);
     session.backendChoice = backendChoice;
     try {

@@ -12,7 +12,7 @@ import { fastestBackend } from '../backend/probe.js';
 import { configParamCounts, initCoordinatorParams } from '../model/params.js';
 import { switchBlocks } from '../model/stages.js';
 import { expertCapacity } from '../router/capacity.js';
-import { AdamW, sumSquares } from './adamw.js';
+import { AdamW, sumSquares } from '../optim/adamw.js';
 import type { CheckpointData } from './checkpoint.js';
 import { expertShapes, splitCheckpoint, stateArrays } from './restore.js';
 
