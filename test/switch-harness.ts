@@ -62,7 +62,7 @@ export function referenceSwitch(config: Config, u: Float32Array, logits: Float32
     return order.slice(0, K);
   });
   const cap = config.moe.drop_tokens
-    ? Math.min(S, Math.max(config.moe.min_capacity, Math.floor((config.moe.capacity_factor * S) / E)))
+    ? Math.min(S, Math.max(config.moe.min_capacity, Math.floor((config.moe.top_k * config.moe.capacity_factor * S) / E)))
     : Infinity;
   const kept: boolean[][] = choice.map((c) => c.map(() => false));
   for (let g = 0; g < G; g++) {

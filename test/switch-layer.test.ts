@@ -50,7 +50,8 @@ test('C = min_capacity when capacity_factor is tiny', async (t) => {
 });
 
 test('top_k = 2 (GShard): renormalised gates, second choices placed after all first choices', async (t) => {
-  const { run } = await compare(t, ['moe.top_k=2', 'moe.capacity_factor=1.5']);
+  const { run } = await compare(t, ['moe.top_k=2', 'moe.capacity_factor=0.75']); // C = ⌊2 · 0.75 · S / E⌋: second choices overflow
+  t.true(run.plan.dropped > 0);
   t.is(run.plan.topK, 2);
 });
 
