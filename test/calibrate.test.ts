@@ -76,7 +76,7 @@ test('a bad point in a cluster curve is one line naming the point and its value'
 test.serial('--calibrate runs every case it can, marks the ones that could not run, and then fails (exit 1)', async (t) => {
   const out = tempDir(t);
   // a tiny plan: the held-out runs' device 0 throws at step 3
-  const plan: CalibrationPlan = { fit: [16, 24], heldOut: [20], devices: [1, 2], batches: [4, 8], steps: 5, skip: 1, rounds: 1, heldOutSets: ['parallel.fault.device=0', 'parallel.fault.kind=throw', 'parallel.fault.step=3'] };
+  const plan: CalibrationPlan = { fit: [16, 24], heldOut: [20, 28], devices: [1], batches: [4, 8], steps: 5, skip: 1, rounds: 1, heldOutSets: ['parallel.fault.device=0', 'parallel.fault.kind=throw', 'parallel.fault.step=3'] };
   const r = await calibrate({ plan, out });
   t.is(r.cases.length, 2);
   for (const c of r.cases) {

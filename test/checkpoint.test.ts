@@ -1,13 +1,11 @@
 import test from 'ava';
-import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULTS, type Config } from '../src/config/defaults.js';
 import { loadCheckpoint, resolveCheckpointDir, saveCheckpoint, type CheckpointData } from '../src/train/checkpoint.js';
 import { CheckpointError } from '../src/train/errors.js';
-import { tempDir } from './helpers.js';
+import { cli, tempDir } from './helpers.js';
 
-const BIN = new URL('../bin/switch-sim.js', import.meta.url).pathname;
 
 /** A small, valid checkpoint: one 2×3 matrix with its moments and a bias without them. */
 function data(step: number, fill = 1): CheckpointData {
@@ -103,9 +101,9 @@ test('saving a step again replaces it: new weights beside the old, the manifest 
   t.is(resolveCheckpointDir(root), dir);
 });
 
-test('the CLI refuses a malformed checkpoint with exit 2 and one line naming the file and field', (t) => {
+test.serial('the CLI refuses a malformed checkpoint with exit 2 and one line naming the file and field', async (t) => {
   const dir = edited(t, (m) => delete m.vocab);
-  const r = spawnSync(process.execPath, [BIN, 'generate', '--checkpoint', dir], { encoding: 'utf8' });
+  const r = await cli('generate', '--checkpoint', dir);
   t.is(r.status, 2);
   t.is(r.stderr.trim().split('\n').length, 1);
   t.regex(r.stderr.trim(), /^error: checkpoint .*checkpoint\.json: vocab is missing \(got nothing\)$/);

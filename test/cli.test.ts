@@ -2,36 +2,36 @@ import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { CORPUS, interruptWhen, tempDir } from './helpers.js';
+import { cli, CORPUS, interruptWhen, tempDir } from './helpers.js';
 
 const BIN = new URL('../bin/switch-sim.js', import.meta.url).pathname;
 const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
 const SMALL = ['--set', `data.dataset=${CORPUS}`, '--set', 'data.seq_len=16', '--set', 'data.batch_size=2',
   '--set', 'model.d_model=16', '--set', 'model.n_layers=1', '--set', 'model.d_ff=16', '--set', 'train.eval_batches=1', '--set', 'parallel.transport=local'];
 
-test('bad config value: exit 2 and one line naming key, rule and value', (t) => {
-  const r = run('train', '--set', 'moe.capacity_factor=0');
+test.serial('bad config value: exit 2 and one line naming key, rule and value', async (t) => {
+  const r = await cli('train', '--set', 'moe.capacity_factor=0');
   t.is(r.status, 2);
   t.is(r.stderr, 'config error: moe.capacity_factor must be > 0 (got 0)\n');
   t.is(r.stdout, '');
   t.notRegex(r.stderr, /at .*\.ts:\d+/); // no stack trace
 });
 
-test('unknown flag, missing config file, missing data file, missing checkpoint: exit 2 with one line', (t) => {
-  const flag = run('train', '--bogus');
+test.serial('unknown flag, missing config file, missing data file, missing checkpoint: exit 2 with one line', async (t) => {
+  const flag = await cli('train', '--bogus');
   t.is(flag.status, 2);
   t.regex(flag.stderr.trim(), /^error: unknown option '--bogus'$/);
-  const file = run('train', '--config', '/nope.yaml');
+  const file = await cli('train', '--config', '/nope.yaml');
   t.is(file.status, 2);
   t.is(file.stderr.trim(), 'config error: config file not found: /nope.yaml');
-  const data = run('train', '--set', 'data.dataset=/nope.txt', '--set', 'train.steps=1');
+  const data = await cli('train', '--set', 'data.dataset=/nope.txt', '--set', 'train.steps=1');
   t.is(data.status, 2);
   t.is(data.stderr, 'config error: data.dataset file not found (got "/nope.txt")\n', 'stderr holds the one error line and nothing else');
   t.is(data.stdout, '', 'the config is printed only once every input is valid');
-  const ck = run('generate', '--checkpoint', '/nope');
+  const ck = await cli('generate', '--checkpoint', '/nope');
   t.is(ck.status, 2);
   t.is(ck.stderr.trim(), 'error: checkpoint not found: /nope');
-  const tokens = run('generate', '--checkpoint', '/nope', '--tokens', 'many');
+  const tokens = await cli('generate', '--checkpoint', '/nope', '--tokens', 'many');
   t.is(tokens.status, 2);
   t.regex(tokens.stderr.trim(), /--tokens must be an integer >= 1 \(got "many"\)/);
 });
@@ -47,14 +47,14 @@ test('Ctrl-C finishes the step, saves a resumable checkpoint and exits 130', asy
   t.true(existsSync(join(out, 'checkpoints')));
 });
 
-test('a device that crashes: exit 1 with a line naming the device; the last checkpoint is intact and resumable', (t) => {
+test.serial('a device that crashes: exit 1 with a line naming the device; the last checkpoint is intact and resumable', async (t) => {
   const out = tempDir(t);
   const args = [...SMALL, '--set', 'parallel.transport=threads', '--set', 'train.checkpoint_every=2', '--set', 'train.steps=6'];
-  const r = run('train', ...args, '--set', 'parallel.fault.device=1', '--set', 'parallel.fault.step=3', '--set', 'parallel.fault.kind=crash', '--out', out);
+  const r = await cli('train', ...args, '--set', 'parallel.fault.device=1', '--set', 'parallel.fault.step=3', '--set', 'parallel.fault.kind=crash', '--out', out);
   t.is(r.status, 1, r.stderr);
   t.regex(r.stderr.trim().split('\n').at(-1)!, /^error: device 1 \(experts 2,3\) failed during forward of Switch layer 0: worker exited/);
   t.true(existsSync(join(out, 'checkpoints', 'step-2', 'checkpoint.json')));
-  const resumed = run('train', '--resume', out, '--set', 'parallel.fault.device=-1', '--out', join(out, 'resumed'));
+  const resumed = await cli('train', '--resume', out, '--set', 'parallel.fault.device=-1', '--out', join(out, 'resumed'));
   t.is(resumed.status, 0, resumed.stderr);
   t.regex(resumed.stdout, /resumed from step 2/);
   t.regex(resumed.stdout, /^config default\n {2}seed: 1337\n {2}data: \{dataset: /, 'the resolved config goes to stdout');

@@ -1,11 +1,9 @@
 import test from 'ava';
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { benchDispatch, CSV_COLUMNS, toCsv } from '../src/comm/dispatch-bench.js';
-import { tempDir } from './helpers.js';
+import { cli, tempDir } from './helpers.js';
 
-const BIN = new URL('../bin/switch-sim.js', import.meta.url).pathname;
 
 test.serial('bench dispatch: every payload moves the rows losslessly and reports the call against its limits', async (t) => {
   const cases = (['shared', 'transfer', 'clone'] as const).flatMap((payload) => ['uniform', 'one-hot:1'].map((skew) =>
@@ -25,16 +23,16 @@ test.serial('bench dispatch: every payload moves the rows losslessly and reports
   t.is(csv.length, 7);
 });
 
-test('the CLI writes the CSV and refuses impossible cases with exit 2', (t) => {
+test.serial('the CLI writes the CSV and refuses impossible cases with exit 2', async (t) => {
   const out = join(tempDir(t), 'd.csv');
-  const r = spawnSync(process.execPath, [BIN, 'bench', 'dispatch', '--tokens', '64', '--d-model', '8', '--payload', 'shared', '--skew', 'zipf:1.2', '--out', out], { encoding: 'utf8' });
+  const r = await cli('bench', 'dispatch', '--tokens', '64', '--d-model', '8', '--payload', 'shared', '--skew', 'zipf:1.2', '--out', out);
   t.is(r.status, 0, r.stderr);
   t.regex(r.stdout, /round trip us +memcpy us/);
   t.is(readFileSync(out, 'utf8').trim().split('\n').length, 2);
-  const bad = spawnSync(process.execPath, [BIN, 'bench', 'dispatch', '--experts', '3'], { encoding: 'utf8' });
+  const bad = await cli('bench', 'dispatch', '--experts', '3');
   t.is(bad.status, 2);
   t.is(bad.stderr.trim(), 'config error: --experts must be divisible by --devices (got 3 experts, 2 devices)');
-  const tokens = spawnSync(process.execPath, [BIN, 'bench', 'dispatch', '--tokens', '64,x'], { encoding: 'utf8' });
+  const tokens = await cli('bench', 'dispatch', '--tokens', '64,x');
   t.is(tokens.status, 2);
   t.regex(tokens.stderr.trim(), /--tokens must be a comma-separated list of integers >= 1 \(got "64,x"\)/);
 });

@@ -1,12 +1,10 @@
 import test from 'ava';
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { evaluateCheckpoint } from '../src/train/evaluate.js';
 import { train } from '../src/train/trainer.js';
-import { cfg, CORPUS, tempDir } from './helpers.js';
+import { cfg, cli, CORPUS, tempDir } from './helpers.js';
 
-const BIN = new URL('../bin/switch-sim.js', import.meta.url).pathname;
 
 test.serial('switch-sim eval scores a checkpoint as the trainer evaluated it, and at other capacity factors', async (t) => {
   const dir = tempDir(t);
@@ -34,15 +32,15 @@ test.serial('switch-sim eval scores a checkpoint as the trainer evaluated it, an
   t.is(trainSplit.batches, 1);
   t.not(trainSplit.ce, r.ce);
 
-  const cli = spawnSync(process.execPath, [BIN, 'eval', '--checkpoint', dir, '--json', '--set', 'moe.eval_capacity_factor=0.25'], { encoding: 'utf8' });
-  t.is(cli.status, 0, cli.stderr);
-  const line = JSON.parse(cli.stdout.trim().split('\n').at(-1)!);
+  const viaCli = await cli('eval', '--checkpoint', dir, '--json', '--set', 'moe.eval_capacity_factor=0.25');
+  t.is(viaCli.status, 0, viaCli.stderr);
+  const line = JSON.parse(viaCli.stdout.trim().split('\n').at(-1)!);
   t.deepEqual(Object.keys(line), ['checkpoint', 'step', 'split', 'batches', 'capacity_factor', 'ce', 'drop_fraction', 'layers']);
   t.deepEqual(Object.keys(line.layers[0]), ['drop_fraction', 'load_max_over_mean', 'router_entropy']);
   t.true(Math.abs(line.ce - tight.ce) < 1e-9);
-  const table = spawnSync(process.execPath, [BIN, 'eval', '--checkpoint', dir], { encoding: 'utf8' });
+  const table = await cli('eval', '--checkpoint', dir);
   t.regex(table.stdout, /^checkpoint .* \(step 12\), split val, 3 batches, eval capacity factor 2\nce \d\.\d{4} {2}drop fraction \d\.\d{4}\nlayer  drop_fraction/);
-  const bad = spawnSync(process.execPath, [BIN, 'eval', '--checkpoint', dir, '--split', 'test'], { encoding: 'utf8' });
+  const bad = await cli('eval', '--checkpoint', dir, '--split', 'test');
   t.is(bad.status, 2);
   t.regex(bad.stderr.trim(), /^error: option '--split <split>' argument 'test' is invalid\. Allowed choices are val, train\.$/);
 });

@@ -10,7 +10,7 @@ import { vary } from '../src/sim/vary.js';
 import { uniformWorkload, type Workload } from '../src/sim/workload.js';
 import { train } from '../src/train/trainer.js';
 import { assertPageRenders } from './browser.js';
-import { cfg, CORPUS, tempDir } from './helpers.js';
+import { cfg, cli, CORPUS, tempDir } from './helpers.js';
 
 const BIN = new URL('../bin/switch-sim.js', import.meta.url).pathname;
 
@@ -124,22 +124,22 @@ test.serial('switch-sim simulate --run: projection.json, trace.json and a page t
   await assertPageRenders(t, join(out, 'projection.html'), ['breakdown', 'layers']);
   const bad = join(dir, 'bad.yaml');
   writeFileSync(bad, readFileSync('configs/clusters/8xh100.yaml', 'utf8').replace('gbps: 370.8', 'gbps: -1'));
-  const e = spawnSync(process.execPath, [BIN, 'simulate', '--cluster', bad, '--run', dir], { encoding: 'utf8' });
+  const e = await cli('simulate', '--cluster', bad, '--run', dir);
   t.is(e.status, 2);
   t.is(e.stderr.trim(), 'config error: cluster bad: intra_node.gbps must be > 0 (got -1)');
   // a run's replay keeps its routing: --set may not change what routing depends on
   for (const set of ['data.batch_size=64', 'moe.n_experts=8']) {
-    const fixed = spawnSync(process.execPath, [BIN, 'simulate', '--cluster', 'configs/clusters/8xh100.yaml', '--run', dir, '--set', set, '--out', out], { encoding: 'utf8' });
+    const fixed = await cli('simulate', '--cluster', 'configs/clusters/8xh100.yaml', '--run', dir, '--set', set, '--out', out);
     t.is(fixed.status, 2, set);
     t.regex(fixed.stderr.trim(), new RegExp(`^config error: --set ${set.split('=')[0]!.replace('.', '\\.')} cannot replay a recorded run`));
   }
   // a run still going (or one that crashed) has a half-written last line: left out, with a warning
   appendFileSync(join(dir, 'metrics.jsonl'), '{"step":5,"loss":2.1,"la');
-  const going = spawnSync(process.execPath, [BIN, 'simulate', '--cluster', 'configs/clusters/8xh100.yaml', '--run', dir, '--out', out, '--json'], { encoding: 'utf8' });
+  const going = await cli('simulate', '--cluster', 'configs/clusters/8xh100.yaml', '--run', dir, '--out', out, '--json');
   t.is(going.status, 0, going.stderr);
   t.regex(going.stderr, /^warning: .*metrics\.jsonl: its last line is incomplete .*; left out$/m);
   t.is(JSON.parse(readFileSync(join(out, 'projection.json'), 'utf8')).steps.length, 4);
-  const none = spawnSync(process.execPath, [BIN, 'simulate', '--cluster', 'configs/clusters/8xh100.yaml'], { encoding: 'utf8' });
+  const none = await cli('simulate', '--cluster', 'configs/clusters/8xh100.yaml');
   t.is(none.status, 2);
   t.is(none.stderr.trim(), 'config error: give exactly one of --run DIR and --config FILE (got neither)');
 });

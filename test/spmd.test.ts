@@ -1,19 +1,17 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { Dataset } from '../src/data/batches.js';
 import { CharTokenizer } from '../src/data/tokenizer.js';
 import { DeviceError } from '../src/experts/errors.js';
 import { SpmdSession } from '../src/spmd/session.js';
 import { learningRate } from '../src/train/schedule.js';
 import { train } from '../src/train/trainer.js';
-import { assertTraceNests, cfg, CORPUS, tempDir } from './helpers.js';
+import { assertTraceNests, cfg, cli, CORPUS, tempDir } from './helpers.js';
 import { assertPageRenders } from './browser.js';
 import { profileSpmdRun } from '../src/profile/run.js';
 import type { TraceEvent } from '../src/profile/trace.js';
 
-const BIN = new URL('../bin/switch-sim.js', import.meta.url).pathname;
 const small = (...sets: string[]) =>
   cfg(`data.dataset=${CORPUS}`, 'data.seq_len=16', 'data.batch_size=4', 'model.d_model=16', 'model.n_heads=2', 'model.n_layers=2', 'model.d_ff=32',
     'model.switch_every=1', 'train.log_every=1', 'train.eval_every=0', 'train.eval_batches=1', 'train.checkpoint_every=0', ...sets);
@@ -101,14 +99,14 @@ for (const kind of ['crash', 'throw', 'hang'] as const) {
   });
 }
 
-test('spmd config rules: one line naming the field, exit 2', (t) => {
+test.serial('spmd config rules: one line naming the field, exit 2', async (t) => {
   const cases: [string[], RegExp][] = [
     [['parallel.transport=local'], /^config error: parallel\.transport must be threads with parallel\.layout spmd/],
     [['parallel.microbatches=2'], /^config error: parallel\.microbatches must be 1 with parallel\.layout spmd/],
     [['parallel.backend=webgpu'], /^config error: parallel\.backend must equal parallel\.coordinator_backend \(wasm\) or be gpujs with parallel\.layout spmd/],
   ];
   for (const [sets, re] of cases) {
-    const r = spawnSync(process.execPath, [BIN, 'train', '--set', 'parallel.layout=spmd', ...sets.flatMap((s) => ['--set', s])], { encoding: 'utf8' });
+    const r = await cli('train', '--set', 'parallel.layout=spmd', ...sets.flatMap((s) => ['--set', s]));
     t.is(r.status, 2, r.stderr);
     t.regex(r.stderr.trim(), re);
     t.is(r.stderr.trim().split('\n').length, 1);

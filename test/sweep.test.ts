@@ -1,5 +1,4 @@
 import test from 'ava';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,9 +10,8 @@ import { loadSweep } from '../src/sweep/file.js';
 import { runSweep, type SweepResult } from '../src/sweep/run.js';
 import { charClass, routeText } from '../src/report/inspect.js';
 import { assertPageRenders } from './browser.js';
-import { cfg, CORPUS, interruptGroupWhen, tempDir } from './helpers.js';
+import { cfg, cli, CORPUS, interruptGroupWhen, tempDir } from './helpers.js';
 
-const BIN = new URL('../bin/switch-sim.js', import.meta.url).pathname;
 const BASE = {
   data: { dataset: CORPUS, seq_len: 16, batch_size: 4 },
   model: { d_model: 16, n_heads: 2, n_layers: 2, d_ff: 32 },
@@ -70,15 +68,15 @@ test.serial('--resume reruns nothing that finished', async (t) => {
 
 test.serial('report.html opens offline in headless Chromium: every chart draws its data, no console error, no request', async (t) => {
   await assertPageRenders(t, join(gridDir, 'report.html'), ['dispatch', 'drops', 'load', 'loss', 'tokens', 'val_0', 'val_1']);
-  const rebuilt = spawnSync(process.execPath, [BIN, 'report', gridDir], { encoding: 'utf8' });
+  const rebuilt = await cli('report', gridDir);
   t.is(rebuilt.status, 0, rebuilt.stderr);
 });
 
-test('a point with a bad value fails validation before anything runs, naming the key and the point', (t) => {
+test.serial('a point with a bad value fails validation before anything runs, naming the key and the point', async (t) => {
   const dir = tempDir(t);
   const file = sweepFile(dir, { base: BASE, grid: { 'moe.n_experts': [4, 3] }, set: SET });
   t.throws(() => loadSweep(file), { instanceOf: ConfigError, message: /^config error: sweep .*sweep\.yaml: point 1 \(moe\.n_experts=3, seed=1337\): config error: moe\.n_experts must be divisible by parallel\.devices \(2\) \(got 3\)$/ });
-  const r = spawnSync(process.execPath, [BIN, 'sweep', file, '--out', join(dir, 'out')], { encoding: 'utf8' });
+  const r = await cli('sweep', file, '--out', join(dir, 'out'));
   t.is(r.status, 2);
   t.is(r.stderr.trim().split('\n').length, 1);
   t.false(existsSync(join(dir, 'out')), 'nothing ran');
@@ -87,25 +85,29 @@ test('a point with a bad value fails validation before anything runs, naming the
   t.throws(() => loadSweep(sweepFile(dir, { base: BASE, record: 'trace' })), { message: /record must be train, profile or both \(got "trace"\)/ });
 });
 
-test.serial('a point that fails at run time is recorded with its error and the sweep finishes', async (t) => {
+test.serial('a point that fails at run time is recorded with its error, the sweep runs the rest and exits 1, the last line counting the failures', async (t) => {
   const dir = tempDir(t);
   const file = sweepFile(dir, {
     base: BASE, set: SET, seeds: [1, 2],
     runs: [{ 'parallel.transport': 'local' }, { 'parallel.transport': 'threads', 'parallel.fault.device': 1, 'parallel.fault.step': 2 }],
   });
-  const r = await runSweep({ file, outDir: join(dir, 'out'), jobs: 2 }); // two points at a time
-  t.deepEqual(r.rows.map((x) => x.status), ['ok', 'ok', 'failed', 'failed']);
-  t.regex(r.rows[2]!.error!, /^error: device 1 \(experts 2,3\) failed during forward of Switch layer 0/);
-  t.true(existsSync(join(dir, 'out', 'report.html')), 'the report is written with the failures in it');
-  t.not(r.rows[0]!.val_ce, r.rows[1]!.val_ce, 'seeds differ');
-  const resumed = await runSweep({ file, outDir: join(dir, 'out'), resume: true });
+  const out = join(dir, 'out');
+  const r = await cli('sweep', file, '--out', out, '--jobs', '2'); // two points at a time
+  t.is(r.status, 1, r.stderr);
+  t.regex(r.stderr.trim().split('\n').at(-1)!, /^error: 2 of 4 points failed \(their errors are in .*results\.csv\); rerun them with --resume --out /);
+  const rows = readFileSync(join(out, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  t.deepEqual(rows.map((x) => x.status), ['ok', 'ok', 'failed', 'failed']);
+  t.regex(rows[2].error, /^error: device 1 \(experts 2,3\) failed during forward of Switch layer 0/);
+  t.true(existsSync(join(out, 'report.html')), 'the report is written with the failures in it');
+  t.not(rows[0].val_ce, rows[1].val_ce, 'seeds differ');
+  const resumed = await runSweep({ file, outDir: out, resume: true });
   t.is(resumed.skipped, 2, 'failed points run again on --resume');
 });
 
-test('--dry-run lists the points with parameter counts that match the model', (t) => {
+test.serial('--dry-run lists the points with parameter counts that match the model', async (t) => {
   const dir = tempDir(t);
   const file = sweepFile(dir, { base: BASE, grid: { 'moe.n_experts': [2, 8] }, seeds: [1, 2] });
-  const r = spawnSync(process.execPath, [BIN, 'sweep', file, '--dry-run'], { encoding: 'utf8' });
+  const r = await cli('sweep', file, '--dry-run');
   t.is(r.status, 0, r.stderr);
   t.regex(r.stdout, /^sweep sweep: 4 points \(swept: moe\.n_experts; records train\)\n/);
   t.is(r.stdout.trim().split('\n').length, 5);
@@ -133,14 +135,14 @@ test.serial('switch-sim inspect: characters by expert with drops marked, exactly
   }
   t.deepEqual(['a', ' ', '\n', ',', '7'].map(charClass), ['letter', 'space', 'newline', 'punctuation', 'digit or other']);
   const out = join(root, 'inspect.html');
-  const cli = spawnSync(process.execPath, [BIN, 'inspect', '--checkpoint', ckpt, '--text', 'Call me Ishmael. Some years ago, never mind how long.', '--out', out], { encoding: 'utf8' });
-  t.is(cli.status, 0, cli.stderr);
+  const viaCli = await cli('inspect', '--checkpoint', ckpt, '--text', 'Call me Ishmael. Some years ago, never mind how long.', '--out', out);
+  t.is(viaCli.status, 0, viaCli.stderr);
   await assertPageRenders(t, out, ['drops', 'text_0', 'text_1']);
 });
 
 test.serial('Ctrl-C to the whole process group (as a terminal sends it): each point is signalled once, saves a checkpoint, and --resume continues it from there', async (t) => {
   const dir = tempDir(t);
-  const file = sweepFile(dir, { base: BASE, grid: { 'moe.n_experts': [2, 4, 8] }, set: { ...SET, 'train.steps': 400, 'train.log_every': 10, 'train.checkpoint_every': 1000 } });
+  const file = sweepFile(dir, { base: BASE, grid: { 'moe.n_experts': [2, 4, 8] }, set: { ...SET, 'train.steps': 200, 'train.log_every': 10, 'train.checkpoint_every': 1000 } });
   const out = join(dir, 'out');
   const second = join(out, 'runs', '1-n_experts=4-seed=1337');
   // SIGINT to the sweep's process group once the first point is done and the second is training
@@ -151,13 +153,13 @@ test.serial('Ctrl-C to the whole process group (as a terminal sends it): each po
   t.true(existsSync(join(out, 'report.html')));
   const saved = readdirSync(join(second, 'checkpoints')).map((d) => Number(/^step-(\d+)$/.exec(d)?.[1])).filter((n) => n > 0);
   t.is(saved.length, 1, 'the interrupted point saved its checkpoint (one SIGINT, not two)');
-  const resumed = spawnSync(process.execPath, [BIN, 'sweep', file, '--out', out, '--resume'], { encoding: 'utf8' });
+  const resumed = await cli('sweep', file, '--out', out, '--resume');
   t.is(resumed.status, 0, resumed.stderr);
   t.regex(resumed.stdout, /skipped 1 finished points/);
   t.is(readFileSync(join(out, 'results.jsonl'), 'utf8').trim().split('\n').length, 3);
   t.regex(readFileSync(join(second, 'log.txt'), 'utf8'), new RegExp(`resumed from step ${saved[0]}\\b`));
   const steps = readFileSync(join(second, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => typeof r.loss === 'number').map((r) => r.step);
-  t.deepEqual(steps, Array.from({ length: 40 }, (_, i) => 10 * (i + 1)), 'every logged step once');
+  t.deepEqual(steps, Array.from({ length: 20 }, (_, i) => 10 * (i + 1)), 'every logged step once');
 });
 
 /** Logged training steps of a run so far. */
@@ -166,12 +168,3 @@ function trainedSteps(runDir: string): number {
   return existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter((l) => l.includes('"loss"')).length : 0;
 }
 
-test.serial('sweep exits 1 when a point failed, after running the rest; the last line counts the failures', (t) => {
-  const dir = tempDir(t);
-  const file = sweepFile(dir, { base: BASE, set: SET, runs: [{ 'parallel.transport': 'local' }, { 'data.dataset': join(dir, 'missing.txt') }] });
-  const r = spawnSync(process.execPath, [BIN, 'sweep', file, '--out', join(dir, 'out')], { encoding: 'utf8' });
-  t.is(r.status, 1, r.stderr);
-  const rows = readFileSync(join(dir, 'out', 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  t.deepEqual(rows.map((x) => x.status), ['ok', 'failed']);
-  t.regex(r.stderr.trim().split('\n').at(-1)!, /^error: 1 of 2 points failed \(their errors are in .*results\.csv\); rerun them with --resume --out /);
-});

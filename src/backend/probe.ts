@@ -2,10 +2,13 @@ import { spawn } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
 import { expertBackward, expertForward } from '../experts/ffn.js';
 import { openDawn } from './dawn.js';
-import { initBackend, releaseBackend, type BackendName } from './init.js';
+import { initBackend, releaseBackend } from './init.js';
 import { GpuJsExperts } from '../experts/gpujs-ffn.js';
 import { openGpuJs } from '../experts/gpujs-runtime.js';
 import { meanMs } from '../util/timing.js';
+import { PROBED, type Probed } from './names.js';
+
+export { PROBED, type Probed };
 
 /** What `switch-sim backends` measures of one backend, in one process of its own. */
 export interface BackendProbe {
@@ -25,8 +28,7 @@ export interface BackendProbe {
   shape: { n: number; d: number; d_ff: number };
 }
 
-export type Probed = BackendName | 'gpujs';
-export const PROBED: Probed[] = ['wasm', 'cpu', 'webgpu', 'gpujs', 'tensorflow'];
+
 /** tiny-shakespeare's expert: 640 rows (capacity 1.25 · 1024 / 4 · 2 groups), d_model 128, d_ff 256 */
 const SHAPE = { n: 640, d: 128, d_ff: 256 };
 

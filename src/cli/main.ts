@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { BackendError } from '../backend/init.js';
+import { BackendError } from '../backend/errors.js';
 import { ConfigError } from '../config/errors.js';
 import { DeviceError } from '../experts/errors.js';
 import { CheckpointError, InterruptedError } from '../train/errors.js';

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Config } from '../config/defaults.js';
 import { lmLogits, type Weights } from '../model/blocks.js';
-import { toTensors, type ParamSet } from '../model/params.js';
+import type { ParamSet } from '../model/params.js';
 import { release, type Recording } from '../backend/tape.js';
 import { readView } from '../backend/view.js';
 import { stageCount, stageParams, switchBlocks, type StageInput, type StageOutput } from '../model/stages.js';
@@ -82,7 +82,7 @@ export class Engine {
   /** Re-uploads the weights after the optimizer changed them. */
   refresh(): void {
     tf.dispose([...this.weights.values()]);
-    this.weights = toTensors(this.params);
+    this.weights = new Map([...this.params].map(([k, v]) => [k, tf.tensor(v.data, v.shape)]));
   }
 
   /**

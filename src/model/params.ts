@@ -1,4 +1,3 @@
-import * as tf from '@tensorflow/tfjs';
 import type { Config } from '../config/defaults.js';
 import { rngFor } from '../util/rng.js';
 
@@ -80,11 +79,6 @@ export function initExpertParams(config: Config, block: number, expert: number):
     [name('w2'), truncNormalParam([dff, d], s, config.seed, name('w2'))],
     [name('b2'), filled([d], 0)],
   ]);
-}
-
-/** Uploads a parameter set as tensors (the caller disposes them). */
-export function toTensors(params: ParamSet): Map<string, tf.Tensor> {
-  return new Map([...params].map(([k, v]) => [k, tf.tensor(v.data, v.shape)]));
 }
 
 export const countParams = (params: ParamSet) => [...params.values()].reduce((a, p) => a + p.data.length, 0);

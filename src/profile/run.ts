@@ -4,7 +4,7 @@ import type { Config } from '../config/defaults.js';
 import { ConfigError } from '../config/errors.js';
 import { analyseSpmd, spmdPage, type SpmdProfile } from '../spmd/profile.js';
 import type { ExpertDevice } from '../experts/device.js';
-import { configHash } from '../train/run-dir.js';
+import { configHash } from '../config/hash.js';
 import { train } from '../train/trainer.js';
 import type { Session } from '../train/session.js';
 import { analyse, type ProfileAnalysis } from './analysis.js';

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/defaults.js';
-import { configHash } from '../train/run-dir.js';
+import { configHash } from '../config/hash.js';
 
 /**
  * Where a point's run directory stands, for the config it is to run now:

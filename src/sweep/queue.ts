@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { ConfigError, show } from '../config/errors.js';
 import { allKeys } from '../config/load.js';
 import type { Config } from '../config/defaults.js';
-import { canonicalHash } from '../train/run-dir.js';
+import { canonicalHash } from '../config/hash.js';
 
 /**
  * Sweeps across machines: every point a BullMQ job in a queue named after the sweep

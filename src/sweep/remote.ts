@@ -2,11 +2,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Queue, type Job } from 'bullmq';
 import YAML from 'yaml';
-import { configHash } from '../train/run-dir.js';
+import { configHash } from '../config/hash.js';
 import { QueueLostError } from './errors.js';
 import { loadSweep, type SweepPoint } from './file.js';
 import { connectRedis, jobId, pointKey, queueName, SCHEMA, VERSION, type PointJob, type PointResult } from './queue.js';
-import { writeReport } from './report.js';
 import { collectResult, readResults, writeResults, type ResultRow } from './results.js';
 import type { SweepOptions, SweepResult } from './run.js';
 
@@ -94,8 +93,10 @@ export async function runRemoteSweep(opts: RemoteSweepOptions): Promise<SweepRes
     while (pending.size > 0 && !opts.signal?.aborted) {
       for (const name of [...pending]) {
         const found = await redis(async () => {
-          const job = await queue.getJob(ids.get(name)!);
-          return job ? { job, state: await job.getState() } : undefined;
+          // the state first, then the job: a job read before it completes has no result yet, even if its state (read after) says completed
+          const state = await queue.getJobState(ids.get(name)!);
+          const job = state === 'unknown' ? undefined : await queue.getJob(ids.get(name)!);
+          return job ? { job, state } : undefined;
         });
         if (!found) continue;
         const { job, state } = found;
@@ -115,7 +116,8 @@ export async function runRemoteSweep(opts: RemoteSweepOptions): Promise<SweepRes
       if (pending.size > 0) await new Promise((r) => setTimeout(r, opts.pollMs ?? 500));
     }
     writeResults(dir, sweep.keys, ordered());
-    await writeReport(dir);
+    const { writeReport } = await import('./report.js'); // vega, only once the results are in
+  await writeReport(dir);
     return { dir, sweep, rows: ordered(), skipped, interrupted: pending.size > 0 };
   } finally {
     await queue.close().catch(() => {});

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { configHash } from '../train/run-dir.js';
+import { configHash } from '../config/hash.js';
 import type { SweepPoint } from './file.js';
 
 /** One row of results.jsonl / results.csv: a point and seed. */

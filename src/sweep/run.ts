@@ -2,11 +2,10 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { configParamCounts } from '../model/params.js';
-import { configHash } from '../train/run-dir.js';
+import { configHash } from '../config/hash.js';
 import { runPointCommand, signalPoints } from './child.js';
 import { pointState } from './point-state.js';
 import { loadSweep, type Sweep, type SweepPoint } from './file.js';
-import { writeReport } from './report.js';
 import { collectResult, readResults, writeResults, type ResultRow } from './results.js';
 
 export interface SweepOptions {
@@ -92,6 +91,7 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
     opts.signal?.removeEventListener('abort', onAbort);
   }
   writeResults(dir, sweep.keys, ordered());
+  const { writeReport } = await import('./report.js'); // vega, only once the results are in
   await writeReport(dir);
   return { dir, sweep, rows: ordered(), skipped, interrupted };
 }

@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { Config } from '../config/defaults.js';
+import { configHash } from '../config/hash.js';
 
 const stamp = () => new Date().toISOString().replace(/[:.]/g, '-').replace('Z', '');
 
@@ -47,19 +47,7 @@ export function truncateMetrics(file: string, step: number): PastRecords {
   return { valCes };
 }
 
-/** Sorted-key JSON, so that equal configs hash equally whatever order their keys were written in. */
-function canonical(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  if (v !== null && typeof v === 'object') {
-    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
-  }
-  return JSON.stringify(v);
-}
-
-/** sha256 (16 hex digits) of a value's sorted-key JSON. */
-export const canonicalHash = (value: unknown) => createHash('sha256').update(canonical(value)).digest('hex').slice(0, 16);
-
-export const configHash = (config: Config) => canonicalHash(config);
+export { configHash };
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 

@@ -3,13 +3,6 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError } from '../../config/errors.js';
 import { parseAssignment, resolveConfig } from '../../config/load.js';
-import { loadCluster } from '../../sim/cluster.js';
-import { measuredBreakdown } from '../../sim/measured.js';
-import { project } from '../../sim/project.js';
-import { projectionPage, projectionTrace, summaryLines, varyTable } from '../../sim/report.js';
-import { checkReplayKey, parseVary, vary } from '../../sim/vary.js';
-import { runWorkload, uniformWorkload } from '../../sim/workload.js';
-import { assertCalibrated, calibrate, calibrationTable } from '../../sim/calibrate.js';
 import { collect } from '../args.js';
 
 interface Options {
@@ -39,6 +32,13 @@ export function register(program: Command): void {
     .option('--calibrate', 'fit configs/clusters/this-machine.yaml here and predict held-out thread runs')
     .option('--json', 'the last line of stdout is the result as JSON')
     .action(async (o: Options) => {
+      const { loadCluster } = await import('../../sim/cluster.js');
+      const { measuredBreakdown } = await import('../../sim/measured.js');
+      const { project } = await import('../../sim/project.js');
+      const { projectionPage, projectionTrace, summaryLines, varyTable } = await import('../../sim/report.js');
+      const { checkReplayKey, parseVary, vary } = await import('../../sim/vary.js');
+      const { runWorkload, uniformWorkload } = await import('../../sim/workload.js');
+      const { assertCalibrated, calibrate, calibrationTable } = await import('../../sim/calibrate.js');
       if (o.calibrate) {
         const r = await calibrate({ log: (l) => console.log(l), out: o.out });
         process.stdout.write(calibrationTable(r));

@@ -2,15 +2,8 @@ import cliProgress from 'cli-progress';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError } from '../../config/errors.js';
-import { loadCorpus } from '../../data/corpus.js';
-import { CharTokenizer } from '../../data/tokenizer.js';
-import { loadSweep } from '../../sweep/file.js';
-import { writeReport } from '../../sweep/report.js';
-import { describePoints, runSweep } from '../../sweep/run.js';
-import { runRemoteSweep } from '../../sweep/remote.js';
 import type { ResultRow } from '../../sweep/results.js';
 import { InterruptedError } from '../../train/errors.js';
-import { signalPoints } from '../../sweep/child.js';
 import { SweepFailedError } from '../../sweep/errors.js';
 import { collect, number } from '../args.js';
 
@@ -29,6 +22,12 @@ export function register(program: Command): void {
     .option('--queue <url>', 'redis://HOST:PORT[/DB]: enqueue the points for `switch-sim worker`s anywhere, follow them and collect the results')
     .option('--attempts <n>', 'with --queue: tries per point before it is recorded as failed', number('--attempts', 1, true), 2)
     .action(async (file: string, o: { set: string[]; out?: string; resume?: boolean; dryRun?: boolean; jobs: number; profileSteps: number; queue?: string; attempts: number }) => {
+      const { loadCorpus } = await import('../../data/corpus.js');
+      const { CharTokenizer } = await import('../../data/tokenizer.js');
+      const { loadSweep } = await import('../../sweep/file.js');
+      const { describePoints, runSweep } = await import('../../sweep/run.js');
+      const { runRemoteSweep } = await import('../../sweep/remote.js');
+      const { signalPoints } = await import('../../sweep/child.js');
       if (o.dryRun) {
         const sweep = loadSweep(file, o.set);
         const vocab = new Map<string, number>();
@@ -92,6 +91,7 @@ export function register(program: Command): void {
     .description('rebuild a sweep directory\'s report.html and charts/*.svg')
     .argument('<dir>', 'sweep directory')
     .action(async (dir: string) => {
+      const { writeReport } = await import('../../sweep/report.js');
       const file = await writeReport(dir).catch((e: Error) => {
         throw new ConfigError(`report: ${e.message}`);
       });
