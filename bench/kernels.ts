@@ -6,7 +6,7 @@
  *   - scattering token rows into slots: set(subarray) per row vs the float64 row copier
  *   npx tsx bench/kernels.ts
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../src/backend/tfjs.cjs';
 import { initBackend } from '../src/backend/init.js';
 import { transpose2d } from '../src/backend/transpose.js';
 import { causalAttention } from '../src/model/attention.js';

@@ -8,7 +8,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import tf from '../src/backend/tfjs.cjs';
 import { resolveConfig } from '../src/config/load.js';
 import { train } from '../src/train/trainer.js';
 import { arg } from './common.js';

@@ -1,5 +1,5 @@
 import test from 'ava';
-import * as tf from '@tensorflow/tfjs';
+import tf from '../src/backend/tfjs.cjs';
 import { allocateLayerBuffers } from '../src/comm/buffers.js';
 import { Engine } from '../src/coordinator/engine.js';
 import { SwitchDispatcher } from '../src/coordinator/switch-dispatch.js';

@@ -1,5 +1,5 @@
 import test from 'ava';
-import * as tf from '@tensorflow/tfjs';
+import tf from '../src/backend/tfjs.cjs';
 import { expertBackward, expertForward, type ExpertWeights } from '../src/experts/ffn.js';
 import { causalAttention } from '../src/model/attention.js';
 import { balanceLoss, combine, zLoss, type RoutingConstants } from '../src/router/gates.js';

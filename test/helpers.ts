@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import tf from '../src/backend/tfjs.cjs';
 import { initBackend } from '../src/backend/init.js';
 import { resolveConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/defaults.js';

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import tf from '../src/backend/tfjs.cjs';
 import type { Config } from '../src/config/defaults.js';
 import { allocateLayerBuffers } from '../src/comm/buffers.js';
 import { SwitchDispatcher } from '../src/coordinator/switch-dispatch.js';

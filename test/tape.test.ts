@@ -1,5 +1,5 @@
 import test from 'ava';
-import * as tf from '@tensorflow/tfjs';
+import tf from '../src/backend/tfjs.cjs';
 import { backprop, record, release } from '../src/backend/tape.js';
 import { BackendError, checkTfjsVersions, TFJS_VERSION } from '../src/backend/init.js';
 import { causalAttention } from '../src/model/attention.js';

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import tf from './tfjs.cjs';
 import { registerMatMulGradient } from './matmul-grad.js';
 import { openDawn } from './dawn.js';
 import { BackendError } from './errors.js';

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import tf from './tfjs.cjs';
 import { transpose2d } from './transpose.js';
 
 /** Swaps the last two axes (explicitly: on wasm this is far faster than matMul's transpose flags). */

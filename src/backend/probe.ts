@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import * as tf from '@tensorflow/tfjs';
+import tf from './tfjs.cjs';
 import { expertBackward, expertForward } from '../experts/ffn.js';
 import { openDawn } from './dawn.js';
 import { initBackend, releaseBackend } from './init.js';

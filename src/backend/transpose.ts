@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import tf from './tfjs.cjs';
 import { onHost, readView, tensorFrom } from './view.js';
 
 let scratch = new Float32Array(0);

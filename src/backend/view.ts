@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import tf from './tfjs.cjs';
 
 interface WasmBackendInternals {
   dataIdMap?: { get(dataId: object): { memoryOffset: number } | undefined };

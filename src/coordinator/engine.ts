@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import tf from '../backend/tfjs.cjs';
 import type { Config } from '../config/defaults.js';
 import { lmLogits, type Weights } from '../model/blocks.js';
 import type { ParamSet } from '../model/params.js';

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import tf from '../backend/tfjs.cjs';
 import { readView } from '../backend/view.js';
 
 /** Splits [N·k, d] token-choice rows into k tensors of [N, d]. */

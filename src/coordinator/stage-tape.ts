@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import tf from '../backend/tfjs.cjs';
 import { backprop, record, release, type Recording } from '../backend/tape.js';
 import type { Weights } from '../model/blocks.js';
 import { runStage, type StageContext, type StageInput, type StageOutput } from '../model/stages.js';

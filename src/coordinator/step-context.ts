@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import tf from '../backend/tfjs.cjs';
 import type { Config } from '../config/defaults.js';
 import type { StageContext } from '../model/stages.js';
 import { rngFor } from '../util/rng.js';

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import tf from '../backend/tfjs.cjs';
 import { geluDerivative, activation } from '../model/layers.js';
 import { colSum } from '../model/ops/col-sum.js';
 import { transpose2d } from '../backend/transpose.js';

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import tf from '../backend/tfjs.cjs';
 import type { Config } from '../config/defaults.js';
 import { readView } from '../backend/view.js';
 import type { ParamSet } from '../model/params.js';

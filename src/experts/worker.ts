@@ -2,7 +2,7 @@
  * A device's worker thread (one single-thread piscina pool per device). It owns a DeviceHost: the
  * experts' weights, gradients and AdamW state live here, on this thread's compute backend.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../backend/tfjs.cjs';
 import { Piscina } from 'piscina';
 import { initBackend, releaseBackend, type BackendName } from '../backend/init.js';
 import { DeviceHost, threadMemory } from './device-host.js';

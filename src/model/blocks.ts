@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import tf from '../backend/tfjs.cjs';
 import type { Config } from '../config/defaults.js';
 import { causalAttention } from './attention.js';
 import { activation, dropout, layerNorm, linear } from './layers.js';

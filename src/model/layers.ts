@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import tf from '../backend/tfjs.cjs';
 import { scaleShift } from './ops/scale-shift.js';
 
 /** LayerNorm over the last axis: (x − μ) / √(σ² + ε) · g + b. */

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import tf from '../backend/tfjs.cjs';
 import type { Config } from '../config/defaults.js';
 import { balanceLoss, combine, zLoss, type RoutingConstants } from '../router/gates.js';
 import { attentionBlock, denseFfnBlock, embed, ffnInput, lmLoss, routerLogits, type BlockContext, type Weights } from './blocks.js';

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import tf from '../backend/tfjs.cjs';
 
 /**
  * The profiler's recorder. `PROFILE` is null unless a profiled step is running: every instrumented

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import tf from '../backend/tfjs.cjs';
 import type { RoutingPlan } from './plan.js';
 
 /** What the coordinator knows of one Switch layer's routing, as constants for the differentiable part. */

@@ -1,7 +1,7 @@
 /**
  * An spmd device's worker thread (one single-thread piscina pool per device): it runs a Replica.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../backend/tfjs.cjs';
 import { initBackend, releaseBackend, type BackendName } from '../backend/init.js';
 import { Replica } from './replica.js';
 import { threadMemory } from '../experts/device-host.js';

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import tf from '../../backend/tfjs.cjs';
 import { onHost, readView, tensorFrom } from '../../backend/view.js';
 
 /**

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import tf from '../../backend/tfjs.cjs';
 import { colSum } from './col-sum.js';
 
 /**
