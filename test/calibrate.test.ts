@@ -2,7 +2,8 @@ import test from 'ava';
 import { resolveConfig } from '../src/config/load.js';
 import { exchangeOverheadUs, validateCluster } from '../src/sim/cluster.js';
 import { fitMachine, leastSquares, machineCluster, nonNegativeLeastSquares, type MachineConstants } from '../src/sim/fit.js';
-import { computeUs, project } from '../src/sim/project.js';
+import { computeUs } from '../src/sim/compute.js';
+import { project } from '../src/sim/project.js';
 import { uniformWorkload } from '../src/sim/workload.js';
 import { assertCalibrated, calibrate, CalibrationError, calibrationTable, type CalibrationPlan } from '../src/sim/calibrate.js';
 import { exitCodeFor } from '../src/cli/main.js';
@@ -33,11 +34,13 @@ test('least squares: exact on a consistent system; with coefficients ≥ 0, a ne
 });
 
 test('this machine: compute is (fixed + FLOPs / peak + bytes / bandwidth) × (devices / cores) / parallel efficiency, and an exchange costs its fitted overhead', (t) => {
-  const work = { flops: 2e9, matmul: 1, bytes: 1e9, fixedUs: 500 };
+  // 2 GFLOP (one [1000, 1000]·[1000, 1000] GEMM) + 1 GB of memory traffic + 500 µs fixed
+  const work = { kernels: [[{ m: 1000, k: 1000, n: 1000 }]], attentionFlops: 0, attentionKernels: 0, bytes: 1e9, fixedUs: 500 };
   const alone = 500 + (2e9 / 20e9) * 1e6 + (1e9 / 2e9) * 1e6; // 500 + 100,000 + 500,000 µs
-  t.true(close(computeUs(machineCluster(KNOWN, 1), work), alone));
-  t.true(close(computeUs(machineCluster(KNOWN, 2), work), alone / 0.8)); // two threads on two cores, each at 80%
-  t.true(close(computeUs(machineCluster(KNOWN, 4), work), (alone * 2) / 0.5)); // four on two cores take turns, at 50%
+  const cfg = config(64, 1, 4);
+  t.true(close(computeUs(machineCluster(KNOWN, 1), cfg, work), alone));
+  t.true(close(computeUs(machineCluster(KNOWN, 2), cfg, work), alone / 0.8)); // two threads on two cores, each at 80%
+  t.true(close(computeUs(machineCluster(KNOWN, 4), cfg, work), (alone * 2) / 0.5)); // four on two cores take turns, at 50%
   t.is(exchangeOverheadUs(machineCluster(KNOWN, 1)), 0); // one device waits for nobody
   t.is(exchangeOverheadUs(machineCluster(KNOWN, 2)), 1500);
   t.is(exchangeOverheadUs(machineCluster(KNOWN, 4)), 4000);

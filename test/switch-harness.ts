@@ -43,7 +43,7 @@ export async function runSwitch(config: Config, u: Float32Array, logits: Float32
 /** Plain per-token reference: softmax, top-k, a simple capacity loop per policy, the expert FFN in JS loops, × gate. */
 export function referenceSwitch(config: Config, u: Float32Array, logits: Float32Array, step = 1): { y: Float32Array; kept: boolean[][] } {
   const d = config.model.d_model;
-  const dff = config.model.d_ff;
+  const dff = config.moe.d_ff_expert || config.model.d_ff;
   const E = config.moe.n_experts;
   const K = config.moe.top_k;
   const N = u.length / d;

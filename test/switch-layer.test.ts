@@ -55,6 +55,13 @@ test('top_k = 2 (GShard): renormalised gates, second choices placed after all fi
   t.is(run.plan.topK, 2);
 });
 
+test('top_k = 3 of 8 experts with d_ff_expert 16 (fine-grained): gates renormalised over the three, C = ⌊3 · CF · S / E⌋', async (t) => {
+  const { run } = await compare(t, ['moe.top_k=3', 'moe.n_experts=8', 'moe.d_ff_expert=16', 'moe.capacity_factor=0.5']);
+  t.is(run.plan.topK, 3);
+  t.is(run.plan.capacity, Math.floor((3 * 0.5 * 32) / 8));
+  t.true(run.plan.dropped > 0);
+});
+
 test('drop_tokens false keeps every token', async (t) => {
   const { run } = await compare(t, ['moe.drop_tokens=false'], (_t, e) => (e === 1 ? 3 : 0));
   t.is(run.plan.dropped, 0);

@@ -17,12 +17,18 @@ export const DEFAULTS = {
     n_layers: 2,
     d_ff: 128,
     dropout: 0,
-    activation: 'relu' as 'relu' | 'gelu',
+    activation: 'relu' as 'relu' | 'gelu' | 'swiglu', // swiglu: three d × d_ff matrices (projections only, for now)
     switch_every: 1,
+    first_dense_layers: 0, // leading blocks with a dense FFN; then every switch_every-th block is a Switch layer
+    vocab_size: 0, // 0: the data's vocabulary
+    head_dim: 0, // 0: d_model / n_heads
+    n_kv_heads: 0, // 0: n_heads; fewer is grouped-query attention (projections only, for now)
   },
   moe: {
     n_experts: 4,
     top_k: 1,
+    d_ff_expert: 0, // 0: model.d_ff; smaller is fine-grained experts (DeepSeekMoE)
+    shared_experts: 0, // always-on experts of d_ff_expert each (DeepSeekMoE; projections only, for now)
     capacity_factor: 1.25,
     eval_capacity_factor: 2.0,
     min_capacity: 4,
@@ -50,6 +56,25 @@ export const DEFAULTS = {
       kind: 'crash' as 'crash' | 'hang' | 'throw' | 'slow',
       delay_ms: 20, // kind 'slow': extra ms on every exchange of that device from fault.step on
     },
+  },
+  /**
+   * How `switch-sim simulate` lays the model out on a cluster, in Megatron-Core's names (train ignores it):
+   * dense layers on N = tp·pp·dp GPUs, experts on N = etp·ep·pp·edp (parallel folding).
+   */
+  plan: {
+    tp: 1,
+    pp: 1,
+    vpp: 1,
+    ep: 0, // 0: as many as fit (the largest that divides moe.n_experts and N / (pp·etp))
+    etp: 1,
+    shard: 'none' as 'none' | 'optimizer' | 'full', // plain DP; distributed optimizer (ZeRO-1); FSDP (ZeRO-3)
+    micro_batch: 0, // sequences per micro-batch and data-parallel rank; 0: global_batch / dp (one micro-batch)
+    global_batch: 0, // sequences per step; 0: data.batch_size
+    recompute: 'none' as 'none' | 'selective' | 'full',
+    precision: 'bf16' as 'bf16' | 'fp8',
+    routing: 'recorded' as 'recorded' | 'uniform', // a run's own routing, or force-balanced (as most published benchmarks)
+    dispatch: 'dropless' as 'dropless' | 'padded', // kept rows only, or every expert's C slots (GShard, DeepSpeed)
+    overlap: 'none' as 'none' | 'a2a', // a2a: expert all-to-all hidden behind other micro-batches' compute
   },
   train: {
     steps: 200,

@@ -22,12 +22,18 @@ export const ConfigSchema = z
       n_layers: int(1, 256),
       d_ff: int(1, 65536),
       dropout: fraction(),
-      activation: z.enum(['relu', 'gelu']),
+      activation: z.enum(['relu', 'gelu', 'swiglu']),
       switch_every: int(1, 256),
+      first_dense_layers: int(0, 256),
+      vocab_size: int(0, 1 << 22),
+      head_dim: int(0, 4096),
+      n_kv_heads: int(0, 256),
     }),
     moe: z.strictObject({
       n_experts: int(1, 4096),
-      top_k: int(1, 2),
+      top_k: int(1, 16),
+      d_ff_expert: int(0, 65536),
+      shared_experts: int(0, 64),
       capacity_factor: positive(),
       eval_capacity_factor: positive(),
       min_capacity: int(1),
@@ -55,6 +61,21 @@ export const ConfigSchema = z
         kind: z.enum(['crash', 'hang', 'throw', 'slow']),
         delay_ms: int(0, 600_000),
       }),
+    }),
+    plan: z.strictObject({
+      tp: int(1, 1024),
+      pp: int(1, 1024),
+      vpp: int(1, 64),
+      ep: int(0, 65536),
+      etp: int(1, 1024),
+      shard: z.enum(['none', 'optimizer', 'full']),
+      micro_batch: int(0, 1 << 20),
+      global_batch: int(0, 1 << 24),
+      recompute: z.enum(['none', 'selective', 'full']),
+      precision: z.enum(['bf16', 'fp8']),
+      routing: z.enum(['recorded', 'uniform']),
+      dispatch: z.enum(['dropless', 'padded']),
+      overlap: z.enum(['none', 'a2a']),
     }),
     train: z.strictObject({
       steps: int(0),
@@ -93,8 +114,10 @@ export const ConfigSchema = z
       `must be 1 with parallel.layout spmd: each device runs its whole shard (micro-batches pipeline the coordinator layout only)`);
     rule(!spmd || c.parallel.backend === c.parallel.coordinator_backend || c.parallel.backend === 'gpujs', ['parallel', 'backend'],
       `must equal parallel.coordinator_backend (${c.parallel.coordinator_backend}) or be gpujs with parallel.layout spmd: a device runs its dense replica and its experts in one thread, on one tfjs backend`);
-    rule(c.model.switch_every <= c.model.n_layers, ['model', 'switch_every'],
-      `must be <= model.n_layers (${c.model.n_layers}), or the model has no Switch layer`);
+    rule(c.model.first_dense_layers + c.model.switch_every <= c.model.n_layers, ['model', 'switch_every'],
+      `must be <= model.n_layers (${c.model.n_layers})${c.model.first_dense_layers > 0 ? ` - model.first_dense_layers (${c.model.first_dense_layers})` : ''}, or the model has no Switch layer`);
+    const heads = c.model.n_kv_heads || c.model.n_heads;
+    rule(c.model.n_heads % heads === 0, ['model', 'n_kv_heads'], `must divide model.n_heads (${c.model.n_heads}): each key/value head serves a group of query heads`);
     const force = parseForceRouting(c.moe.force_routing, c.moe.n_experts);
     rule(typeof force !== 'string', ['moe', 'force_routing'], typeof force === 'string' ? force : '');
     rule(c.moe.top_k <= c.moe.n_experts, ['moe', 'top_k'], `must be <= moe.n_experts (${c.moe.n_experts})`);

@@ -3,6 +3,7 @@ import type { Config } from '../config/defaults.js';
 import type { LayerBuffers } from '../comm/buffers.js';
 import { initExpertParams, type ParamSet } from '../model/params.js';
 import { expertsOf } from '../router/placement.js';
+import { expertFf, trainedActivation } from '../model/trainable.js';
 import { readView } from '../backend/view.js';
 import { absoluteNow } from '../profile/recorder.js';
 import { expertBackward, expertForward, type ExpertWeights } from './ffn.js';
@@ -93,7 +94,7 @@ export class DeviceHost {
     const runtime = await openGpuJs();
     const params = deviceParams(config, switchBlocks, expertsOf(config, device));
     const store = runtime.resident ? await GpuJsStore.open(config, runtime, params) : new HostStore(config, params);
-    const ffn = new GpuJsExperts(runtime, config.model.d_model, config.model.d_ff, config.model.activation);
+    const ffn = new GpuJsExperts(runtime, config.model.d_model, expertFf(config), trainedActivation(config));
     return new DeviceHost(config, device, switchBlocks, buffers, tf.getBackend(), { ffn, store });
   }
 
@@ -209,7 +210,7 @@ export class DeviceHost {
         continue;
       }
       const x = this.upload(xs, m, phases);
-      const f = expertForward(x, this.expertWeights(req.layer, e), this.config.model.activation);
+      const f = expertForward(x, this.expertWeights(req.layer, e), trainedActivation(this.config));
       scatter(output, e, req.counts, E, d, await this.download(f.o, phases));
       f.o.dispose();
       if (req.train) kept.push({ kind: 'tensor', x, a: f.a, rows: m });
@@ -247,7 +248,7 @@ export class DeviceHost {
         continue;
       }
       const g = this.upload(gs, k.rows, phases);
-      const r = expertBackward(k.x, k.a, g, this.expertWeights(req.layer, e), this.config.model.activation);
+      const r = expertBackward(k.x, k.a, g, this.expertWeights(req.layer, e), trainedActivation(this.config));
       scatter(output, e, req.counts, E, d, await this.download(r.dx, phases));
       for (const f of FIELDS) this.store!.accumulate(this.name(req.layer, e, f), r[f]);
       tf.dispose([g, r.dx]);

@@ -3,6 +3,7 @@ import type { Config } from '../config/defaults.js';
 import { causalAttention } from './attention.js';
 import { activation, dropout, layerNorm, linear } from './layers.js';
 import { scaleShift } from './ops/scale-shift.js';
+import { trainedActivation } from './trainable.js';
 import { PROFILE } from '../profile/recorder.js';
 
 /** Parameters by name, as tensors, for one forward pass. */
@@ -69,7 +70,7 @@ export function denseFfnBlock(h: tf.Tensor2D, l: number, w: Weights, ctx: BlockC
   const p = `h.${l}.ffn`;
   const x = ffnInput(h, l, w);
   PROFILE?.begin('dense_ffn', 'compute', l);
-  const a = activation(ctx.config.model.activation, linear(x, W(w, `${p}.w1`), W(w, `${p}.b1`))) as tf.Tensor2D;
+  const a = activation(trainedActivation(ctx.config), linear(x, W(w, `${p}.w1`), W(w, `${p}.b1`))) as tf.Tensor2D;
   const out = linear(a, W(w, `${p}.w2`), W(w, `${p}.b2`));
   const y = h.add(dropout(out, ctx.mask(`${p}`, out.shape))) as tf.Tensor2D;
   PROFILE?.end();

@@ -1,5 +1,6 @@
 import type { Config } from '../config/defaults.js';
 import { rngFor } from '../util/rng.js';
+import { expertFf } from './trainable.js';
 
 /** A named parameter, stored as a flat Float32Array (the optimizer and checkpoints work on these). */
 export interface Param {
@@ -21,9 +22,13 @@ export function truncNormalParam(shape: number[], scale: number, seed: number, n
 
 export const filled = (shape: number[], value: number): Param => ({ shape, data: new Float32Array(size(shape)).fill(value) });
 
-/** Is block l's FFN a Switch layer? `switch_every` 1: every block; 2: every other block (1, 3, 5, ... as in the paper). */
+/**
+ * Is block l's FFN a Switch layer? After `first_dense_layers` dense blocks (DeepSeek's first k), every
+ * `switch_every`-th block: 1, every block; 2, every other block (1, 3, 5, ... as in the paper).
+ */
 export function isSwitchBlock(config: Config, l: number): boolean {
-  return (l + 1) % config.model.switch_every === 0;
+  const first = config.model.first_dense_layers;
+  return l >= first && (l - first + 1) % config.model.switch_every === 0;
 }
 
 /** The coordinator's parameters: embeddings, attention, layer norms, routers, dense FFNs, LM head. */
@@ -63,14 +68,16 @@ export function initCoordinatorParams(config: Config, vocabSize: number): ParamS
 
 /** The names and shapes of expert e's parameters in block l (no values drawn). */
 export function initExpertShapes(config: Config, block: number, expert: number): Map<string, number[]> {
-  const { d_model: d, d_ff: dff } = config.model;
+  const d = config.model.d_model;
+  const dff = expertFf(config);
   const name = (k: string) => `h.${block}.experts.${expert}.${k}`;
   return new Map([[name('w1'), [d, dff]], [name('b1'), [dff]], [name('w2'), [dff, d]], [name('b2'), [d]]]);
 }
 
 /** Expert e of the Switch layer in block l: initialised from its own stream, whoever owns it. */
 export function initExpertParams(config: Config, block: number, expert: number): ParamSet {
-  const { d_model: d, d_ff: dff } = config.model;
+  const d = config.model.d_model;
+  const dff = expertFf(config);
   const s = config.moe.init_scale;
   const name = (k: string) => `h.${block}.experts.${expert}.${k}`;
   return new Map([
@@ -83,22 +90,58 @@ export function initExpertParams(config: Config, block: number, expert: number):
 
 export const countParams = (params: ParamSet) => [...params.values()].reduce((a, p) => a + p.data.length, 0);
 
+/** One block's parameters by part, from the config alone (biases and layer-norm gains included, as this model has them). */
+export interface BlockParams {
+  /** two layer norms */
+  norms: number;
+  /** q, k, v (grouped-query: n_kv_heads key/value heads) and the output projection */
+  attention: number;
+  /** a dense block's FFN; in a Switch block, the router and the shared experts */
+  ffn: number;
+  /** a Switch block's routed experts, all of them */
+  experts: number;
+  /** one routed expert */
+  perExpert: number;
+}
+
+/** An FFN of hidden size h: two matrices (relu, gelu) or three (swiglu: gate, up, down), with biases. */
+export const ffnParams = (config: Config, h: number) => {
+  const d = config.model.d_model;
+  return config.model.activation === 'swiglu' ? 3 * d * h + 2 * h + d : 2 * d * h + h + d;
+};
+
+export function blockParams(config: Config, l: number): BlockParams {
+  const m = config.model;
+  const d = m.d_model;
+  const hd = m.head_dim || d / m.n_heads;
+  const kv = m.n_kv_heads || m.n_heads;
+  const qkv = (m.n_heads + 2 * kv) * hd;
+  const attention = d * qkv + qkv + m.n_heads * hd * d + d;
+  const perExpert = ffnParams(config, expertFf(config));
+  if (!isSwitchBlock(config, l)) return { norms: 4 * d, attention, ffn: ffnParams(config, m.d_ff), experts: 0, perExpert };
+  return { norms: 4 * d, attention, ffn: d * config.moe.n_experts + config.moe.shared_experts * perExpert, experts: config.moe.n_experts * perExpert, perExpert };
+}
+
+/** Embeddings, the final layer norm and the LM head: wte [V, d], wpe [seq, d], ln_f, lm_head [d, V]. */
+export const outerParams = (config: Config, vocabSize: number) => {
+  const d = config.model.d_model;
+  return { embedding: vocabSize * d + config.data.seq_len * d, head: 2 * d + d * vocabSize };
+};
+
 /**
  * Parameter counts from the config alone: everything, and what one token activates (its top-k
- * experts in each Switch layer, every dense weight).
+ * experts in each Switch layer, every dense weight, the shared experts).
  */
 export function configParamCounts(config: Config, vocabSize: number): { total: number; activePerToken: number } {
-  const { d_model: d, d_ff: dff, n_layers } = config.model;
-  const E = config.moe.n_experts;
-  let dense = vocabSize * d + config.data.seq_len * d + 2 * d + d * vocabSize; // wte, wpe, ln_f, lm_head
-  let switchLayers = 0;
-  for (let l = 0; l < n_layers; l++) {
-    dense += 4 * d + 3 * d * d + 3 * d + d * d + d; // ln1, ln2, attention
-    if (isSwitchBlock(config, l)) {
-      dense += d * E; // router
-      switchLayers++;
-    } else dense += 2 * d * dff + dff + d;
+  const outer = outerParams(config, vocabSize);
+  let dense = outer.embedding + outer.head;
+  let experts = 0;
+  let active = 0;
+  for (let l = 0; l < config.model.n_layers; l++) {
+    const b = blockParams(config, l);
+    dense += b.norms + b.attention + b.ffn;
+    experts += b.experts;
+    if (b.experts > 0) active += config.moe.top_k * b.perExpert;
   }
-  const perExpert = 2 * d * dff + dff + d;
-  return { total: dense + switchLayers * E * perExpert, activePerToken: dense + switchLayers * config.moe.top_k * perExpert };
+  return { total: dense + experts, activePerToken: dense + active };
 }

@@ -4,19 +4,13 @@ import { describe, readConfigFile } from '../config/load.js';
 
 /**
  * A GPU cluster for `switch-sim simulate` (configs/clusters/*.yaml), validated like every config:
- * unknown keys, wrong types and out-of-range values are one-line errors naming the field.
+ * unknown keys, wrong types and out-of-range values are one-line errors naming the field. Every
+ * constant of a shipped file cites its public source there; none is fitted to an end-to-end result.
  */
 const positive = () => z.number().positive();
+const fraction = () => z.number().gt(0).max(1);
 /** [x, y] points, x increasing, interpolated in log(x) */
 const points = (y: z.ZodNumber) => z.array(z.tuple([positive(), y])).min(1).refine((pts) => pts.every((p, i) => i === 0 || p[0] > pts[i - 1]![0]), 'points must be in increasing order of their first value');
-/** an efficiency curve: [x, fraction] points */
-const curve = () => points(z.number().gt(0).max(1));
-const link = () => z.strictObject({
-  /** per direction, per GPU */
-  gbps: positive(),
-  /** per message */
-  latency_us: z.number().min(0),
-});
 
 export const ClusterSchema = z.strictObject({
   name: z.string().min(1),
@@ -25,22 +19,37 @@ export const ClusterSchema = z.strictObject({
   gpu: z.strictObject({
     name: z.string().min(1),
     tflops_bf16: positive(),
+    /** dense FP8 Tensor Core peak; needed by plans with precision fp8 */
+    tflops_fp8: positive().optional(),
     tflops_fp32: positive(),
     hbm_gbps: positive(),
-    /** achieved fraction of peak by the FLOPs of one matmul */
-    matmul_efficiency: curve(),
+    /** GB (10⁹ bytes) of device memory; without it nothing is said about fitting */
+    memory_gb: positive().optional(),
+    /** the fraction of peak a large GEMM achieves (a measured maximum achievable matmul rate) */
+    matmul_efficiency: fraction(),
+    /** the fraction of peak fused (flash) attention achieves, forward and backward together; default matmul_efficiency */
+    attention_efficiency: fraction().optional(),
+    /** a kernel's fixed cost (launch and set-up), µs: what the smallest GEMMs take */
+    kernel_us: z.number().min(0).optional(),
+    /** rows of a GEMM tile: each GEMM's rows are padded to it (an expert with few rows pays a whole tile) */
+    gemm_tile_rows: z.number().int().min(1).optional(),
     /** this machine only: how many device threads compute at once (more devices than cores take turns) */
     cores: z.number().int().min(1).optional(),
-    /** a fixed cost per transformer block per step, forward and backward (kernel launches; on this machine, tfjs's per-op costs), µs */
+    /** a fixed cost per transformer block per micro-batch, forward and backward (on this machine, tfjs's per-op costs), µs */
     block_overhead_us: z.number().min(0).optional(),
-    /** this machine only: by device count, a device thread's compute speed while the others compute too, relative to alone (shared caches, memory, GC threads) */
-    parallel_efficiency: curve().optional(),
+    /** this machine only: by device count, a device thread's compute speed while the others compute too, relative to alone */
+    parallel_efficiency: points(fraction()).optional(),
   }),
-  intra_node: link(),
-  inter_node: link(),
+  /** NVLink-class links inside a node: NCCL's bus bandwidth per GPU per direction, and NCCL's latency per algorithm step */
+  intra_node: z.strictObject({ gbps: positive(), latency_us: z.number().min(0) }),
+  /** the network between nodes: achieved bandwidth per NIC per direction, NCCL's latency per step over it, NICs per node (rails) */
+  inter_node: z.strictObject({ gbps: positive(), latency_us: z.number().min(0), nics_per_node: z.number().int().min(1).optional() }),
+  /** NCCL's base latency of one collective (its launch), µs */
+  collective_latency_us: z.number().min(0).optional(),
   all_to_all: z.enum(['flat', 'hierarchical']),
-  /** achieved fraction of a link's bandwidth by message size (bytes) */
-  message_efficiency: curve(),
+  /** the data-parallel gradient reduction runs during the last micro-batch's backward (Megatron-Core's overlap_grad_reduce); default true */
+  overlap_grad_reduce: z.boolean().optional(),
+  /** the width of activations and gradients moved and stored when the plan does not say (this machine computes in fp32) */
   precision: z.enum(['bf16', 'fp32']),
   /** this machine only: a fixed cost per exchange between two or more devices (waking threads, waiting at barriers), µs: one number, or [devices, µs] points */
   exchange_overhead_us: z.union([z.number().min(0), points(z.number().min(0))]).optional(),
@@ -63,11 +72,8 @@ export function loadCluster(file: string): Cluster {
 
 export const gpuCount = (c: Cluster) => c.nodes * c.gpus_per_node;
 
-/** Bytes of one value (an activation, a gradient) at the cluster's precision. */
-export const valueBytes = (c: Cluster) => (c.precision === 'bf16' ? 2 : 4);
-
-/** Peak FLOP/s of one GPU at the cluster's precision. */
-export const peakFlops = (c: Cluster) => (c.precision === 'bf16' ? c.gpu.tflops_bf16 : c.gpu.tflops_fp32) * 1e12;
+/** NICs per node: the cluster's rails (one per GPU when it does not say). */
+export const nicsPerNode = (c: Cluster) => c.inter_node.nics_per_node ?? c.gpus_per_node;
 
 /** This machine's fixed cost of one exchange among N devices, µs (none with one device: nobody to wait for). */
 export function exchangeOverheadUs(c: Cluster): number {

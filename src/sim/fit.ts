@@ -66,10 +66,11 @@ export function machineCluster(m: MachineConstants, devices = 1, name = 'this-ma
     name, nodes: 1, gpus_per_node: devices,
     gpu: {
       name: `${m.cores}-core CPU, tfjs-wasm device threads`, tflops_bf16: m.peak_gflops / 1000, tflops_fp32: m.peak_gflops / 1000, hbm_gbps: m.memory_gbps,
-      matmul_efficiency: [[1, 1]], cores: m.cores, block_overhead_us: m.block_overhead_us, parallel_efficiency: m.parallel_efficiency,
+      matmul_efficiency: 1, cores: m.cores, block_overhead_us: m.block_overhead_us, parallel_efficiency: m.parallel_efficiency,
     },
-    intra_node: { gbps: m.copy_gbps, latency_us: 0 }, inter_node: { gbps: m.copy_gbps, latency_us: 0 }, all_to_all: 'flat', message_efficiency: [[1, 1]], precision: 'fp32',
-    exchange_overhead_us: m.exchange_overhead_us,
+    intra_node: { gbps: m.copy_gbps, latency_us: 0 }, inter_node: { gbps: m.copy_gbps, latency_us: 0 }, all_to_all: 'flat', precision: 'fp32',
+    // the spmd all-reduce runs after the backward, not during it
+    overlap_grad_reduce: false, exchange_overhead_us: m.exchange_overhead_us,
   });
 }
 

@@ -15,11 +15,12 @@ export function measuredBreakdown(dir: string): Record<string, number> | undefin
     split?: { coordinator_compute_ms: number; dispatch_overhead_ms: number; exposed_expert_ms: number };
   };
   if (p.split) return { dense: p.split.coordinator_compute_ms, experts: p.split.exposed_expert_ms, all_to_all: p.split.dispatch_overhead_ms };
+  // an spmd profile: the projection's parts, the all-reduce as its data_parallel
   const ds = p.devices?.filter((d) => d.dense_ms !== undefined) ?? [];
   if (ds.length === 0) return undefined;
   const mean = (f: (d: (typeof ds)[number]) => number) => ds.reduce((a, d) => a + f(d), 0) / ds.length;
   return {
     dense: mean((d) => d.dense_ms!), experts: mean((d) => d.expert_ms!), all_to_all: mean((d) => d.pack_unpack_ms! + d.barrier_wait_ms!),
-    allreduce: mean((d) => d.allreduce_ms!), optimizer: mean((d) => d.optimizer_ms!),
+    data_parallel: mean((d) => d.allreduce_ms!), optimizer: mean((d) => d.optimizer_ms!),
   };
 }

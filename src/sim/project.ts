@@ -1,225 +1,218 @@
-import type { Config } from '../config/defaults.js';
-import { configParamCounts, isSwitchBlock } from '../model/params.js';
-import { exchangeOverheadUs, gpuCount, interpolate, peakFlops, valueBytes, type Cluster } from './cluster.js';
-import { allReduceUs, flatA2aUs, hierarchicalA2aUs } from './collective.js';
-import { layerTraffic, type LayerTraffic } from './traffic.js';
-import { capacityOf, tokensPerGroup, type LayerLoad, type Workload } from './workload.js';
-import { maxOf } from '../util/extremes.js';
+import { switchBlocks } from '../model/stages.js';
+import { type Cluster } from './cluster.js';
+import { allReduceUs } from './collectives/all-reduce.js';
+import { allGatherUs, reduceScatterUs } from './collectives/gather-scatter.js';
+import { computeUs, peakFlops, valueBytes } from './compute.js';
+import { resolveLayout, type Layout } from './layout.js';
+import { memoryUse, stageParams, type MemoryUse } from './memory.js';
+import { modelFlopsPerStep } from './model-flops.js';
+import { stageTime, type StageTime, type SwitchLayerTime } from './stage.js';
+import type { Workload } from './workload.js';
 
-/** One Switch layer of one projected step (µs; per GPU quantities are the slowest GPU's unless said). */
-export interface LayerProjection {
-  layer: number;
-  /** all GPUs, one step (four all-to-alls: dispatch and combine, forward and backward) */
-  bytes_intra_node: number;
-  bytes_inter_node: number;
-  /** the four all-to-alls, paced by the slowest GPU */
-  comm_us: number;
-  /** the experts' forward and backward on the busiest GPU */
-  compute_us: number;
-  /** the slowest GPU's (all-to-all + experts) over the mean GPU's: 1 when routing is balanced */
-  straggler_factor: number;
-  /** of comm_us, what compute does not hide (all of it without micro-batches) */
-  exposed_comm_us: number;
-  /** token-choices over capacity, dropped */
-  drop_fraction: number;
+/** The parts of a step, ms; they add up to step_ms. Per-micro-batch parts are the slowest stage's, times the micro-batches. */
+export interface Breakdown {
+  dense: number;
+  experts: number;
+  /** exposed expert-parallel all-to-all */
+  all_to_all: number;
+  tensor_parallel: number;
+  pipeline_p2p: number;
+  fsdp: number;
+  recompute: number;
+  /** 1F1B's fill and drain: (pp − 1)/vpp of the slowest stage's micro-batch */
+  bubble: number;
+  /** the gradient reduction (and the distributed optimizer's parameter gather) that the backward does not hide */
+  data_parallel: number;
+  optimizer: number;
+  /** this machine's fixed cost per step (its calibration only) */
+  other: number;
 }
 
-export interface StepProjection {
-  step: number;
-  step_ms: number;
-  dense_ms: number;
-  expert_ms: number;
-  a2a_ms: number;
-  allreduce_ms: number;
-  optimizer_ms: number;
-  /** what no part models: the cluster's fixed cost per step (this machine's calibration only) */
-  other_ms: number;
-  layers: LayerProjection[];
+/** One collective of the step: how long one takes, how many, their time per step and what of it is exposed. */
+export interface CollectiveUse {
+  name: string;
+  /** bytes per GPU of one (nccl-tests' size for all-gather, reduce-scatter, all-reduce; off-GPU bytes for the all-to-all) */
+  bytes: number;
+  us_each: number;
+  per_step: number;
+  ms_per_step: number;
 }
+
+/** One Switch layer, averaged over the projected steps (µs per micro-batch, the pacing GPU's). */
+export type LayerProjection = Omit<SwitchLayerTime, 'per_gpu'> & { layer: number };
 
 export interface Projection {
   cluster: string;
   gpus: number;
   all_to_all: Cluster['all_to_all'];
-  dispatch: 'recorded' | 'padded';
+  dispatch: 'dropless' | 'padded';
+  routing: 'recorded' | 'uniform';
   source: Workload['source'];
+  plan: { tp: number; pp: number; vpp: number; dp: number; ep: number; etp: number; edp: number; micro_batch: number; micro_batches: number; global_batch: number; shard: string; recompute: string; precision: string; overlap: string };
+  /** tokens one GPU routes per micro-batch (its sequence-parallel share) */
   tokens_per_gpu: number;
-  /** means over the projected steps */
   step_ms: number;
   tokens_per_s: number;
+  tokens_per_s_per_gpu: number;
+  /** Megatron-LM's model FLOPs (3× forward, recompute not counted) per GPU per second, and over the plan's peak */
+  model_tflops_per_gpu: number;
   mfu: number;
+  /** Megatron's bubble: (pp − 1) / (vpp · micro-batches) */
+  bubble_fraction: number;
+  memory: MemoryUse;
+  memory_gb_per_gpu: number;
+  /** under the GPU's memory_gb (null when the cluster file does not say) */
+  fits: boolean | null;
+  /** exposed all-to-all over the step */
   dispatch_overhead_fraction: number;
-  breakdown_ms: { dense: number; experts: number; all_to_all: number; allreduce: number; optimizer: number; other: number };
+  breakdown_ms: Breakdown;
+  collectives: CollectiveUse[];
+  /** communication on the critical path, and communication hidden behind compute, ms per step */
+  exposed_comm_ms: number;
+  overlapped_comm_ms: number;
   layers: LayerProjection[];
-  steps: StepProjection[];
+  steps: { step: number; step_ms: number }[];
   /** the run's own ms per step on this machine, when projecting a run */
   measured_ms_per_step?: number;
   /** for the trace; not written to projection.json */
   detail?: StepDetail;
 }
 
-/** One GPU's work: matmul FLOPs (and the size of its typical matmul), bytes of memory-bound traffic, fixed costs. */
-export interface Work {
-  flops: number;
-  /** FLOPs of one typical matmul, for the efficiency curve */
-  matmul: number;
-  /** bytes the elementwise ops (layer norms, residual adds, softmax, activations) and AdamW read and write */
-  bytes: number;
-  /** per-block fixed costs (kernel launches; on this machine, tfjs's per-op costs), µs */
-  fixedUs: number;
-}
-
-/**
- * values read or written per token of one block by its memory-bound work, forward: two layer norms (4d),
- * two residual adds (6d), and attention as one fused kernel (flash-style, as this project's own: the
- * scores never reach memory) reading q, k, v and writing its output (4d)
- */
-const blockValues = (c: Config) => 14 * c.model.d_model;
-
-/**
- * One GPU's dense model on its S tokens, forward and backward (backward twice the forward): matmul
- * FLOPs, and the elementwise traffic beside them (the loss's softmax over the vocabulary, per block
- * blockValues, and a dense block's activation over d_ff; the experts' activations are counted with
- * the experts). Optimizer bytes are added by the caller, which knows the GPU's parameters.
- */
-export function denseWork(c: Config, vocab: number, bytesPerValue: number): Work {
-  const { d_model: d, d_ff: dff, n_layers: L } = c.model;
-  const S = tokensPerGroup(c);
-  const T = c.data.seq_len;
-  let f = 2 * S * d * vocab; // LM head
-  let values = 4 * S * vocab; // log-softmax and its gradient's inputs
-  for (let l = 0; l < L; l++) {
-    f += 2 * S * 4 * d * d + 2 * S * T * d; // q, k, v, out projections; causal scores and values (half of 2·2·S·T·d)
-    f += isSwitchBlock(c, l) ? 2 * S * d * c.moe.n_experts : 2 * S * 2 * d * dff; // router, or a dense FFN
-    values += S * (blockValues(c) + (isSwitchBlock(c, l) ? 0 : 2 * dff));
-  }
-  return { flops: 3 * f, matmul: 2 * S * d * d, bytes: 3 * values * bytesPerValue, fixedUs: 0 };
-}
-
-/** An expert's forward and backward over n rows: 4·n·d·d_ff FLOPs forward, twice that backward; its activation over d_ff read and written, three times. */
-export const expertWork = (c: Config, rows: number, bytesPerValue: number): Work => ({
-  flops: 12 * rows * c.model.d_model * c.model.d_ff,
-  matmul: 2 * rows * c.model.d_model * c.model.d_ff,
-  bytes: 3 * 2 * rows * c.model.d_ff * bytesPerValue,
-  fixedUs: 0,
-});
-
-/**
- * Compute time on one GPU: FLOPs at peak × the efficiency of their matmul size, plus the memory-bound
- * bytes at HBM bandwidth, plus fixed costs. On this machine, devices beyond its cores take turns, and
- * threads computing together each run at parallel_efficiency of their speed alone.
- */
-export function computeUs(c: Cluster, w: Work): number {
-  const N = gpuCount(c);
-  const parallel = N > 1 && c.gpu.parallel_efficiency ? interpolate(c.gpu.parallel_efficiency as [number, number][], N) : 1;
-  const share = Math.max(1, N / (c.gpu.cores ?? Infinity)) / parallel;
-  const efficiency = interpolate(c.gpu.matmul_efficiency as [number, number][], w.matmul);
-  const flopsUs = w.flops > 0 ? (w.flops / (peakFlops(c) * efficiency)) * 1e6 : 0;
-  return (w.fixedUs + flopsUs + (w.bytes / (c.gpu.hbm_gbps * 1e9)) * 1e6) * share;
-}
-
-/** One all-to-all for GPU i; this machine adds its fitted cost of synchronising threads. */
-const a2aUs = (c: Cluster, t: LayerTraffic, i: number) =>
-  (c.all_to_all === 'flat' ? flatA2aUs(c, t.flat[i]!) : hierarchicalA2aUs(c, t.hier[i]!.phase1, t.hier[i]!.phase2)) + exchangeOverheadUs(c);
-
-/** The first projected step GPU by GPU, for its trace: GPUs 0.. and the busiest (at most 8 lanes). */
+/** The slowest stage's micro-batch, GPU by GPU, for the trace: its first GPUs and the busiest (at most 8 lanes). */
 export interface StepDetail {
   gpus: number[];
-  dense_us: number;
-  allreduce_us: number;
+  stage: StageTime;
+  bubble_us: number;
+  data_parallel_us: number;
   optimizer_us: number;
-  /** per Switch layer, per traced GPU: one all-to-all's µs, and its experts' forward+backward µs; and the slowest GPU's (the pace) */
-  layers: { a2a: number[]; expert: number[]; a2aPace: number; expertPace: number }[];
 }
 
-function projectLayer(c: Cluster, w: Workload, load: LayerLoad, index: number, dispatch: Projection['dispatch'], denseUsPerLayer: number): { p: LayerProjection; expertUs: number; commUs: number; per: { a2a: number; expert: number }[] } {
-  const rowBytes = w.config.model.d_model * valueBytes(c);
-  const C = capacityOf(w.config);
-  const kept = load.routed.map((row) => row.map((n) => (dispatch === 'padded' ? C : Math.min(n, C))));
-  const routed = load.routed.flat().reduce((a, b) => a + b, 0);
-  const dropped = load.routed.flat().reduce((a, n) => a + Math.max(0, n - C), 0);
-  const t = layerTraffic(c, kept, rowBytes);
-  const N = t.rows.length;
-  // per GPU: four all-to-alls of this pattern (dispatch, combine; forward, backward: the same bytes, reversed) and its experts
-  const per = t.rows.map((rows, i) => {
-    const a2a = 4 * a2aUs(c, t, i);
-    const expert = computeUs(c, expertWork(w.config, rows, valueBytes(c)));
-    return { a2a, expert };
-  });
-  const commUs = maxOf(per.map((x) => x.a2a));
-  const expertUs = maxOf(per.map((x) => x.expert));
-  const mean = per.reduce((a, x) => a + x.a2a + x.expert, 0) / N;
-  const M = w.config.parallel.microbatches;
-  // with M micro-batches, an exchange overlaps the other micro-batches' dense work (at most all of it but one micro-batch's share)
-  const exposed = M > 1 ? Math.max(commUs / M, commUs - (denseUsPerLayer * (M - 1)) / M) : commUs;
-  return {
-    p: {
-      layer: index, bytes_intra_node: 4 * t.intraBytes, bytes_inter_node: 4 * t.interBytes, comm_us: commUs, compute_us: expertUs,
-      straggler_factor: mean > 0 ? maxOf(per.map((x) => x.a2a + x.expert)) / mean : 1, exposed_comm_us: exposed,
-      drop_fraction: routed > 0 ? dropped / routed : 0,
-    },
-    expertUs, commUs: exposed, per,
+/** AdamW's memory traffic per parameter stepped: bf16 gradient in, fp32 master weight, m and v in and out, bf16 weight out. */
+const OPTIMIZER_BYTES = 2 + 8 + 8 + 8 + 2;
+
+interface StepParts {
+  stages: StageTime[];
+  slowest: StageTime;
+  pipelineUs: number;
+  dpUs: number;
+  dpExposedUs: number;
+  optimizerUs: number;
+}
+
+/** The data-parallel gradient reduction after the last micro-batch's backward, per stage: dense grads over dp, experts' over edp. */
+function dataParallelUs(c: Cluster, w: Workload, L: Layout, s: number): { total: number; parts: CollectiveUse[] } {
+  const { dense, experts } = stageParams(w.config, L, s);
+  const bytes = { dense: 2 * dense, experts: 2 * experts }; // bf16 gradients
+  const shard = w.config.plan.shard;
+  const parts: CollectiveUse[] = [];
+  const add = (name: string, us: number, b: number) => {
+    if (us > 0) parts.push({ name, bytes: b, us_each: us, per_step: 1, ms_per_step: us / 1000 });
+    return us;
   };
+  let reduce = 0;
+  let gather = 0;
+  if (shard === 'none') {
+    reduce += add('dp all_reduce (dense gradients)', allReduceUs(c, L.groups.dp, bytes.dense), bytes.dense);
+    reduce += add('edp all_reduce (expert gradients)', allReduceUs(c, L.groups.edp, bytes.experts), bytes.experts);
+  } else if (shard === 'optimizer') {
+    reduce += add('dp reduce_scatter (dense gradients)', reduceScatterUs(c, L.groups.dp, bytes.dense), bytes.dense);
+    reduce += add('edp reduce_scatter (expert gradients)', reduceScatterUs(c, L.groups.edp, bytes.experts), bytes.experts);
+    gather += add('dp all_gather (dense parameters)', allGatherUs(c, L.groups.dp, bytes.dense), bytes.dense);
+    gather += add('edp all_gather (expert parameters)', allGatherUs(c, L.groups.edp, bytes.experts), bytes.experts);
+  }
+  return { total: reduce + gather, parts };
+}
+
+function stepParts(c: Cluster, w: Workload, L: Layout, loads: Workload['steps'][number]['layers']): StepParts {
+  const blocks = switchBlocks(w.config);
+  const index = new Map(blocks.map((b, i) => [b, i] as const));
+  const stages = L.stages.map((_, s) => stageTime(c, w.config, L, s, loads, index));
+  const slowest = stages.reduce((a, b) => (b.total_us > a.total_us ? b : a));
+  const pipelineUs = slowest.total_us * (L.microBatches + (L.pp - 1) / L.vpp);
+  // gradients are reduced bucket by bucket during the last micro-batch's backward (Megatron-Core's overlap_grad_reduce),
+  // the distributed optimizer's parameter gather during the next step's first forward (overlap_param_gather)
+  const overlap = c.overlap_grad_reduce ?? true;
+  let dpUs = 0;
+  let dpExposedUs = 0;
+  let optimizerUs = 0;
+  stages.forEach((st, s) => {
+    const dp = dataParallelUs(c, w, L, s);
+    const hidden = overlap ? st.backward_us + (w.config.plan.shard === 'optimizer' ? st.forward_us : 0) : 0;
+    dpUs = Math.max(dpUs, dp.total);
+    dpExposedUs = Math.max(dpExposedUs, Math.max(0, dp.total - hidden));
+    const { dense, experts } = stageParams(w.config, L, s);
+    const stepped = w.config.plan.shard === 'none' ? dense + experts : dense / L.dp + experts / L.edp;
+    optimizerUs = Math.max(optimizerUs, computeUs(c, w.config, { kernels: [], attentionFlops: 0, attentionKernels: 0, bytes: stepped * OPTIMIZER_BYTES, fixedUs: 0 }));
+  });
+  return { stages, slowest, pipelineUs, dpUs, dpExposedUs, optimizerUs };
 }
 
 /**
- * A step of the paper's expert-parallel layout on the cluster: every GPU runs the dense model on its
- * group's S tokens (data parallel: a ring all-reduce of the dense gradients per step) and its experts
- * on the rows routed to them; per Switch layer two all-to-alls forward and two backward, each paced
- * by the slowest GPU, then AdamW (memory-bound: ~28 bytes of HBM traffic per parameter).
+ * A step of the config's plan on the cluster: every stage's micro-batch (stageTime), the 1F1B
+ * pipeline over micro-batches, T = t_slowest · (m + (pp − 1)/vpp), then the gradient reduction the
+ * backward did not hide, AdamW (memory-bound), this machine's fixed cost. Each recorded step is
+ * projected with its own routing; the figures are means over them.
  */
-export function project(c: Cluster, w: Workload, dispatch: Projection['dispatch'] = 'recorded'): Projection {
-  const N = gpuCount(c);
+export function project(c: Cluster, w: Workload): Projection {
   const cfg = w.config;
-  const S = tokensPerGroup(cfg);
-  const dense = denseWork(cfg, w.vocabSize, valueBytes(c));
-  const denseUs = computeUs(c, { ...dense, fixedUs: cfg.model.n_layers * (c.gpu.block_overhead_us ?? 0) });
-  const counts = configParamCounts(cfg, w.vocabSize);
-  const perExpert = 2 * cfg.model.d_model * cfg.model.d_ff + cfg.model.d_ff + cfg.model.d_model;
-  const switchLayers = w.steps[0]!.layers.length;
-  const denseParams = counts.total - switchLayers * cfg.moe.n_experts * perExpert;
-  const localParams = denseParams + (switchLayers * cfg.moe.n_experts * perExpert) / Math.min(N, cfg.moe.n_experts) / Math.max(1, N / cfg.moe.n_experts);
-  const allreduce = allReduceUs(c, denseParams * valueBytes(c));
-  const optimizer = computeUs(c, { flops: 0, matmul: 1, bytes: localParams * 28, fixedUs: 0 });
-  let detail: StepDetail | undefined;
-  const steps: StepProjection[] = w.steps.map((s) => {
-    const layers = s.layers.map((l, i) => projectLayer(c, w, l, i, dispatch, denseUs / s.layers.length));
-    if (!detail) {
-      const load = layers[0]!.per.map((_, i) => ({ i, t: layers.reduce((a, l) => a + l.per[i]!.a2a + l.per[i]!.expert, 0) }));
-      const busiest = load.reduce((a, b) => (b.t > a.t ? b : a)).i;
-      const gpus = [...new Set([...Array.from({ length: Math.min(N, 7) }, (_, i) => i), busiest])].sort((a, b) => a - b);
-      detail = { gpus, dense_us: denseUs, allreduce_us: allreduce, optimizer_us: optimizer, layers: layers.map((l) => ({
-        a2a: gpus.map((g) => l.per[g]!.a2a / 4), expert: gpus.map((g) => l.per[g]!.expert),
-        a2aPace: maxOf(l.per.map((x) => x.a2a)) / 4, expertPace: maxOf(l.per.map((x) => x.expert)),
-      })) };
-    }
-    const expert = layers.reduce((a, x) => a + x.expertUs, 0);
-    const a2a = layers.reduce((a, x) => a + x.commUs, 0);
-    const total = denseUs + expert + a2a + allreduce + optimizer + (c.step_overhead_us ?? 0);
+  const L = resolveLayout(cfg, c, w.vocabSize);
+  const stepsOut = w.steps.map((s) => {
+    const parts = stepParts(c, w, L, s.layers);
+    const stepUs = parts.pipelineUs + parts.dpExposedUs + parts.optimizerUs + (c.step_overhead_us ?? 0);
+    return { step: s.step, stepUs, parts };
+  });
+  const mean = (f: (x: (typeof stepsOut)[number]) => number) => stepsOut.reduce((a, x) => a + f(x), 0) / stepsOut.length;
+  const stepUs = mean((x) => x.stepUs);
+  const m = L.microBatches;
+  const part = (k: keyof StageTime) => mean((x) => (x.parts.slowest[k] as number) * m) / 1000;
+  const breakdown: Breakdown = {
+    dense: part('dense_us'), experts: part('experts_us'), all_to_all: part('a2a_us'), tensor_parallel: part('tensor_parallel_us'),
+    pipeline_p2p: part('p2p_us'), fsdp: part('fsdp_us'), recompute: part('recompute_us'),
+    bubble: mean((x) => (x.parts.slowest.total_us * (L.pp - 1)) / L.vpp) / 1000,
+    data_parallel: mean((x) => x.parts.dpExposedUs) / 1000, optimizer: mean((x) => x.parts.optimizerUs) / 1000, other: (c.step_overhead_us ?? 0) / 1000,
+  };
+  const first = stepsOut[0]!.parts;
+  // one row per collective: the layers' alike collectives together (µs and bytes their mean)
+  const byName = new Map<string, CollectiveUse>();
+  for (const x of first.slowest.collectives) {
+    const row = byName.get(x.name) ?? { name: x.name, bytes: 0, us_each: 0, per_step: 0, ms_per_step: 0 };
+    const n = x.count * m;
+    row.bytes = (row.bytes * row.per_step + x.bytes * n) / (row.per_step + n);
+    row.ms_per_step += (x.us * n) / 1000;
+    row.per_step += n;
+    row.us_each = (row.ms_per_step * 1000) / row.per_step;
+    byName.set(x.name, row);
+  }
+  const collectives: CollectiveUse[] = [...byName.values(), ...dataParallelUs(c, w, L, first.stages.indexOf(first.slowest)).parts];
+  const commMs = collectives.reduce((a, x) => a + x.ms_per_step, 0);
+  const exposedMs = breakdown.all_to_all + breakdown.tensor_parallel + breakdown.pipeline_p2p + breakdown.fsdp + breakdown.data_parallel;
+  const switchLayers = first.stages.flatMap((st) => st.switch_layers.map((x) => x.block));
+  const layers: LayerProjection[] = switchLayers.map((block, i) => {
+    const all = stepsOut.map((x) => x.parts.stages.flatMap((st) => st.switch_layers).find((y) => y.block === block)!);
+    const avg = (f: (y: SwitchLayerTime) => number) => all.reduce((a, y) => a + f(y), 0) / all.length;
     return {
-      step: s.step, step_ms: total / 1000, dense_ms: denseUs / 1000, expert_ms: expert / 1000, a2a_ms: a2a / 1000, allreduce_ms: allreduce / 1000, optimizer_ms: optimizer / 1000,
-      other_ms: (c.step_overhead_us ?? 0) / 1000, layers: layers.map((x) => x.p),
+      layer: i, block, a2a_us: avg((y) => y.a2a_us), comm_us: avg((y) => y.comm_us), exposed_comm_us: avg((y) => y.exposed_comm_us), expert_us: avg((y) => y.expert_us),
+      straggler_factor: avg((y) => y.straggler_factor), drop_fraction: avg((y) => y.drop_fraction), bytes_intra_node: avg((y) => y.bytes_intra_node), bytes_inter_node: avg((y) => y.bytes_inter_node),
     };
   });
-  const mean = (f: (s: StepProjection) => number) => steps.reduce((a, s) => a + f(s), 0) / steps.length;
-  const stepMs = mean((s) => s.step_ms);
-  // useful FLOPs: every GPU's dense work and the rows its experts really computed (not padding)
-  const C = capacityOf(cfg);
-  const rowsPerGpu = w.steps.reduce((a, s) => a + s.layers.reduce((b, l) => b + l.routed.reduce((x, row) => x + row.reduce((y, n) => y + Math.min(n, C), 0), 0) / l.routed.length, 0), 0) / w.steps.length;
-  const modelFlops = N * (dense.flops + 12 * rowsPerGpu * cfg.model.d_model * cfg.model.d_ff);
-  const layers = steps[0]!.layers.map((_, l) => {
-    const all = steps.map((s) => s.layers[l]!);
-    const avg = (f: (x: LayerProjection) => number) => all.reduce((a, x) => a + f(x), 0) / all.length;
-    return {
-      layer: l, bytes_intra_node: avg((x) => x.bytes_intra_node), bytes_inter_node: avg((x) => x.bytes_inter_node), comm_us: avg((x) => x.comm_us), compute_us: avg((x) => x.compute_us),
-      straggler_factor: avg((x) => x.straggler_factor), exposed_comm_us: avg((x) => x.exposed_comm_us), drop_fraction: avg((x) => x.drop_fraction),
-    };
-  });
+  const memory = memoryUse(cfg, L, valueBytes(c), L.tokensPerGpu * cfg.moe.top_k);
+  const stepS = stepUs / 1e6;
+  const tokens = L.globalBatch * L.seq;
+  const modelFlops = modelFlopsPerStep(cfg, L.globalBatch, L.vocab);
+  const busiest = first.slowest.switch_layers[0]?.per_gpu.reduce((b, x, i, all) => (x.a2a + x.expert > all[b]!.a2a + all[b]!.expert ? i : b), 0) ?? 0;
+  const traced = [...new Set([...Array.from({ length: Math.min(L.gpus / L.pp, 7) }, (_, i) => i), busiest])].sort((a, b) => a - b);
   return {
-    cluster: c.name, gpus: N, all_to_all: c.all_to_all, dispatch, source: w.source, tokens_per_gpu: S,
-    step_ms: stepMs, tokens_per_s: (N * S) / (stepMs / 1000), mfu: modelFlops / (N * peakFlops(c) * (stepMs / 1000)),
-    dispatch_overhead_fraction: mean((s) => s.a2a_ms) / stepMs,
-    breakdown_ms: { dense: mean((s) => s.dense_ms), experts: mean((s) => s.expert_ms), all_to_all: mean((s) => s.a2a_ms), allreduce: mean((s) => s.allreduce_ms), optimizer: mean((s) => s.optimizer_ms), other: mean((s) => s.other_ms) },
-    layers, steps, measured_ms_per_step: w.measured_ms_per_step, detail,
+    cluster: c.name, gpus: L.gpus, all_to_all: c.all_to_all, dispatch: cfg.plan.dispatch, routing: w.source === 'run' ? cfg.plan.routing : 'uniform', source: w.source,
+    plan: { tp: L.tp, pp: L.pp, vpp: L.vpp, dp: L.dp, ep: L.ep, etp: L.etp, edp: L.edp, micro_batch: L.microBatch, micro_batches: m, global_batch: L.globalBatch,
+      shard: cfg.plan.shard, recompute: cfg.plan.recompute, precision: cfg.plan.precision, overlap: cfg.plan.overlap },
+    tokens_per_gpu: L.tokensPerGpu,
+    step_ms: stepUs / 1000, tokens_per_s: tokens / stepS, tokens_per_s_per_gpu: tokens / stepS / L.gpus,
+    model_tflops_per_gpu: modelFlops / stepS / L.gpus / 1e12, mfu: modelFlops / (L.gpus * peakFlops(c, cfg) * stepS),
+    bubble_fraction: (L.pp - 1) / (L.vpp * m),
+    memory, memory_gb_per_gpu: memory.total_gb, fits: c.gpu.memory_gb === undefined ? null : memory.total_gb <= c.gpu.memory_gb,
+    dispatch_overhead_fraction: breakdown.all_to_all / (stepUs / 1000),
+    breakdown_ms: breakdown, collectives, exposed_comm_ms: exposedMs, overlapped_comm_ms: Math.max(0, commMs - exposedMs),
+    layers, steps: stepsOut.map((x) => ({ step: x.step, step_ms: x.stepUs / 1000 })), measured_ms_per_step: w.measured_ms_per_step,
+    detail: { gpus: traced, stage: first.slowest, bubble_us: breakdown.bubble * 1000, data_parallel_us: breakdown.data_parallel * 1000, optimizer_us: breakdown.optimizer * 1000 },
   };
 }

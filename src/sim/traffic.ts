@@ -1,75 +1,101 @@
-import { ConfigError } from '../config/errors.js';
 import type { Cluster } from './cluster.js';
-import type { A2aLoad } from './collective.js';
+import type { A2aLoad, HierarchicalLoad } from './collectives/all-to-all.js';
+import type { Layout } from './layout.js';
 
-/**
- * Who sends how many bytes to whom in one all-to-all of a Switch layer, projected onto the cluster's
- * N GPUs: GPU i holds the tokens of one routing group (the run's group i mod D: its recorded skew and
- * drops) and E/N experts (or, with N > E, a 1/(N/E) share of one expert's rows). Closed sums, no N×N
- * matrix: a 512-GPU layer is O(N·g).
- */
-export interface LayerTraffic {
-  /** per GPU: bytes out and in per link level (flat all-to-all) */
-  flat: A2aLoad[];
-  /** per GPU: bytes of the hierarchical all-to-all's two phases */
-  hier: { phase1: { out: number; in: number }; phase2: { out: number; in: number } }[];
-  /** per GPU: token rows its experts compute on */
+/** One GPU's part of a Switch layer's expert-parallel exchange: what it sends and receives, and the rows its experts compute. */
+export interface GpuTraffic {
+  flat: A2aLoad;
+  hier: HierarchicalLoad;
+  /** rows per local expert (all sources of its EP group together) */
   rows: number[];
-  /** all GPUs together: bytes over NVLink-class links and over NICs (flat) */
+}
+
+/** All GPUs of one pipeline stage (indexed by their rank within the stage) and the bytes they move in one all-to-all. */
+export interface LayerTraffic {
+  gpus: GpuTraffic[];
+  /** all GPUs of the stage together: bytes over NVLink-class links and over NICs, one all-to-all (flat) */
   intraBytes: number;
   interBytes: number;
+  /** the same for the hierarchical pattern (its two phases) */
+  hierIntraBytes: number;
+  hierInterBytes: number;
 }
 
-export function checkPlacement(gpus: number, experts: number): void {
-  if (experts % gpus !== 0 && gpus % experts !== 0) throw new ConfigError(`moe.n_experts must divide the cluster's GPU count or be a multiple of it (${gpus} GPUs) (got ${experts})`);
-}
-
-/** kept[r][e]: rows group r sends to expert e (padded dispatch: C for every pair) */
-export function layerTraffic(c: Cluster, kept: number[][], rowBytes: number): LayerTraffic {
+/**
+ * Who sends how many bytes to whom in one all-to-all of a Switch layer, in expert-parallel groups:
+ * GPU i of a stage belongs to the EP group of the ep GPUs i' ≡ i (mod etp) in its block of etp·ep
+ * ranks, each holding E/ep experts; a GPU's tokens go to its own group only (ep − 1 peers), never
+ * to other replicas of the experts (data parallelism across groups). `kept(i)` is GPU i's rows to
+ * each of the E experts for this micro-batch (after capacity, or every slot with padding).
+ * Hierarchical (DeepSpeed-MoE's) applies when an EP group spans whole nodes; otherwise it is flat.
+ */
+export function layerTraffic(c: Cluster, L: Layout, kept: (gpu: number) => number[], rowBytes: number): LayerTraffic {
   const g = c.gpus_per_node;
-  const N = c.nodes * g;
-  const D = kept.length;
-  const E = kept[0]!.length;
-  checkPlacement(N, E);
-  // bytes from a GPU of group r to GPU j: its experts' block, or its share of one expert
-  const pre = kept.map((row) => row.reduce<number[]>((acc, n) => [...acc, acc.at(-1)! + n], [0]));
-  const to = (r: number, j: number) => rowBytes * (N <= E ? pre[r]![((j + 1) * E) / N]! - pre[r]![(j * E) / N]! : kept[r]![Math.floor((j * E) / N)]! * (E / N));
-  const group = (i: number) => i % D;
-  const count = Array.from({ length: D }, (_, r) => (r < N ? Math.floor((N - 1 - r) / D) + 1 : 0));
-  const inAll = Array.from({ length: N }, (_, j) => kept.reduce((a, _row, r) => a + count[r]! * to(r, j), 0));
-  const outAll = Array.from({ length: N }, (_, i) => rowBytes * pre[group(i)]!.at(-1)!);
-  // per group and local rank p: bytes to every GPU of rank p (the rail)
-  const rail = kept.map((_, r) => Array.from({ length: g }, (_, p) => Array.from({ length: c.nodes }, (_, b) => to(r, b * g + p)).reduce((a, x) => a + x, 0)));
-  const flat: A2aLoad[] = [];
-  const hier: LayerTraffic['hier'] = [];
+  const perStage = L.gpus / L.pp;
+  const { ep, etp, expertsPerGpu: per } = L;
+  const block = etp * ep;
+  const gpus: GpuTraffic[] = new Array(perStage);
   let intraBytes = 0;
   let interBytes = 0;
-  for (let i = 0; i < N; i++) {
-    const a = Math.floor(i / g);
-    const p = i % g;
-    const r = group(i);
-    const self = to(r, i);
-    let intraOut = 0;
-    let intraIn = 0;
-    let p1In = 0;
-    let p2Out = 0;
-    let fromNode = 0;
-    for (let q = 0; q < g; q++) {
-      const s = a * g + q;
-      if (s !== i) {
-        intraOut += to(r, s);
-        intraIn += to(group(s), i);
-        p1In += rail[group(s)]![p]!;
-      }
-      p2Out += rail[group(s)]![p]! - to(group(s), a * g + p);
-      fromNode += to(group(s), i);
+  let hierIntraBytes = 0;
+  let hierInterBytes = 0;
+  for (let start = 0; start < perStage; start += block) {
+    for (let lane = 0; lane < etp; lane++) {
+      const members = Array.from({ length: ep }, (_, t) => start + lane + t * etp);
+      const node = (i: number) => Math.floor(i / g); // stages are whole blocks of ranks: node order within a stage is node order
+      const rows = members.map((i) => kept(i));
+      // bytes[s][t]: member s to member t
+      const bytes = rows.map((r) => members.map((_, t) => rowBytes * r.slice(t * per, (t + 1) * per).reduce((a, b) => a + b, 0)));
+      const nodesOf = [...new Set(members.map(node))];
+      const perNode = members.filter((i) => node(i) === node(members[0]!)).length;
+      const wholeNodes = nodesOf.length > 1 && perNode === g;
+      const local = (i: number) => i % g;
+      // toLocal[s][q]: member s to every member of local rank q (any node); what phase 1 hands the node peer of rank q
+      const toLocal = wholeNodes ? bytes.map((row) => row.reduce((acc, b, t) => ((acc[local(members[t]!)]! += b), acc), new Array<number>(g).fill(0))) : [];
+      members.forEach((i, s) => {
+        let intraOut = 0;
+        let intraIn = 0;
+        let interOut = 0;
+        let interIn = 0;
+        let intraPeers = 0;
+        let interPeers = 0;
+        members.forEach((j, t) => {
+          if (t === s) return;
+          if (node(i) === node(j)) {
+            intraOut += bytes[s]![t]!;
+            intraIn += bytes[t]![s]!;
+            intraPeers++;
+          } else {
+            interOut += bytes[s]![t]!;
+            interIn += bytes[t]![s]!;
+            interPeers++;
+          }
+        });
+        intraBytes += intraOut;
+        interBytes += interOut;
+        let hier: HierarchicalLoad;
+        if (wholeNodes) {
+          const p = local(i);
+          const onMyNode = members.map((j, t) => [j, t] as const).filter(([j]) => node(j) === node(i)).map(([, t]) => t);
+          const total = bytes[s]!.reduce((a, b) => a + b, 0);
+          // phase 1: everything not for my own local rank goes to the node peer of its local rank; I get my peers' rows for local rank p
+          const p1Out = total - toLocal[s]![p]!;
+          const p1In = onMyNode.reduce((a, u) => a + (u === s ? 0 : toLocal[u]![p]!), 0);
+          // phase 2, along my rail: my node's rows for local rank p on other nodes out; other nodes' rows for me in
+          const p2Out = onMyNode.reduce((a, u) => a + toLocal[u]![p]! - bytes[u]![s]!, 0);
+          const p2In = members.reduce((a, j, u) => a + (node(j) === node(i) ? 0 : bytes[u]![s]!), 0);
+          hier = { phase1: { out: p1Out, in: p1In, peers: perNode - 1 }, phase2: { out: p2Out, in: p2In, peers: nodesOf.length - 1 } };
+          hierIntraBytes += p1Out;
+          hierInterBytes += p2Out;
+        } else {
+          hier = { phase1: { out: intraOut, in: intraIn, peers: intraPeers }, phase2: { out: interOut, in: interIn, peers: interPeers } };
+          hierIntraBytes += intraOut;
+          hierInterBytes += interOut;
+        }
+        const mine = Array.from({ length: per }, (_, e) => rows.reduce((a, r) => a + r[s * per + e]!, 0));
+        gpus[i] = { flat: { intraOut, intraIn, interOut, interIn, intraPeers, interPeers }, hier, rows: mine };
+      });
     }
-    const out = outAll[i]! - self;
-    const inn = inAll[i]! - self;
-    flat.push({ intraOut, intraIn, interOut: out - intraOut, interIn: inn - intraIn });
-    hier.push({ phase1: { out: outAll[i]! - rail[r]![p]!, in: p1In }, phase2: { out: p2Out, in: inAll[i]! - fromNode } });
-    intraBytes += intraOut;
-    interBytes += out - intraOut;
   }
-  return { flat, hier, rows: inAll.map((b) => b / rowBytes), intraBytes, interBytes };
+  return { gpus, intraBytes, interBytes, hierIntraBytes, hierInterBytes };
 }

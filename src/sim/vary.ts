@@ -2,7 +2,7 @@ import YAML from 'yaml';
 import { ConfigError, show } from '../config/errors.js';
 import { resolveConfig } from '../config/load.js';
 import { validateCluster, type Cluster } from './cluster.js';
-import { project, type Projection } from './project.js';
+import { project } from './project.js';
 import { uniformWorkload, type Workload } from './workload.js';
 import { maxOf } from '../util/extremes.js';
 
@@ -15,6 +15,7 @@ export interface VaryRow {
   dispatch_overhead_fraction: number;
   drop_fraction: number;
   straggler_factor: number;
+  memory_gb_per_gpu: number;
 }
 
 /** Keys a recorded run cannot change: they change how many tokens a group holds, how many experts or Switch layers there are. */
@@ -39,7 +40,7 @@ function setPath(tree: Record<string, unknown>, path: string[], value: unknown):
 }
 
 /** Projects the workload once per value of the key (a cluster key, or a config key replayed on the same routing). */
-export function vary(cluster: Cluster, w: Workload, key: string, values: unknown[], dispatch: Projection['dispatch']): VaryRow[] {
+export function vary(cluster: Cluster, w: Workload, key: string, values: unknown[]): VaryRow[] {
   if (w.source === 'run') checkReplayKey(key, '--vary');
   return values.map((value) => {
     let c = cluster;
@@ -49,12 +50,12 @@ export function vary(cluster: Cluster, w: Workload, key: string, values: unknown
       const config = resolveConfig({ base: w.config as unknown as Record<string, unknown>, sets: [`${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`] }).config;
       wl = w.source === 'config' ? uniformWorkload(config, w.vocabSize) : { ...w, config };
     }
-    const p = project(c, wl, dispatch);
+    const p = project(c, wl);
     const layers = p.layers;
     return {
       value, step_ms: p.step_ms, tokens_per_s: p.tokens_per_s, mfu: p.mfu, dispatch_overhead_fraction: p.dispatch_overhead_fraction,
       drop_fraction: layers.reduce((a, l) => a + l.drop_fraction, 0) / Math.max(1, layers.length),
-      straggler_factor: maxOf(layers.map((l) => l.straggler_factor)),
+      straggler_factor: maxOf(layers.map((l) => l.straggler_factor), 1), memory_gb_per_gpu: p.memory_gb_per_gpu,
     };
   });
 }

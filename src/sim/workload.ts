@@ -4,7 +4,6 @@ import type { Config } from '../config/defaults.js';
 import { ConfigError } from '../config/errors.js';
 import { resolveConfig } from '../config/load.js';
 import { switchBlocks } from '../model/stages.js';
-import { expertCapacity } from '../router/capacity.js';
 
 /** One Switch layer in one step, as routed: token-choices per (routing group, expert), before capacity. */
 export interface LayerLoad {
@@ -95,9 +94,3 @@ function runVocab(dir: string): number {
   return 65;
 }
 
-/** C of the config in training (expertCapacity), or S without drops. */
-export function capacityOf(c: Config): number {
-  const S = tokensPerGroup(c);
-  const m = c.moe;
-  return m.drop_tokens ? expertCapacity({ tokensPerGroup: S, experts: m.n_experts, topK: m.top_k, capacityFactor: m.capacity_factor, minCapacity: m.min_capacity }) : S;
-}

@@ -4,6 +4,7 @@ import YAML from 'yaml';
 import type { Config } from '../config/defaults.js';
 import { ConfigError, nearest, show } from '../config/errors.js';
 import { allKeys, parseAssignment, readConfigFile, resolveConfig } from '../config/load.js';
+import { assertTrainable } from '../model/trainable.js';
 
 /**
  * A sweep file (YAML):
@@ -125,6 +126,7 @@ export function loadSweep(file: string, extraSets: string[] = []): Sweep {
       let config: Config;
       try {
         config = resolveConfig({ overlay: base, sets: [...asSets(set as Tree), ...asSets(vary), `seed=${seed}`] }).config;
+        assertTrainable(config);
       } catch (e) {
         throw sweepError(file, `point ${index} (${label}): ${(e as Error).message}`);
       }

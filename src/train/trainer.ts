@@ -15,6 +15,7 @@ import { learningRate } from './schedule.js';
 import { Session, type TrainingSession } from './session.js';
 import { SpmdSession } from '../spmd/session.js';
 import { PROFILE } from '../profile/recorder.js';
+import { assertTrainable } from '../model/trainable.js';
 import { minOf } from '../util/extremes.js';
 
 export interface TrainOptions {
@@ -75,9 +76,11 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
   const log = opts.log ?? (() => {});
   const ckpt = opts.checkpoint ?? (opts.resume ? loadCheckpoint(opts.resume) : undefined);
   const config = opts.config;
+  assertTrainable(config);
   if (ckpt && ckpt.config.seed !== config.seed) log(`note: resuming with seed ${config.seed}; the checkpoint used ${ckpt.config.seed}`);
   const corpus = await loadCorpus(config.data.dataset, config.data.path, log);
   const tokenizer = ckpt ? new CharTokenizer(ckpt.vocab) : CharTokenizer.fromText(corpus.text);
+  assertTrainable(config, tokenizer.vocabSize);
   let data: Dataset;
   try {
     data = new Dataset(tokenizer, corpus.text, config.data.val_fraction, config.data.seq_len);

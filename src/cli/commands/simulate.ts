@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError } from '../../config/errors.js';
 import { parseAssignment, resolveConfig } from '../../config/load.js';
-import { collect } from '../args.js';
+import { COLLECTIVES, type CollectiveName } from '../../sim/collectives/measure.js';
+import { collect, number } from '../args.js';
 
 interface Options {
   cluster?: string;
@@ -12,34 +13,35 @@ interface Options {
   set: string[];
   vary?: string;
   out?: string;
-  dispatch: string;
+  dispatch?: string;
+  collective?: string;
+  bytes?: number;
+  gpus?: number;
   calibrate?: boolean;
   json?: boolean;
 }
 
-/** `switch-sim simulate`: project a run (or a config) onto a GPU cluster, or calibrate this machine's model. */
+/** `switch-sim simulate`: project a run (or a config) onto a GPU cluster, one collective on it, or calibrate this machine's model. */
 export function register(program: Command): void {
   program
     .command('simulate')
-    .description('project a recorded run (or a config) onto a GPU cluster: step time, tokens/s, MFU, dispatch overhead, per-layer comm and stragglers')
+    .description('project a recorded run (or a config) onto a GPU cluster under a parallel plan: step time, tokens/s, model TFLOP/s and MFU, memory, every collective; or one collective as nccl-tests reports it')
     .option('--cluster <file>', 'cluster file (configs/clusters/*.yaml)')
     .option('--run <dir>', 'a run directory: replays what it routed, step by step')
     .option('-c, --config <file>', 'a config instead of a run: uniform routing')
-    .option('-s, --set <key=value>', 'override one config key (repeatable)', collect, [])
-    .option('--vary <key=v1,v2,...>', 'a what-if table over a config key or cluster.<key>')
-    .option('--dispatch <mode>', 'recorded (rows as routed) or padded (E×C slots, as most systems send)', 'recorded')
+    .option('-s, --set <key=value>', 'override one config key, plan.* included (repeatable)', collect, [])
+    .option('--vary <key=v1,v2,...>', 'a what-if table over a config key (plan.tp, moe.capacity_factor, ...) or cluster.<key>')
+    .option('--dispatch <mode>', 'shorthand for --set plan.dispatch=MODE: dropless (rows as kept) or padded (E×C slots)')
+    .option('--collective <name>', `one collective alone: ${COLLECTIVES.join('|')}`)
+    .option('--bytes <n>', 'with --collective: bytes per rank (nccl-tests\' size)', number('--bytes', 1))
+    .option('--gpus <n>', 'with --collective: on the first N GPUs of the cluster (default all)', number('--gpus', 2, true))
     .option('-o, --out <dir>', 'output directory (default runs/simulate-<cluster>-<timestamp>)')
     .option('--calibrate', 'fit configs/clusters/this-machine.yaml here and predict held-out thread runs')
     .option('--json', 'the last line of stdout is the result as JSON')
     .action(async (o: Options) => {
       const { loadCluster } = await import('../../sim/cluster.js');
-      const { measuredBreakdown } = await import('../../sim/measured.js');
-      const { project } = await import('../../sim/project.js');
-      const { projectionPage, projectionTrace, summaryLines, varyTable } = await import('../../sim/report.js');
-      const { checkReplayKey, parseVary, vary } = await import('../../sim/vary.js');
-      const { runWorkload, uniformWorkload } = await import('../../sim/workload.js');
-      const { assertCalibrated, calibrate, calibrationTable } = await import('../../sim/calibrate.js');
       if (o.calibrate) {
+        const { assertCalibrated, calibrate, calibrationTable } = await import('../../sim/calibrate.js');
         const r = await calibrate({ log: (l) => console.log(l), out: o.out });
         process.stdout.write(calibrationTable(r));
         if (o.json) console.log(JSON.stringify({ cases: r.cases, max_error: r.max_error }));
@@ -47,20 +49,34 @@ export function register(program: Command): void {
         return;
       }
       if (!o.cluster) throw new ConfigError('--cluster is required (a file such as configs/clusters/8xh100.yaml) (got nothing)');
-      if (o.dispatch !== 'recorded' && o.dispatch !== 'padded') throw new ConfigError(`--dispatch must be one of recorded|padded (got ${JSON.stringify(o.dispatch)})`);
-      if (!!o.run === !!o.config) throw new ConfigError(`give exactly one of --run DIR and --config FILE (got ${o.run ? 'both' : 'neither'})`);
       const cluster = loadCluster(o.cluster);
-      let w = o.run ? runWorkload(o.run) : uniformWorkload(resolveConfig({ file: o.config, sets: o.set }).config);
-      if (o.run && o.set.length > 0) {
-        for (const s of o.set) checkReplayKey(parseAssignment(s).key, '--set');
-        w = { ...w, config: resolveConfig({ base: w.config as unknown as Record<string, unknown>, sets: o.set }).config };
+      if (o.collective !== undefined) {
+        if (!(COLLECTIVES as readonly string[]).includes(o.collective)) throw new ConfigError(`--collective must be one of ${COLLECTIVES.join('|')} (got ${JSON.stringify(o.collective)})`);
+        if (o.bytes === undefined) throw new ConfigError('--bytes is required with --collective: bytes per rank, as nccl-tests\' size (got nothing)');
+        const { collectiveReport } = await import('../../sim/collectives/measure.js');
+        const r = collectiveReport(cluster, o.collective as CollectiveName, o.bytes, o.gpus);
+        console.log(`${cluster.name}: ${r.collective} of ${r.bytes} bytes per rank on ${r.gpus} GPUs (${r.nodes} node${r.nodes > 1 ? 's' : ''}): ${r.time_us.toFixed(1)} us, algbw ${r.algbw_gbps.toFixed(2)} GB/s, busbw ${r.busbw_gbps.toFixed(2)} GB/s`);
+        if (o.json) console.log(JSON.stringify(r));
+        return;
+      }
+      if (!!o.run === !!o.config) throw new ConfigError(`give exactly one of --run DIR, --config FILE and --collective NAME (got ${o.run ? 'both --run and --config' : 'none'})`);
+      if (o.dispatch !== undefined && o.dispatch !== 'dropless' && o.dispatch !== 'padded') throw new ConfigError(`--dispatch must be one of dropless|padded (got ${JSON.stringify(o.dispatch)})`);
+      const { measuredBreakdown } = await import('../../sim/measured.js');
+      const { project } = await import('../../sim/project.js');
+      const { projectionPage, projectionTrace, summaryLines, varyTable } = await import('../../sim/report.js');
+      const { checkReplayKey, parseVary, vary } = await import('../../sim/vary.js');
+      const { runWorkload, uniformWorkload } = await import('../../sim/workload.js');
+      const sets = [...o.set, ...(o.dispatch ? [`plan.dispatch=${o.dispatch}`] : [])];
+      let w = o.run ? runWorkload(o.run) : uniformWorkload(resolveConfig({ file: o.config, sets }).config);
+      if (o.run && sets.length > 0) {
+        for (const s of sets) checkReplayKey(parseAssignment(s).key, '--set');
+        w = { ...w, config: resolveConfig({ base: w.config as unknown as Record<string, unknown>, sets }).config };
       }
       for (const warning of w.warnings ?? []) process.stderr.write(`warning: ${warning}\n`);
-      const dispatch = o.dispatch as 'recorded' | 'padded';
-      const p = project(cluster, w, dispatch);
+      const p = project(cluster, w);
       const varied = o.vary ? (() => {
         const { key, values } = parseVary(o.vary!);
-        return { key, rows: vary(cluster, w, key, values, dispatch) };
+        return { key, rows: vary(cluster, w, key, values) };
       })() : undefined;
       const dir = o.out ?? join('runs', `simulate-${cluster.name}-${new Date().toISOString().replace(/[:.]/g, '-').replace('Z', '')}`);
       mkdirSync(dir, { recursive: true });
@@ -72,6 +88,11 @@ export function register(program: Command): void {
       for (const line of summaryLines(p)) console.log(line);
       if (varied) process.stdout.write(varyTable(varied.key, varied.rows));
       console.log(`wrote ${dir}/projection.json, ${dir}/trace.json (open in https://ui.perfetto.dev), ${dir}/projection.html`);
-      if (o.json) console.log(JSON.stringify({ step_ms: p.step_ms, tokens_per_s: p.tokens_per_s, mfu: p.mfu, dispatch_overhead_fraction: p.dispatch_overhead_fraction }));
+      if (o.json) {
+        console.log(JSON.stringify({
+          step_ms: p.step_ms, tokens_per_s: p.tokens_per_s, tokens_per_s_per_gpu: p.tokens_per_s_per_gpu, model_tflops_per_gpu: p.model_tflops_per_gpu, mfu: p.mfu,
+          bubble_fraction: p.bubble_fraction, memory_gb_per_gpu: p.memory_gb_per_gpu, fits: p.fits, breakdown_ms: p.breakdown_ms, layers: p.layers,
+        }));
+      }
     });
 }

@@ -1,0 +1,97 @@
+import type { Config } from '../config/defaults.js';
+import { isSwitchBlock } from '../model/params.js';
+import type { Gemm, Work } from './compute.js';
+import type { Layout } from './layout.js';
+
+/**
+ * What one GPU computes per micro-batch, forward, piece by piece (the backward is derived from it:
+ * backwardOf). Tensor parallelism splits heads and hidden sizes over tp; sequence parallelism splits
+ * the norms, residual adds and the MoE layer's tokens over tp, so a GPU routes micro_batch·seq/tp
+ * tokens. FLOPs follow the GEMM shapes; memory-bound traffic counts values read and written:
+ *   per token and block: two layer norms (4d), two residual adds (6d), attention as one fused kernel
+ *   (flash-style: q, k, v in, the output out; the scores never reach memory); an FFN's activation
+ *   over its hidden size (read and written; SwiGLU reads two and writes one).
+ */
+export interface BlockWork {
+  /** attention, norms, and the dense FFN or the router and shared experts: the same on every GPU */
+  dense: Work;
+  /** of it, the attention core alone (what selective recompute runs again) */
+  attentionCore: Work;
+  /** a Switch block */
+  moe: boolean;
+}
+
+const activationValues = (config: Config, h: number) => (config.model.activation === 'swiglu' ? 3 : 2) * h;
+
+/** An FFN of hidden size h on m rows: up (SwiGLU's gate and up as one GEMM of 2h columns, as Megatron's fc1) and down. */
+function ffnGemms(config: Config, m: number, d: number, h: number): { up: Gemm; down: Gemm } {
+  return { up: { m, k: d, n: config.model.activation === 'swiglu' ? 2 * h : h }, down: { m, k: h, n: d } };
+}
+/** each GEMM its own kernel */
+const each = (...gemms: Gemm[]) => gemms.filter((g) => g.m > 0).map((g) => [g]);
+
+export function blockWork(config: Config, L: Layout, l: number, bytesPerValue: number): BlockWork {
+  const d = config.model.d_model;
+  const { tp, heads, kvHeads, headDim: hd } = L;
+  const T = L.microBatch * L.seq; // tokens of the micro-batch: every tensor-parallel rank computes its share of heads for all of them
+  const Tsp = L.tokensPerGpu; // the sequence-parallel share
+  const qkv = ((heads + 2 * kvHeads) * hd) / tp;
+  // Megatron's count of causal attention: 2·s²·h per sequence forward (QKᵀ and AV, half of them masked)
+  const core = (2 * L.microBatch * L.seq * L.seq * heads * hd) / tp;
+  let kernels = each({ m: T, k: d, n: qkv }, { m: T, k: (heads * hd) / tp, n: d });
+  let values = Tsp * 10 * d + (T * (2 * heads + 2 * kvHeads) * hd) / tp; // norms 4d, residual adds 6d (sequence-parallel); attention in and out
+  const moe = isSwitchBlock(config, l);
+  if (!moe) {
+    const f = ffnGemms(config, T, d, config.model.d_ff / tp);
+    kernels = [...kernels, ...each(f.up, f.down)];
+    values += (T * activationValues(config, config.model.d_ff)) / tp;
+  } else {
+    kernels = [...kernels, ...each({ m: Tsp, k: d, n: config.moe.n_experts })]; // the router, on the GPU's own tokens
+    const shared = config.moe.shared_experts * L.dffExpert;
+    if (shared > 0) {
+      const f = ffnGemms(config, T, d, shared / tp);
+      kernels = [...kernels, ...each(f.up, f.down)];
+      values += (T * activationValues(config, shared)) / tp;
+    }
+  }
+  return {
+    dense: { kernels, attentionFlops: core, attentionKernels: 1, bytes: values * bytesPerValue, fixedUs: 0 },
+    attentionCore: { kernels: [], attentionFlops: core, attentionKernels: 1, bytes: 0, fixedUs: 0 },
+    moe,
+  };
+}
+
+/**
+ * A GPU's local experts on the rows routed to them (rows[e] per local expert), forward: one grouped
+ * GEMM per projection, each expert's GEMM its own size (an expert with few rows fills few tiles).
+ * Expert tensor parallelism (etp) splits each expert's hidden size.
+ */
+export function expertWork(config: Config, L: Layout, rows: number[], bytesPerValue: number): Work {
+  const d = config.model.d_model;
+  const h = L.dffExpert / L.etp;
+  const live = rows.filter((m) => m > 0).map((m) => ffnGemms(config, m, d, h));
+  const total = rows.reduce((a, b) => a + b, 0);
+  const kernels = live.length > 0 ? [live.map((f) => f.up), live.map((f) => f.down)] : []; // one grouped GEMM per projection
+  return { kernels, attentionFlops: 0, attentionKernels: 0, bytes: total * activationValues(config, h) * bytesPerValue, fixedUs: 0 };
+}
+
+/** The last stage's LM head and loss: [T, d]·[d, V/tp], and the softmax over the vocabulary (log-softmax and its gradient's inputs). */
+export function headWork(config: Config, L: Layout, bytesPerValue: number): Work {
+  const T = L.microBatch * L.seq;
+  return { kernels: each({ m: T, k: config.model.d_model, n: L.vocab / L.tp }), attentionFlops: 0, attentionKernels: 0, bytes: ((4 * T * L.vocab) / L.tp) * bytesPerValue, fixedUs: 0 };
+}
+
+/**
+ * The backward of forward work: each GEMM kernel [m, k]·[k, n] twice (the input's gradient
+ * [m, n]·[n, k] and the weight's [k, m]·[m, n]), fused attention 2.5× its forward FLOPs (five
+ * matrix products to the forward's two: FlashAttention-2, Dao 2023, §3.1.2), elementwise traffic twice.
+ */
+export function backwardOf(w: Work): Work {
+  return {
+    kernels: w.kernels.flatMap((k) => [k.map((g) => ({ m: g.m, k: g.n, n: g.k, count: g.count })), k.map((g) => ({ m: g.k, k: g.m, n: g.n, count: g.count }))]),
+    attentionFlops: 2.5 * w.attentionFlops,
+    attentionKernels: w.attentionKernels,
+    bytes: 2 * w.bytes,
+    fixedUs: 0,
+  };
+}
