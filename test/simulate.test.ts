@@ -9,6 +9,7 @@ import { allGatherUs } from '../src/sim/collectives/gather-scatter.js';
 import { commGroup } from '../src/sim/collectives/group.js';
 import { resolveLayout } from '../src/sim/layout.js';
 import { memoryUse, stageParams } from '../src/sim/memory.js';
+import { blockParams } from '../src/model/params.js';
 import { project } from '../src/sim/project.js';
 import { layerTraffic } from '../src/sim/traffic.js';
 import { vary } from '../src/sim/vary.js';
@@ -105,6 +106,12 @@ test('FSDP gathers each block\'s parameters twice a micro-batch and reduce-scatt
   const rs = full.collectives.find((x) => x.name === 'fsdp reduce_scatter')!;
   t.is(ag.per_step, 2 * 2 * L.microBatches, 'two blocks, forward and backward, every micro-batch');
   t.is(rs.per_step, 2 * L.microBatches);
+  // a block's bf16 parameters gathered whole over dp 8 (its dense part) and edp 1 (its experts: nothing to gather)
+  const p = blockParams(cfg(...sets), 0);
+  const bytes = 2 * (p.norms + p.attention + p.ffn);
+  t.is(ag.bytes, bytes + (2 * p.experts) / 8);
+  t.true(close(ag.us_each, allGatherUs(c, L.groups.dp, bytes)), 'each gather: the ring all-gather of the block over the data-parallel group');
+  t.true(close(ag.us_each, 1 + 7 * 2 + (7 / 8) * bytes / 100e9 * 1e6));
   t.is(none.collectives.find((x) => x.name.startsWith('fsdp')), undefined);
   const { dense, experts } = stageParams(cfg(...sets), L, 0);
   t.true(close(full.memory.weights_gb, (2 * (dense / 8 + experts / 1)) / 1e9), 'weights: the dense part over dp 8, experts over edp 1');

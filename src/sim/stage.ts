@@ -96,8 +96,8 @@ export function stageTime(c: Cluster, config: Config, L: Layout, s: number, load
       const experts = (p.experts / (L.ep * L.etp)) * 2;
       const comm = 2 * (allGatherUs(c, L.groups.dp, dense) + allGatherUs(c, L.groups.edp, experts)) + reduceScatterUs(c, L.groups.dp, dense) + reduceScatterUs(c, L.groups.edp, experts);
       out.fsdp_us += Math.max(0, comm - (fwd + bwd)); // prefetched: what the block's own compute does not hide
-      note('fsdp all_gather', allGatherUs(c, L.groups.dp, dense) + allGatherUs(c, L.groups.edp, experts), 2, dense * L.dp + experts * L.edp);
-      note('fsdp reduce_scatter', reduceScatterUs(c, L.groups.dp, dense) + reduceScatterUs(c, L.groups.edp, experts), 1, dense * L.dp + experts * L.edp);
+      note('fsdp all_gather', allGatherUs(c, L.groups.dp, dense) + allGatherUs(c, L.groups.edp, experts), 2, dense + experts);
+      note('fsdp reduce_scatter', reduceScatterUs(c, L.groups.dp, dense) + reduceScatterUs(c, L.groups.edp, experts), 1, dense + experts);
     }
     if (b.moe) {
       const layer = switchLayer(c, config, L, l, loads[switchIndex.get(l)!], fwd + bwd, perStage);
