@@ -45,7 +45,7 @@ test.serial('a 2 × 2 grid writes every output: runs, results.jsonl and .csv, sw
   t.is(jsonl[0].params_active_per_token, jsonl[1].params_active_per_token);
   t.true(jsonl.every((r) => r.drop_fraction >= 0 && r.drop_fraction <= 1));
   const csv = readFileSync(join(gridDir, 'results.csv'), 'utf8').trim().split('\n');
-  t.is(csv[0], 'point,moe.n_experts,moe.capacity_factor,seed,params_total,params_active_per_token,train_ce,val_ce,tokens_per_s,step_ms,dispatch_overhead_fraction,drop_fraction,load_max_over_mean,wall_s,status,error,config_hash');
+  t.is(csv[0], 'point,moe.n_experts,moe.capacity_factor,seed,params_total,params_active_per_token,train_ce,val_ce,tokens_per_s,step_ms,dispatch_overhead_fraction,drop_fraction,load_max_over_mean,projected_step_ms,projected_tokens_per_s,wall_s,status,error,config_hash');
   t.is(csv.length, 5);
   for (const r of grid.rows) {
     for (const f of ['metrics.jsonl', 'summary.json', 'config.yaml', 'point.yaml', 'log.txt']) t.true(existsSync(join(gridDir, 'runs', r.point, f)), `${r.point}/${f}`);
@@ -53,7 +53,13 @@ test.serial('a 2 × 2 grid writes every output: runs, results.jsonl and .csv, sw
   const resolved = YAML.parse(readFileSync(join(gridDir, 'sweep.yaml'), 'utf8'));
   t.is(resolved.base.model.d_model, 16);
   t.is(resolved.points.length, 4);
-  t.deepEqual(readdirSync(join(gridDir, 'charts')).sort(), ['dispatch.svg', 'drops.svg', 'load.svg', 'loss.svg', 'tokens.svg', 'val_0.svg', 'val_1.svg']);
+  t.deepEqual(readdirSync(join(gridDir, 'charts')).sort(), ['drop_fraction.svg', 'load.svg', 'load_max_over_mean.svg', 'loss.svg', 'step_ms.svg', 'tokens_per_s.svg', 'train_ce_0.svg', 'train_ce_1.svg',
+    'val_ce_0.svg', 'val_ce_1.svg', 'val_seconds.svg', 'val_steps.svg'], 'nothing for what the sweep did not record (profile, simulate)');
+  const summary = readFileSync(join(gridDir, 'summary.csv'), 'utf8').trim().split('\n');
+  t.is(summary.length, 5, 'one row per point (one seed each here)');
+  const report = readFileSync(join(gridDir, 'report.html'), 'utf8');
+  t.regex(report, /<title>switch-sim sweep: sweep<\/title>/, 'the title names the sweep, not its directory');
+  t.regex(report, /dispatch-overhead fraction \(profiled steps\): not recorded by this sweep \(add `record: \[train, profile\]` to the sweep file\)/);
   t.regex(readFileSync(join(gridDir, 'charts', 'loss.svg'), 'utf8'), /^<svg/);
 });
 
@@ -67,7 +73,8 @@ test.serial('--resume reruns nothing that finished', async (t) => {
 });
 
 test.serial('report.html opens offline in headless Chromium: every chart draws its data, no console error, no request', async (t) => {
-  await assertPageRenders(t, join(gridDir, 'report.html'), ['dispatch', 'drops', 'load', 'loss', 'tokens', 'val_0', 'val_1']);
+  await assertPageRenders(t, join(gridDir, 'report.html'), ['drop_fraction', 'load', 'load_max_over_mean', 'loss', 'step_ms', 'tokens_per_s', 'train_ce_0', 'train_ce_1',
+    'val_ce_0', 'val_ce_1', 'val_seconds', 'val_steps']);
   const rebuilt = await cli('report', gridDir);
   t.is(rebuilt.status, 0, rebuilt.stderr);
 });

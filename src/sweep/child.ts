@@ -47,3 +47,26 @@ export function runPointCommand(args: string[], log: string, onLine?: (line: str
 export function signalPoints(signal: NodeJS.Signals = 'SIGINT'): void {
   for (const p of running) p.kill(signal);
 }
+
+/**
+ * The same point command in this process (`main`, as bin/switch-sim.js runs it), its output appended
+ * to `log`: no process to start, for tests of whole sweep files. One at a time (it borrows stdout).
+ */
+export async function runPointInProcess(args: string[], log: string): Promise<ChildExit> {
+  const { main } = await import('../cli/main.js');
+  const writes = { out: process.stdout.write, err: process.stderr.write };
+  let lastError = '';
+  const to = (err: boolean) => ((chunk: string | Uint8Array) => {
+    appendFileSync(log, chunk);
+    if (err) lastError = String(chunk).trim().split('\n').filter((l) => l.trim() && !/^Warning:/.test(l)).at(-1) ?? lastError;
+    return true;
+  }) as typeof process.stdout.write;
+  process.stdout.write = to(false);
+  process.stderr.write = to(true);
+  try {
+    return { code: await main(args), lastError };
+  } finally {
+    process.stdout.write = writes.out;
+    process.stderr.write = writes.err;
+  }
+}

@@ -14,6 +14,8 @@ import { assertTrainable } from '../model/trainable.js';
  *   seeds:  each point runs once per seed (default: the base config's seed)
  *   set:    dotted keys applied to every point, e.g. { train.steps: 300 }
  *   record: train | profile | [train, profile] (profile adds a few profiled steps per point)
+ *   baseline: the swept keys' values of the point every other is compared with, e.g. { moe.n_experts: 1 }
+ *   simulate: a cluster file (relative to the sweep file): each run is also projected onto it from its own routing
  */
 export interface SweepPoint {
   /** directory name under runs/, unique */
@@ -30,12 +32,16 @@ export interface Sweep {
   /** the keys that vary across points (grid keys, then keys of runs), in order */
   keys: string[];
   record: { train: boolean; profile: boolean };
+  /** the swept keys' values of the baseline point (every point's difference is taken from it), if any */
+  baseline?: Record<string, unknown>;
+  /** a cluster file each run is projected onto (absolute path), if any */
+  simulate?: string;
   points: SweepPoint[];
   /** what sweep.yaml keeps: everything needed to trace a result to its config */
   resolved: Record<string, unknown>;
 }
 
-const SWEEP_KEYS = ['base', 'grid', 'runs', 'seeds', 'set', 'record'];
+const SWEEP_KEYS = ['base', 'grid', 'runs', 'seeds', 'set', 'record', 'baseline', 'simulate'];
 type Tree = Record<string, unknown>;
 const isTree = (v: unknown): v is Tree => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -133,9 +139,23 @@ export function loadSweep(file: string, extraSets: string[] = []): Sweep {
       points.push({ name: pointName(index, vary, seed, width), vary, seed, config });
     }
   }
+  let baseline: Record<string, unknown> | undefined;
+  if (raw.baseline !== undefined) {
+    if (!isTree(raw.baseline)) throw sweepError(file, `baseline must be a mapping of swept keys to values (got ${show(raw.baseline)})`);
+    for (const k of Object.keys(raw.baseline)) if (!keys.includes(k)) throw sweepError(file, `baseline: ${k} is not a swept key (swept: ${keys.join(', ') || 'nothing'})`);
+    baseline = raw.baseline;
+    const matches = combos.filter((c) => Object.entries(baseline!).every(([k, v]) => JSON.stringify(c[k]) === JSON.stringify(v)));
+    if (matches.length !== 1) throw sweepError(file, `baseline must name exactly one point of the sweep (got ${matches.length} matching ${show(raw.baseline)})`);
+  }
+  let simulate: string | undefined;
+  if (raw.simulate !== undefined) {
+    if (typeof raw.simulate !== 'string') throw sweepError(file, `simulate must be a cluster file (got ${show(raw.simulate)})`);
+    simulate = resolve(dirname(file), raw.simulate);
+    if (!existsSync(simulate)) throw sweepError(file, `simulate: cluster file not found (got ${show(raw.simulate)})`);
+  }
   const name = basename(file, extname(file));
   return {
-    name, file, keys, record: { train: true, profile: record.includes('profile') }, points,
-    resolved: { base: baseConfig, grid, runs: raw.runs ?? [], seeds, set, record, points: points.map((p) => ({ name: p.name, vary: p.vary, seed: p.seed })) },
+    name, file, keys, record: { train: true, profile: record.includes('profile') }, baseline, simulate, points,
+    resolved: { name, base: baseConfig, grid, runs: raw.runs ?? [], seeds, set, record, baseline: baseline ?? null, simulate: simulate ?? null, points: points.map((p) => ({ name: p.name, vary: p.vary, seed: p.seed })) },
   };
 }

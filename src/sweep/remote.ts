@@ -23,7 +23,7 @@ export interface RemoteSweepOptions extends Omit<SweepOptions, 'jobs' | 'resume'
 }
 
 /** A finished job's result, written where a local point writes it, then read back as a results row. */
-function writePoint(dir: string, p: SweepPoint, job: Job<PointJob, PointResult>): ResultRow {
+function writePoint(dir: string, p: SweepPoint, job: Job<PointJob, PointResult>, cluster?: string): Promise<ResultRow> {
   const runDir = join(dir, 'runs', p.name);
   mkdirSync(join(runDir, 'profile'), { recursive: true });
   const r = job.returnvalue;
@@ -31,7 +31,7 @@ function writePoint(dir: string, p: SweepPoint, job: Job<PointJob, PointResult>)
   writeFileSync(join(runDir, 'metrics.jsonl'), r.metrics);
   if (r.profile) writeFileSync(join(runDir, 'profile', 'profile.json'), JSON.stringify(r.profile));
   writeFileSync(join(runDir, 'worker.json'), `${JSON.stringify({ worker: r.worker, resumed_from: r.resumed_from, attempts: job.attemptsMade, job: job.id })}\n`);
-  return collectResult(p, runDir, 'ok', null, ((job.finishedOn ?? 0) - (job.processedOn ?? 0)) / 1000);
+  return collectResult(p, runDir, 'ok', null, ((job.finishedOn ?? 0) - (job.processedOn ?? 0)) / 1000, cluster);
 }
 
 /**
@@ -102,7 +102,7 @@ export async function runRemoteSweep(opts: RemoteSweepOptions): Promise<SweepRes
         const { job, state } = found;
         const p = sweep.points.find((x) => x.name === name)!;
         if (state === 'completed' || state === 'failed') { // 'failed' is final: a job with attempts left waits again instead
-          const row = state === 'completed' ? writePoint(dir, p, job) : collectResult(p, join(dir, 'runs', p.name), 'failed', job.failedReason ?? 'failed', 0);
+          const row = state === 'completed' ? await writePoint(dir, p, job, sweep.simulate) : await collectResult(p, join(dir, 'runs', p.name), 'failed', job.failedReason ?? 'failed', 0);
           results.set(name, row);
           pending.delete(name);
           writeResults(dir, sweep.keys, ordered());

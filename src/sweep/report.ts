@@ -1,106 +1,190 @@
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
-import { chartSvg, htmlPage, type Chart } from '../report/page.js';
-import { FIXED_COLUMNS, readResults, trainingRecords, type ResultRow } from './results.js';
-import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
+import { chartSvg, htmlPage, type Chart, type Table } from '../report/page.js';
+import { FIXED_COLUMNS, readResults, trainingRecords, type MetricColumn, type ResultRow } from './results.js';
+import { estimate } from './stats.js';
+import { pointLabel, recordedColumns, summarise, writeSummary, type PointSummary } from './summary.js';
 
-const short = (key: string) => key.split('.').at(-1)!;
-const label = (r: ResultRow, keys: string[]) => keys.map((k) => `${short(k)}=${String(r.vary[k])}`).join(' ') || r.point;
+/** What each measurement is called on a chart, and how to record it when a sweep did not. */
+const METRICS: Record<MetricColumn, { title: string; unrecorded: string }> = {
+  train_ce: { title: 'training cross-entropy (last log_every steps)', unrecorded: 'every run records it' },
+  val_ce: { title: 'validation cross-entropy', unrecorded: 'set train.eval_batches ≥ 1' },
+  tokens_per_s: { title: 'tokens/s here', unrecorded: 'every run records it' },
+  step_ms: { title: 'ms a step here', unrecorded: 'every run records it' },
+  dispatch_overhead_fraction: { title: 'dispatch-overhead fraction (profiled steps)', unrecorded: 'add `record: [train, profile]` to the sweep file' },
+  drop_fraction: { title: 'drop fraction (last logged step)', unrecorded: 'only Switch layers drop tokens' },
+  load_max_over_mean: { title: 'load, busiest expert over the mean', unrecorded: 'only Switch layers have a load' },
+  projected_step_ms: { title: 'ms a step projected (simulate)', unrecorded: 'add `simulate: <cluster file>` to the sweep file' },
+  projected_tokens_per_s: { title: 'tokens/s projected (simulate)', unrecorded: 'add `simulate: <cluster file>` to the sweep file' },
+};
+
+const DOUBLING = ['moe.n_experts', 'parallel.devices', 'moe.top_k'];
 
 /** The key a chart puts on x: the first swept key of `prefer` that varies, else the first swept key. */
-function axisKey(keys: string[], prefer: string[]): string | undefined {
-  return prefer.find((k) => keys.includes(k)) ?? keys[0];
+const axisKey = (keys: string[], prefer: string[]) => prefer.find((k) => keys.includes(k)) ?? keys[0];
+
+/** An x encoding for a swept key: numbers on a linear axis, counts that double on a log₂ axis with their own values as ticks, anything else a category. */
+function xEncoding(values: unknown[], key: string | undefined) {
+  const numbers = values.every((v) => typeof v === 'number');
+  if (!key || !numbers) return { field: 'x', type: 'ordinal' as const, title: key ?? 'point' };
+  const ticks = [...new Set(values as number[])].sort((a, b) => a - b);
+  if (DOUBLING.includes(key) && ticks.every((v) => v > 0)) return { field: 'x', type: 'quantitative' as const, title: key, scale: { type: 'log' as const, base: 2 }, axis: { values: ticks, format: 'd' } };
+  return { field: 'x', type: 'quantitative' as const, title: key, axis: { values: ticks } };
 }
 
-/** Numbers stay numbers on an axis; anything else is a category. */
-const fieldType = (rows: Record<string, unknown>[], f: string) => (rows.every((r) => typeof r[f] === 'number') ? 'quantitative' : 'ordinal');
-
-function againstKey(id: string, title: string, note: string, rows: ResultRow[], keys: string[], x: string | undefined, y: keyof ResultRow, yTitle: string): Chart {
+/** A measurement against a swept key: each point's mean and its 95% interval over seeds (error bars), one line per combination of the other keys. */
+function againstKey(id: string, points: PointSummary[], keys: string[], x: string | undefined, metric: MetricColumn): Chart {
   const others = keys.filter((k) => k !== x);
-  // one line per combination of the other swept keys; seeds of a point share its line and band
-  const values = rows.filter((r) => typeof r[y] === 'number').map((r) => ({ x: x ? r.vary[x] : r.point, y: r[y], seed: r.seed, series: others.length > 0 ? label(r, others) : 'mean over seeds', point: r.point }));
-  const xType = fieldType(values, 'x');
-  // counts that double (experts, devices) read best on a log₂ axis
-  const xScale = xType === 'quantitative' && (x === 'moe.n_experts' || x === 'parallel.devices') ? { type: 'log' as const, base: 2 } : {};
+  const values = points.filter((p) => p.estimates[metric]).map((p) => {
+    const e = p.estimates[metric]!;
+    return { x: x ? p.vary[x] : p.label, mean: e.mean, lo: e.lo, hi: e.hi, n: e.n, series: others.length > 0 ? pointLabel(p.vary, others) : 'mean over seeds' };
+  });
+  const enc = xEncoding(values.map((v) => v.x), x);
+  const color = { field: 'series', type: 'nominal' as const, title: null };
   const spec: TopLevelSpec = {
-    width: 520, height: 260,
-    data: { values },
+    width: 520, height: 260, data: { values },
     layer: [
-      { mark: { type: 'errorband', extent: 'stdev' }, encoding: { x: { field: 'x', type: xType, title: x ?? 'point', scale: xScale }, y: { field: 'y', type: 'quantitative', title: yTitle }, color: { field: 'series', type: 'nominal', title: null } } },
-      { mark: { type: 'line', point: true, tooltip: true }, encoding: { x: { field: 'x', type: xType, scale: xScale }, y: { field: 'y', type: 'quantitative', aggregate: 'mean', scale: { zero: false } }, color: { field: 'series', type: 'nominal', title: null } } },
+      { mark: { type: 'rule' }, encoding: { x: enc, y: { field: 'lo', type: 'quantitative', title: METRICS[metric].title, scale: { zero: false } }, y2: { field: 'hi' }, color } },
+      { mark: { type: 'line', point: true, tooltip: true }, encoding: { x: enc, y: { field: 'mean', type: 'quantitative' }, color, tooltip: [{ field: 'x', title: x ?? 'point' }, { field: 'mean', format: '.4f' }, { field: 'lo', format: '.4f', title: '95% low' }, { field: 'hi', format: '.4f', title: '95% high' }, { field: 'n', title: 'seeds' }] } },
+    ],
+  };
+  return { id, title: `${METRICS[metric].title} against ${x ?? 'point'}`, note: 'Each point\'s mean over its seeds; the bars are its 95% interval (Student\'s t).', spec };
+}
+
+/** Learning curves, one per point: the mean over seeds at each logged step and its 95% band; a point logged once is a dot. */
+function curves(id: string, title: string, note: string, series: { point: string; seed: number; x: number; y: number }[], xTitle: string, yTitle: string): Chart {
+  const byStep = new Map<string, { point: string; x: number; ys: number[] }>();
+  for (const s of series) {
+    const k = `${s.point}\n${s.x}`;
+    byStep.set(k, { point: s.point, x: s.x, ys: [...(byStep.get(k)?.ys ?? []), s.y] });
+  }
+  const values = [...byStep.values()].map((v) => {
+    const e = estimate(v.ys);
+    return { point: v.point, x: v.x, mean: e.mean, lo: e.lo, hi: e.hi, n: e.n };
+  });
+  const color = { field: 'point', type: 'nominal' as const, title: null, legend: { symbolLimit: 50, labelLimit: 300 } };
+  const x = { field: 'x', type: 'quantitative' as const, title: xTitle };
+  const spec: TopLevelSpec = {
+    width: 700, height: 300, data: { values },
+    layer: [
+      { mark: { type: 'area', opacity: 0.2 }, encoding: { x, y: { field: 'lo', type: 'quantitative', title: yTitle, scale: { zero: false } }, y2: { field: 'hi' }, color } },
+      { mark: { type: 'line', point: { size: 20 }, tooltip: true }, encoding: { x, y: { field: 'mean', type: 'quantitative' }, color } },
     ],
   };
   return { id, title, note, spec };
 }
 
-/** Every chart of the report, from the sweep directory's results and each point's metrics. */
-export function sweepCharts(dir: string, rows: ResultRow[], keys: string[]): Chart[] {
+/** Every chart of the report, and a line for each measurement the sweep did not record. */
+export function sweepCharts(dir: string, rows: ResultRow[], keys: string[], points: PointSummary[]): { charts: Chart[]; missing: string[] } {
   const ok = rows.filter((r) => r.status === 'ok');
-  const curves = ok.flatMap((r) => trainingRecords(join(dir, 'runs', r.point)).map((m) => ({ point: r.point, step: m.step, loss: m.loss })));
-  const loads = ok.flatMap((r) => trainingRecords(join(dir, 'runs', r.point)).flatMap((m) => {
+  const labelOf = (r: ResultRow) => pointLabel(r.vary, keys);
+  const records = new Map(ok.map((r) => [r.point, trainingRecords(join(dir, 'runs', r.point))]));
+  const evals = (r: ResultRow) => (existsSync(join(dir, 'runs', r.point, 'metrics.jsonl')) ? readFileSync(join(dir, 'runs', r.point, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.includes('"val_ce"')).map((l) => JSON.parse(l) as { step: number; val_ce: number }) : []);
+  const msPerStep = (r: ResultRow) => r.step_ms ?? 0;
+  const valSeries = ok.flatMap((r) => evals(r).map((e) => ({ point: labelOf(r), seed: r.seed, step: e.step, y: e.val_ce, seconds: (e.step * msPerStep(r)) / 1000, projected: r.projected_step_ms !== null ? (e.step * r.projected_step_ms) / 1000 : undefined })));
+  const recorded = recordedColumns(points);
+  const charts: Chart[] = [
+    curves('loss', 'Training loss against step, every point', 'Mean over seeds and its 95% band (ce + auxiliary losses).', ok.flatMap((r) => (records.get(r.point) ?? []).map((m) => ({ point: labelOf(r), seed: r.seed, x: m.step, y: m.loss }))), 'step', 'training loss'),
+  ];
+  if (valSeries.length > 0) {
+    charts.push(curves('val_steps', 'Validation loss against step', 'Mean over seeds and its 95% band, at every evaluation.', valSeries.map((v) => ({ ...v, x: v.step })), 'step', 'validation cross-entropy'));
+    charts.push(curves('val_seconds', 'Validation loss against training time here', 'Each run\'s steps at its own mean step time on this machine (evaluation excluded).', valSeries.map((v) => ({ ...v, x: v.seconds })), 'seconds of training here', 'validation cross-entropy'));
+    if (valSeries.every((v) => v.projected !== undefined)) {
+      charts.push(curves('val_projected', 'Validation loss against projected training time', 'Each run\'s steps at its own projected step time (simulate, its own routing).', valSeries.map((v) => ({ ...v, x: v.projected! })), 'projected seconds of training', 'validation cross-entropy'));
+    }
+  }
+  const scale = axisKey(keys, ['moe.n_experts', 'parallel.devices', 'moe.top_k', 'moe.capacity_factor']);
+  const forKey = (metric: MetricColumn, prefer: string[]) => axisKey(keys, prefer) ?? scale;
+  const wanted: [MetricColumn, string[]][] = [
+    ['val_ce', keys], ['train_ce', keys], ['drop_fraction', ['moe.capacity_factor', 'moe.drop_tokens']], ['tokens_per_s', ['parallel.devices', 'moe.n_experts', 'moe.top_k']],
+    ['step_ms', ['parallel.devices', 'moe.capacity_factor', 'moe.top_k']], ['dispatch_overhead_fraction', ['parallel.devices', 'moe.n_experts']],
+    ['projected_step_ms', ['moe.capacity_factor', 'moe.top_k', 'moe.n_experts']], ['load_max_over_mean', ['moe.n_experts', 'moe.capacity_factor']],
+  ];
+  const missing: string[] = [];
+  for (const [metric, prefer] of wanted) {
+    if (!recorded.includes(metric)) {
+      missing.push(`${METRICS[metric].title}: not recorded by this sweep (${METRICS[metric].unrecorded}).`);
+      continue;
+    }
+    if (metric === 'val_ce' || metric === 'train_ce') (keys.length > 0 ? keys : [undefined]).forEach((k, i) => charts.push(againstKey(`${metric}_${i}`, points, keys, k, metric)));
+    else charts.push(againstKey(metric, points, keys, forKey(metric, prefer), metric));
+  }
+  const loads = ok.flatMap((r) => (records.get(r.point) ?? []).flatMap((m) => {
     const layers = m.layers ?? [];
     if (layers.length === 0) return [];
     const E = layers[0]!.tokens_per_expert.length;
     const total = layers.reduce((a, l) => a + l.tokens_per_expert.reduce((x, y) => x + y, 0), 0);
     return Array.from({ length: E }, (_, e) => ({ point: r.point, step: m.step, expert: e, share: layers.reduce((a, l) => a + l.tokens_per_expert[e]!, 0) / Math.max(1, total) }));
   }));
-  const points = [...new Set(loads.map((l) => l.point))];
-  const heat: TopLevelSpec = {
-    width: 700, height: 220,
-    data: { values: loads },
-    params: [{ name: 'point', value: points.at(-1) ?? '', bind: { input: 'select', options: points, name: 'point ' } }],
-    transform: [{ filter: 'datum.point === point' }],
-    mark: { type: 'rect', tooltip: true },
-    encoding: {
-      x: { field: 'step', type: 'ordinal', title: 'step', axis: { labelOverlap: true } },
-      y: { field: 'expert', type: 'ordinal', title: 'expert' },
-      color: { field: 'share', type: 'quantitative', title: 'share of kept tokens', scale: { scheme: 'viridis' } },
-    },
-  };
-  const lossSpec: TopLevelSpec = {
-    width: 700, height: 300,
-    data: { values: curves },
-    mark: { type: 'line', tooltip: true },
-    encoding: {
-      x: { field: 'step', type: 'quantitative' },
-      y: { field: 'loss', type: 'quantitative', scale: { zero: false }, title: 'training loss (ce + aux)' },
-      color: { field: 'point', type: 'nominal', legend: { symbolLimit: 50, labelLimit: 300 } },
-    },
-  };
-  const scale = axisKey(keys, ['moe.n_experts', 'parallel.devices']);
-  const cf = axisKey(keys, ['moe.capacity_factor']);
-  return [
-    { id: 'loss', title: 'Training loss against step, every point', spec: lossSpec },
-    ...(keys.length > 0 ? keys : [undefined]).map((k, i) => againstKey(`val_${i}`, `Validation loss against ${k ?? 'point'}`, 'Mean over seeds, band ± one standard deviation.', ok, keys, k, 'val_ce', 'validation cross-entropy')),
-    againstKey('tokens', `Tokens/s against ${scale ?? 'point'}`, 'Training time only (evaluation and checkpoints excluded).', ok, keys, scale, 'tokens_per_s', 'tokens/s'),
-    againstKey('dispatch', `Dispatch-overhead fraction against ${scale ?? 'point'}`, 'From each point\'s profile (record: profile); 0 where the sweep did not profile.',
-      ok.map((r) => ({ ...r, dispatch_overhead_fraction: r.dispatch_overhead_fraction ?? 0 })), keys, scale, 'dispatch_overhead_fraction', 'fraction of a step'),
-    againstKey('drops', `Drop fraction against ${cf ?? 'point'}`, 'Tokens dropped over capacity, mean over Switch layers, last logged step.', ok, keys, cf, 'drop_fraction', 'drop fraction'),
-    { id: 'load', title: 'Per-expert load over steps', note: 'Share of kept tokens per expert (all Switch layers); choose the point below the chart.', spec: heat },
-  ];
+  const names = [...new Set(loads.map((l) => l.point))];
+  if (names.length > 0) {
+    charts.push({
+      id: 'load', title: 'Per-expert load over steps', note: 'Share of kept tokens per expert (all Switch layers); choose the run below the chart.',
+      spec: {
+        width: 700, height: 220, data: { values: loads },
+        params: [{ name: 'point', value: names.at(-1)!, bind: { input: 'select', options: names, name: 'run ' } }],
+        transform: [{ filter: 'datum.point === point' }],
+        mark: { type: 'rect', tooltip: true },
+        encoding: { x: { field: 'step', type: 'ordinal', title: 'step', axis: { labelOverlap: true } }, y: { field: 'expert', type: 'ordinal', title: 'expert' }, color: { field: 'share', type: 'quantitative', title: 'share of kept tokens', scale: { scheme: 'viridis' } } },
+      },
+    });
+  }
+  return { charts, missing };
 }
 
-/** Writes DIR/report.html and DIR/charts/<chart>.svg from what the sweep directory holds. */
+const fmt = (v: number | undefined, digits = 4) => (v === undefined || Number.isNaN(v) ? '' : v.toFixed(digits));
+
+/** The per-point table: each measurement's mean ± the 95% half-width, and the difference from the baseline with its interval; ✓ where the interval excludes zero. */
+function summaryTable(points: PointSummary[], baseline?: string): Table {
+  const measured = recordedColumns(points);
+  const digits = (c: MetricColumn) => (c.endsWith('_ms') || c.endsWith('per_s') ? 1 : 4);
+  return {
+    title: `Per point, over its seeds: mean ± 95% half-width${baseline ? `; Δ from the baseline (${baseline}) [95% interval], ✓ where it excludes zero` : ''}`,
+    columns: ['point', 'seeds ok', ...measured.flatMap((c) => (baseline ? [c, `Δ ${c}`] : [c]))],
+    rows: points.map((p) => [
+      `${p.label}${p.baseline ? ' (baseline)' : ''}`, `${p.ok}/${p.seeds.length}`,
+      ...measured.flatMap((c) => {
+        const e = p.estimates[c];
+        const d = p.differences[c];
+        const mean = e ? `${fmt(e.mean, digits(c))} ± ${fmt((e.hi - e.lo) / 2, digits(c))}` : '';
+        if (!baseline) return [mean];
+        return [mean, d ? `${d.mean >= 0 ? '+' : ''}${fmt(d.mean, digits(c))} [${fmt(d.lo, digits(c))}, ${fmt(d.hi, digits(c))}]${d.clear ? ' ✓' : ''}` : ''];
+      }),
+    ]),
+  };
+}
+
+/** Writes DIR/report.html, DIR/summary.csv (and .jsonl) and DIR/charts/<chart>.svg from what the sweep directory holds. */
 export async function writeReport(dir: string): Promise<string> {
   if (!existsSync(join(dir, 'sweep.yaml'))) throw new Error(`${dir} is not a sweep directory (no sweep.yaml)`);
-  const resolved = YAML.parse(readFileSync(join(dir, 'sweep.yaml'), 'utf8')) as { grid: Record<string, unknown>; runs: Record<string, unknown>[]; points: { name: string }[] };
+  const resolved = YAML.parse(readFileSync(join(dir, 'sweep.yaml'), 'utf8')) as { name?: string; grid: Record<string, unknown>; runs: Record<string, unknown>[]; points: { name: string }[]; baseline?: Record<string, unknown> | null };
   const keys = [...new Set([...Object.keys(resolved.grid ?? {}), ...(resolved.runs ?? []).flatMap((r) => Object.keys(r))])];
   const byName = readResults(dir, keys);
   const rows = resolved.points.map((p) => byName.get(p.name)).filter((r): r is ResultRow => r !== undefined);
-  const charts = sweepCharts(dir, rows, keys);
+  const baseline = resolved.baseline ?? undefined;
+  const points = summarise(rows, keys, baseline);
+  writeSummary(dir, keys, points);
+  const { charts, missing } = sweepCharts(dir, rows, keys, points);
   mkdirSync(join(dir, 'charts'), { recursive: true });
   for (const c of charts) writeFileSync(join(dir, 'charts', `${c.id}.svg`), await chartSvg(c.spec));
   const columns = ['point', ...keys, ...FIXED_COLUMNS];
+  const name = resolved.name ?? basename(dir);
   const html = htmlPage({
-    title: `switch-sim sweep: ${dir}`,
-    intro: [`${rows.length} of ${resolved.points.length} points recorded (${rows.filter((r) => r.status === 'ok').length} ok). Swept: ${keys.join(', ') || 'nothing'}. Each chart is also in charts/ as SVG.`],
+    title: `switch-sim sweep: ${name}`,
+    intro: [
+      `${rows.length} of ${resolved.points.length} runs recorded (${rows.filter((r) => r.status === 'ok').length} ok), ${points.length} points. Swept: ${keys.join(', ') || 'nothing'}. Each chart is also in charts/ as SVG; summary.csv has a row per point, results.csv a row per run.`,
+      ...missing,
+    ],
     charts,
-    tables: [{ title: 'Results (click a header to sort)', columns, rows: rows.map((r) => columns.map((c) => {
-      const v = c === 'point' ? r.point : keys.includes(c) ? r.vary[c] : (r as unknown as Record<string, unknown>)[c];
-      return typeof v === 'number' ? v : v === null || v === undefined ? '' : String(v);
-    })) }],
+    tables: [
+      summaryTable(points, baseline ? pointLabel(baseline, keys) : undefined),
+      { title: 'Every run (click a header to sort)', columns, rows: rows.map((r) => columns.map((c) => {
+        const v = c === 'point' ? r.point : keys.includes(c) ? r.vary[c] : (r as unknown as Record<string, unknown>)[c];
+        return typeof v === 'number' ? v : v === null || v === undefined ? '' : String(v);
+      })) },
+    ],
   });
   writeFileSync(join(dir, 'report.html'), html);
   return join(dir, 'report.html');

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import YAML from 'yaml';
 import { configParamCounts } from '../model/params.js';
 import { configHash } from '../config/hash.js';
-import { runPointCommand, signalPoints } from './child.js';
+import { runPointCommand, runPointInProcess, signalPoints } from './child.js';
 import { pointState } from './point-state.js';
 import { loadSweep, type Sweep, type SweepPoint } from './file.js';
 import { collectResult, readResults, writeResults, type ResultRow } from './results.js';
@@ -23,6 +23,8 @@ export interface SweepOptions {
   onPoint?: (row: ResultRow, done: number, total: number) => void;
   /** aborted (Ctrl-C): no new point starts, running ones get one SIGINT (they save a checkpoint) and are not recorded */
   signal?: AbortSignal;
+  /** run each point's commands in this process, one at a time (tests of whole sweep files), not as child processes */
+  inProcess?: boolean;
 }
 
 export interface SweepResult {
@@ -69,14 +71,15 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
     writeFileSync(configFile, YAML.stringify(p.config));
     const log = join(runDir, 'log.txt');
     const t0 = performance.now();
+    const run = (args: string[]) => (opts.inProcess ? runPointInProcess(args, log) : runPointCommand(args, log));
     let r = { code: 0, lastError: '' };
-    if (state.kind === 'fresh') r = await runPointCommand(['train', '--config', configFile, '--out', runDir], log);
-    else if (state.kind === 'resume') r = await runPointCommand(['train', '--resume', runDir, '--config', configFile], log);
+    if (state.kind === 'fresh') r = await run(['train', '--config', configFile, '--out', runDir]);
+    else if (state.kind === 'resume') r = await run(['train', '--resume', runDir, '--config', configFile]);
     if (r.code === 0 && sweep.record.profile && state.kind !== 'done') {
-      r = await runPointCommand(['profile', '--config', configFile, '--steps', String(opts.profileSteps ?? 3), '--warmup', '1', '--out', join(runDir, 'profile')], log);
+      r = await run(['profile', '--config', configFile, '--steps', String(opts.profileSteps ?? 3), '--warmup', '1', '--out', join(runDir, 'profile')]);
     }
     if (interrupted) return; // neither done nor failed: --resume continues it from its checkpoint
-    const row = collectResult(p, runDir, r.code === 0 ? 'ok' : 'failed', r.code === 0 ? null : r.lastError || `exit code ${r.code}`, (performance.now() - t0) / 1000);
+    const row = await collectResult(p, runDir, r.code === 0 ? 'ok' : 'failed', r.code === 0 ? null : r.lastError || `exit code ${r.code}`, (performance.now() - t0) / 1000, sweep.simulate);
     results.set(p.name, row);
     writeResults(dir, sweep.keys, ordered());
     opts.onPoint?.(row, results.size, sweep.points.length);
@@ -86,7 +89,7 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
     const worker = async () => {
       for (let p = queue.shift(); p && !interrupted; p = queue.shift()) await runPoint(p);
     };
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.jobs ?? 1, todo.length)) }, worker));
+    await Promise.all(Array.from({ length: opts.inProcess ? 1 : Math.max(1, Math.min(opts.jobs ?? 1, todo.length)) }, worker));
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
   }
