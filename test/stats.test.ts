@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { ResultRow } from '../src/sweep/results.js';
 import { difference, estimate } from '../src/sweep/stats.js';
 import { summarise, writeSummary } from '../src/sweep/summary.js';
+import { markdownTable, summaryTable } from '../src/sweep/report.js';
 import { tempDir } from './helpers.js';
 
 const close = (a: number, b: number, tol = 1e-5) => Math.abs(a - b) <= tol;
@@ -65,4 +66,21 @@ test('summary: one row per point over its seeds, each measurement\'s interval an
   t.is(eight.val_ce_mean, '2');
   t.is(eight.val_ce_diff, '-3');
   t.is(eight.val_ce_diff_clear, 'true');
+});
+
+test('the difference-from-baseline table: mean ± half-width, Δ with its interval, ✓ only where it excludes zero; one seed shows no interval', (t) => {
+  const k = 'moe.n_experts';
+  // baseline 4, 5, 6 (mean 5, half-width t(0.975, 2)·1/√3 = 2.4841); E=8: 1, 2, 3 (Δ −3 [−5.2670, −0.7330], Welch dof 4); E=16: 4, 4.5, 5 (Δ −0.5 [−2.5777, 1.5777], Welch dof 2.94: spans 0; scipy's t)
+  const rows = [row({ [k]: 1 }, 1, 4, 100), row({ [k]: 1 }, 2, 5, 100), row({ [k]: 1 }, 3, 6, 100), row({ [k]: 8 }, 1, 1, 90), row({ [k]: 8 }, 2, 2, 90), row({ [k]: 8 }, 3, 3, 90),
+    row({ [k]: 16 }, 1, 4, 80), row({ [k]: 16 }, 2, 4.5, 80), row({ [k]: 16 }, 3, 5, 80), row({ [k]: 32 }, 1, 2, 70)];
+  const table = markdownTable(summaryTable(summarise(rows, [k], { [k]: 1 }), 'n_experts=1', ['val_ce']));
+  t.is(table, [
+    '| point | seeds ok | val_ce | Δ val_ce |',
+    '| --- | --- | --- | --- |',
+    '| n_experts=1 (baseline) | 3/3 | 5.0000 ± 2.4841 |  |',
+    '| n_experts=8 | 3/3 | 2.0000 ± 2.4841 | -3.0000 [-5.2670, -0.7330] ✓ |',
+    '| n_experts=16 | 3/3 | 4.5000 ± 1.2421 | -0.5000 [-2.5777, 1.5777] |',
+    '| n_experts=32 | 1/1 | 2.0000 | -3.0000 |',
+    '',
+  ].join('\n'));
 });

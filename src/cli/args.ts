@@ -11,3 +11,10 @@ export const number = (name: string, min: number, integer = false) => (v: string
   }
   return n;
 };
+
+/** `--seeds 1,2,3`: a non-empty list of integers >= 0. */
+export const seedList = (v: string): number[] => {
+  const seeds = v.split(',').map((s) => Number(s.trim()));
+  if (v.trim() === '' || seeds.some((n) => !Number.isInteger(n) || n < 0)) throw new InvalidArgumentError(`--seeds must be a comma-separated list of integers >= 0 (got ${JSON.stringify(v)})`);
+  return seeds;
+};

@@ -52,7 +52,15 @@ export function signalPoints(signal: NodeJS.Signals = 'SIGINT'): void {
  * The same point command in this process (`main`, as bin/switch-sim.js runs it), its output appended
  * to `log`: no process to start, for tests of whole sweep files. One at a time (it borrows stdout).
  */
-export async function runPointInProcess(args: string[], log: string): Promise<ChildExit> {
+let borrowed: Promise<unknown> = Promise.resolve();
+
+export function runPointInProcess(args: string[], log: string): Promise<ChildExit> {
+  const run = borrowed.then(() => runBorrowingStdout(args, log)); // one at a time, whoever calls
+  borrowed = run.catch(() => undefined);
+  return run;
+}
+
+async function runBorrowingStdout(args: string[], log: string): Promise<ChildExit> {
   const { main } = await import('../cli/main.js');
   const writes = { out: process.stdout.write, err: process.stderr.write };
   let lastError = '';

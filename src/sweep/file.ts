@@ -69,9 +69,10 @@ function pointName(index: number, vary: Tree, seed: number, width: number): stri
 
 /**
  * Reads and validates a sweep file; every point's config is resolved and checked before anything runs.
- * `extraSets` (the CLI's --set key=value) join the file's `set`, after it.
+ * `extraSets` (the CLI's --set key=value) join the file's `set`, after it; `seeds` (the CLI's --seeds)
+ * replaces the file's.
  */
-export function loadSweep(file: string, extraSets: string[] = []): Sweep {
+export function loadSweep(file: string, extraSets: string[] = [], seedsOverride?: number[]): Sweep {
   if (!existsSync(file)) throw new ConfigError(`sweep file not found: ${file}`);
   const doc = YAML.parseDocument(readFileSync(file, 'utf8'));
   if (doc.errors.length > 0) {
@@ -119,7 +120,7 @@ export function loadSweep(file: string, extraSets: string[] = []): Sweep {
   } catch (e) {
     throw sweepError(file, `base and set: ${(e as Error).message}`);
   }
-  const seeds = raw.seeds ?? [baseConfig.seed];
+  const seeds = seedsOverride ?? raw.seeds ?? [baseConfig.seed];
   if (!Array.isArray(seeds) || seeds.length === 0 || seeds.some((s) => !Number.isInteger(s) || s < 0)) throw sweepError(file, `seeds must be a list of integers >= 0 (got ${show(raw.seeds)})`);
   const combos = product(Object.entries(grid) as [string, unknown[]][]).flatMap((g) => (runs as Tree[]).map((r) => ({ ...g, ...r })));
   const keys = [...new Set(combos.flatMap((c) => Object.keys(c)))];

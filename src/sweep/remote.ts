@@ -43,7 +43,7 @@ function writePoint(dir: string, p: SweepPoint, job: Job<PointJob, PointResult>,
  * that stays unreachable for `lostAfterMs` ends the sweep with QueueLostError.
  */
 export async function runRemoteSweep(opts: RemoteSweepOptions): Promise<SweepResult> {
-  const sweep = loadSweep(opts.file, opts.sets);
+  const sweep = loadSweep(opts.file, opts.sets, opts.seeds);
   const conn = await connectRedis(opts.queue, { failFast: true });
   const dir = opts.outDir ?? join('runs', `sweep-${sweep.name}-${new Date().toISOString().replace(/[:.]/g, '-').replace('Z', '')}`);
   mkdirSync(join(dir, 'runs'), { recursive: true });

@@ -21,6 +21,8 @@ const METRICS: Record<MetricColumn, { title: string; unrecorded: string }> = {
 };
 
 const DOUBLING = ['moe.n_experts', 'parallel.devices', 'moe.top_k'];
+/** keys swept over orders of magnitude: a log₁₀ axis with their own values as ticks */
+const MAGNITUDES = ['train.lr', 'train.min_lr', 'train.weight_decay', 'moe.balance_loss_coef', 'moe.z_loss_coef', 'moe.router_jitter'];
 
 /** The key a chart puts on x: the first swept key of `prefer` that varies, else the first swept key. */
 const axisKey = (keys: string[], prefer: string[]) => prefer.find((k) => keys.includes(k)) ?? keys[0];
@@ -31,6 +33,7 @@ function xEncoding(values: unknown[], key: string | undefined) {
   if (!key || !numbers) return { field: 'x', type: 'ordinal' as const, title: key ?? 'point' };
   const ticks = [...new Set(values as number[])].sort((a, b) => a - b);
   if (DOUBLING.includes(key) && ticks.every((v) => v > 0)) return { field: 'x', type: 'quantitative' as const, title: key, scale: { type: 'log' as const, base: 2 }, axis: { values: ticks, format: 'd' } };
+  if (MAGNITUDES.includes(key) && ticks.every((v) => v > 0)) return { field: 'x', type: 'quantitative' as const, title: key, scale: { type: 'log' as const, base: 10 }, axis: { values: ticks, format: '~g' } };
   return { field: 'x', type: 'quantitative' as const, title: key, axis: { values: ticks } };
 }
 
@@ -137,8 +140,8 @@ export function sweepCharts(dir: string, rows: ResultRow[], keys: string[], poin
 const fmt = (v: number | undefined, digits = 4) => (v === undefined || Number.isNaN(v) ? '' : v.toFixed(digits));
 
 /** The per-point table: each measurement's mean ± the 95% half-width, and the difference from the baseline with its interval; ✓ where the interval excludes zero. */
-function summaryTable(points: PointSummary[], baseline?: string): Table {
-  const measured = recordedColumns(points);
+export function summaryTable(points: PointSummary[], baseline?: string, only?: MetricColumn[]): Table {
+  const measured = recordedColumns(points).filter((c) => !only || only.includes(c));
   const digits = (c: MetricColumn) => (c.endsWith('_ms') || c.endsWith('per_s') ? 1 : 4);
   return {
     title: `Per point, over its seeds: mean ± 95% half-width${baseline ? `; Δ from the baseline (${baseline}) [95% interval], ✓ where it excludes zero` : ''}`,
@@ -148,38 +151,67 @@ function summaryTable(points: PointSummary[], baseline?: string): Table {
       ...measured.flatMap((c) => {
         const e = p.estimates[c];
         const d = p.differences[c];
-        const mean = e ? `${fmt(e.mean, digits(c))} ± ${fmt((e.hi - e.lo) / 2, digits(c))}` : '';
+        // one seed: the value alone, no interval (nothing says how large chance is)
+        const mean = e ? (e.n > 1 ? `${fmt(e.mean, digits(c))} ± ${fmt((e.hi - e.lo) / 2, digits(c))}` : fmt(e.mean, digits(c))) : '';
         if (!baseline) return [mean];
-        return [mean, d ? `${d.mean >= 0 ? '+' : ''}${fmt(d.mean, digits(c))} [${fmt(d.lo, digits(c))}, ${fmt(d.hi, digits(c))}]${d.clear ? ' ✓' : ''}` : ''];
+        const sign = d && d.mean >= 0 ? '+' : '';
+        return [mean, d ? `${sign}${fmt(d.mean, digits(c))}${d.se > 0 ? ` [${fmt(d.lo, digits(c))}, ${fmt(d.hi, digits(c))}]` : ''}${d.clear ? ' ✓' : ''}` : ''];
       }),
     ]),
   };
 }
 
-/** Writes DIR/report.html, DIR/summary.csv (and .jsonl) and DIR/charts/<chart>.svg from what the sweep directory holds. */
-export async function writeReport(dir: string): Promise<string> {
+/** A table as GitHub markdown (for a README): a header row, a rule, a row per table row. */
+export function markdownTable(t: Table): string {
+  const line = (cells: (string | number)[]) => `| ${cells.map((c) => String(c).replace(/\|/g, '\\|')).join(' | ')} |`;
+  return [line(t.columns), line(t.columns.map(() => '---')), ...t.rows.map(line)].join('\n') + '\n';
+}
+
+interface SweepDir {
+  name: string;
+  keys: string[];
+  rows: ResultRow[];
+  planned: number;
+  baseline?: Record<string, unknown>;
+  points: PointSummary[];
+}
+
+/** What a sweep directory holds: its resolved sweep.yaml, its results in point order, summarised by point. */
+export function readSweepDir(dir: string): SweepDir {
   if (!existsSync(join(dir, 'sweep.yaml'))) throw new Error(`${dir} is not a sweep directory (no sweep.yaml)`);
   const resolved = YAML.parse(readFileSync(join(dir, 'sweep.yaml'), 'utf8')) as { name?: string; grid: Record<string, unknown>; runs: Record<string, unknown>[]; points: { name: string }[]; baseline?: Record<string, unknown> | null };
   const keys = [...new Set([...Object.keys(resolved.grid ?? {}), ...(resolved.runs ?? []).flatMap((r) => Object.keys(r))])];
   const byName = readResults(dir, keys);
   const rows = resolved.points.map((p) => byName.get(p.name)).filter((r): r is ResultRow => r !== undefined);
   const baseline = resolved.baseline ?? undefined;
-  const points = summarise(rows, keys, baseline);
+  return { name: resolved.name ?? basename(dir), keys, rows, planned: resolved.points.length, baseline, points: summarise(rows, keys, baseline) };
+}
+
+/** The per-point table of a sweep directory as markdown, with only the `only` measurements when given. */
+export function summaryMarkdown(dir: string, only?: MetricColumn[]): string {
+  const s = readSweepDir(dir);
+  return markdownTable(summaryTable(s.points, s.baseline ? pointLabel(s.baseline, s.keys) : undefined, only));
+}
+
+/** Writes DIR/report.html, DIR/summary.csv (and .jsonl, .md) and DIR/charts/<chart>.svg from what the sweep directory holds. */
+export async function writeReport(dir: string): Promise<string> {
+  const { name, keys, rows, planned, baseline, points } = readSweepDir(dir);
   writeSummary(dir, keys, points);
+  const summary = summaryTable(points, baseline ? pointLabel(baseline, keys) : undefined);
+  writeFileSync(join(dir, 'summary.md'), `${summary.title}\n\n${markdownTable(summary)}`);
   const { charts, missing } = sweepCharts(dir, rows, keys, points);
   mkdirSync(join(dir, 'charts'), { recursive: true });
   for (const c of charts) writeFileSync(join(dir, 'charts', `${c.id}.svg`), await chartSvg(c.spec));
   const columns = ['point', ...keys, ...FIXED_COLUMNS];
-  const name = resolved.name ?? basename(dir);
   const html = htmlPage({
     title: `switch-sim sweep: ${name}`,
     intro: [
-      `${rows.length} of ${resolved.points.length} runs recorded (${rows.filter((r) => r.status === 'ok').length} ok), ${points.length} points. Swept: ${keys.join(', ') || 'nothing'}. Each chart is also in charts/ as SVG; summary.csv has a row per point, results.csv a row per run.`,
+      `${rows.length} of ${planned} runs recorded (${rows.filter((r) => r.status === 'ok').length} ok), ${points.length} points. Swept: ${keys.join(', ') || 'nothing'}. Each chart is also in charts/ as SVG; summary.csv has a row per point, results.csv a row per run.`,
       ...missing,
     ],
     charts,
     tables: [
-      summaryTable(points, baseline ? pointLabel(baseline, keys) : undefined),
+      summary,
       { title: 'Every run (click a header to sort)', columns, rows: rows.map((r) => columns.map((c) => {
         const v = c === 'point' ? r.point : keys.includes(c) ? r.vary[c] : (r as unknown as Record<string, unknown>)[c];
         return typeof v === 'number' ? v : v === null || v === undefined ? '' : String(v);

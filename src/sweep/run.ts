@@ -12,6 +12,8 @@ export interface SweepOptions {
   file: string;
   /** --set key=value for every point, after the file's `set` */
   sets?: string[];
+  /** --seeds: these seeds instead of the file's */
+  seeds?: number[];
   outDir?: string;
   /** skip points already finished (status ok, same config) in DIR/results.jsonl; continue interrupted ones from their checkpoint; rerun failed ones */
   resume?: boolean;
@@ -43,7 +45,7 @@ const stamp = () => new Date().toISOString().replace(/[:.]/g, '-').replace('Z', 
  * points finish; a failing point is recorded with its error and the sweep goes on.
  */
 export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
-  const sweep = loadSweep(opts.file, opts.sets); // every point validated before anything runs
+  const sweep = loadSweep(opts.file, opts.sets, opts.seeds); // every point validated before anything runs
   const dir = opts.outDir ?? join('runs', `sweep-${sweep.name}-${stamp()}`);
   mkdirSync(join(dir, 'runs'), { recursive: true });
   writeFileSync(join(dir, 'sweep.yaml'), YAML.stringify(sweep.resolved));

@@ -2,10 +2,10 @@ import cliProgress from 'cli-progress';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError } from '../../config/errors.js';
-import type { ResultRow } from '../../sweep/results.js';
+import type { MetricColumn, ResultRow } from '../../sweep/results.js';
 import { InterruptedError } from '../../train/errors.js';
 import { SweepFailedError } from '../../sweep/errors.js';
-import { collect, number } from '../args.js';
+import { collect, number, seedList } from '../args.js';
 
 /** `switch-sim sweep FILE` and `switch-sim report DIR`: scaling experiments from config files. */
 export function register(program: Command): void {
@@ -14,6 +14,7 @@ export function register(program: Command): void {
     .description('run every point of a sweep file (grid × runs × seeds) and write results and a report')
     .argument('<file>', 'sweep file (YAML: base, grid, runs, seeds, set, record)')
     .option('-s, --set <key=value>', 'set a config key for every point, after the file\'s set (repeatable), e.g. data.path=FILE', collect, [])
+    .option('--seeds <list>', 'run every point once per seed of this comma-separated list instead of the file\'s seeds, e.g. 1,2', seedList)
     .option('-o, --out <dir>', 'sweep directory (default runs/sweep-<name>-<timestamp>)')
     .option('--resume', 'continue the sweep in --out: finished points are skipped, failed ones rerun')
     .option('--dry-run', 'list the points with their parameter counts and exit')
@@ -21,7 +22,7 @@ export function register(program: Command): void {
     .option('--profile-steps <n>', 'profiled steps per point when the sweep records profile', number('--profile-steps', 1, true), 3)
     .option('--queue <url>', 'redis://HOST:PORT[/DB]: enqueue the points for `switch-sim worker`s anywhere, follow them and collect the results')
     .option('--attempts <n>', 'with --queue: tries per point before it is recorded as failed', number('--attempts', 1, true), 2)
-    .action(async (file: string, o: { set: string[]; out?: string; resume?: boolean; dryRun?: boolean; jobs: number; profileSteps: number; queue?: string; attempts: number }) => {
+    .action(async (file: string, o: { set: string[]; seeds?: number[]; out?: string; resume?: boolean; dryRun?: boolean; jobs: number; profileSteps: number; queue?: string; attempts: number }) => {
       const { loadCorpus } = await import('../../data/corpus.js');
       const { CharTokenizer } = await import('../../data/tokenizer.js');
       const { loadSweep } = await import('../../sweep/file.js');
@@ -29,14 +30,15 @@ export function register(program: Command): void {
       const { runRemoteSweep } = await import('../../sweep/remote.js');
       const { signalPoints } = await import('../../sweep/child.js');
       if (o.dryRun) {
-        const sweep = loadSweep(file, o.set);
+        const sweep = loadSweep(file, o.set, o.seeds);
         const vocab = new Map<string, number>();
         for (const p of sweep.points) {
           const key = `${p.config.data.dataset}\n${p.config.data.path}`;
           if (!vocab.has(key)) vocab.set(key, CharTokenizer.fromText((await loadCorpus(p.config.data.dataset, p.config.data.path)).text).vocabSize);
         }
         const lines = describePoints(sweep, (p) => vocab.get(`${p.config.data.dataset}\n${p.config.data.path}`)!);
-        console.log(`sweep ${sweep.name}: ${sweep.points.length} points (swept: ${sweep.keys.join(', ') || 'nothing'}; records ${sweep.record.profile ? 'train, profile' : 'train'})`);
+        const seeds = new Set(sweep.points.map((p) => p.seed)).size;
+        console.log(`sweep ${sweep.name}: ${sweep.points.length} runs, ${sweep.points.length / seeds} points × ${seeds} seed${seeds === 1 ? '' : 's'} (swept: ${sweep.keys.join(', ') || 'nothing'}; records ${sweep.record.profile ? 'train, profile' : 'train'})`);
         for (const l of lines) console.log(`  ${l}`);
         return;
       }
@@ -69,10 +71,10 @@ export function register(program: Command): void {
         };
         const r = o.queue
           ? await runRemoteSweep({
-            file, sets: o.set, outDir: o.out, profileSteps: o.profileSteps, signal: abort.signal, queue: o.queue, attempts: o.attempts, onPoint,
+            file, sets: o.set, seeds: o.seeds, outDir: o.out, profileSteps: o.profileSteps, signal: abort.signal, queue: o.queue, attempts: o.attempts, onPoint,
             onProgress: (point, g) => (bar ? process.stderr.write('\r\x1b[K') : undefined, console.log(`  ${point} on ${g.worker ?? '?'}: step ${g.step}/${g.steps} loss ${g.loss} ${g.tokens_per_s} tok/s`)),
           })
-          : await runSweep({ file, sets: o.set, outDir: o.out, resume: o.resume, jobs: o.jobs, profileSteps: o.profileSteps, signal: abort.signal, onPoint });
+          : await runSweep({ file, sets: o.set, seeds: o.seeds, outDir: o.out, resume: o.resume, jobs: o.jobs, profileSteps: o.profileSteps, signal: abort.signal, onPoint });
         bar?.stop();
         if (r.skipped > 0) console.log(`skipped ${r.skipped} finished points`);
         const report = join(r.dir, 'report.html');
@@ -90,11 +92,24 @@ export function register(program: Command): void {
     .command('report')
     .description('rebuild a sweep directory\'s report.html and charts/*.svg')
     .argument('<dir>', 'sweep directory')
-    .action(async (dir: string) => {
-      const { writeReport } = await import('../../sweep/report.js');
+    .option('--markdown [columns]', 'print the per-point table as markdown instead (only these comma-separated measurements when given, e.g. val_ce,drop_fraction)')
+    .action(async (dir: string, o: { markdown?: string | true }) => {
+      const { writeReport, summaryMarkdown } = await import('../../sweep/report.js');
+      const { METRIC_COLUMNS } = await import('../../sweep/results.js');
+      if (o.markdown !== undefined) {
+        const only = o.markdown === true ? undefined : o.markdown.split(',').map((c) => c.trim());
+        const bad = only?.find((c) => !(METRIC_COLUMNS as readonly string[]).includes(c));
+        if (bad !== undefined) throw new ConfigError(`report --markdown: each column must be one of ${METRIC_COLUMNS.join(', ')} (got ${JSON.stringify(bad)})`);
+        try {
+          process.stdout.write(summaryMarkdown(dir, only as MetricColumn[] | undefined));
+        } catch (e) {
+          throw new ConfigError(`report: ${(e as Error).message}`);
+        }
+        return;
+      }
       const file = await writeReport(dir).catch((e: Error) => {
         throw new ConfigError(`report: ${e.message}`);
       });
-      console.log(`wrote ${file} and ${dir}/charts/*.svg`);
+      console.log(`wrote ${file}, ${dir}/summary.csv and ${dir}/charts/*.svg`);
     });
 }
