@@ -2,5 +2,6 @@
 // Runs the TypeScript CLI through tsx's loader (worker threads get the same loader).
 import { register } from 'tsx/esm/api';
 register();
-const { main } = await import('../src/cli/main.ts');
+const { main, quietOnEpipe } = await import('../src/cli/main.ts');
+quietOnEpipe();
 process.exitCode = await main(process.argv.slice(2));

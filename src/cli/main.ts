@@ -47,12 +47,16 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('cli/main.ts')) {
-  // a reader that stops early (`| head`) is not an error
+/** For the process that runs the CLI: a reader that stops early (`| head`) is not an error. */
+export function quietOnEpipe(): void {
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code === 'EPIPE') process.exit(0);
     throw e;
   });
+}
+
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('cli/main.ts')) {
+  quietOnEpipe();
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });
