@@ -3,7 +3,10 @@ import tf from '../src/backend/tfjs.cjs';
 import { expertBackward, expertForward, type ExpertWeights } from '../src/experts/ffn.js';
 import { causalAttention } from '../src/model/attention.js';
 import { balanceLoss, combine, zLoss, type RoutingConstants } from '../src/router/gates.js';
-import { backend, finiteDiff, randomArray, relErr } from './helpers.js';
+import { backend, cfg, finiteDiff, randomArray, relErr } from './helpers.js';
+
+/** The default Switch layer's moe settings, with overrides. */
+const moe = (over: Partial<ReturnType<typeof cfg>['moe']> = {}) => ({ ...cfg().moe, ...over });
 
 test.before(backend);
 
@@ -51,8 +54,8 @@ test('gate/combine path into the router: autodiff equals the design note and fin
   const choice = Array.from({ length: N }, (_, i) => i % E);
   const keep = choice.map((_, i) => (i === 3 ? 0 : 1));
   const rc = constants(N, E, 1, choice, keep, [0.25, 0.25, 0.25, 0.25]);
-  const L = (z: Float32Array) => tf.tidy(() => tf.sum(combine(tf.tensor2d(z, [N, E]), [tf.tensor2d(o, [N, d])], rc, true).mul(tf.tensor2d(delta, [N, d]))).dataSync()[0]!);
-  const auto = tf.tidy(() => tf.grad((z: tf.Tensor) => tf.sum(combine(z as tf.Tensor2D, [tf.tensor2d(o, [N, d])], rc, true).mul(tf.tensor2d(delta, [N, d]))))(tf.tensor2d(logits, [N, E])).dataSync());
+  const L = (z: Float32Array) => tf.tidy(() => tf.sum(combine(tf.tensor2d(z, [N, E]), [tf.tensor2d(o, [N, d])], rc, moe()).mul(tf.tensor2d(delta, [N, d]))).dataSync()[0]!);
+  const auto = tf.tidy(() => tf.grad((z: tf.Tensor) => tf.sum(combine(z as tf.Tensor2D, [tf.tensor2d(o, [N, d])], rc, moe()).mul(tf.tensor2d(delta, [N, d]))))(tf.tensor2d(logits, [N, E])).dataSync());
   // design note: ∂L/∂g_t = keep·⟨δ_t, o_t⟩;  ∂L/∂z_{t,j} = ∂L/∂g_t · p_{t,e} · (1[j = e] − p_{t,j})
   for (let tok = 0; tok < N; tok++) {
     const z = Array.from(logits.subarray(tok * E, tok * E + E));
@@ -73,7 +76,7 @@ test('balance loss gradient equals (αN/S)·p_j·(f_j − Σ_i f_i p_i) per grou
   const logits = randomArray(N * E, 12, 1.2);
   const fraction = [0.5, 1 / 3, 1 / 6, 1 / 6, 1 / 6, 2 / 3];
   const rc = constants(N, E, G, new Array(N).fill(0), new Array(N).fill(1), fraction);
-  const auto = tf.tidy(() => tf.grad((z: tf.Tensor) => balanceLoss(z as tf.Tensor2D, rc, alpha))(tf.tensor2d(logits, [N, E])).dataSync());
+  const auto = tf.tidy(() => tf.grad((z: tf.Tensor) => balanceLoss(z as tf.Tensor2D, rc, moe({ balance_loss_coef: alpha })))(tf.tensor2d(logits, [N, E])).dataSync());
   for (let tok = 0; tok < N; tok++) {
     const g = Math.floor(tok / S);
     const z = Array.from(logits.subarray(tok * E, tok * E + E));
@@ -84,31 +87,31 @@ test('balance loss gradient equals (αN/S)·p_j·(f_j − Σ_i f_i p_i) per grou
     // averaged over the G groups
     for (let j = 0; j < E; j++) t.true(Math.abs(auto[tok * E + j]! - ((alpha * E) / S / G) * p[j]! * (f[j]! - fp)) < 1e-6);
   }
-  checkGrad(t, 'dB/dz', (z) => tf.tidy(() => balanceLoss(tf.tensor2d(z, [N, E]), rc, alpha).dataSync()[0]!), logits, auto);
+  checkGrad(t, 'dB/dz', (z) => tf.tidy(() => balanceLoss(tf.tensor2d(z, [N, E]), rc, moe({ balance_loss_coef: alpha })).dataSync()[0]!), logits, auto);
 });
 
 test('z-loss gradient equals (2c/S)·logsumexp(z)·p, and finite differences', (t) => {
   const N = 10, E = 4, c = 0.01;
   const logits = randomArray(N * E, 13, 2);
-  const auto = tf.tidy(() => tf.grad((z: tf.Tensor) => zLoss(z as tf.Tensor2D, c))(tf.tensor2d(logits, [N, E])).dataSync());
+  const auto = tf.tidy(() => tf.grad((z: tf.Tensor) => zLoss(z as tf.Tensor2D, moe({ z_loss_coef: c })))(tf.tensor2d(logits, [N, E])).dataSync());
   for (let tok = 0; tok < N; tok++) {
     const z = Array.from(logits.subarray(tok * E, tok * E + E));
     const lse = Math.log(z.reduce((a, v) => a + Math.exp(v), 0));
     for (let j = 0; j < E; j++) t.true(Math.abs(auto[tok * E + j]! - ((2 * c) / N) * lse * Math.exp(z[j]! - lse)) < 1e-6);
   }
-  checkGrad(t, 'dZ/dz', (z) => tf.tidy(() => zLoss(tf.tensor2d(z, [N, E]), c).dataSync()[0]!), logits, auto);
+  checkGrad(t, 'dZ/dz', (z) => tf.tidy(() => zLoss(tf.tensor2d(z, [N, E]), moe({ z_loss_coef: c })).dataSync()[0]!), logits, auto);
 });
 
 test('balance loss closed forms: uniform routing gives α, everything on one expert gives α·N', (t) => {
   const N = 16, E = 4, alpha = 0.01;
   const uniform = constants(N, E, 1, new Array(N).fill(0), new Array(N).fill(1), [0.25, 0.25, 0.25, 0.25]);
-  const b1 = tf.tidy(() => balanceLoss(tf.zeros([N, E]) as tf.Tensor2D, uniform, alpha).dataSync()[0]!);
+  const b1 = tf.tidy(() => balanceLoss(tf.zeros([N, E]) as tf.Tensor2D, uniform, moe({ balance_loss_coef: alpha })).dataSync()[0]!);
   t.true(Math.abs(b1 - alpha) < 1e-8, `uniform: ${b1}`);
   const one = constants(N, E, 2, new Array(N).fill(0), new Array(N).fill(1), [1, 0, 0, 0, 1, 0, 0, 0]);
   const z = Float32Array.from({ length: N * E }, (_, i) => (i % E === 0 ? 50 : 0));
-  const b2 = tf.tidy(() => balanceLoss(tf.tensor2d(z, [N, E]), one, alpha).dataSync()[0]!);
+  const b2 = tf.tidy(() => balanceLoss(tf.tensor2d(z, [N, E]), one, moe({ balance_loss_coef: alpha })).dataSync()[0]!);
   t.true(Math.abs(b2 - alpha * E) < 1e-7, `one expert: ${b2}`);
-  const zl = tf.tidy(() => zLoss(tf.zeros([N, E]) as tf.Tensor2D, 0.5).dataSync()[0]!);
+  const zl = tf.tidy(() => zLoss(tf.zeros([N, E]) as tf.Tensor2D, moe({ z_loss_coef: 0.5 })).dataSync()[0]!);
   t.true(Math.abs(zl - 0.5 * Math.log(E) ** 2) < 1e-6, 'z-loss of zero logits = c·(log E)²');
 });
 

@@ -32,7 +32,7 @@ export async function runSwitch(config: Config, u: Float32Array, logits: Float32
   });
   const rc = routingConstants(plan);
   const lt = tf.tensor2d(logits, [N, E]);
-  const yT = combine(lt, outs, rc, config.moe.scale_by_prob);
+  const yT = combine(lt, outs, rc, config.moe);
   const y = yT.dataSync() as Float32Array;
   tf.dispose([yT, lt, ...outs]);
   disposeConstants(rc);

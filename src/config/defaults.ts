@@ -40,6 +40,14 @@ export const DEFAULTS = {
     scale_by_prob: true,
     init_scale: 0.1,
     force_routing: 'learned', // 'learned', 'uniform', 'zipf:S' or 'one-hot:K': forced expert choices (gates stay the router's)
+    router: 'learned' as 'learned' | 'hash', // hash: Hash layers (Roller et al. 2021), the expert a seeded function of the token id
+    score: 'softmax' as 'softmax' | 'sigmoid', // Megatron-Core moe_router_score_function; sigmoid as DeepSeek-V3
+    norm_topk: true, // top-k ≥ 2: the chosen gates normalised to sum to 1 (GShard, DeepSeek-V3); top-1 softmax is never (Switch)
+    topk_scaling: 1, // gates × this (Megatron-Core moe_router_topk_scaling_factor; DeepSeek-V3 uses 2.5)
+    balance: 'aux_loss' as 'aux_loss' | 'seq_aux_loss' | 'aux_free' | 'none', // aux_free: DeepSeek-V3's per-expert routing bias
+    bias_update_rate: 1.0e-3, // γ of aux_free: b_e += γ · sign(mean load − load_e) after every step
+    route_groups: 0, // device-limited routing: experts in this many groups (0: one per device)
+    route_group_topk: 0, // groups a token's experts may come from (0: any, no limit)
   },
   parallel: {
     layout: 'coordinator' as 'coordinator' | 'spmd', // spmd: every device runs the dense model on its shard (the paper's layout)

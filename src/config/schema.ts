@@ -45,6 +45,14 @@ export const ConfigSchema = z
       scale_by_prob: z.boolean(),
       init_scale: positive(),
       force_routing: z.string(),
+      router: z.enum(['learned', 'hash']),
+      score: z.enum(['softmax', 'sigmoid']),
+      norm_topk: z.boolean(),
+      topk_scaling: positive(),
+      balance: z.enum(['aux_loss', 'seq_aux_loss', 'aux_free', 'none']),
+      bias_update_rate: z.number().min(0),
+      route_groups: int(0, 4096),
+      route_group_topk: int(0, 4096),
     }),
     parallel: z.strictObject({
       layout: z.enum(['coordinator', 'spmd']),
@@ -121,6 +129,21 @@ export const ConfigSchema = z
     const force = parseForceRouting(c.moe.force_routing, c.moe.n_experts);
     rule(typeof force !== 'string', ['moe', 'force_routing'], typeof force === 'string' ? force : '');
     rule(c.moe.top_k <= c.moe.n_experts, ['moe', 'top_k'], `must be <= moe.n_experts (${c.moe.n_experts})`);
+    const m = c.moe;
+    rule(!(m.score === 'sigmoid' && m.top_k === 1 && m.norm_topk), ['moe', 'norm_topk'],
+      'must be false with moe.score sigmoid and moe.top_k 1: one normalised gate is always 1 and the router would get no gradient');
+    const hash = m.router === 'hash';
+    rule(!hash || m.balance === 'none', ['moe', 'balance'], 'must be none with moe.router hash: a hash has no router to balance');
+    rule(!hash || m.top_k === 1, ['moe', 'top_k'], 'must be 1 with moe.router hash: the hash names one expert per token');
+    rule(!hash || m.force_routing === 'learned', ['moe', 'force_routing'], 'must be learned with moe.router hash: the hash already chooses');
+    if (m.route_group_topk > 0) {
+      const G = m.route_groups || c.parallel.devices;
+      rule(m.n_experts % G === 0, ['moe', 'route_groups'], `must divide moe.n_experts (${m.n_experts}) into equal groups (got ${G}${m.route_groups ? '' : ', one per device'})`);
+      rule(m.route_group_topk <= G, ['moe', 'route_group_topk'], `must be <= moe.route_groups (${G})`);
+      rule(m.route_group_topk <= m.top_k, ['moe', 'route_group_topk'], `must be <= moe.top_k (${m.top_k}): each kept group gives at least one of the token's experts`);
+      rule(m.route_group_topk * (m.n_experts / G) >= m.top_k, ['moe', 'route_group_topk'], `must leave at least moe.top_k (${m.top_k}) experts in the kept groups (${m.n_experts / G} experts a group)`);
+      rule(!hash, ['moe', 'route_group_topk'], 'must be 0 with moe.router hash: the hash names the expert');
+    }
     rule(c.train.min_lr <= c.train.lr, ['train', 'min_lr'], `must be <= train.lr (${c.train.lr})`);
     rule(c.parallel.fault.device < c.parallel.devices, ['parallel', 'fault', 'device'],
       `must be < parallel.devices (${c.parallel.devices}) or -1 for no fault`);

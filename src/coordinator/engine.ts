@@ -1,19 +1,21 @@
 import tf from '../backend/tfjs.cjs';
 import type { Config } from '../config/defaults.js';
 import { lmLogits, type Weights } from '../model/blocks.js';
-import type { ParamSet } from '../model/params.js';
+import { trainedNames, type ParamSet } from '../model/params.js';
 import { release, type Recording } from '../backend/tape.js';
 import { readView } from '../backend/view.js';
 import { stageCount, stageParams, switchBlocks, type StageInput, type StageOutput } from '../model/stages.js';
 import { PROFILE } from '../profile/recorder.js';
-import { disposeConstants, routingConstants } from '../router/gates.js';
+import { disposeConstants, routerScores, routingConstants } from '../router/gates.js';
+import { updateBias } from '../router/bias.js';
+import { hashExperts, hashTable } from '../router/hash.js';
 import type { RoutingPlan } from '../router/plan.js';
 import { addBackwardTiming, layerStats, mergeLayerStats, type LayerStats } from './layer-stats.js';
 import { StepContext } from './step-context.js';
 import { early, interleave, perChoice } from './rows.js';
 import { forwardStage, stageGradients, type RecordedStage, type Upstream } from './stage-tape.js';
 import type { ExchangeTiming, Exchanger, SwitchForward } from './switch-dispatch.js';
-import type { RouteMode } from '../router/route.js';
+import type { RouteInputs, RouteMode } from '../router/route.js';
 
 export interface EvalResult {
   ce: number;
@@ -74,7 +76,7 @@ export class Engine {
     private readonly dispatcher: Exchanger,
     private readonly shard?: Shard,
   ) {
-    for (const [k, p] of params) this.grads.set(k, new Float32Array(p.data.length));
+    for (const k of trainedNames(params)) this.grads.set(k, new Float32Array(params.get(k)!.data.length));
     this.paramNames = [...params.keys()];
     this.refresh();
   }
@@ -132,10 +134,12 @@ export class Engine {
             const idleMs = performance.now() - tw - (this.dispatcher.busyMs - busy);
             PROFILE?.begin('combine_inputs', 'compute', switchBlocks(this.config)[k - 1]);
             pending[m] = undefined;
-            rec.layers.push(layerStats(sw.plan, probs[m]!, sw.timing));
+            const block = switchBlocks(this.config)[k - 1]!;
+            rec.layers.push(layerStats(sw.plan, probs[m]!, sw.timing, { expertGroups: this.config.moe.route_groups || this.config.parallel.devices, bias: this.params.get(`h.${block}.router.bias`)?.data }));
             rec.layers[k - 1]!.wait_ms += sw.timing.waitMs ?? idleMs;
             const prev = carried[m]!;
-            input = { h: prev.h!, logits: prev.logits!, outputs: perChoice(sw.outputs, sw.plan.topK, this.config.model.d_model), routing: routingConstants(sw.plan) };
+            const seqLen = this.config.moe.balance === 'seq_aux_loss' ? rec.ctx.ids.length / rec.ctx.batch : undefined;
+            input = { h: prev.h!, logits: prev.logits!, outputs: perChoice(sw.outputs, sw.plan.topK, this.config.model.d_model), routing: routingConstants(sw.plan, seqLen) };
             PROFILE?.end();
           }
           PROFILE?.at(m, k, 'fwd');
@@ -153,13 +157,14 @@ export class Engine {
             rec.h = out.h;
             continue;
           }
-          PROFILE?.begin('router_softmax', 'compute', switchBlocks(this.config)[k]);
-          const probsT = tf.softmax(out.logits!);
-          probs[m] = probsT.dataSync() as Float32Array; // router probabilities, float32 [N, E]
+          const block = switchBlocks(this.config)[k]!;
+          PROFILE?.begin('router_softmax', 'compute', block);
+          const probsT = routerScores(out.logits!, this.config.moe);
+          probs[m] = probsT.dataSync() as Float32Array; // router scores (softmax or sigmoid), float32 [N, E]
           probsT.dispose();
           PROFILE?.end();
-          PROFILE?.begin('routing_plan', 'compute', switchBlocks(this.config)[k]);
-          const plan = this.dispatcher.route(k, probs[m]!, rec.ctx.mode, rec.ctx.step, this.groups(rec.ctx, M));
+          PROFILE?.begin('routing_plan', 'compute', block);
+          const plan = this.dispatcher.route(k, probs[m]!, rec.ctx.mode, rec.ctx.step, this.groups(rec.ctx, M), this.routeInputs(block, rec.ctx));
           PROFILE?.end();
           rec.plans.push(plan);
           rec.probs.push(probs[m]!);
@@ -175,6 +180,35 @@ export class Engine {
       throw e;
     }
     return recs;
+  }
+
+  /** per Switch block: hash routing's table of token id → expert */
+  private readonly hashTables = new Map<number, Int32Array>();
+
+  /** What routing block `block` needs beside the scores: the aux-free bias, or the hashed experts of the tokens. */
+  private routeInputs(block: number, ctx: StepContext): RouteInputs {
+    const m = this.config.moe;
+    if (m.router === 'hash') {
+      let table = this.hashTables.get(block);
+      if (!table) this.hashTables.set(block, (table = hashTable(this.config.seed, block, this.params.get('wte')!.shape[0]!, m.n_experts)));
+      return { hashed: hashExperts(table, ctx.ids) };
+    }
+    return { bias: this.params.get(`h.${block}.router.bias`)?.data };
+  }
+
+  /**
+   * Aux-free balancing, after a training step: each Switch layer's bias moves by the step's load over
+   * every group, micro-batch and replica (`load[k][e]`, the layer's tokens_per_expert):
+   *   b_e ← b_e + γ · sign(mean_e' load_e' − load_e)
+   * (DeepSeek-V3 §2.1.2; Megatron-Core's get_updated_expert_bias). Every spmd replica gets the same
+   * global load, so their biases stay identical.
+   */
+  updateExpertBias(load: number[][]): void {
+    if (this.config.moe.balance !== 'aux_free') return;
+    switchBlocks(this.config).forEach((block, k) => {
+      const bias = this.params.get(`h.${block}.router.bias`)!.data;
+      updateBias(bias, load[k]!, this.config.moe.bias_update_rate);
+    });
   }
 
   /** Forward and backward for one batch; coordinator gradients accumulate in `grads`, expert ones on the devices. */

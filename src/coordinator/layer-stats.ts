@@ -1,6 +1,7 @@
 import type { RoutingPlan } from '../router/plan.js';
 import type { ExchangeTiming } from './switch-dispatch.js';
 import { maxOf } from '../util/extremes.js';
+import { groupsSpanned } from '../router/choose.js';
 
 /** What one Switch layer did in one step, as written to metrics.jsonl. */
 export interface LayerStats {
@@ -22,9 +23,19 @@ export interface LayerStats {
   /** time the exchanges were in flight (requests posted → last answer), forward + backward; with
    * micro-batches this includes the coordinator's own work on the other micro-batch */
   inflight_ms: number;
+  /** top-k ≥ 2: mean over tokens of how many expert groups (devices, or moe.route_groups) its k experts span */
+  groups_per_token?: number;
+  /** aux-free balancing: the per-expert routing bias this step routed with */
+  expert_bias?: number[];
 }
 
-export function layerStats(plan: RoutingPlan, probs: Float32Array, timing: ExchangeTiming): LayerStats {
+/** What layer statistics need beside the plan: how experts group (devices), and the aux-free bias. */
+export interface StatsContext {
+  expertGroups: number;
+  bias?: Float32Array;
+}
+
+export function layerStats(plan: RoutingPlan, probs: Float32Array, timing: ExchangeTiming, sc?: StatsContext): LayerStats {
   const { groups: G, experts: E } = plan;
   const tokens = new Array<number>(E).fill(0);
   const routedTotal = new Array<number>(E).fill(0);
@@ -37,13 +48,21 @@ export function layerStats(plan: RoutingPlan, probs: Float32Array, timing: Excha
     }
   }
   const N = probs.length / E;
+  // entropy of each token's scores normalised over the experts (softmax scores already are; sigmoid ones not)
   let entropy = 0;
-  for (let i = 0; i < probs.length; i++) {
-    const p = probs[i]!;
-    if (p > 0) entropy -= p * Math.log(p);
+  for (let t = 0; t < N; t++) {
+    let sum = 0;
+    for (let e = 0; e < E; e++) sum += probs[t * E + e]!;
+    for (let e = 0; e < E; e++) {
+      const p = probs[t * E + e]! / sum;
+      if (p > 0) entropy -= p * Math.log(p);
+    }
   }
   const mean = N / E;
+  const spans = sc && plan.topK > 1 ? groupsSpanned(plan.expert, plan.topK, E, sc.expertGroups) : undefined;
   return {
+    ...(spans ? { groups_per_token: spans.reduce((a, b) => a + b, 0) / spans.length } : {}),
+    ...(sc?.bias ? { expert_bias: Array.from(sc.bias) } : {}),
     tokens_per_expert: tokens,
     group_expert_counts: groupCounts,
     drop_fraction: plan.dropped / plan.slot.length,
@@ -79,5 +98,7 @@ export function mergeLayerStats(parts: LayerStats[]): LayerStats {
     device_compute_ms: parts[0]!.device_compute_ms.map((_, i) => parts.reduce((a, p) => a + p.device_compute_ms[i]!, 0)),
     wait_ms: parts.reduce((a, p) => a + p.wait_ms, 0),
     inflight_ms: parts.reduce((a, p) => a + p.inflight_ms, 0),
+    ...(parts[0]!.groups_per_token !== undefined ? { groups_per_token: mean((p) => p.groups_per_token!) } : {}),
+    ...(parts[0]!.expert_bias ? { expert_bias: parts[0]!.expert_bias } : {}),
   };
 }

@@ -22,7 +22,8 @@ export class StepContext implements StageContext {
     readonly batch: number,
     readonly mode: RouteMode,
     readonly step: number,
-    tokens: Int32Array,
+    /** the token ids, [batch · T] */
+    readonly ids: Int32Array,
     targets?: Int32Array,
     /** micro-batch index (the devices keep activations per micro-batch) */
     readonly micro = 0,
@@ -30,7 +31,7 @@ export class StepContext implements StageContext {
     readonly firstSeq = 0,
   ) {
     this.train = mode === 'train';
-    this.tokens = tf.tensor1d(tokens, 'int32');
+    this.tokens = tf.tensor1d(ids, 'int32');
     if (targets) this.targets = tf.tensor1d(targets, 'int32');
   }
 

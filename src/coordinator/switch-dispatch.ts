@@ -4,7 +4,7 @@ import { packChoices, packTokens, unpackChoices, unpackSumTokens } from '../comm
 import type { ExchangeRequest, ExpertDevice } from '../experts/device.js';
 import type { ComputeReport } from '../experts/messages.js';
 import type { RoutingPlan } from '../router/plan.js';
-import { TokenRouter, type GroupRange, type RouteMode } from '../router/route.js';
+import { TokenRouter, type GroupRange, type RouteInputs, type RouteMode } from '../router/route.js';
 import { PROFILE } from '../profile/recorder.js';
 
 export interface ExchangeTiming {
@@ -42,7 +42,7 @@ const COORDINATOR = { kind: 'coordinator' } as const;
 
 /** A Switch layer's all-to-all as the Engine sees it: routing, then the exchange forward and backward. */
 export interface Exchanger {
-  route(layer: number, probs: Float32Array, mode: RouteMode, step: number, groups: GroupRange): RoutingPlan;
+  route(layer: number, probs: Float32Array, mode: RouteMode, step: number, groups: GroupRange, inputs?: RouteInputs): RoutingPlan;
   forward(layer: number, micro: number, plan: RoutingPlan, rows: Float32Array, train: boolean, step: number): Promise<SwitchForward>;
   backward(layer: number, micro: number, plan: RoutingPlan, gradOutputs: Float32Array, step: number): Promise<{ grad: Float32Array; timing: ExchangeTiming }>;
   /** time spent packing and unpacking so far (the engine's idle time excludes it) */
@@ -65,8 +65,8 @@ export class SwitchDispatcher implements Exchanger {
     this.router = new TokenRouter(config);
   }
 
-  route(layer: number, probs: Float32Array, mode: RouteMode, step: number, groups: GroupRange): RoutingPlan {
-    return this.router.route(layer, probs, mode, step, groups);
+  route(layer: number, probs: Float32Array, mode: RouteMode, step: number, groups: GroupRange, inputs?: RouteInputs): RoutingPlan {
+    return this.router.route(layer, probs, mode, step, groups, inputs);
   }
 
   /** The request every device gets: the plan's groups and their counts only. */

@@ -52,7 +52,9 @@ export function initCoordinatorParams(config: Config, vocabSize: number): ParamS
     p.set(`${h}.ln2.g`, filled([d], 1));
     p.set(`${h}.ln2.b`, filled([d], 0));
     if (isSwitchBlock(config, l)) {
-      w(`${h}.router.w`, [d, config.moe.n_experts]);
+      if (config.moe.router === 'learned') w(`${h}.router.w`, [d, config.moe.n_experts]);
+      // aux-free balancing's per-expert bias: routing state beside the router, moved by the load, never by a gradient
+      if (config.moe.balance === 'aux_free') p.set(`${h}.router.bias`, filled([config.moe.n_experts], 0));
     } else {
       w(`${h}.ffn.w1`, [d, dff]);
       p.set(`${h}.ffn.b1`, filled([dff], 0));
@@ -90,6 +92,12 @@ export function initExpertParams(config: Config, block: number, expert: number):
 
 export const countParams = (params: ParamSet) => [...params.values()].reduce((a, p) => a + p.data.length, 0);
 
+/** Routing state kept with the parameters (checkpoints, replicas) but not trained: aux-free biases. */
+export const isRoutingState = (name: string) => name.endsWith('.router.bias');
+
+/** The parameters the optimizer trains (everything but routing state). */
+export const trainedNames = (params: ParamSet) => [...params.keys()].filter((n) => !isRoutingState(n));
+
 /** One block's parameters by part, from the config alone (biases and layer-norm gains included, as this model has them). */
 export interface BlockParams {
   /** two layer norms */
@@ -119,7 +127,8 @@ export function blockParams(config: Config, l: number): BlockParams {
   const attention = d * qkv + qkv + m.n_heads * hd * d + d;
   const perExpert = ffnParams(config, expertFf(config));
   if (!isSwitchBlock(config, l)) return { norms: 4 * d, attention, ffn: ffnParams(config, m.d_ff), experts: 0, perExpert };
-  return { norms: 4 * d, attention, ffn: d * config.moe.n_experts + config.moe.shared_experts * perExpert, experts: config.moe.n_experts * perExpert, perExpert };
+  const router = config.moe.router === 'learned' ? d * config.moe.n_experts : 0; // a hash has no weights
+  return { norms: 4 * d, attention, ffn: router + config.moe.shared_experts * perExpert, experts: config.moe.n_experts * perExpert, perExpert };
 }
 
 /** Embeddings, the final layer norm and the LM head: wte [V, d], wpe [seq, d], ln_f, lm_head [d, V]. */

@@ -3,7 +3,7 @@ import type { Config } from '../config/defaults.js';
 import { balanceLoss, combine, zLoss, type RoutingConstants } from '../router/gates.js';
 import { attentionBlock, denseFfnBlock, embed, ffnInput, lmLoss, routerLogits, type BlockContext, type Weights } from './blocks.js';
 import { dropout } from './layers.js';
-import { isSwitchBlock } from './params.js';
+import { isRoutingState, isSwitchBlock } from './params.js';
 import { PROFILE } from '../profile/recorder.js';
 
 /**
@@ -61,6 +61,7 @@ export function stageCount(config: Config): number {
 export function stageParams(config: Config, k: number, all: string[]): string[] {
   const { from, to, final } = stageRange(config, k);
   return all.filter((name) => {
+    if (isRoutingState(name)) return false; // no gradient: moved by the load
     if (name === 'wte' || name === 'wpe') return k === 0;
     if (name === 'ln_f.g' || name === 'ln_f.b' || name === 'lm_head') return final;
     const l = Number(name.split('.')[1]);
@@ -80,19 +81,21 @@ export function runStage(k: number, input: StageInput | undefined, w: Weights, c
   else {
     const inp = input!;
     PROFILE?.begin('combine', 'compute', from - 1);
-    const y = combine(inp.logits, inp.outputs, inp.routing, config.moe.scale_by_prob);
+    const y = combine(inp.logits, inp.outputs, inp.routing, config.moe);
     h = inp.h.add(dropout(y, ctx.mask(`h.${from - 1}.switch`, y.shape))) as tf.Tensor2D;
     PROFILE?.end();
     PROFILE?.begin('aux_losses', 'compute', from - 1);
-    out.balance = balanceLoss(inp.logits, inp.routing, config.moe.balance_loss_coef);
-    out.z = zLoss(inp.logits, config.moe.z_loss_coef);
+    out.balance = balanceLoss(inp.logits, inp.routing, config.moe);
+    out.z = zLoss(inp.logits, config.moe);
     PROFILE?.end();
   }
   for (let l = from; l <= to; l++) {
     h = attentionBlock(h, l, w, ctx);
     if (!final && l === to) {
       const u = ffnInput(h, l, w);
-      return { ...out, h, u, logits: routerLogits(u, l, w, ctx.jitter(l, u.shape)) };
+      // a hash router has no weights: constant logits, never read (the hash chooses, the gate is 1)
+      const logits = config.moe.router === 'hash' ? tf.zeros([u.shape[0], config.moe.n_experts]) as tf.Tensor2D : routerLogits(u, l, w, ctx.jitter(l, u.shape));
+      return { ...out, h, u, logits };
     }
     h = denseFfnBlock(h, l, w, ctx);
   }

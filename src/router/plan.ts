@@ -1,6 +1,7 @@
 import type { Rng } from '../util/rng.js';
 import { maxOf } from '../util/extremes.js';
 import { expertCapacity } from './capacity.js';
+import { chooseExperts } from './choose.js';
 import { forceChoices, type ForceRouting } from './force.js';
 
 export type DropPolicy = 'position' | 'random' | 'priority';
@@ -20,6 +21,12 @@ export interface RoutingOptions {
   force?: ForceRouting;
   /** the random stream of forced Zipf choices of a group (by its index among all groups) */
   rngForForce?: (group: number) => Rng;
+  /** moe.balance aux_free: b_e, added to the scores for choosing only */
+  bias?: Float32Array;
+  /** device-limited routing: experts in `count` groups, a token's from its best `topK` only */
+  routeGroups?: { count: number; topK: number };
+  /** moe.router hash: every token's expert, fixed in advance [N] (top-1) */
+  hashed?: Int32Array;
 }
 
 /**
@@ -46,21 +53,6 @@ export interface RoutingPlan {
   dropped: number;
 }
 
-/** Top-k experts of one token's probabilities, best first (ties to the lower index). */
-function topExperts(probs: Float32Array, row: number, E: number, k: number, out: Int32Array, at: number): void {
-  for (let c = 0; c < k; c++) {
-    let best = -1;
-    let bestP = -Infinity;
-    for (let e = 0; e < E; e++) {
-      const p = probs[row + e]!;
-      let taken = false;
-      for (let q = 0; q < c; q++) if (out[at + q] === e) taken = true;
-      if (!taken && p > bestP) [best, bestP] = [e, p];
-    }
-    out[at + c] = best;
-  }
-}
-
 /**
  * Routes N tokens given their router probabilities [N, E] (row-major): top-k choice, then
  * capacity-limited slot assignment per group. All first choices are placed before any second
@@ -73,9 +65,9 @@ export function planRouting(probs: Float32Array, experts: number, opts: RoutingO
   const { groups: G, topK: K } = opts;
   if (N % G !== 0) throw new Error(`token count ${N} is not divisible by the group count ${G}`);
   const S = N / G;
-  const expert = new Int32Array(N * K);
   const prob = new Float32Array(N * K);
-  for (let t = 0; t < N; t++) topExperts(probs, t * E, E, K, expert, t * K);
+  const expert = opts.hashed ? Int32Array.from(opts.hashed) : chooseExperts(probs, E, { topK: K, bias: opts.bias, groups: opts.routeGroups });
+  if (expert.length !== N * K) throw new Error(`${expert.length} choices for ${N} tokens × top-${K}`);
   if (opts.force && opts.force.kind !== 'learned') forceChoices(opts.force, expert, probs, E, K, S, (g) => opts.rngForForce!((opts.groupOffset ?? 0) + g));
   for (let t = 0; t < N; t++) for (let c = 0; c < K; c++) prob[t * K + c] = probs[t * E + expert[t * K + c]!]!;
   const routed = new Int32Array(G * E);

@@ -12,6 +12,14 @@ export interface GroupRange {
   count: number;
 }
 
+/** What a layer's routing needs beside its scores: the aux-free bias, and hash routing's fixed experts. */
+export interface RouteInputs {
+  /** moe.balance aux_free: the layer's per-expert bias (choice only) */
+  bias?: Float32Array;
+  /** moe.router hash: each token's expert [N] */
+  hashed?: Int32Array;
+}
+
 /**
  * A model's router decisions, the same in both layouts: the coordinator routes all groups of a step,
  * an spmd device its own. `moe.force_routing` is parsed once, here (the config was validated with it).
@@ -29,10 +37,13 @@ export class TokenRouter {
    * window is a single group, and under `position` the token being predicted would go first).
    * Random streams are keyed by the group's index in the step, so any split of groups routes alike.
    */
-  route(layer: number, probs: Float32Array, mode: RouteMode, step: number, groups: GroupRange): RoutingPlan {
+  route(layer: number, probs: Float32Array, mode: RouteMode, step: number, groups: GroupRange, inputs: RouteInputs = {}): RoutingPlan {
     const { config } = this;
     const m = config.moe;
     return planRouting(probs, m.n_experts, {
+      bias: inputs.bias,
+      hashed: inputs.hashed,
+      routeGroups: m.route_group_topk > 0 ? { count: m.route_groups || config.parallel.devices, topK: m.route_group_topk } : undefined,
       groups: groups.count,
       groupOffset: groups.offset,
       topK: m.top_k,

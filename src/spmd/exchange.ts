@@ -6,7 +6,7 @@ import type { ExchangeTiming, Exchanger, SwitchForward } from '../coordinator/sw
 import type { DeviceHost } from '../experts/device-host.js';
 import type { ComputeReport } from '../experts/messages.js';
 import type { RoutingPlan } from '../router/plan.js';
-import { TokenRouter, type GroupRange, type RouteMode } from '../router/route.js';
+import { TokenRouter, type GroupRange, type RouteInputs, type RouteMode } from '../router/route.js';
 import { PROFILE, type Recorder } from '../profile/recorder.js';
 
 /**
@@ -38,8 +38,8 @@ export class SpmdExchange implements Exchanger {
     this.counts = counts.map((b) => new Int32Array(b));
   }
 
-  route(layer: number, probs: Float32Array, mode: RouteMode, step: number, groups: GroupRange): RoutingPlan {
-    return this.router.route(layer, probs, mode, step, groups);
+  route(layer: number, probs: Float32Array, mode: RouteMode, step: number, groups: GroupRange, inputs?: RouteInputs): RoutingPlan {
+    return this.router.route(layer, probs, mode, step, groups, inputs);
   }
 
   async forward(layer: number, micro: number, plan: RoutingPlan, rows: Float32Array, train: boolean, step: number): Promise<SwitchForward> {

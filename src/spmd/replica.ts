@@ -74,7 +74,7 @@ export class Replica {
    * the dense part once (each device squares its all-reduce slice) and every device's experts, then
    * AdamW here and on the experts. Replicas apply the same update to the same numbers: they stay identical.
    */
-  async step(lr: number, t: number): Promise<OptimizerReport> {
+  async step(lr: number, t: number, load: number[][]): Promise<OptimizerReport> {
     const { grads, params } = this.engine;
     // the dense gradients, in parameter order, straight into this device's row of the shared buffer
     let at = 0;
@@ -111,6 +111,7 @@ export class Replica {
     const t0 = performance.now();
     this.optimizer.step(params, grads, lr, scale, t);
     await this.host.step(lr, scale, t);
+    this.engine.updateExpertBias(load);
     this.engine.refresh();
     this.engine.zeroGrads();
     const optimizerMs = performance.now() - t0;

@@ -9,7 +9,7 @@ import { BackendError } from '../backend/errors.js';
 import { expertsOf } from '../router/placement.js';
 import { DeviceError } from '../experts/errors.js';
 import type { DeviceMemory } from '../experts/messages.js';
-import { configParamCounts, countParams, initCoordinatorParams } from '../model/params.js';
+import { configParamCounts, initCoordinatorParams, trainedNames } from '../model/params.js';
 import { switchBlocks } from '../model/stages.js';
 import type { CheckpointData } from '../train/checkpoint.js';
 import { CheckpointError } from '../train/errors.js';
@@ -53,7 +53,7 @@ export class SpmdSession implements TrainingSession {
     const barrierBuffer = allocateBarrier(D);
     const shared = {
       buffers, switchBlocks: blocks, counts: blocks.map(() => new SharedArrayBuffer(D * E * 4)),
-      barrier: barrierBuffer, allReduce: allocateAllReduce(D, countParams(dense)), norms: new SharedArrayBuffer(D * 8),
+      barrier: barrierBuffer, allReduce: allocateAllReduce(D, trainedNames(dense).reduce((a, n) => a + dense.get(n)!.data.length, 0)), norms: new SharedArrayBuffer(D * 8),
     };
     if (config.parallel.backend === 'gpujs') prepareDawnEnvironment(); // before the threads start: they copy the environment
     const pools = Array.from({ length: D }, () => new Piscina({ filename: WORKER, name: 'replica', minThreads: 1, maxThreads: 1, idleTimeout: Number.MAX_SAFE_INTEGER }));
@@ -119,8 +119,13 @@ export class SpmdSession implements TrainingSession {
     const r = await this.all<ShardStepReport>('training step', (d) => ({ kind: 'train', x: this.shard(x, d), y: this.shard(y, d), batch: per, step, profile }));
     const mean = (f: (s: ShardStepReport) => number) => r.reduce((a, s) => a + f(s), 0) / r.length;
     const [ce, balance, z] = [mean((s) => s.ce), mean((s) => s.balance_loss), mean((s) => s.z_loss)];
-    return { loss: ce + balance + z, ce, balance_loss: balance, z_loss: z, layers: mergeShardLayers(r.map((s) => s.layers)) };
+    const layers = mergeShardLayers(r.map((s) => s.layers));
+    this.load = layers.map((l) => l.tokens_per_expert);
+    return { loss: ce + balance + z, ce, balance_loss: balance, z_loss: z, layers };
   }
+
+  /** the last training step's tokens per expert, per Switch layer, over every device (for aux-free balancing) */
+  private load: number[][] = [];
 
   async evaluate(x: Int32Array, y: Int32Array, batch: number, step: number): Promise<{ ce: number }> {
     const per = batch / this.config.parallel.devices;
@@ -129,7 +134,7 @@ export class SpmdSession implements TrainingSession {
   }
 
   async step(lr: number, t: number): Promise<{ gradNorm: number; metrics: Record<string, number> }> {
-    const r = await this.all<OptimizerReport>('optimizer step', () => ({ kind: 'step', lr, t }));
+    const r = await this.all<OptimizerReport>('optimizer step', () => ({ kind: 'step', lr, t, load: this.load }));
     if (PROFILE) r.forEach((s, d) => addDeviceProfile(PROFILE!, d, s.profile));
     const mean = (f: (s: OptimizerReport) => number) => +(r.reduce((a, s) => a + f(s), 0) / r.length).toFixed(3);
     return {

@@ -121,6 +121,7 @@ export class Session implements TrainingSession {
     PROFILE?.end();
     PROFILE?.begin('refresh_weights');
     deviceSpans('optimizer', stepped);
+    this.engine.updateExpertBias(this.load);
     this.engine.refresh();
     this.engine.zeroGrads();
     PROFILE?.end();
@@ -160,9 +161,14 @@ export class Session implements TrainingSession {
     this.engine.refresh();
   }
 
-  trainStep(x: Int32Array, y: Int32Array, batch: number, step: number): Promise<StepResult> {
-    return this.engine.trainStep(x, y, batch, step);
+  async trainStep(x: Int32Array, y: Int32Array, batch: number, step: number): Promise<StepResult> {
+    const r = await this.engine.trainStep(x, y, batch, step);
+    this.load = r.layers.map((l) => l.tokens_per_expert);
+    return r;
   }
+
+  /** the last training step's tokens per expert, per Switch layer (for aux-free balancing) */
+  private load: number[][] = [];
 
   async evaluate(x: Int32Array, y: Int32Array, batch: number, step: number): Promise<{ ce: number }> {
     return this.engine.evaluate(x, y, batch, step);
