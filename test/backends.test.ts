@@ -25,7 +25,7 @@ for (const backend of ['cpu', 'webgpu', 'gpujs']) {
     if (backend === 'gpujs') {
       // on the software GPU gpu.js runs WebGPU kernels on resident buffers: only the 6 uploads outlive the calls
       t.deepEqual(gpu.out.mode, [1], 'gpu.js in its WebGPU mode');
-      t.deepEqual(gpu.out.live, [6], 'resident buffers left: w1, b1, w2, b2, x, g');
+      t.deepEqual(gpu.out.live, [8], 'resident buffers left: w1, b1, w2, b2, swiglu\'s w1 and b1, x, g');
     }
     for (const [k, ref] of Object.entries(wasmExpert.out)) {
       const got = gpu.out[k]!;

@@ -25,8 +25,8 @@ async function makeEngine(...sets: string[]) {
 const x = Int32Array.from({ length: 16 }, (_, i) => (i * 7) % V);
 const y = Int32Array.from({ length: 16 }, (_, i) => (i * 5 + 3) % V);
 
-test.serial('gradients chained across Switch layers match finite differences of the whole loss', async (t) => {
-  const { engine } = await makeEngine('model.switch_every=1', 'moe.capacity_factor=4'); // no drops: routing must not flip under ±h
+/** Central differences of the whole step's loss against the engine's accumulated gradients, at two entries of each named weight. */
+async function checkWholeLoss(t: import('ava').ExecutionContext, engine: Engine, names: string[]): Promise<void> {
   engine.zeroGrads();
   await engine.trainStep(x, y, 2, 1);
   const lossAt = async () => {
@@ -36,7 +36,7 @@ test.serial('gradients chained across Switch layers match finite differences of 
   const grads = new Map([...engine.grads].map(([k, v]) => [k, Float32Array.from(v)]));
   const h = 1e-3;
   let checked = 0;
-  for (const name of ['wte', 'h.0.attn.w_qkv', 'h.0.router.w', 'h.1.ln1.g', 'h.2.router.w', 'lm_head']) {
+  for (const name of names) {
     const p = engine.params.get(name)!;
     for (const i of [1, Math.floor(p.data.length / 2)]) {
       const orig = p.data[i]!;
@@ -54,12 +54,24 @@ test.serial('gradients chained across Switch layers match finite differences of 
       checked++;
     }
   }
-  t.is(checked, 12);
+  t.is(checked, 2 * names.length);
   engine.dispose();
+}
+
+test.serial('gradients chained across Switch layers match finite differences of the whole loss', async (t) => {
+  const { engine } = await makeEngine('model.switch_every=1', 'moe.capacity_factor=4'); // no drops: routing must not flip under ±h
+  await checkWholeLoss(t, engine, ['wte', 'h.0.attn.w_qkv', 'h.0.router.w', 'h.1.ln1.g', 'h.2.router.w', 'lm_head']);
+});
+
+test.serial('shared experts, SwiGLU FFNs and a sigmoid top-2 router with the sequence-wise balance loss: finite differences of the whole loss', async (t) => {
+  const { engine } = await makeEngine('model.switch_every=2', 'moe.capacity_factor=4', 'model.activation=swiglu', 'moe.shared_experts=1', 'moe.d_ff_expert=12',
+    'moe.top_k=2', 'moe.score=sigmoid', 'moe.balance=seq_aux_loss');
+  t.deepEqual(engine.params.get('h.1.shared.0.w1')!.shape, [16, 24], 'a shared expert of d_ff_expert 12, gate | up');
+  await checkWholeLoss(t, engine, ['h.1.shared.0.w1', 'h.1.shared.0.b1', 'h.1.shared.0.w2', 'h.1.router.w', 'h.0.ffn.w1', 'h.2.ffn.w2', 'h.1.attn.w_qkv']);
 });
 
 test.serial('no tensor leaks: tf.memory().numTensors is flat across steps (train and eval)', async (t) => {
-  const { engine } = await makeEngine('moe.top_k=2', 'model.dropout=0.1', 'moe.router_jitter=0.01');
+  const { engine } = await makeEngine('moe.top_k=2', 'model.dropout=0.1', 'moe.router_jitter=0.01', 'moe.shared_experts=1');
   await engine.trainStep(x, y, 2, 1);
   await engine.evaluate(x, y, 2, 1);
   const before = tf.memory().numTensors;

@@ -17,18 +17,19 @@ function checkGrad(t: import('ava').ExecutionContext, what: string, f: (x: Float
   idx.forEach((i, j) => t.true(relErr(grad[i]!, fd[j]!) < tol, `${what}[${i}]: analytic ${grad[i]} vs finite difference ${fd[j]}`));
 }
 
-for (const act of ['relu', 'gelu'] as const) {
+for (const act of ['relu', 'gelu', 'swiglu'] as const) {
   test(`expert backward (${act}) matches finite differences for x, W1, b1, W2, b2`, (t) => {
     const n = 6, d = 5, dff = 7;
-    const init = { x: randomArray(n * d, 1), w1: randomArray(d * dff, 2, 0.7), b1: randomArray(dff, 3, 0.3), w2: randomArray(dff * d, 4, 0.7), b2: randomArray(d, 5, 0.3) };
+    const up = act === 'swiglu' ? 2 * dff : dff; // swiglu: W1 = gate | up
+    const init = { x: randomArray(n * d, 1), w1: randomArray(d * up, 2, 0.7), b1: randomArray(up, 3, 0.3), w2: randomArray(dff * d, 4, 0.7), b2: randomArray(d, 5, 0.3) };
     const R = randomArray(n * d, 6); // L = Σ o ⊙ R
-    const shapes = { x: [n, d], w1: [d, dff], b1: [dff], w2: [dff, d], b2: [d] } as const;
+    const shapes = { x: [n, d], w1: [d, up], b1: [up], w2: [dff, d], b2: [d] } as const;
     const loss = (v: typeof init) => tf.tidy(() => {
-      const w = { w1: tf.tensor(v.w1, [d, dff]), b1: tf.tensor(v.b1, [dff]), w2: tf.tensor(v.w2, [dff, d]), b2: tf.tensor(v.b2, [d]) } as ExpertWeights;
+      const w = { w1: tf.tensor(v.w1, [d, up]), b1: tf.tensor(v.b1, [up]), w2: tf.tensor(v.w2, [dff, d]), b2: tf.tensor(v.b2, [d]) } as ExpertWeights;
       return tf.sum(expertForward(tf.tensor2d(v.x, [n, d]), w, act).o.mul(tf.tensor2d(R, [n, d]))).dataSync()[0]!;
     });
     const g = tf.tidy(() => {
-      const w = { w1: tf.tensor(init.w1, [d, dff]), b1: tf.tensor(init.b1, [dff]), w2: tf.tensor(init.w2, [dff, d]), b2: tf.tensor(init.b2, [d]) } as ExpertWeights;
+      const w = { w1: tf.tensor(init.w1, [d, up]), b1: tf.tensor(init.b1, [up]), w2: tf.tensor(init.w2, [dff, d]), b2: tf.tensor(init.b2, [d]) } as ExpertWeights;
       const x = tf.tensor2d(init.x, [n, d]);
       const f = expertForward(x, w, act);
       const r = expertBackward(x, f.a, tf.tensor2d(R, [n, d]), w, act);

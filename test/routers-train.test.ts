@@ -22,16 +22,19 @@ const OPTIONS: [string, string[]][] = [
   ['top-2 with the sequence-wise balance loss, gates × 2.5', ['moe.top_k=2', 'moe.balance=seq_aux_loss', 'moe.topk_scaling=2.5']],
   ['hash layers', ['moe.router=hash', 'moe.balance=none']],
   ['device-limited top-2 (one device of two per token)', ['moe.top_k=2', 'moe.route_group_topk=1']],
+  ['fine-grained experts (16 of a quarter the size, top-4) and a shared expert, SwiGLU', ['moe.n_experts=16', 'moe.d_ff_expert=8', 'moe.top_k=4', 'moe.shared_experts=1', 'model.activation=swiglu']],
 ];
 
 for (const [name, sets] of OPTIONS) {
-  test.serial(`${name}: spmd gives the coordinator's losses (1e-4, 20 steps)`, async (t) => {
+  test.serial(`${name}: spmd and device threads give the in-process coordinator's losses (1e-4, 20 steps)`, async (t) => {
     const all = [...sets, 'train.steps=20', 'moe.capacity_factor=1'];
     const dir = tempDir(t);
     const ref = await train({ config: small(...all), name: 't', outDir: dir });
-    const got = await train({ config: spmd(...all), name: 't', outDir: tempDir(t) });
-    t.is(got.losses.length, 20);
-    got.losses.forEach((l, i) => t.true(Math.abs(l - ref.losses[i]!) <= 1e-4 * Math.abs(ref.losses[i]!), `step ${i + 1}: spmd ${l} vs coordinator ${ref.losses[i]}`));
+    for (const [how, config] of [['spmd', spmd(...all)], ['device threads', small(...all, 'parallel.transport=threads')]] as const) {
+      const got = await train({ config, name: 't', outDir: tempDir(t) });
+      t.is(got.losses.length, 20);
+      got.losses.forEach((l, i) => t.true(Math.abs(l - ref.losses[i]!) <= 1e-4 * Math.abs(ref.losses[i]!), `${how} step ${i + 1}: ${l} vs in-process ${ref.losses[i]}`));
+    }
     const last = records(dir).at(-1)!;
     if (sets.includes('moe.balance=aux_free')) {
       const bias = last.layers[0].expert_bias as number[];

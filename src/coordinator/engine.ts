@@ -139,7 +139,7 @@ export class Engine {
             rec.layers[k - 1]!.wait_ms += sw.timing.waitMs ?? idleMs;
             const prev = carried[m]!;
             const seqLen = this.config.moe.balance === 'seq_aux_loss' ? rec.ctx.ids.length / rec.ctx.batch : undefined;
-            input = { h: prev.h!, logits: prev.logits!, outputs: perChoice(sw.outputs, sw.plan.topK, this.config.model.d_model), routing: routingConstants(sw.plan, seqLen) };
+            input = { h: prev.h!, logits: prev.logits!, outputs: perChoice(sw.outputs, sw.plan.topK, this.config.model.d_model), routing: routingConstants(sw.plan, seqLen), ...(prev.shared ? { shared: prev.shared } : {}) };
             PROFILE?.end();
           }
           PROFILE?.at(m, k, 'fwd');
@@ -175,7 +175,7 @@ export class Engine {
       }
     } catch (e) {
       await Promise.allSettled(pending.filter((p) => p !== undefined));
-      tf.dispose(carried.flatMap((o) => (o ? [o.h, o.logits].filter((t): t is tf.Tensor2D => t !== undefined) : [])));
+      tf.dispose(carried.flatMap((o) => (o ? [o.h, o.logits, o.shared].filter((t): t is tf.Tensor2D => t !== undefined) : [])));
       for (const rec of recs) this.releaseInputs(rec);
       throw e;
     }
@@ -242,7 +242,7 @@ export class Engine {
     const S = recs[0]!.inputs.length - 1;
     const names = this.paramNames;
     const pending: (Promise<{ grad: Float32Array; timing: ExchangeTiming }> | undefined)[] = new Array(M);
-    const partial: ({ h: tf.Tensor; logits: tf.Tensor } | undefined)[] = new Array(M);
+    const partial: ({ h: tf.Tensor; logits: tf.Tensor; shared?: tf.Tensor } | undefined)[] = new Array(M);
     try {
       for (let k = S; k >= 0; k--) {
         const pnames = (this.stageNames[k] ??= stageParams(this.config, k, names));
@@ -269,20 +269,21 @@ export class Engine {
           PROFILE?.begin('stage_backward');
           const grads = stageGradients(rec.inputs[k], rec.tapes[k]!, pnames.map((n) => this.weights.get(n)!), upstream);
           PROFILE?.end();
-          if (upstream) tf.dispose([upstream.h, upstream.u, upstream.logits]);
+          if (upstream) tf.dispose([upstream.h, upstream.u, upstream.logits, ...(upstream.shared ? [upstream.shared] : [])]);
           const input = rec.inputs[k];
-          const nIn = input ? 2 + input.outputs.length : 0;
+          const nOut = input ? input.outputs.length : 0;
+          const nIn = input ? 2 + nOut + (input.shared ? 1 : 0) : 0;
           if (input) {
             // the devices start this micro-batch's expert backward now
             PROFILE?.at(m, k - 1, 'bwd');
             PROFILE?.begin('expert_grads_out');
-            const gradOutputs = interleave(grads.slice(2, nIn), this.config.model.d_model);
+            const gradOutputs = interleave(grads.slice(2, 2 + nOut), this.config.model.d_model);
             PROFILE?.end();
             pending[m] = early(this.dispatcher.backward(k - 1, m, rec.plans[k - 1]!, gradOutputs, rec.ctx.step));
             PROFILE?.begin('release_inputs');
-            partial[m] = { h: grads[0]!, logits: grads[1]! };
-            tf.dispose(grads.slice(2, nIn));
-            tf.dispose([input.h, input.logits, ...input.outputs]);
+            partial[m] = { h: grads[0]!, logits: grads[1]!, ...(input.shared ? { shared: grads[2 + nOut]! } : {}) };
+            tf.dispose(grads.slice(2, 2 + nOut));
+            tf.dispose([input.h, input.logits, ...input.outputs, ...(input.shared ? [input.shared] : [])]);
             disposeConstants(input.routing);
             rec.inputs[k] = undefined;
             PROFILE?.end();
@@ -299,7 +300,7 @@ export class Engine {
       }
     } catch (e) {
       await Promise.allSettled(pending.filter((p) => p !== undefined));
-      tf.dispose(partial.flatMap((p) => (p ? [p.h, p.logits] : [])));
+      tf.dispose(partial.flatMap((p) => (p ? [p.h, p.logits, ...(p.shared ? [p.shared] : [])] : [])));
       for (const rec of recs) this.releaseInputs(rec);
       throw e;
     }
@@ -336,7 +337,7 @@ export class Engine {
 
   private releaseInputs(rec: MicroRecord): void {
     for (const inp of rec.inputs) if (inp) {
-      tf.dispose([inp.h, inp.logits, ...inp.outputs]);
+      tf.dispose([inp.h, inp.logits, ...inp.outputs, ...(inp.shared ? [inp.shared] : [])]);
       disposeConstants(inp.routing);
     }
     rec.inputs = [];

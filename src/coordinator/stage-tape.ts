@@ -6,7 +6,7 @@ import { runStage, type StageContext, type StageInput, type StageOutput } from '
 /** A stage's outputs plus its own loss terms, (ce + balance + z) / M, as one scalar. */
 export type RecordedStage = StageOutput & { loss?: tf.Scalar; tape?: Recording<RecordedStage> };
 
-export type Upstream = { h: tf.Tensor; u: tf.Tensor; logits: tf.Tensor };
+export type Upstream = { h: tf.Tensor; u: tf.Tensor; logits: tf.Tensor; shared?: tf.Tensor };
 
 /** Runs stage k of one of M micro-batches; in training its forward is recorded for stageGradients. */
 export function forwardStage(k: number, input: StageInput | undefined, weights: Weights, ctx: StageContext & { train: boolean }, M: number): RecordedStage {
@@ -26,15 +26,16 @@ export function forwardStage(k: number, input: StageInput | undefined, weights: 
 }
 
 /**
- * Back-propagates stage k's recorded forward from ∂L/∂(h, u, logits) of its outputs and its own loss
- * terms, to its inputs (h, logits, expert outputs) and its weights; then frees the recording.
+ * Back-propagates stage k's recorded forward from ∂L/∂(h, u, logits, shared) of its outputs and its own
+ * loss terms, to its inputs (h, logits, expert outputs, shared) and its weights; then frees the recording.
  */
 export function stageGradients(input: StageInput | undefined, tape: Recording<RecordedStage>, weights: tf.Tensor[], upstream: Upstream | undefined): tf.Tensor[] {
   const out = tape.value;
   const one = tf.scalar(1);
   const seeds: [tf.Tensor, tf.Tensor][] = out.loss ? [[out.loss, one]] : [];
   if (upstream) seeds.push([out.h!, upstream.h], [out.u!, upstream.u], [out.logits!, upstream.logits]);
-  const xs = [...(input ? [input.h, input.logits, ...input.outputs] : []), ...weights];
+  if (upstream?.shared) seeds.push([out.shared!, upstream.shared]);
+  const xs = [...(input ? [input.h, input.logits, ...input.outputs, ...(input.shared ? [input.shared] : [])] : []), ...weights];
   try {
     return backprop(tape, seeds, xs);
   } finally {

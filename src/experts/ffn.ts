@@ -1,13 +1,13 @@
 import tf from '../backend/tfjs.cjs';
-import { geluDerivative, activation } from '../model/layers.js';
+import { activation, geluDerivative, swigluBackward, type Activation } from '../model/layers.js';
 import { colSum } from '../model/ops/col-sum.js';
 import { transpose2d } from '../backend/transpose.js';
 
-export type Activation = 'relu' | 'gelu';
+export type { Activation };
 
 export interface ExpertWeights {
-  w1: tf.Tensor2D; // [d_model, d_ff]
-  b1: tf.Tensor1D; // [d_ff]
+  w1: tf.Tensor2D; // [d_model, d_ff] (swiglu: [d_model, 2·d_ff], gate | up)
+  b1: tf.Tensor1D; // [d_ff] (swiglu: [2·d_ff])
   w2: tf.Tensor2D; // [d_ff, d_model]
   b2: tf.Tensor1D; // [d_model]
 }
@@ -15,7 +15,7 @@ export interface ExpertWeights {
 export interface ExpertForward {
   /** o = act(x·W1 + b1)·W2 + b2, [n, d_model] */
   o: tf.Tensor2D;
-  /** pre-activation a = x·W1 + b1, [n, d_ff], kept for the backward pass */
+  /** pre-activation a = x·W1 + b1, [n, d_ff] ([n, 2·d_ff] for swiglu), kept for the backward pass */
   a: tf.Tensor2D;
 }
 
@@ -39,15 +39,15 @@ export interface ExpertGradients {
 /**
  * The expert's backward pass, by hand (the design note's equations), with explicit transposes:
  *   dW2 = hᵀ·G,  db2 = Σ_rows G,  dH = G·W2ᵀ,  dA = dH ⊙ act′(a),  dW1 = xᵀ·dA,  db1 = Σ_rows dA,  dX = dA·W1ᵀ
+ * (swiglu: dA = [dH ⊙ a_u ⊙ silu′(a_g) | dH ⊙ silu(a_g)], layers.ts)
  */
 export function expertBackward(x: tf.Tensor2D, a: tf.Tensor2D, g: tf.Tensor2D, w: ExpertWeights, act: Activation): ExpertGradients {
   return tf.tidy(() => {
     const h = activation(act, a) as tf.Tensor2D;
     const dW2 = tf.matMul(transpose2d(h), g);
     const db2 = colSum(g);
-    const dH = tf.matMul(g, transpose2d(w.w2));
-    const dAct = act === 'relu' ? tf.step(a, 0) : geluDerivative(a);
-    const dA = dH.mul(dAct) as tf.Tensor2D;
+    const dH = tf.matMul(g, transpose2d(w.w2)) as tf.Tensor2D;
+    const dA = act === 'swiglu' ? swigluBackward(dH, a) : (dH.mul(act === 'relu' ? tf.step(a, 0) : geluDerivative(a)) as tf.Tensor2D);
     const dW1 = tf.matMul(transpose2d(x), dA);
     const db1 = colSum(dA);
     const dx = tf.matMul(dA, transpose2d(w.w1));

@@ -77,6 +77,23 @@ export function denseFfnBlock(h: tf.Tensor2D, l: number, w: Weights, ctx: BlockC
   return y;
 }
 
+/**
+ * Σ_s FFN_s(u) over the Switch block's shared experts (DeepSeekMoE §3.2): every token passes through
+ * each, unweighted, beside its routed experts. [N, d] → [N, d]
+ */
+export function sharedExperts(u: tf.Tensor2D, l: number, w: Weights, ctx: BlockContext): tf.Tensor2D {
+  PROFILE?.begin('shared_experts', 'compute', l);
+  let y: tf.Tensor2D | undefined;
+  for (let e = 0; e < ctx.config.moe.shared_experts; e++) {
+    const p = `h.${l}.shared.${e}`;
+    const a = activation(trainedActivation(ctx.config), linear(u, W(w, `${p}.w1`), W(w, `${p}.b1`))) as tf.Tensor2D;
+    const o = linear(a, W(w, `${p}.w2`), W(w, `${p}.b2`));
+    y = y ? (y.add(o) as tf.Tensor2D) : o;
+  }
+  PROFILE?.end();
+  return y!;
+}
+
 /** Router logits z = (x ⊙ jitter)·W_r in float32 (selective precision, paper §2.4). → [B·T, E] */
 export function routerLogits(x: tf.Tensor2D, l: number, w: Weights, jitter: tf.Tensor | undefined): tf.Tensor2D {
   PROFILE?.begin('router_logits', 'compute', l);

@@ -30,7 +30,35 @@ export function geluDerivative(a: tf.Tensor): tf.Tensor {
   });
 }
 
-export function activation(name: 'relu' | 'gelu', a: tf.Tensor): tf.Tensor {
+/**
+ * SwiGLU (Shazeer 2020): the first matrix is gate | up side by side, a = [a_g | a_u] of 2·d_ff
+ * columns (Megatron-Core's gated linear unit, first half the gate):  h = silu(a_g) ⊙ a_u,
+ * silu(v) = v·σ(v).  [n, 2·d_ff] → [n, d_ff]
+ */
+export function swiglu(a: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [g, u] = tf.split(a, 2, 1) as [tf.Tensor2D, tf.Tensor2D];
+    return g.mul(tf.sigmoid(g)).mul(u) as tf.Tensor2D;
+  });
+}
+
+/**
+ * ∂/∂a of Σ dH ⊙ swiglu(a), for hand-written expert backward: [dH ⊙ a_u ⊙ silu′(a_g) | dH ⊙ silu(a_g)],
+ * silu′(v) = σ(v)·(1 + v·(1 − σ(v))).  dH [n, d_ff], a [n, 2·d_ff] → [n, 2·d_ff]
+ */
+export function swigluBackward(dH: tf.Tensor2D, a: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [g, u] = tf.split(a, 2, 1) as [tf.Tensor2D, tf.Tensor2D];
+    const sg = tf.sigmoid(g);
+    const dSilu = sg.mul(g.mul(tf.sub(1, sg)).add(1));
+    return tf.concat([dH.mul(u).mul(dSilu), dH.mul(g.mul(sg))], 1) as tf.Tensor2D;
+  });
+}
+
+export type Activation = 'relu' | 'gelu' | 'swiglu';
+
+export function activation(name: Activation, a: tf.Tensor): tf.Tensor {
+  if (name === 'swiglu') return swiglu(a as tf.Tensor2D);
   return name === 'relu' ? tf.relu(a) : gelu(a);
 }
 

@@ -55,9 +55,19 @@ export function initCoordinatorParams(config: Config, vocabSize: number): ParamS
       if (config.moe.router === 'learned') w(`${h}.router.w`, [d, config.moe.n_experts]);
       // aux-free balancing's per-expert bias: routing state beside the router, moved by the load, never by a gradient
       if (config.moe.balance === 'aux_free') p.set(`${h}.router.bias`, filled([config.moe.n_experts], 0));
+      // shared experts (DeepSeekMoE): every token's, computed with the dense model, each of d_ff_expert
+      const hs = expertFf(config);
+      const up = config.model.activation === 'swiglu' ? 2 * hs : hs;
+      for (let e = 0; e < config.moe.shared_experts; e++) {
+        w(`${h}.shared.${e}.w1`, [d, up]);
+        p.set(`${h}.shared.${e}.b1`, filled([up], 0));
+        w(`${h}.shared.${e}.w2`, [hs, d]);
+        p.set(`${h}.shared.${e}.b2`, filled([d], 0));
+      }
     } else {
-      w(`${h}.ffn.w1`, [d, dff]);
-      p.set(`${h}.ffn.b1`, filled([dff], 0));
+      const gated = config.model.activation === 'swiglu' ? 2 : 1; // swiglu: gate | up side by side
+      w(`${h}.ffn.w1`, [d, gated * dff]);
+      p.set(`${h}.ffn.b1`, filled([gated * dff], 0));
       w(`${h}.ffn.w2`, [dff, d]);
       p.set(`${h}.ffn.b2`, filled([d], 0));
     }
@@ -72,19 +82,21 @@ export function initCoordinatorParams(config: Config, vocabSize: number): ParamS
 export function initExpertShapes(config: Config, block: number, expert: number): Map<string, number[]> {
   const d = config.model.d_model;
   const dff = expertFf(config);
+  const up = config.model.activation === 'swiglu' ? 2 * dff : dff; // swiglu: gate | up side by side
   const name = (k: string) => `h.${block}.experts.${expert}.${k}`;
-  return new Map([[name('w1'), [d, dff]], [name('b1'), [dff]], [name('w2'), [dff, d]], [name('b2'), [d]]]);
+  return new Map([[name('w1'), [d, up]], [name('b1'), [up]], [name('w2'), [dff, d]], [name('b2'), [d]]]);
 }
 
 /** Expert e of the Switch layer in block l: initialised from its own stream, whoever owns it. */
 export function initExpertParams(config: Config, block: number, expert: number): ParamSet {
   const d = config.model.d_model;
   const dff = expertFf(config);
+  const up = config.model.activation === 'swiglu' ? 2 * dff : dff;
   const s = config.moe.init_scale;
   const name = (k: string) => `h.${block}.experts.${expert}.${k}`;
   return new Map([
-    [name('w1'), truncNormalParam([d, dff], s, config.seed, name('w1'))],
-    [name('b1'), filled([dff], 0)],
+    [name('w1'), truncNormalParam([d, up], s, config.seed, name('w1'))],
+    [name('b1'), filled([up], 0)],
     [name('w2'), truncNormalParam([dff, d], s, config.seed, name('w2'))],
     [name('b2'), filled([d], 0)],
   ]);

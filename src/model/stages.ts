@@ -1,7 +1,7 @@
 import tf from '../backend/tfjs.cjs';
 import type { Config } from '../config/defaults.js';
 import { balanceLoss, combine, zLoss, type RoutingConstants } from '../router/gates.js';
-import { attentionBlock, denseFfnBlock, embed, ffnInput, lmLoss, routerLogits, type BlockContext, type Weights } from './blocks.js';
+import { attentionBlock, denseFfnBlock, embed, ffnInput, lmLoss, routerLogits, sharedExperts, type BlockContext, type Weights } from './blocks.js';
 import { dropout } from './layers.js';
 import { isRoutingState, isSwitchBlock } from './params.js';
 import { PROFILE } from '../profile/recorder.js';
@@ -10,9 +10,9 @@ import { PROFILE } from '../profile/recorder.js';
  * The model, cut at its Switch layers into stages that the coordinator runs with tfjs autodiff.
  * Expert work happens between stages (asynchronously, on the devices), so no gradient tape spans it:
  *
- *   stage 0:  embed → blocks … → attention of Switch block s₀ → (h, u = LN₂(h), router logits z)
+ *   stage 0:  embed → blocks … → attention of Switch block s₀ → (h, u = LN₂(h), router logits z, shared experts on u)
  *   [Switch layer 0: route z, dispatch u, experts, combine → o]
- *   stage 1:  h + Σ_c keep·g·o (gates from z), aux losses of layer 0 → … → (h, u, z) of s₁
+ *   stage 1:  h + Σ_c keep·g·o (gates from z) + shared, aux losses of layer 0 → … → (h, u, z) of s₁
  *   …
  *   stage S:  h + combine → remaining blocks → final LN → LM head → cross-entropy
  */
@@ -24,12 +24,16 @@ export interface StageInput {
   /** expert outputs per choice, [N, d] each (zero rows where dropped) */
   outputs: tf.Tensor2D[];
   routing: RoutingConstants;
+  /** Σ of the shared experts on the layer's input, [N, d] (moe.shared_experts > 0) */
+  shared?: tf.Tensor2D;
 }
 
 export interface StageOutput {
   h?: tf.Tensor2D;
   u?: tf.Tensor2D;
   logits?: tf.Tensor2D;
+  /** the next Switch layer's shared experts on u (computed here, where u is: their gradient reaches u on this stage's tape) */
+  shared?: tf.Tensor2D;
   ce?: tf.Scalar;
   balance?: tf.Scalar;
   z?: tf.Scalar;
@@ -66,7 +70,7 @@ export function stageParams(config: Config, k: number, all: string[]): string[] 
     if (name === 'ln_f.g' || name === 'ln_f.b' || name === 'lm_head') return final;
     const l = Number(name.split('.')[1]);
     if (l < from || l > to) return false;
-    if (!final && l === to) return /\.(ln1|attn|ln2|router)\./.test(name);
+    if (!final && l === to) return /\.(ln1|attn|ln2|router|shared)\./.test(name);
     return true;
   });
 }
@@ -81,7 +85,8 @@ export function runStage(k: number, input: StageInput | undefined, w: Weights, c
   else {
     const inp = input!;
     PROFILE?.begin('combine', 'compute', from - 1);
-    const y = combine(inp.logits, inp.outputs, inp.routing, config.moe);
+    const routed = combine(inp.logits, inp.outputs, inp.routing, config.moe);
+    const y = inp.shared ? (routed.add(inp.shared) as tf.Tensor2D) : routed; // shared experts: added unweighted
     h = inp.h.add(dropout(y, ctx.mask(`h.${from - 1}.switch`, y.shape))) as tf.Tensor2D;
     PROFILE?.end();
     PROFILE?.begin('aux_losses', 'compute', from - 1);
@@ -95,7 +100,8 @@ export function runStage(k: number, input: StageInput | undefined, w: Weights, c
       const u = ffnInput(h, l, w);
       // a hash router has no weights: constant logits, never read (the hash chooses, the gate is 1)
       const logits = config.moe.router === 'hash' ? tf.zeros([u.shape[0], config.moe.n_experts]) as tf.Tensor2D : routerLogits(u, l, w, ctx.jitter(l, u.shape));
-      return { ...out, h, u, logits };
+      const shared = config.moe.shared_experts > 0 ? sharedExperts(u, l, w, ctx) : undefined;
+      return { ...out, h, u, logits, ...(shared ? { shared } : {}) };
     }
     h = denseFfnBlock(h, l, w, ctx);
   }
