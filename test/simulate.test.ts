@@ -67,6 +67,30 @@ test('EP 16 on 2×8, uniform: the flat all-to-all and the hierarchical one in cl
   t.deepEqual(g.rows, [16 * rows], 'its one expert gets the rows of all 16 sources');
 });
 
+test('limited routing: a token sends one copy per group it reaches, M/k of its bytes; node groups shrink the cross-node bytes only (DeepSeek-V3)', (t) => {
+  const c = cluster(2);
+  const base = ['parallel.devices=8', 'moe.n_experts=32', 'moe.top_k=4', 'data.batch_size=16', 'data.seq_len=64', 'plan.ep=16'];
+  const config = (...sets: string[]) => cfg(...base, ...sets);
+  const L = resolveLayout(config(), c, 65);
+  const flat = (cfgx: ReturnType<typeof config>) => project(c, uniformWorkload(cfgx, 65)).layers[0]!;
+  const free = flat(config());
+  // 16 device groups, each token kept to 2: 2 copies of its 4 choices, half the bytes everywhere
+  const devices = flat(config('moe.route_groups=16', 'moe.route_group_topk=2'));
+  t.is(devices.groups_per_token, 2);
+  t.true(close(devices.bytes_intra_node, free.bytes_intra_node / 2) && close(devices.bytes_inter_node, free.bytes_inter_node / 2));
+  // 2 node groups (the EP group spans 2 nodes), each token kept to 1: NVLink carries every copy, the NICs one per token of four
+  const nodes = flat(config('moe.route_groups=2', 'moe.route_group_topk=1'));
+  t.is(nodes.groups_per_token, 1);
+  t.true(close(nodes.bytes_intra_node, free.bytes_intra_node), 'intra-node bytes unchanged');
+  t.true(close(nodes.bytes_inter_node, free.bytes_inter_node / 4), 'cross-node bytes a quarter');
+  t.true(nodes.a2a_us < free.a2a_us);
+  t.is(L.groups.ep.nodes, 2);
+  // a recorded run's measured groups per token wins over the bound
+  const w = uniformWorkload(config('moe.route_groups=16', 'moe.route_group_topk=2'), 65);
+  const recorded: Workload = { ...w, source: 'run', steps: [{ step: 1, layers: [{ routed: [new Array(32).fill(32)], groupsPerToken: 1.5 }] }] };
+  t.is(project(c, recorded).layers[0]!.groups_per_token, 1.5);
+});
+
 test('with more GPUs than experts, EP groups: each GPU exchanges with ep − 1 peers only, and expert gradients are all-reduced over edp', (t) => {
   const c = cluster(2); // 16 GPUs, 8 experts: two EP groups of 8, one per node
   const config = cfg('parallel.devices=8', 'moe.n_experts=8', 'data.batch_size=16', 'data.seq_len=64');

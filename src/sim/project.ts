@@ -192,7 +192,7 @@ export function project(c: Cluster, w: Workload): Projection {
     const avg = (f: (y: SwitchLayerTime) => number) => all.reduce((a, y) => a + f(y), 0) / all.length;
     return {
       layer: i, block, a2a_us: avg((y) => y.a2a_us), comm_us: avg((y) => y.comm_us), exposed_comm_us: avg((y) => y.exposed_comm_us), expert_us: avg((y) => y.expert_us),
-      straggler_factor: avg((y) => y.straggler_factor), drop_fraction: avg((y) => y.drop_fraction), bytes_intra_node: avg((y) => y.bytes_intra_node), bytes_inter_node: avg((y) => y.bytes_inter_node),
+      straggler_factor: avg((y) => y.straggler_factor), drop_fraction: avg((y) => y.drop_fraction), groups_per_token: avg((y) => y.groups_per_token), bytes_intra_node: avg((y) => y.bytes_intra_node), bytes_inter_node: avg((y) => y.bytes_inter_node),
     };
   });
   const memory = memoryUse(cfg, L, valueBytes(c), L.tokensPerGpu * cfg.moe.top_k);

@@ -8,6 +8,7 @@ import { computeUs, valueBytes } from './compute.js';
 import type { Layout } from './layout.js';
 import { gpuRows } from './routing.js';
 import { layerTraffic } from './traffic.js';
+import { fanout } from './fanout.js';
 import { backwardOf, blockWork, expertWork, headWork } from './work.js';
 import type { LayerLoad } from './workload.js';
 
@@ -24,6 +25,8 @@ export interface SwitchLayerTime {
   /** slowest GPU's (all-to-all + experts) over the mean GPU's: 1 when routing is balanced */
   straggler_factor: number;
   drop_fraction: number;
+  /** mean expert groups a token's copies go to (limited routing, fanout.ts; 1 without it) */
+  groups_per_token: number;
   /** the stage's GPUs together, all all-to-alls of the micro-batch */
   bytes_intra_node: number;
   bytes_inter_node: number;
@@ -128,7 +131,8 @@ export function stageTime(c: Cluster, config: Config, L: Layout, s: number, load
 function switchLayer(c: Cluster, config: Config, L: Layout, block: number, load: LayerLoad | undefined, denseUs: number, perStage: number): SwitchLayerTime {
   const vb = valueBytes(c);
   const rows = Array.from({ length: perStage }, (_, i) => gpuRows(config, L, load, i));
-  const t = layerTraffic(c, L, (i) => rows[i]!.sent, config.model.d_model * vb);
+  const fan = fanout(config, L, load);
+  const t = layerTraffic(c, L, (i) => rows[i]!.sent, config.model.d_model * vb, fan);
   const exchanges = config.plan.recompute === 'full' ? 6 : 4; // dispatch and combine, forward and backward (and forward again)
   const overlap = config.plan.overlap === 'a2a' && L.microBatches >= 2;
   const per = t.gpus.map((g) => {
@@ -148,7 +152,7 @@ function switchLayer(c: Cluster, config: Config, L: Layout, block: number, load:
   const hier = c.all_to_all === 'hierarchical';
   return {
     block, a2a_us: p.one, comm_us: p.a2a, exposed_comm_us: p.exposed, expert_us: p.expert,
-    straggler_factor: mean > 0 ? (p.a2a + p.expert) / mean : 1, drop_fraction: routed > 0 ? dropped / routed : 0,
+    straggler_factor: mean > 0 ? (p.a2a + p.expert) / mean : 1, drop_fraction: routed > 0 ? dropped / routed : 0, groups_per_token: fan.groupsPerToken,
     bytes_intra_node: exchanges * (hier ? t.hierIntraBytes : t.intraBytes), bytes_inter_node: exchanges * (hier ? t.hierInterBytes : t.interBytes),
     per_gpu: per.map((x) => ({ a2a: x.a2a, expert: x.expert })),
   };

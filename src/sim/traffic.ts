@@ -28,8 +28,9 @@ export interface LayerTraffic {
  * to other replicas of the experts (data parallelism across groups). `kept(i)` is GPU i's rows to
  * each of the E experts for this micro-batch (after capacity, or every slot with padding).
  * Hierarchical (DeepSpeed-MoE's) applies when an EP group spans whole nodes; otherwise it is flat.
+ * `copies` scales the bytes between GPUs of a node and between nodes (limited routing's fan-out, fanout.ts).
  */
-export function layerTraffic(c: Cluster, L: Layout, kept: (gpu: number) => number[], rowBytes: number): LayerTraffic {
+export function layerTraffic(c: Cluster, L: Layout, kept: (gpu: number) => number[], rowBytes: number, copies: { intra: number; inter: number } = { intra: 1, inter: 1 }): LayerTraffic {
   const g = c.gpus_per_node;
   const perStage = L.gpus / L.pp;
   const { ep, etp, expertsPerGpu: per } = L;
@@ -45,7 +46,8 @@ export function layerTraffic(c: Cluster, L: Layout, kept: (gpu: number) => numbe
       const node = (i: number) => Math.floor(i / g); // stages are whole blocks of ranks: node order within a stage is node order
       const rows = members.map((i) => kept(i));
       // bytes[s][t]: member s to member t
-      const bytes = rows.map((r) => members.map((_, t) => rowBytes * r.slice(t * per, (t + 1) * per).reduce((a, b) => a + b, 0)));
+      // (scaled by the copies a token makes of itself per pair: fewer than its choices under device- or node-limited routing, fanout.ts)
+      const bytes = rows.map((r, s) => members.map((j, t) => rowBytes * (node(members[s]!) === node(j) ? copies.intra : copies.inter) * r.slice(t * per, (t + 1) * per).reduce((a, b) => a + b, 0)));
       const nodesOf = [...new Set(members.map(node))];
       const perNode = members.filter((i) => node(i) === node(members[0]!)).length;
       const wholeNodes = nodesOf.length > 1 && perNode === g;

@@ -9,6 +9,8 @@ import { switchBlocks } from '../model/stages.js';
 export interface LayerLoad {
   /** [G][E] token-choices each group of the run sent each expert before dropping */
   routed: number[][];
+  /** top-k: the mean number of expert groups (the run's devices, or moe.route_groups) a token's experts spanned */
+  groupsPerToken?: number;
 }
 
 export interface StepLoad {
@@ -60,7 +62,7 @@ export function runWorkload(dir: string): Workload {
   const lines = readFileSync(metricsFile, 'utf8').split('\n').filter((l) => l.trim());
   const warnings: string[] = [];
   for (const [i, line] of lines.entries()) {
-    let r: { step: number; tokens_per_s?: number; layers?: { group_expert_counts: number[][] }[] };
+    let r: { step: number; tokens_per_s?: number; layers?: { group_expert_counts: number[][]; groups_per_token?: number }[] };
     try {
       r = JSON.parse(line);
     } catch (e) {
@@ -73,7 +75,7 @@ export function runWorkload(dir: string): Workload {
     }
     if (!r.layers) continue;
     const ms = r.tokens_per_s ? ((config.data.batch_size * config.data.seq_len) / r.tokens_per_s) * 1000 : undefined;
-    steps.push({ step: r.step, layers: r.layers.map((l) => ({ routed: l.group_expert_counts.map((row) => row.map((n) => n * k)) })), ms });
+    steps.push({ step: r.step, layers: r.layers.map((l) => ({ routed: l.group_expert_counts.map((row) => row.map((n) => n * k)), ...(l.groups_per_token !== undefined ? { groupsPerToken: l.groups_per_token } : {}) })), ms });
     if (ms !== undefined) stepMs.push(ms);
   }
   if (steps.length === 0) throw new ConfigError(`--run ${dir}: metrics.jsonl has no step with per-layer routing (got none)`);
