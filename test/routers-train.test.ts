@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadCheckpoint } from '../src/train/checkpoint.js';
 import { train } from '../src/train/trainer.js';
-import { cfg, CORPUS, tempDir } from './helpers.js';
+import { routeText } from '../src/report/inspect.js';
+import { cfg, cli, CORPUS, tempDir } from './helpers.js';
 
 /**
  * Every router and expert option of today's MoE models trains the same in both layouts (the
@@ -59,4 +60,20 @@ test.serial('aux-free biases live in checkpoints: a resumed run continues with e
     if (first === second) t.deepEqual(resumed.losses, whole.losses.slice(3), 'bit-equal in the same layout');
     else resumed.losses.forEach((l, i) => t.true(Math.abs(l - whole.losses[3 + i]!) <= 1e-4 * whole.losses[3 + i]!, `across layouts, step ${4 + i}`));
   }
+});
+
+test.serial('a device-limited run: eval and inspect open its checkpoint (each character\'s experts on one device), profile its config (the shared experts\' span)', async (t) => {
+  const dir = tempDir(t);
+  const sets = ['moe.n_experts=8', 'moe.top_k=2', 'moe.route_group_topk=1', 'moe.shared_experts=1', 'train.steps=4', 'train.checkpoint_every=4'];
+  await train({ config: small(...sets), name: 't', outDir: dir });
+  const r = await routeText({ checkpoint: dir });
+  t.true(r.chars.length > 0);
+  t.true(r.chars.every((c) => c.experts.length === 2 && new Set(c.groups).size === 1), 'both experts of every character on one device');
+  const ev = await cli('eval', '--checkpoint', dir, '--batches', '1');
+  t.is(ev.status, 0, ev.stderr);
+  const prof = join(dir, 'profile');
+  const p = await cli('profile', '--config', join(dir, 'config.yaml'), '--steps', '1', '--warmup', '0', '--out', prof);
+  t.is(p.status, 0, p.stderr);
+  const trace = readFileSync(join(prof, 'trace.json'), 'utf8');
+  t.regex(trace, /"name":"shared_experts"/);
 });

@@ -30,7 +30,11 @@ export interface RoutedChar {
   /** position within its routing group */
   pos: number;
   char: string;
+  /** its first choice */
   expert: number;
+  /** all k choices, best first, and the expert group (device, or moe.route_groups group) of each */
+  experts: number[];
+  groups: number[];
   prob: number;
   dropped: boolean;
   cls: CharClass;
@@ -86,13 +90,15 @@ export async function routeText(opts: Omit<InspectOptions, 'out'>): Promise<{ ch
     const plans = r.plans[0]!;
     const probs = r.probs[0]!;
     const E = config.moe.n_experts;
+    const perGroup = E / (config.moe.route_groups || config.parallel.devices);
     const chars: RoutedChar[] = [];
     plans.forEach((plan, layer) => {
       for (let t = 0; t < x.length; t++) {
         const i = t * plan.topK; // the first choice
         const c = tok.chars[x[t]!]!;
+        const experts = Array.from(plan.expert.subarray(i, i + plan.topK));
         chars.push({
-          layer, row: Math.floor(t / T), col: t % T, pos: t % plan.tokensPerGroup, char: c, expert: plan.expert[i]!,
+          layer, row: Math.floor(t / T), col: t % T, pos: t % plan.tokensPerGroup, char: c, expert: plan.expert[i]!, experts, groups: experts.map((e) => Math.floor(e / perGroup)),
           prob: probs[layer]![t * E + plan.expert[i]!]!, dropped: plan.slot[i]! < 0, cls: charClass(c),
         });
       }
@@ -109,7 +115,7 @@ export async function inspect(opts: InspectOptions): Promise<{ file: string; dro
   const blocks = r.blocks;
   const charts: Chart[] = [];
   for (let l = 0; l < r.layers; l++) {
-    const values = r.chars.filter((c) => c.layer === l).map((c) => ({ ...c, shown: shown(c.char), fate: c.dropped ? 'dropped' : 'kept' }));
+    const values = r.chars.filter((c) => c.layer === l).map((c) => ({ ...c, shown: shown(c.char), fate: c.dropped ? 'dropped' : 'kept', chosen: c.experts.join(', '), in_groups: [...new Set(c.groups)].join(', ') }));
     const cols = maxOf(values.map((v) => v.col)) + 1;
     const rows = maxOf(values.map((v) => v.row)) + 1;
     const enc = { x: { field: 'col', type: 'ordinal', axis: null }, y: { field: 'row', type: 'ordinal', axis: null } } as const;
@@ -122,7 +128,8 @@ export async function inspect(opts: InspectOptions): Promise<{ file: string; dro
           mark: { type: 'text', font: 'monospace', fontSize: 13, fontWeight: 'bold' },
           encoding: {
             ...enc, text: { field: 'shown' }, color: { field: 'expert', type: 'nominal', scale: { scheme: 'category10' }, title: 'expert' },
-            tooltip: [{ field: 'char' }, { field: 'expert' }, { field: 'prob', title: 'router probability', format: '.3f' }, { field: 'fate' }, { field: 'pos', title: 'position in group' }],
+            tooltip: [{ field: 'char' }, { field: 'expert', title: 'first expert' }, { field: 'chosen', title: 'experts (top-k)' }, { field: 'in_groups', title: 'expert groups (devices)' },
+              { field: 'prob', title: 'router score', format: '.3f' }, { field: 'fate' }, { field: 'pos', title: 'position in group' }],
           },
         },
       ],
@@ -165,7 +172,12 @@ export async function inspect(opts: InspectOptions): Promise<{ file: string; dro
   const dropped = r.chars.filter((c) => c.dropped).length;
   writeFileSync(opts.out, htmlPage({
     title: `switch-sim inspect: ${opts.checkpoint}`,
-    intro: [`${tokens} characters routed at eval capacity factor ${r.capacityFactor} (${r.experts} experts, ${r.layers} Switch layers); ${dropped} token-layer routings dropped.`],
+    intro: [
+      `${tokens} characters routed at eval capacity factor ${r.capacityFactor} (${r.experts} experts, ${r.layers} Switch layers); ${dropped} token-layer routings dropped.`,
+      ...(r.chars[0] && r.chars[0].experts.length > 1
+        ? [`Each character's ${r.chars[0].experts.length} experts spanned ${(r.chars.reduce((a, c) => a + new Set(c.groups).size, 0) / r.chars.length).toFixed(2)} expert groups (devices) on average; hover a character for its experts and groups.`]
+        : []),
+    ],
     charts, tables,
   }));
   return { file: opts.out, dropped, tokens };
