@@ -53,7 +53,7 @@ test.serial('a 2 × 2 grid writes every output: runs, results.jsonl and .csv, sw
   const resolved = YAML.parse(readFileSync(join(gridDir, 'sweep.yaml'), 'utf8'));
   t.is(resolved.base.model.d_model, 16);
   t.is(resolved.points.length, 4);
-  t.deepEqual(readdirSync(join(gridDir, 'charts')).sort(), ['drop_fraction.svg', 'load.svg', 'load_max_over_mean.svg', 'loss.svg', 'step_ms.svg', 'tokens_per_s.svg', 'train_ce_0.svg', 'train_ce_1.svg',
+  t.deepEqual(readdirSync(join(gridDir, 'charts')).sort(), ['drop_fraction.svg', 'drops_steps.svg', 'load.svg', 'load_max_over_mean.svg', 'load_steps.svg', 'loss.svg', 'step_ms.svg', 'tokens_per_s.svg', 'train_ce_0.svg', 'train_ce_1.svg',
     'val_ce_0.svg', 'val_ce_1.svg', 'val_seconds.svg', 'val_steps.svg'], 'nothing for what the sweep did not record (profile, simulate)');
   const summary = readFileSync(join(gridDir, 'summary.csv'), 'utf8').trim().split('\n');
   t.is(summary.length, 5, 'one row per point (one seed each here)');
@@ -73,7 +73,7 @@ test.serial('--resume reruns nothing that finished', async (t) => {
 });
 
 test.serial('report.html opens offline in headless Chromium: every chart draws its data, no console error, no request', async (t) => {
-  await assertPageRenders(t, join(gridDir, 'report.html'), ['drop_fraction', 'load', 'load_max_over_mean', 'loss', 'step_ms', 'tokens_per_s', 'train_ce_0', 'train_ce_1',
+  await assertPageRenders(t, join(gridDir, 'report.html'), ['drop_fraction', 'drops_steps', 'load', 'load_max_over_mean', 'load_steps', 'loss', 'step_ms', 'tokens_per_s', 'train_ce_0', 'train_ce_1',
     'val_ce_0', 'val_ce_1', 'val_seconds', 'val_steps']);
   const rebuilt = await cli('report', gridDir);
   t.is(rebuilt.status, 0, rebuilt.stderr);
@@ -90,6 +90,13 @@ test.serial('a point with a bad value fails validation before anything runs, nam
   t.throws(() => loadSweep(sweepFile(dir, { base: BASE, grid: { 'moe.n_expert': [4] } })), { message: /grid: unknown key moe\.n_expert \(did you mean moe\.n_experts\?\)/ });
   t.throws(() => loadSweep(sweepFile(dir, { base: BASE, seed: [1] })), { message: /unknown key seed \(did you mean seeds\?\)/ });
   t.throws(() => loadSweep(sweepFile(dir, { base: BASE, record: 'trace' })), { message: /record must be train, profile or both \(got "trace"\)/ });
+  t.throws(() => loadSweep(sweepFile(dir, { base: BASE, runs: [{ label: 'a b' }] })), { message: /runs\[0\]\.label must be a name of letters, digits/ });
+  t.throws(() => loadSweep(sweepFile(dir, { base: BASE, runs: [{ label: 'a' }, { label: 'a', 'moe.top_k': 2 }] })), { message: /runs: every label must be different \(got a, a\)/ });
+  // a label names the point: its directory, and what charts and tables call it; it sets no config key
+  const labelled = loadSweep(sweepFile(dir, { base: BASE, runs: [{ label: 'plain' }, { label: 'two', 'moe.top_k': 2 }], baseline: { label: 'plain' } }));
+  t.deepEqual(labelled.points.map((p) => p.name), ['0-plain-seed=1337', '1-two-seed=1337']);
+  t.deepEqual(labelled.points.map((p) => p.config.moe.top_k), [1, 2]);
+  t.deepEqual(labelled.keys, ['label', 'moe.top_k']);
 });
 
 test.serial('a point that fails at run time is recorded with its error, the sweep runs the rest and exits 1, the last line counting the failures', async (t) => {
@@ -116,7 +123,7 @@ test.serial('--dry-run lists the points with parameter counts that match the mod
   const file = sweepFile(dir, { base: BASE, grid: { 'moe.n_experts': [2, 8] }, seeds: [1, 2] });
   const r = await cli('sweep', file, '--dry-run');
   t.is(r.status, 0, r.stderr);
-  t.regex(r.stdout, /^sweep sweep: 4 points \(swept: moe\.n_experts; records train\)\n/);
+  t.regex(r.stdout, /^sweep sweep: 4 runs, 2 points × 2 seeds \(swept: moe\.n_experts; records train\)\n/);
   t.is(r.stdout.trim().split('\n').length, 5);
   const config = cfg('model.d_model=16', 'model.n_layers=3', 'model.switch_every=2', 'moe.n_experts=8', 'moe.top_k=2');
   const experts = switchBlocks(config).length * 8 * countParams(initExpertParams(config, 1, 0));

@@ -10,7 +10,8 @@ import { assertTrainable } from '../model/trainable.js';
  * A sweep file (YAML):
  *   base:   a config file (relative to the sweep file) or an inline config
  *   grid:   dotted config keys → lists of values; every combination is a point
- *   runs:   a list of override maps; each is a point (crossed with the grid when both are given)
+ *   runs:   a list of override maps; each is a point (crossed with the grid when both are given); a
+ *           `label` key (not a config key) names the point on charts, tables and its directory
  *   seeds:  each point runs once per seed (default: the base config's seed)
  *   set:    dotted keys applied to every point, e.g. { train.steps: 300 }
  *   record: train | profile | [train, profile] (profile adds a few profiled steps per point)
@@ -63,7 +64,7 @@ function product(grid: [string, unknown[]][]): Tree[] {
 
 /** A directory-safe point name: its index and values, e.g. `03-n_experts=4-seed=1`. */
 function pointName(index: number, vary: Tree, seed: number, width: number): string {
-  const parts = Object.entries(vary).map(([k, v]) => `${k.split('.').at(-1)}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
+  const parts = typeof vary.label === 'string' ? [vary.label] : Object.entries(vary).map(([k, v]) => `${k.split('.').at(-1)}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
   return [String(index).padStart(width, '0'), ...parts, `seed=${seed}`].join('-').replace(/[^A-Za-z0-9=._-]/g, '_');
 }
 
@@ -110,7 +111,12 @@ export function loadSweep(file: string, extraSets: string[] = [], seedsOverride?
   }
   const runs = raw.runs ?? [{}];
   if (!Array.isArray(runs) || runs.some((r) => !isTree(r))) throw sweepError(file, `runs must be a list of mappings of dotted keys (got ${show(runs)})`);
-  (runs as Tree[]).forEach((r, i) => Object.keys(r).forEach((k) => checkKey(file, `runs[${i}]`, k)));
+  (runs as Tree[]).forEach((r, i) => Object.entries(r).forEach(([k, v]) => {
+    if (k !== 'label') return checkKey(file, `runs[${i}]`, k);
+    if (typeof v !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(v)) throw sweepError(file, `runs[${i}].label must be a name of letters, digits, '.', '_' or '-' (got ${show(v)})`);
+  }));
+  const labels = (runs as Tree[]).map((r) => r.label).filter((l) => l !== undefined);
+  if (new Set(labels).size !== labels.length) throw sweepError(file, `runs: every label must be different (got ${labels.join(', ')})`);
   const record = raw.record === undefined ? ['train'] : Array.isArray(raw.record) ? raw.record : [raw.record];
   if (record.length === 0 || record.some((r) => r !== 'train' && r !== 'profile')) throw sweepError(file, `record must be train, profile or both (got ${show(raw.record)})`);
   // the base, resolved alone first: its own errors name the base
@@ -132,7 +138,8 @@ export function loadSweep(file: string, extraSets: string[] = [], seedsOverride?
       const label = Object.entries(vary).map(([k, v]) => `${k}=${show(v)}`).concat(`seed=${seed}`).join(', ');
       let config: Config;
       try {
-        config = resolveConfig({ overlay: base, sets: [...asSets(set as Tree), ...asSets(vary), `seed=${seed}`] }).config;
+        const { label: _label, ...keysOfPoint } = vary;
+        config = resolveConfig({ overlay: base, sets: [...asSets(set as Tree), ...asSets(keysOfPoint), `seed=${seed}`] }).config;
         assertTrainable(config);
       } catch (e) {
         throw sweepError(file, `point ${index} (${label}): ${(e as Error).message}`);

@@ -24,8 +24,8 @@ const DOUBLING = ['moe.n_experts', 'parallel.devices', 'moe.top_k'];
 /** keys swept over orders of magnitude: a log₁₀ axis with their own values as ticks */
 const MAGNITUDES = ['train.lr', 'train.min_lr', 'train.weight_decay', 'moe.balance_loss_coef', 'moe.z_loss_coef', 'moe.router_jitter'];
 
-/** The key a chart puts on x: the first swept key of `prefer` that varies, else the first swept key. */
-const axisKey = (keys: string[], prefer: string[]) => prefer.find((k) => keys.includes(k)) ?? keys[0];
+/** The key a chart puts on x: the points' labels when the sweep names them, else the first swept key of `prefer`, else the first swept key. */
+const axisKey = (keys: string[], prefer: string[]) => (keys.includes('label') ? 'label' : prefer.find((k) => keys.includes(k)) ?? keys[0]);
 
 /** An x encoding for a swept key: numbers on a linear axis, counts that double on a log₂ axis with their own values as ticks, anything else a category. */
 function xEncoding(values: unknown[], key: string | undefined) {
@@ -39,7 +39,7 @@ function xEncoding(values: unknown[], key: string | undefined) {
 
 /** A measurement against a swept key: each point's mean and its 95% interval over seeds (error bars), one line per combination of the other keys. */
 function againstKey(id: string, points: PointSummary[], keys: string[], x: string | undefined, metric: MetricColumn): Chart {
-  const others = keys.filter((k) => k !== x);
+  const others = x === 'label' ? [] : keys.filter((k) => k !== x); // labelled points are one series
   const values = points.filter((p) => p.estimates[metric]).map((p) => {
     const e = p.estimates[metric]!;
     return { x: x ? p.vary[x] : p.label, mean: e.mean, lo: e.lo, hi: e.hi, n: e.n, series: others.length > 0 ? pointLabel(p.vary, others) : 'mean over seeds' };
@@ -91,6 +91,15 @@ export function sweepCharts(dir: string, rows: ResultRow[], keys: string[], poin
   const charts: Chart[] = [
     curves('loss', 'Training loss against step, every point', 'Mean over seeds and its 95% band (ce + auxiliary losses).', ok.flatMap((r) => (records.get(r.point) ?? []).map((m) => ({ point: labelOf(r), seed: r.seed, x: m.step, y: m.loss }))), 'step', 'training loss'),
   ];
+  // routing over training: drops and the busiest expert's load, mean over Switch layers at each logged step (MoE points only)
+  const layerMean = (f: (l: { drop_fraction: number; load_max_over_mean: number }) => number) => ok.flatMap((r) => (records.get(r.point) ?? [])
+    .filter((m) => (m.layers?.length ?? 0) > 0 && m.layers![0]!.tokens_per_expert.length > 1)
+    .map((m) => ({ point: labelOf(r), seed: r.seed, x: m.step, y: m.layers!.reduce((a, l) => a + f(l), 0) / m.layers!.length })));
+  const drops = layerMean((l) => l.drop_fraction);
+  if (drops.length > 0) {
+    charts.push(curves('drops_steps', 'Drop fraction over training', 'Token-choices dropped over capacity at each logged step, mean over Switch layers; mean over seeds and its 95% band.', drops, 'step', 'drop fraction'));
+    charts.push(curves('load_steps', 'Load imbalance over training', 'Busiest expert\'s routed tokens over the mean at each logged step, mean over Switch layers; mean over seeds and its 95% band.', layerMean((l) => l.load_max_over_mean), 'step', 'load, busiest over mean'));
+  }
   if (valSeries.length > 0) {
     charts.push(curves('val_steps', 'Validation loss against step', 'Mean over seeds and its 95% band, at every evaluation.', valSeries.map((v) => ({ ...v, x: v.step })), 'step', 'validation cross-entropy'));
     charts.push(curves('val_seconds', 'Validation loss against training time here', 'Each run\'s steps at its own mean step time on this machine (evaluation excluded).', valSeries.map((v) => ({ ...v, x: v.seconds })), 'seconds of training here', 'validation cross-entropy'));
@@ -111,7 +120,8 @@ export function sweepCharts(dir: string, rows: ResultRow[], keys: string[], poin
       missing.push(`${METRICS[metric].title}: not recorded by this sweep (${METRICS[metric].unrecorded}).`);
       continue;
     }
-    if (metric === 'val_ce' || metric === 'train_ce') (keys.length > 0 ? keys : [undefined]).forEach((k, i) => charts.push(againstKey(`${metric}_${i}`, points, keys, k, metric)));
+    if ((metric === 'val_ce' || metric === 'train_ce') && !keys.includes('label')) (keys.length > 0 ? keys : [undefined]).forEach((k, i) => charts.push(againstKey(`${metric}_${i}`, points, keys, k, metric)));
+    else if (metric === 'val_ce' || metric === 'train_ce') charts.push(againstKey(`${metric}_0`, points, keys, 'label', metric));
     else charts.push(againstKey(metric, points, keys, forKey(metric, prefer), metric));
   }
   const loads = ok.flatMap((r) => (records.get(r.point) ?? []).flatMap((m) => {

@@ -19,7 +19,9 @@ export interface PointSummary {
 
 const keyOf = (vary: Record<string, unknown>, keys: string[]) => JSON.stringify(keys.map((k) => vary[k] ?? null));
 const short = (key: string) => key.split('.').at(-1)!;
-export const pointLabel = (vary: Record<string, unknown>, keys: string[]) => keys.map((k) => `${short(k)}=${String(vary[k])}`).join(' ') || 'all';
+/** A point's name on charts and tables: its `label` when the sweep file gave one, else its swept values (the keys it sets). */
+export const pointLabel = (vary: Record<string, unknown>, keys: string[]) =>
+  typeof vary.label === 'string' ? vary.label : keys.filter((k) => k !== 'label' && vary[k] !== undefined).map((k) => `${short(k)}=${String(vary[k])}`).join(' ') || 'all';
 
 /** Groups the runs by point (seeds together), in the order the points first appear; estimates every measurement that was recorded. */
 export function summarise(rows: ResultRow[], keys: string[], baseline?: Record<string, unknown>): PointSummary[] {
