@@ -30,7 +30,7 @@ const axisKey = (keys: string[], prefer: string[]) => (keys.includes('label') ? 
 /** An x encoding for a swept key: numbers on a linear axis, counts that double on a log₂ axis with their own values as ticks, anything else a category. */
 function xEncoding(values: unknown[], key: string | undefined) {
   const numbers = values.every((v) => typeof v === 'number');
-  if (!key || !numbers) return { field: 'x', type: 'ordinal' as const, title: key ?? 'point' };
+  if (!key || !numbers) return { field: 'x', type: 'ordinal' as const, title: !key || key === 'label' ? 'point' : key, sort: null, axis: { labelAngle: 0 } }; // in the sweep file's order
   const ticks = [...new Set(values as number[])].sort((a, b) => a - b);
   if (DOUBLING.includes(key) && ticks.every((v) => v > 0)) return { field: 'x', type: 'quantitative' as const, title: key, scale: { type: 'log' as const, base: 2 }, axis: { values: ticks, format: 'd' } };
   if (MAGNITUDES.includes(key) && ticks.every((v) => v > 0)) return { field: 'x', type: 'quantitative' as const, title: key, scale: { type: 'log' as const, base: 10 }, axis: { values: ticks, format: '~g' } };
