@@ -57,19 +57,18 @@ test('bad YAML names line and column; unknown keys in files are rejected with a 
   t.regex(err([], section), /^config error: moe must be a section with keys n_experts, /);
 });
 
-test('keys only simulate reads are refused by training with one line naming each; first_dense_layers and d_ff_expert train', async (t) => {
+test('keys only simulate reads are refused by training with one line naming each; first_dense_layers, d_ff_expert, swiglu and shared experts train', async (t) => {
   const { assertTrainable } = await import('../src/model/trainable.js');
   const { isSwitchBlock } = await import('../src/model/params.js');
   const { switchBlocks } = await import('../src/model/stages.js');
   const refused: [string[], string][] = [
-    [['model.activation=swiglu'], 'config error: model.activation must be relu or gelu in training: only switch-sim simulate reads it so far (got "swiglu")'],
     [['model.n_kv_heads=2'], 'config error: model.n_kv_heads must be 0 or model.n_heads (4) in training: only switch-sim simulate reads it so far (got 2)'],
     [['model.head_dim=8'], 'config error: model.head_dim must be 0 or model.d_model / model.n_heads (16) in training: only switch-sim simulate reads it so far (got 8)'],
-    [['moe.shared_experts=1'], 'config error: moe.shared_experts must be 0 in training: only switch-sim simulate reads it so far (got 1)'],
   ];
   for (const [sets, message] of refused) t.throws(() => assertTrainable(resolveConfig({ sets }).config), { message });
   t.throws(() => assertTrainable(resolveConfig({ sets: ['model.vocab_size=100'] }).config, 65), { message: /^config error: model\.vocab_size must be 0 or the data's vocabulary \(65\) in training/ });
   t.notThrows(() => assertTrainable(resolveConfig({ sets: ['model.vocab_size=65', 'moe.d_ff_expert=32', 'moe.top_k=3'] }).config, 65));
+  t.notThrows(() => assertTrainable(resolveConfig({ sets: ['model.activation=swiglu', 'moe.shared_experts=1'] }).config, 65));
   const deep = resolveConfig({ sets: ['model.n_layers=6', 'model.first_dense_layers=2', 'model.switch_every=2'] }).config;
   t.deepEqual(switchBlocks(deep), [3, 5], 'after two dense blocks, every other block');
   t.false(isSwitchBlock(deep, 1));
