@@ -83,4 +83,13 @@ test('the difference-from-baseline table: mean ± half-width, Δ with its interv
     '| n_experts=32 | 1/1 | 2.0000 | -3.0000 |',
     '',
   ].join('\n'));
+  // times and rates: 4 significant digits of the column's smallest mean (a 0.5 ms step is not "0.5 ± 0.0")
+  const fast = summarise([row({ [k]: 1 }, 1, 4, 2000), row({ [k]: 1 }, 2, 5, 2500), row({ [k]: 8 }, 1, 4, 40000)], [k], { [k]: 1 });
+  t.is(markdownTable(summaryTable(fast, undefined, ['step_ms', 'tokens_per_s'])), [
+    '| point | seeds ok | tokens_per_s | step_ms |',
+    '| --- | --- | --- | --- |',
+    '| n_experts=1 (baseline) | 2/2 | 2250 ± 3177 | 0.4500 ± 0.6353 |',
+    '| n_experts=8 | 1/1 | 40000 | 0.0250 |',
+    '',
+  ].join('\n'));
 });
