@@ -4,6 +4,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import YAML from 'yaml';
 import { chartSvg, htmlPage, type Chart, type Table } from '../report/page.js';
 import { FIXED_COLUMNS, readResults, trainingRecords, type MetricColumn, type ResultRow } from './results.js';
+import { minOf } from '../util/extremes.js';
 import { estimate } from './stats.js';
 import { pointLabel, recordedColumns, summarise, writeSummary, type PointSummary } from './summary.js';
 
@@ -156,7 +157,7 @@ export function summaryTable(points: PointSummary[], baseline?: string, only?: M
   // (a projected 0.4997 ms step and a measured 20,687 tokens/s in one table)
   const digits = (c: MetricColumn) => {
     if (!c.endsWith('_ms') && !c.endsWith('per_s')) return 4;
-    const least = Math.min(...points.map((p) => Math.abs(p.estimates[c]?.mean ?? Infinity)).filter((v) => v > 0));
+    const least = minOf(points.map((p) => Math.abs(p.estimates[c]?.mean ?? Infinity)).filter((v) => v > 0));
     return Number.isFinite(least) ? Math.min(4, Math.max(0, 3 - Math.floor(Math.log10(least)))) : 1;
   };
   return {
