@@ -7,15 +7,14 @@ import { readView } from '../backend/view.js';
 import { stageCount, stageParams, switchBlocks, type StageInput, type StageOutput } from '../model/stages.js';
 import { PROFILE } from '../profile/recorder.js';
 import { disposeConstants, routerScores, routingConstants } from '../router/gates.js';
-import { updateBias } from '../router/bias.js';
-import { hashExperts, hashTable } from '../router/hash.js';
+import { RouterState } from '../router/state.js';
 import type { RoutingPlan } from '../router/plan.js';
 import { addBackwardTiming, layerStats, mergeLayerStats, type LayerStats } from './layer-stats.js';
 import { StepContext } from './step-context.js';
 import { early, interleave, perChoice } from './rows.js';
 import { forwardStage, stageGradients, type RecordedStage, type Upstream } from './stage-tape.js';
 import type { ExchangeTiming, Exchanger, SwitchForward } from './switch-dispatch.js';
-import type { RouteInputs, RouteMode } from '../router/route.js';
+import type { RouteMode } from '../router/route.js';
 
 export interface EvalResult {
   ce: number;
@@ -69,6 +68,7 @@ export class Engine {
   /** per stage: the parameters it reads, computed once */
   private readonly stageNames: string[][] = [];
   private weights: Weights = new Map();
+  private readonly routing: RouterState;
 
   constructor(
     readonly config: Config,
@@ -78,6 +78,7 @@ export class Engine {
   ) {
     for (const k of trainedNames(params)) this.grads.set(k, new Float32Array(params.get(k)!.data.length));
     this.paramNames = [...params.keys()];
+    this.routing = new RouterState(config, params);
     this.refresh();
   }
 
@@ -164,7 +165,7 @@ export class Engine {
           probsT.dispose();
           PROFILE?.end();
           PROFILE?.begin('routing_plan', 'compute', block);
-          const plan = this.dispatcher.route(k, probs[m]!, rec.ctx.mode, rec.ctx.step, this.groups(rec.ctx, M), this.routeInputs(block, rec.ctx));
+          const plan = this.dispatcher.route(k, probs[m]!, rec.ctx.mode, rec.ctx.step, this.groups(rec.ctx, M), this.routing.inputs(block, rec.ctx.ids));
           PROFILE?.end();
           rec.plans.push(plan);
           rec.probs.push(probs[m]!);
@@ -182,33 +183,9 @@ export class Engine {
     return recs;
   }
 
-  /** per Switch block: hash routing's table of token id → expert */
-  private readonly hashTables = new Map<number, Int32Array>();
-
-  /** What routing block `block` needs beside the scores: the aux-free bias, or the hashed experts of the tokens. */
-  private routeInputs(block: number, ctx: StepContext): RouteInputs {
-    const m = this.config.moe;
-    if (m.router === 'hash') {
-      let table = this.hashTables.get(block);
-      if (!table) this.hashTables.set(block, (table = hashTable(this.config.seed, block, this.params.get('wte')!.shape[0]!, m.n_experts)));
-      return { hashed: hashExperts(table, ctx.ids) };
-    }
-    return { bias: this.params.get(`h.${block}.router.bias`)?.data };
-  }
-
-  /**
-   * Aux-free balancing, after a training step: each Switch layer's bias moves by the step's load over
-   * every group, micro-batch and replica (`load[k][e]`, the layer's tokens_per_expert):
-   *   b_e ← b_e + γ · sign(mean_e' load_e' − load_e)
-   * (DeepSeek-V3 §2.1.2; Megatron-Core's get_updated_expert_bias). Every spmd replica gets the same
-   * global load, so their biases stay identical.
-   */
+  /** Aux-free balancing after a training step (`load[k][e]`: Switch layer k's tokens per expert over the whole step). */
   updateExpertBias(load: number[][]): void {
-    if (this.config.moe.balance !== 'aux_free') return;
-    switchBlocks(this.config).forEach((block, k) => {
-      const bias = this.params.get(`h.${block}.router.bias`)!.data;
-      updateBias(bias, load[k]!, this.config.moe.bias_update_rate);
-    });
+    this.routing.step(load);
   }
 
   /** Forward and backward for one batch; coordinator gradients accumulate in `grads`, expert ones on the devices. */
