@@ -155,11 +155,12 @@ export function summaryTable(points: PointSummary[], baseline?: string, only?: M
   const measured = recordedColumns(points).filter((c) => !only || only.includes(c));
   // losses and fractions to 4 decimals; times and rates to 4 significant digits of the column's smallest mean
   // (a projected 0.4997 ms step and a measured 20,687 tokens/s in one table)
-  const digits = (c: MetricColumn) => {
-    if (!c.endsWith('_ms') && !c.endsWith('per_s')) return 4;
+  const places = new Map(measured.map((c) => {
+    if (!c.endsWith('_ms') && !c.endsWith('per_s')) return [c, 4];
     const least = minOf(points.map((p) => Math.abs(p.estimates[c]?.mean ?? Infinity)).filter((v) => v > 0));
-    return Number.isFinite(least) ? Math.min(4, Math.max(0, 3 - Math.floor(Math.log10(least)))) : 1;
-  };
+    return [c, Number.isFinite(least) ? Math.min(4, Math.max(0, 3 - Math.floor(Math.log10(least)))) : 1];
+  }));
+  const digits = (c: MetricColumn) => places.get(c)!;
   return {
     title: `Per point, over its seeds: mean ± 95% half-width${baseline ? `; Δ from the baseline (${baseline}) [95% interval], ✓ where it excludes zero` : ''}`,
     columns: ['point', 'seeds ok', ...measured.flatMap((c) => (baseline ? [c, `Δ ${c}`] : [c]))],
