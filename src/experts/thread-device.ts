@@ -1,4 +1,5 @@
 import { Piscina } from 'piscina';
+import { workerStart } from '../threads/worker-file.js';
 import type { Config } from '../config/defaults.js';
 import { view, type LayerBuffers } from '../comm/buffers.js';
 import { extractDeviceSlots, insertDeviceSlots, type DeviceSlots } from '../comm/slots.js';
@@ -9,8 +10,6 @@ import { expertsOf } from '../router/placement.js';
 import type { ExchangeRequest, ExpertDevice } from './device.js';
 import type { ComputeReport, DeviceMemory, DeviceRequest, DeviceState, DeviceTiming, GradNormReport } from './messages.js';
 
-/** registers the TypeScript loader in the worker, then loads worker.ts (its `device` handler) */
-const WORKER = new URL('../threads/worker-entry.mjs', import.meta.url).href;
 
 function reason(e: unknown): string {
   return (e as Error)?.message ?? String(e);
@@ -36,7 +35,7 @@ export class ThreadDevice implements ExpertDevice {
 
   static async start(config: Config, index: number, switchBlocks: number[], buffers: LayerBuffers[]): Promise<ThreadDevice> {
     const pool = new Piscina({
-      filename: WORKER, name: 'device', minThreads: 1, maxThreads: 1, idleTimeout: Number.MAX_SAFE_INTEGER,
+      ...(await workerStart(config.parallel.backend)), name: 'device', minThreads: 1, maxThreads: 1, idleTimeout: Number.MAX_SAFE_INTEGER,
     });
     const dev = new ThreadDevice(config, index, pool, buffers);
     const info = await dev.call<{ backend: string; simd: boolean }>({ kind: 'init', config, device: index, switchBlocks, buffers }, 'init').catch(async (e: DeviceError) => {

@@ -1,4 +1,5 @@
 import { Piscina } from 'piscina';
+import { workerStart } from '../threads/worker-file.js';
 import type { Config } from '../config/defaults.js';
 import { allocateAllReduce } from '../comm/all-reduce.js';
 import { Barrier, allocateBarrier } from '../comm/barrier.js';
@@ -19,8 +20,6 @@ import { mergeShardLayers } from './merge.js';
 import { PROFILE, type Recorder } from '../profile/recorder.js';
 import type { OptimizerReport, ReplicaRequest, ReplicaState, ShardEvalReport, ShardStepReport } from './messages.js';
 
-/** registers the TypeScript loader in the worker, then loads spmd/worker.ts (its `replica` handler) */
-const WORKER = new URL('../threads/worker-entry.mjs', import.meta.url).href;
 
 /**
  * `parallel.layout: spmd` from the main thread: D device threads, each a replica of the dense model
@@ -56,7 +55,8 @@ export class SpmdSession implements TrainingSession {
       barrier: barrierBuffer, allReduce: allocateAllReduce(D, trainedNames(dense).reduce((a, n) => a + dense.get(n)!.data.length, 0)), norms: new SharedArrayBuffer(D * 8),
     };
     if (config.parallel.backend === 'gpujs') prepareDawnEnvironment(); // before the threads start: they copy the environment
-    const pools = Array.from({ length: D }, () => new Piscina({ filename: WORKER, name: 'replica', minThreads: 1, maxThreads: 1, idleTimeout: Number.MAX_SAFE_INTEGER }));
+    const start = await workerStart(config.parallel.backend, config.parallel.coordinator_backend);
+    const pools = Array.from({ length: D }, () => new Piscina({ ...start, name: 'replica', minThreads: 1, maxThreads: 1, idleTimeout: Number.MAX_SAFE_INTEGER }));
     const session = new SpmdSession(config, pools, new Barrier(barrierBuffer), new Map([...dense].map(([k, p]) => [k, p.shape])), vocabSize);
     session.backendChoice = backendChoice;
     try {
