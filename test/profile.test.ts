@@ -73,7 +73,7 @@ function insideIo(e: TraceEvent, slices: TraceEvent[]): boolean {
 test('profile.json: phases sum to the step, the critical path adds up, the overhead fraction is a fraction', (t) => {
   const r = base.report;
   const coordinator = r.phases.filter((p) => p.where === 'coordinator').reduce((a, p) => a + p.mean_ms, 0);
-  // within 3%: the step's own bookkeeping outside every phase was 1.3-1.6% of this ~50 ms step in six runs here, and 2.3% once in CI
+  // within 3%: the step's own bookkeeping outside every phase was 1.3-1.6% of this ~50 ms step in six runs here, and 2.3% once in a .ci/run here
   t.true(Math.abs(coordinator - r.split.step_ms) / r.split.step_ms < 0.03, `phases ${coordinator} vs step ${r.split.step_ms}`);
   const unclaimed = r.critical_path.reduce((a, c) => a + c.unattributed_ms, 0) / r.critical_path.reduce((a, c) => a + c.step_ms, 0);
   t.true(unclaimed < 0.02, `${(100 * unclaimed).toFixed(2)}% of the steps' time claimed by no phase`);
