@@ -10,7 +10,6 @@ import { expertsOf } from '../router/placement.js';
 import type { ExchangeRequest, ExpertDevice } from './device.js';
 import type { ComputeReport, DeviceMemory, DeviceRequest, DeviceState, DeviceTiming, GradNormReport } from './messages.js';
 
-
 function reason(e: unknown): string {
   return (e as Error)?.message ?? String(e);
 }

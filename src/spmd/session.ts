@@ -20,7 +20,6 @@ import { mergeShardLayers } from './merge.js';
 import { PROFILE, type Recorder } from '../profile/recorder.js';
 import type { OptimizerReport, ReplicaRequest, ReplicaState, ShardEvalReport, ShardStepReport } from './messages.js';
 
-
 /**
  * `parallel.layout: spmd` from the main thread: D device threads, each a replica of the dense model
  * with its experts, meeting at barriers in shared memory. The main thread only hands out shards,

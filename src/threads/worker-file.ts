@@ -5,8 +5,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /**
  * The file every device thread starts from. A thread of its own does not inherit the main thread's
- * TypeScript loader (Node 20), and registering tsx in each thread cost ~200 ms of CPU per thread
- * (it starts a loader thread of its own). So the handlers and everything they import are bundled
+ * TypeScript loader (Node 20), and registering tsx in each thread cost 0.2-0.4 s of CPU per thread
+ * (it starts a loader thread of its own; bench/thread-start.ts). So the handlers and everything they import are bundled
  * once per process with esbuild (tsx's own compiler, ~30 ms) into one plain ES module under
  * node_modules/.cache/switch-sim/, named by its content's hash: a thread loads it with no loader at
  * all, and a changed source gives a new file, never a stale one. Packages stay external (they
