@@ -6,8 +6,8 @@
  * On a machine with a real GPU, scripts/bench-gpu.sh runs this and writes the same table.
  */
 import { writeFileSync } from 'node:fs';
-import { PROBED, probeInChild, type BackendProbe } from '../src/backend/probe.js';
-import type { LayerStats } from '../src/coordinator/layer-stats.js';
+import { PROBED, probeInChild, type BackendProbe } from '../src/runtime/devices/probe.js';
+import type { LayerStats } from '../src/runtime/coordinator/layer-stats.js';
 import { arg, benchConfig, timedTrain } from './common.js';
 
 const steps = arg('steps', 12);

@@ -1,10 +1,10 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { resolveConfig } from '../src/config/load.js';
-import type { Config } from '../src/config/defaults.js';
-import type { LayerStats } from '../src/coordinator/layer-stats.js';
-import { train } from '../src/train/trainer.js';
+import { resolveConfig } from '../src/core/config/load.js';
+import type { Config } from '../src/core/config/defaults.js';
+import type { LayerStats } from '../src/runtime/coordinator/layer-stats.js';
+import { train } from '../src/training/trainer.js';
 
 /** `--data PATH`: a local copy of Tiny Shakespeare; without it, the usual cache (then a one-time download). */
 export function dataPath(): string {

@@ -6,11 +6,11 @@
  *   - scattering token rows into slots: set(subarray) per row vs the float64 row copier
  *   npx tsx bench/kernels.ts
  */
-import tf from '../src/backend/tfjs.cjs';
-import { initBackend } from '../src/backend/init.js';
-import { transpose2d } from '../src/backend/transpose.js';
-import { causalAttention } from '../src/model/attention.js';
-import { rowCopier } from '../src/comm/rows.js';
+import tf from '../src/core/util/tfjs.cjs';
+import { initBackend } from '../src/core/backend/init.js';
+import { transpose2d } from '../src/core/backend/transpose.js';
+import { causalAttention } from '../src/core/model/attention.js';
+import { rowCopier } from '../src/core/comm/rows.js';
 
 await initBackend('wasm');
 

@@ -4,7 +4,7 @@
  * cluster, flat and hierarchical; (2) each shipped model config on its own cluster.
  *   npx tsx bench/simulate.ts
  */
-import { resolveConfig } from '../src/config/load.js';
+import { resolveConfig } from '../src/core/config/load.js';
 import { gpuCount, loadCluster } from '../src/sim/cluster.js';
 import { project } from '../src/sim/project.js';
 import { uniformWorkload, type Workload } from '../src/sim/workload.js';

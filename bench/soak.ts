@@ -8,9 +8,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import tf from '../src/backend/tfjs.cjs';
-import { resolveConfig } from '../src/config/load.js';
-import { train } from '../src/train/trainer.js';
+import tf from '../src/core/util/tfjs.cjs';
+import { resolveConfig } from '../src/core/config/load.js';
+import { train } from '../src/training/trainer.js';
 import { arg } from './common.js';
 
 const steps = arg('steps', 10_000);

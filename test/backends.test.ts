@@ -2,8 +2,8 @@ import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pickFastest } from '../src/backend/probe.js';
-import { train } from '../src/train/trainer.js';
+import { pickFastest } from '../src/runtime/devices/probe.js';
+import { train } from '../src/training/trainer.js';
 import { cfg, cli, CORPUS, tempDir } from './helpers.js';
 
 const SCRIPT = new URL('./fixtures/expert-on-backend.ts', import.meta.url).pathname;

@@ -1,11 +1,11 @@
 import test from 'ava';
-import { resolveConfig } from '../src/config/load.js';
+import { resolveConfig } from '../src/core/config/load.js';
 import { exchangeOverheadUs, validateCluster } from '../src/sim/cluster.js';
 import { fitMachine, leastSquares, machineCluster, nonNegativeLeastSquares, type MachineConstants } from '../src/sim/fit.js';
 import { computeUs } from '../src/sim/compute.js';
 import { project } from '../src/sim/project.js';
 import { uniformWorkload } from '../src/sim/workload.js';
-import { assertCalibrated, calibrate, CalibrationError, calibrationTable, type CalibrationPlan } from '../src/sim/calibrate.js';
+import { assertCalibrated, calibrate, CalibrationError, calibrationTable, type CalibrationPlan } from '../src/apps/calibrate/calibrate.js';
 import { exitCodeFor } from '../src/cli/main.js';
 import { tempDir } from './helpers.js';
 

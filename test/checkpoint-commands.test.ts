@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { main } from '../src/cli/main.js';
-import { routeText } from '../src/report/inspect.js';
-import { evaluateCheckpoint } from '../src/train/evaluate.js';
-import { inProcessConfig } from '../src/train/in-process.js';
-import { sample } from '../src/train/sample.js';
-import { train } from '../src/train/trainer.js';
+import { routeText } from '../src/apps/inspect/inspect.js';
+import { evaluateCheckpoint } from '../src/training/evaluate.js';
+import { inProcessConfig } from '../src/training/in-process.js';
+import { sample } from '../src/training/sample.js';
+import { train } from '../src/training/trainer.js';
 import { cfg, CORPUS, tempDir } from './helpers.js';
 
 // one model trained twice, in the coordinator layout and in spmd (the same losses to 1e-4), 4 steps each

@@ -1,9 +1,9 @@
 import test from 'ava';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEFAULTS, type Config } from '../src/config/defaults.js';
-import { loadCheckpoint, resolveCheckpointDir, saveCheckpoint, type CheckpointData } from '../src/train/checkpoint.js';
-import { CheckpointError } from '../src/train/errors.js';
+import { DEFAULTS, type Config } from '../src/core/config/defaults.js';
+import { loadCheckpoint, resolveCheckpointDir, saveCheckpoint } from '../src/training/checkpoint.js';
+import { CheckpointError, type CheckpointData } from '../src/runtime/coordinator/restore.js';
 import { cli, tempDir } from './helpers.js';
 
 

@@ -2,8 +2,8 @@ import test from 'ava';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from './helpers.js';
-import { resolveConfig } from '../src/config/load.js';
-import { DEFAULTS } from '../src/config/defaults.js';
+import { resolveConfig } from '../src/core/config/load.js';
+import { DEFAULTS } from '../src/core/config/defaults.js';
 
 const err = (sets: string[], file?: string) => {
   try {
@@ -58,9 +58,9 @@ test('bad YAML names line and column; unknown keys in files are rejected with a 
 });
 
 test('keys only simulate reads are refused by training with one line naming each; first_dense_layers, d_ff_expert, swiglu and shared experts train', async (t) => {
-  const { assertTrainable } = await import('../src/model/trainable.js');
-  const { isSwitchBlock } = await import('../src/model/params.js');
-  const { switchBlocks } = await import('../src/model/stages.js');
+  const { assertTrainable } = await import('../src/core/model/trainable.js');
+  const { isSwitchBlock } = await import('../src/core/model/params.js');
+  const { switchBlocks } = await import('../src/core/model/stages.js');
   const refused: [string[], string][] = [
     [['model.n_kv_heads=2'], 'config error: model.n_kv_heads must be 0 or model.n_heads (4) in training: only switch-sim simulate reads it so far (got 2)'],
     [['model.head_dim=8'], 'config error: model.head_dim must be 0 or model.d_model / model.n_heads (16) in training: only switch-sim simulate reads it so far (got 8)'],

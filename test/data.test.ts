@@ -1,9 +1,9 @@
 import test from 'ava';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { Dataset } from '../src/data/batches.js';
-import { loadCorpus } from '../src/data/corpus.js';
-import { CharTokenizer } from '../src/data/tokenizer.js';
+import { Dataset } from '../src/core/data/batches.js';
+import { loadCorpus } from '../src/core/data/corpus.js';
+import { CharTokenizer } from '../src/core/data/tokenizer.js';
 import { CORPUS, tempDir } from './helpers.js';
 
 test('the embedded corpus needs no network; the tokenizer round-trips', async (t) => {

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { benchDispatch, CSV_COLUMNS, toCsv } from '../src/comm/dispatch-bench.js';
+import { benchDispatch, CSV_COLUMNS, toCsv } from '../src/apps/bench/dispatch.js';
 import { cli, tempDir } from './helpers.js';
 
 

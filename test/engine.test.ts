@@ -1,11 +1,11 @@
 import test from 'ava';
-import tf from '../src/backend/tfjs.cjs';
-import { allocateLayerBuffers } from '../src/comm/buffers.js';
-import { Engine } from '../src/coordinator/engine.js';
-import { SwitchDispatcher } from '../src/coordinator/switch-dispatch.js';
-import { LocalDevice } from '../src/experts/local-device.js';
-import { initCoordinatorParams } from '../src/model/params.js';
-import { switchBlocks } from '../src/model/stages.js';
+import tf from '../src/core/util/tfjs.cjs';
+import { allocateLayerBuffers } from '../src/core/comm/buffers.js';
+import { Engine } from '../src/runtime/coordinator/engine.js';
+import { SwitchDispatcher } from '../src/runtime/coordinator/switch-dispatch.js';
+import { LocalDevice } from '../src/runtime/devices/local-device.js';
+import { initCoordinatorParams } from '../src/core/model/params.js';
+import { switchBlocks } from '../src/core/model/stages.js';
 import { backend, cfg, relErr } from './helpers.js';
 
 test.before(backend);

@@ -1,8 +1,8 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { evaluateCheckpoint } from '../src/train/evaluate.js';
-import { train } from '../src/train/trainer.js';
+import { evaluateCheckpoint } from '../src/training/evaluate.js';
+import { train } from '../src/training/trainer.js';
 import { cfg, cli, CORPUS, tempDir } from './helpers.js';
 
 

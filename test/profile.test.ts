@@ -2,10 +2,10 @@ import test from 'ava';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { profileRun, type ProfileReport } from '../src/profile/run.js';
-import { profileTable } from '../src/profile/table.js';
-import type { TraceEvent } from '../src/profile/trace.js';
-import { train } from '../src/train/trainer.js';
+import { profileRun, type ProfileReport } from '../src/apps/profile/run.js';
+import { profileTable } from '../src/apps/profile/table.js';
+import type { TraceEvent } from '../src/core/instrument/trace.js';
+import { train } from '../src/training/trainer.js';
 import { assertPageRenders } from './browser.js';
 import { assertTraceNests, cfg, CORPUS, tempDir } from './helpers.js';
 

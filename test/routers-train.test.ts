@@ -1,9 +1,9 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadCheckpoint } from '../src/train/checkpoint.js';
-import { train } from '../src/train/trainer.js';
-import { routeText } from '../src/report/inspect.js';
+import { loadCheckpoint } from '../src/training/checkpoint.js';
+import { train } from '../src/training/trainer.js';
+import { routeText } from '../src/apps/inspect/inspect.js';
 import { cfg, cli, CORPUS, tempDir } from './helpers.js';
 
 /**

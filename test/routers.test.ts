@@ -1,10 +1,10 @@
 import test from 'ava';
-import tf from '../src/backend/tfjs.cjs';
-import { updateBias } from '../src/router/bias.js';
-import { chooseExperts, groupsSpanned } from '../src/router/choose.js';
-import { balanceLoss, combine, routingConstants } from '../src/router/gates.js';
-import { hashExperts, hashTable } from '../src/router/hash.js';
-import { planRouting } from '../src/router/plan.js';
+import tf from '../src/core/util/tfjs.cjs';
+import { updateBias } from '../src/core/router/bias.js';
+import { chooseExperts, groupsSpanned } from '../src/core/router/choose.js';
+import { balanceLoss, combine, routingConstants } from '../src/core/router/gates.js';
+import { hashExperts, hashTable } from '../src/core/router/hash.js';
+import { planRouting } from '../src/core/router/plan.js';
 import { backend, cfg, finiteDiff, randomArray, relErr } from './helpers.js';
 
 test.before(backend);

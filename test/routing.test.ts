@@ -1,9 +1,9 @@
 import test from 'ava';
-import { resolveConfig } from '../src/config/load.js';
-import { parseForceRouting } from '../src/router/force.js';
-import { expertCapacity } from '../src/router/capacity.js'; // shim
-import { planRouting } from '../src/router/plan.js';
-import { rngFor } from '../src/util/rng.js';
+import { resolveConfig } from '../src/core/config/load.js';
+import { parseForceRouting } from '../src/core/config/force-routing.js';
+import { expertCapacity } from '../src/core/router/capacity.js'; // shim
+import { planRouting } from '../src/core/router/plan.js';
+import { rngFor } from '../src/core/util/rng.js';
 
 // One group of 4 tokens, 3 experts, top-2, C = ⌊k · CF · S / E⌋ = ⌊2 · 0.75 · 4 / 3⌋ = 2. Probabilities, rows = tokens:
 //   t0 [0.50 0.40 0.10]  e¹ = 0 (0.50), e² = 1 (0.40)

@@ -3,9 +3,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DeviceError } from '../src/experts/errors.js';
-import { configHash, ownCommit } from '../src/train/run-dir.js';
-import { train } from '../src/train/trainer.js';
+import { DeviceError } from '../src/runtime/devices/errors.js';
+import { configHash, ownCommit } from '../src/training/run-dir.js';
+import { train } from '../src/training/trainer.js';
 import { cfg, CORPUS, tempDir } from './helpers.js';
 
 const small = (...sets: string[]) =>

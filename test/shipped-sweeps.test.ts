@@ -1,7 +1,8 @@
 import test from 'ava';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runSweep } from '../src/sweep/run.js';
+import { runSweep } from '../src/apps/sweep/run.js';
+import { main } from '../src/cli/main.js';
 import { assertPageRenders } from './browser.js';
 import { CORPUS, tempDir } from './helpers.js';
 
@@ -20,7 +21,7 @@ const TINY = [
 for (const file of readdirSync(SWEEPS).filter((f) => f.endsWith('.yaml')).sort()) {
   test(`configs/sweeps/${file}: 2 steps, 2 seeds: every run ok, one summary row per point with its difference from the baseline, the report renders`, async (t) => {
     const out = join(tempDir(t), 'out');
-    const r = await runSweep({ file: join(SWEEPS, file), sets: TINY, seeds: [1, 2], outDir: out, inProcess: true, profileSteps: 1 });
+    const r = await runSweep({ file: join(SWEEPS, file), sets: TINY, seeds: [1, 2], outDir: out, inProcess: main, profileSteps: 1 });
     t.true(r.rows.every((x) => x.status === 'ok'), JSON.stringify(r.rows.filter((x) => x.status !== 'ok').map((x) => [x.point, x.error])));
     const points = new Set(r.rows.map((x) => JSON.stringify(x.vary))).size;
     t.is(r.rows.length, points * 2);

@@ -9,12 +9,12 @@ import { allGatherUs } from '../src/sim/collectives/gather-scatter.js';
 import { commGroup } from '../src/sim/collectives/group.js';
 import { resolveLayout } from '../src/sim/layout.js';
 import { memoryUse, stageParams } from '../src/sim/memory.js';
-import { blockParams } from '../src/model/params.js';
+import { blockParams } from '../src/core/model/params.js';
 import { project } from '../src/sim/project.js';
 import { layerTraffic } from '../src/sim/traffic.js';
 import { vary } from '../src/sim/vary.js';
 import { uniformWorkload, type Workload } from '../src/sim/workload.js';
-import { train } from '../src/train/trainer.js';
+import { train } from '../src/training/trainer.js';
 import { assertPageRenders } from './browser.js';
 import { cfg, cli, CORPUS, tempDir } from './helpers.js';
 

@@ -1,7 +1,7 @@
 import test from 'ava';
-import { extractDeviceSlots, insertDeviceSlots, packTokens, unpackChoices, unpackSumTokens } from '../src/comm/slots.js';
-import { rowCopier } from '../src/comm/rows.js';
-import { planRouting } from '../src/router/plan.js';
+import { extractDeviceSlots, insertDeviceSlots, packTokens, unpackChoices, unpackSumTokens } from '../src/core/comm/slots.js';
+import { rowCopier } from '../src/core/comm/rows.js';
+import { planRouting } from '../src/core/router/plan.js';
 import { randomArray } from './helpers.js';
 
 test('row copies: the float64 path (d a multiple of 8, aligned) and the fallback (any d, any offset) copy exactly', (t) => {

@@ -1,16 +1,16 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Dataset } from '../src/data/batches.js';
-import { CharTokenizer } from '../src/data/tokenizer.js';
-import { DeviceError } from '../src/experts/errors.js';
-import { SpmdSession } from '../src/spmd/session.js';
-import { learningRate } from '../src/train/schedule.js';
-import { train } from '../src/train/trainer.js';
+import { Dataset } from '../src/core/data/batches.js';
+import { CharTokenizer } from '../src/core/data/tokenizer.js';
+import { DeviceError } from '../src/runtime/devices/errors.js';
+import { SpmdSession } from '../src/runtime/spmd/session.js';
+import { learningRate } from '../src/training/schedule.js';
+import { train } from '../src/training/trainer.js';
 import { assertTraceNests, cfg, cli, CORPUS, tempDir } from './helpers.js';
 import { assertPageRenders } from './browser.js';
-import { profileSpmdRun } from '../src/profile/run.js';
-import type { TraceEvent } from '../src/profile/trace.js';
+import { profileSpmdRun } from '../src/apps/profile/run.js';
+import type { TraceEvent } from '../src/core/instrument/trace.js';
 
 const small = (...sets: string[]) =>
   cfg(`data.dataset=${CORPUS}`, 'data.seq_len=16', 'data.batch_size=4', 'model.d_model=16', 'model.n_heads=2', 'model.n_layers=2', 'model.d_ff=32',

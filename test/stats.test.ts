@@ -1,10 +1,10 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ResultRow } from '../src/sweep/results.js';
-import { difference, estimate } from '../src/sweep/stats.js';
-import { summarise, writeSummary } from '../src/sweep/summary.js';
-import { markdownTable, summaryTable } from '../src/sweep/report.js';
+import type { ResultRow } from '../src/apps/sweep/results.js';
+import { difference, estimate } from '../src/apps/sweep/stats.js';
+import { summarise, writeSummary } from '../src/apps/sweep/summary.js';
+import { markdownTable, summaryTable } from '../src/apps/sweep/report.js';
 import { tempDir } from './helpers.js';
 
 const close = (a: number, b: number, tol = 1e-5) => Math.abs(a - b) <= tol;

@@ -3,12 +3,12 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
-import { ConfigError } from '../src/config/errors.js';
-import { configParamCounts, countParams, initCoordinatorParams, initExpertParams } from '../src/model/params.js';
-import { switchBlocks } from '../src/model/stages.js';
-import { loadSweep } from '../src/sweep/file.js';
-import { runSweep, type SweepResult } from '../src/sweep/run.js';
-import { charClass, routeText } from '../src/report/inspect.js';
+import { ConfigError } from '../src/core/config/errors.js';
+import { configParamCounts, countParams, initCoordinatorParams, initExpertParams } from '../src/core/model/params.js';
+import { switchBlocks } from '../src/core/model/stages.js';
+import { loadSweep } from '../src/apps/sweep/file.js';
+import { runSweep, type SweepResult } from '../src/apps/sweep/run.js';
+import { charClass, routeText } from '../src/apps/inspect/inspect.js';
 import { assertPageRenders } from './browser.js';
 import { cfg, cli, CORPUS, interruptGroupWhen, tempDir } from './helpers.js';
 

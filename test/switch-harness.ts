@@ -1,12 +1,12 @@
-import tf from '../src/backend/tfjs.cjs';
-import type { Config } from '../src/config/defaults.js';
-import { allocateLayerBuffers } from '../src/comm/buffers.js';
-import { SwitchDispatcher } from '../src/coordinator/switch-dispatch.js';
-import { LocalDevice } from '../src/experts/local-device.js';
-import { initExpertParams } from '../src/model/params.js';
-import { combine, routingConstants, disposeConstants } from '../src/router/gates.js';
-import type { RoutingPlan } from '../src/router/plan.js';
-import { rngFor } from '../src/util/rng.js';
+import tf from '../src/core/util/tfjs.cjs';
+import type { Config } from '../src/core/config/defaults.js';
+import { allocateLayerBuffers } from '../src/core/comm/buffers.js';
+import { SwitchDispatcher } from '../src/runtime/coordinator/switch-dispatch.js';
+import { LocalDevice } from '../src/runtime/devices/local-device.js';
+import { initExpertParams } from '../src/core/model/params.js';
+import { combine, routingConstants, disposeConstants } from '../src/core/router/gates.js';
+import type { RoutingPlan } from '../src/core/router/plan.js';
+import { rngFor } from '../src/core/util/rng.js';
 
 export interface SwitchRun {
   y: Float32Array;

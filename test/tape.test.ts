@@ -1,9 +1,9 @@
 import test from 'ava';
-import tf from '../src/backend/tfjs.cjs';
-import { backprop, record, release } from '../src/backend/tape.js';
-import { BackendError, checkTfjsVersions, TFJS_VERSION } from '../src/backend/init.js';
-import { causalAttention } from '../src/model/attention.js';
-import { layerNorm } from '../src/model/layers.js';
+import tf from '../src/core/util/tfjs.cjs';
+import { backprop, record, release } from '../src/core/backend/tape.js';
+import { BackendError, checkTfjsVersions, TFJS_VERSION } from '../src/core/backend/init.js';
+import { causalAttention } from '../src/core/model/attention.js';
+import { layerNorm } from '../src/core/model/layers.js';
 import { backend, maxAbsDiff, randomArray } from './helpers.js';
 
 test.before(backend);

@@ -1,8 +1,8 @@
 import test from 'ava';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { DeviceError } from '../src/experts/errors.js';
-import { train, type TrainSummary } from '../src/train/trainer.js';
+import { DeviceError } from '../src/runtime/devices/errors.js';
+import { train, type TrainSummary } from '../src/training/trainer.js';
 import { cfg, CORPUS, tempDir } from './helpers.js';
 
 const tiny = (...sets: string[]) =>

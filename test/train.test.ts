@@ -1,10 +1,11 @@
 import test from 'ava';
 import { existsSync, readdirSync, readFileSync, writeFileSync, cpSync } from 'node:fs';
 import { join } from 'node:path';
-import { InterruptedError, CheckpointError } from '../src/train/errors.js';
-import { loadCheckpoint } from '../src/train/checkpoint.js';
-import { sample } from '../src/train/sample.js';
-import { train } from '../src/train/trainer.js';
+import { InterruptedError } from '../src/training/errors.js';
+import { CheckpointError } from '../src/runtime/coordinator/restore.js';
+import { loadCheckpoint } from '../src/training/checkpoint.js';
+import { sample } from '../src/training/sample.js';
+import { train } from '../src/training/trainer.js';
 import { cfg, CORPUS, tempDir } from './helpers.js';
 
 const small = (...sets: string[]) =>

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { workerFile, workerStart } from '../src/threads/worker-file.js';
+import { workerFile, workerStart } from '../src/runtime/threads/worker-file.js';
 import { CORPUS, tempDir } from './helpers.js';
 
 const exec = promisify(execFile);
@@ -23,7 +23,7 @@ test('device threads start from one bundle, named by its content, with every sou
   t.false(/tsx\/esm\/api/.test(text), 'no TypeScript loader in the threads');
   t.regex(text, /export \{[^}]*\bdevice\b[^}]*\breplica\b[^}]*\}|export \{[^}]*\breplica\b[^}]*\bdevice\b[^}]*\}/, 'both handlers exported');
   // attention.wasm is read beside its source, not beside the bundle
-  t.true(text.includes(JSON.stringify(new URL('../src/model/kernels/attention-wasm.ts', import.meta.url).href)));
+  t.true(text.includes(JSON.stringify(new URL('../src/core/model/kernels/attention-wasm.ts', import.meta.url).href)));
   t.is(text.split('import.meta.url').length - 1, 1, 'only the banner\'s require reads the bundle\'s own URL');
 });
 

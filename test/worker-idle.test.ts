@@ -3,8 +3,8 @@ import { getEventListeners } from 'node:events';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { queueName } from '../src/sweep/queue.js';
-import { runWorker } from '../src/sweep/worker.js';
+import { queueName } from '../src/apps/sweep/queue.js';
+import { runWorker } from '../src/apps/sweep/worker.js';
 import { tempDir } from './helpers.js';
 import { startRedis } from './redis.js';
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { BackendError } from '../backend/errors.js';
-import { ConfigError } from '../config/errors.js';
-import { DeviceError } from '../experts/errors.js';
-import { CheckpointError, InterruptedError } from '../train/errors.js';
+import { BackendError } from '../core/backend/errors.js';
+import { ConfigError } from '../core/config/errors.js';
+import { DeviceError } from '../runtime/devices/errors.js';
+import { InterruptedError } from '../training/errors.js';
+import { CheckpointError } from '../runtime/coordinator/restore.js';
 import { register as backends } from './commands/backends.js';
 import { register as bench } from './commands/bench.js';
 import { register as evaluate } from './commands/eval.js';

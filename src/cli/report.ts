@@ -1,7 +1,7 @@
 import cliProgress from 'cli-progress';
-import type { Config } from '../config/defaults.js';
-import type { EvalReport } from '../train/evaluate.js';
-import type { StepReport } from '../train/trainer.js';
+import type { Config } from '../core/config/defaults.js';
+import type { EvalReport } from '../training/evaluate.js';
+import type { StepReport } from '../training/trainer.js';
 
 /** The resolved config on stdout, briefly: one line per section. */
 export function printConfig(config: Config, name: string): void {

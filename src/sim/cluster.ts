@@ -1,6 +1,6 @@
 import { basename, extname } from 'node:path';
 import { z } from 'zod';
-import { describe, readConfigFile } from '../config/load.js';
+import { describe, readConfigFile } from '../core/config/load.js';
 
 /**
  * A GPU cluster for `switch-sim simulate` (configs/clusters/*.yaml), validated like every config:

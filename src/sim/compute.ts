@@ -1,4 +1,4 @@
-import type { Config } from '../config/defaults.js';
+import type { Config } from '../core/config/defaults.js';
 import { gpuCount, interpolate, type Cluster } from './cluster.js';
 
 /** One GEMM [m, k] · [k, n], `count` times the same shape. */

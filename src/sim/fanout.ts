@@ -1,4 +1,4 @@
-import type { Config } from '../config/defaults.js';
+import type { Config } from '../core/config/defaults.js';
 import type { Layout } from './layout.js';
 import type { LayerLoad } from './workload.js';
 

@@ -1,7 +1,7 @@
-import type { Config } from '../config/defaults.js';
-import { ConfigError } from '../config/errors.js';
-import { isSwitchBlock } from '../model/params.js';
-import { expertFf } from '../model/trainable.js';
+import type { Config } from '../core/config/defaults.js';
+import { ConfigError } from '../core/config/errors.js';
+import { isSwitchBlock } from '../core/model/params.js';
+import { expertFf } from '../core/model/trainable.js';
 import { gpuCount, type Cluster } from './cluster.js';
 import { commGroup, type CommGroup } from './collectives/group.js';
 

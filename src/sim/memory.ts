@@ -1,5 +1,5 @@
-import type { Config } from '../config/defaults.js';
-import { blockParams, isSwitchBlock, outerParams } from '../model/params.js';
+import type { Config } from '../core/config/defaults.js';
+import { blockParams, isSwitchBlock, outerParams } from '../core/model/params.js';
 import type { Layout } from './layout.js';
 
 /** Device memory of the busiest GPU, GB (10⁹ bytes), by part. */

@@ -1,6 +1,6 @@
-import type { Config } from '../config/defaults.js';
-import { isSwitchBlock } from '../model/params.js';
-import { expertFf } from '../model/trainable.js';
+import type { Config } from '../core/config/defaults.js';
+import { isSwitchBlock } from '../core/model/params.js';
+import { expertFf } from '../core/model/trainable.js';
 
 /**
  * Model FLOPs of one step, Megatron-LM's convention (megatron/training/training.py,

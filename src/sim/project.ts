@@ -1,4 +1,4 @@
-import { switchBlocks } from '../model/stages.js';
+import { switchBlocks } from '../core/model/stages.js';
 import { type Cluster } from './cluster.js';
 import { allReduceUs } from './collectives/all-reduce.js';
 import { allGatherUs, reduceScatterUs } from './collectives/gather-scatter.js';

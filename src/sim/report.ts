@@ -1,8 +1,8 @@
 import type { TopLevelSpec } from 'vega-lite';
-import { htmlPage, type Chart, type Table } from '../report/page.js';
-import { Recorder } from '../profile/recorder.js';
-import { toChromeTrace, type ChromeTrace } from '../profile/trace.js';
-import { maxOf } from '../util/extremes.js';
+import { htmlPage, type Chart, type Table } from '../core/instrument/page.js';
+import { Recorder } from '../core/instrument/recorder.js';
+import { toChromeTrace, type ChromeTrace } from '../core/instrument/trace.js';
+import { maxOf } from '../core/util/extremes.js';
 import type { Breakdown, Projection } from './project.js';
 import type { VaryRow } from './vary.js';
 

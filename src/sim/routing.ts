@@ -1,5 +1,5 @@
-import type { Config } from '../config/defaults.js';
-import { expertCapacity } from '../router/capacity.js';
+import type { Config } from '../core/config/defaults.js';
+import { expertCapacity } from '../core/router/capacity.js';
 import type { Layout } from './layout.js';
 import type { LayerLoad } from './workload.js';
 

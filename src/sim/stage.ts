@@ -1,5 +1,5 @@
-import type { Config } from '../config/defaults.js';
-import { blockParams } from '../model/params.js';
+import type { Config } from '../core/config/defaults.js';
+import { blockParams } from '../core/model/params.js';
 import { exchangeOverheadUs, type Cluster } from './cluster.js';
 import { flatA2aUs, hierarchicalA2aUs } from './collectives/all-to-all.js';
 import { allGatherUs, reduceScatterUs } from './collectives/gather-scatter.js';

@@ -1,10 +1,10 @@
 import YAML from 'yaml';
-import { ConfigError, show } from '../config/errors.js';
-import { resolveConfig } from '../config/load.js';
+import { ConfigError, show } from '../core/config/errors.js';
+import { resolveConfig } from '../core/config/load.js';
 import { validateCluster, type Cluster } from './cluster.js';
 import { project } from './project.js';
 import { uniformWorkload, type Workload } from './workload.js';
-import { maxOf } from '../util/extremes.js';
+import { maxOf } from '../core/util/extremes.js';
 
 /** One row of a what-if table. */
 export interface VaryRow {

@@ -1,5 +1,5 @@
-import type { Config } from '../config/defaults.js';
-import { isSwitchBlock } from '../model/params.js';
+import type { Config } from '../core/config/defaults.js';
+import { isSwitchBlock } from '../core/model/params.js';
 import type { Gemm, Work } from './compute.js';
 import type { Layout } from './layout.js';
 

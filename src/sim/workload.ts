@@ -1,9 +1,9 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Config } from '../config/defaults.js';
-import { ConfigError } from '../config/errors.js';
-import { resolveConfig } from '../config/load.js';
-import { switchBlocks } from '../model/stages.js';
+import type { Config } from '../core/config/defaults.js';
+import { ConfigError } from '../core/config/errors.js';
+import { resolveConfig } from '../core/config/load.js';
+import { switchBlocks } from '../core/model/stages.js';
 
 /** One Switch layer in one step, as routed: token-choices per (routing group, expert), before capacity. */
 export interface LayerLoad {

@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
-import { PROBED, type Probed } from '../../backend/names.js';
-import type { BackendProbe } from '../../backend/probe.js';
+import { PROBED, type Probed } from '../../core/backend/names.js';
+import type { BackendProbe } from '../../runtime/devices/probe.js';
 
 const fmt = (x: number | undefined, digits = 1) => (x === undefined ? '-' : x.toFixed(digits));
 
@@ -12,7 +12,7 @@ export function register(program: Command): void {
     .option('--json', 'one JSON line per backend')
     .addOption(new Option('--only <backend>', 'probe one backend in this process').choices(PROBED).hideHelp())
     .action(async (o: { json?: boolean; only?: Probed }) => {
-      const { probeHere, probeInChild } = await import('../../backend/probe.js');
+      const { probeHere, probeInChild } = await import('../../runtime/devices/probe.js');
       if (o.only) {
         process.stdout.write(`${JSON.stringify(await probeHere(o.only))}\n`);
         return;

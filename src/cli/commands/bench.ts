@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { ConfigError } from '../../config/errors.js';
+import { ConfigError } from '../../core/config/errors.js';
 
 /** `switch-sim bench`: micro-benchmarks: the all-to-all alone. */
 export function register(program: Command): void {
@@ -22,7 +22,7 @@ export function register(program: Command): void {
     .option('--skew <list>', 'routing: uniform, zipf:S, one-hot:K', list('--skew', String), ['uniform', 'zipf:1.2'])
     .option('-o, --out <file>', 'also write the rows as CSV')
     .action(async (o: { tokens: number[]; dModel: number[]; devices: number[]; experts: number[]; payload: string[]; skew: string[]; out?: string }) => {
-      const { benchDispatch, toCsv } = await import('../../comm/dispatch-bench.js');
+      const { benchDispatch, toCsv } = await import('../../apps/bench/dispatch.js');
       for (const p of o.payload) if (!['shared', 'transfer', 'clone'].includes(p)) throw new InvalidArgumentError(`--payload must list shared, transfer or clone (got ${JSON.stringify(p)})`);
       const cases = o.devices.flatMap((devices) => o.experts.flatMap((experts) => o.dModel.flatMap((d) => o.payload.flatMap((payload) =>
         o.skew.flatMap((skew) => o.tokens.map((tokens) => ({ tokens, d_model: d, devices, experts, payload: payload as 'shared', skew })))))));

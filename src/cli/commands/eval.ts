@@ -13,7 +13,7 @@ export function register(program: Command): void {
     .addOption(new Option('--split <split>', 'which part of the corpus').choices(['val', 'train']).default('val'))
     .option('--json', 'print one JSON line instead of a table')
     .action(async (o: { checkpoint: string; set: string[]; batches?: number; split: 'val' | 'train'; json?: boolean }) => {
-      const { evaluateCheckpoint } = await import('../../train/evaluate.js');
+      const { evaluateCheckpoint } = await import('../../training/evaluate.js');
       const r = await evaluateCheckpoint({ checkpoint: o.checkpoint, sets: o.set, batches: o.batches, split: o.split });
       process.stdout.write(o.json ? `${JSON.stringify(r)}\n` : formatEval(r));
     });

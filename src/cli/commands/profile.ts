@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { resolveConfig } from '../../config/load.js';
+import { resolveConfig } from '../../core/config/load.js';
 import { collect, number } from '../args.js';
 
 /** `switch-sim profile`: profile a few training steps. */
@@ -13,9 +13,9 @@ export function register(program: Command): void {
     .option('--warmup <n>', 'unmeasured steps first', number('--warmup', 0, true), 3)
     .option('-o, --out <dir>', 'output directory (default runs/profile-<config>-<timestamp>)')
     .action(async (o: { config?: string; set: string[]; steps: number; warmup: number; out?: string }) => {
-      const { profileRun, profileSpmdRun } = await import('../../profile/run.js');
-      const { spmdTable } = await import('../../spmd/profile.js');
-      const { profileTable } = await import('../../profile/table.js');
+      const { profileRun, profileSpmdRun } = await import('../../apps/profile/run.js');
+      const { spmdTable } = await import('../../apps/profile/spmd.js');
+      const { profileTable } = await import('../../apps/profile/table.js');
       const { config, name } = resolveConfig({ file: o.config, sets: o.set });
       const opts = { config, name, steps: o.steps, warmup: o.warmup, outDir: o.out, log: (l: string) => console.log(l) };
       let r: { dir: string };

@@ -1,8 +1,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { ConfigError } from '../../config/errors.js';
-import { parseAssignment, resolveConfig } from '../../config/load.js';
+import { ConfigError } from '../../core/config/errors.js';
+import { parseAssignment, resolveConfig } from '../../core/config/load.js';
 import { COLLECTIVES, type CollectiveName } from '../../sim/collectives/measure.js';
 import { collect, number } from '../args.js';
 
@@ -41,7 +41,7 @@ export function register(program: Command): void {
     .action(async (o: Options) => {
       const { loadCluster } = await import('../../sim/cluster.js');
       if (o.calibrate) {
-        const { assertCalibrated, calibrate, calibrationTable } = await import('../../sim/calibrate.js');
+        const { assertCalibrated, calibrate, calibrationTable } = await import('../../apps/calibrate/calibrate.js');
         const r = await calibrate({ log: (l) => console.log(l), out: o.out });
         process.stdout.write(calibrationTable(r));
         if (o.json) console.log(JSON.stringify({ cases: r.cases, max_error: r.max_error }));

@@ -1,10 +1,10 @@
 import cliProgress from 'cli-progress';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { ConfigError } from '../../config/errors.js';
-import type { MetricColumn, ResultRow } from '../../sweep/results.js';
-import { InterruptedError } from '../../train/errors.js';
-import { SweepFailedError } from '../../sweep/errors.js';
+import { ConfigError } from '../../core/config/errors.js';
+import type { MetricColumn, ResultRow } from '../../apps/sweep/results.js';
+import { InterruptedError } from '../../training/errors.js';
+import { SweepFailedError } from '../../apps/sweep/errors.js';
 import { collect, number, seedList } from '../args.js';
 
 /** `switch-sim sweep FILE` and `switch-sim report DIR`: scaling experiments from config files. */
@@ -23,12 +23,12 @@ export function register(program: Command): void {
     .option('--queue <url>', 'redis://HOST:PORT[/DB]: enqueue the points for `switch-sim worker`s anywhere, follow them and collect the results')
     .option('--attempts <n>', 'with --queue: tries per point before it is recorded as failed', number('--attempts', 1, true), 2)
     .action(async (file: string, o: { set: string[]; seeds?: number[]; out?: string; resume?: boolean; dryRun?: boolean; jobs: number; profileSteps: number; queue?: string; attempts: number }) => {
-      const { loadCorpus } = await import('../../data/corpus.js');
-      const { CharTokenizer } = await import('../../data/tokenizer.js');
-      const { loadSweep } = await import('../../sweep/file.js');
-      const { describePoints, runSweep } = await import('../../sweep/run.js');
-      const { runRemoteSweep } = await import('../../sweep/remote.js');
-      const { signalPoints } = await import('../../sweep/child.js');
+      const { loadCorpus } = await import('../../core/data/corpus.js');
+      const { CharTokenizer } = await import('../../core/data/tokenizer.js');
+      const { loadSweep } = await import('../../apps/sweep/file.js');
+      const { describePoints, runSweep } = await import('../../apps/sweep/run.js');
+      const { runRemoteSweep } = await import('../../apps/sweep/remote.js');
+      const { signalPoints } = await import('../../apps/sweep/child.js');
       if (o.dryRun) {
         const sweep = loadSweep(file, o.set, o.seeds);
         const vocab = new Map<string, number>();
@@ -94,8 +94,8 @@ export function register(program: Command): void {
     .argument('<dir>', 'sweep directory')
     .option('--markdown [columns]', 'print the per-point table as markdown instead (only these comma-separated measurements when given, e.g. val_ce,drop_fraction)')
     .action(async (dir: string, o: { markdown?: string | true }) => {
-      const { writeReport, summaryMarkdown } = await import('../../sweep/report.js');
-      const { METRIC_COLUMNS } = await import('../../sweep/results.js');
+      const { writeReport, summaryMarkdown } = await import('../../apps/sweep/report.js');
+      const { METRIC_COLUMNS } = await import('../../apps/sweep/results.js');
       if (o.markdown !== undefined) {
         const only = o.markdown === true ? undefined : o.markdown.split(',').map((c) => c.trim());
         const bad = only?.find((c) => !(METRIC_COLUMNS as readonly string[]).includes(c));

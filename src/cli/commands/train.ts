@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { resolveConfig } from '../../config/load.js';
+import { resolveConfig } from '../../core/config/load.js';
 import { collect } from '../args.js';
 import { printConfig, progressReporter } from '../report.js';
 
@@ -13,8 +13,8 @@ export function register(program: Command): void {
     .option('-o, --out <dir>', 'run directory (default runs/<config>-<timestamp>; with --resume, the resumed run\'s own directory)')
     .option('-r, --resume <dir>', 'continue from a checkpoint directory or a run directory (its latest checkpoint), in that run directory')
     .action(async (o: { config?: string; set: string[]; out?: string; resume?: string }) => {
-      const { loadCheckpoint } = await import('../../train/checkpoint.js');
-      const { train } = await import('../../train/trainer.js');
+      const { loadCheckpoint } = await import('../../training/checkpoint.js');
+      const { train } = await import('../../training/trainer.js');
       // on resume the checkpoint's config is the base; a config file and --set still apply on top
       const checkpoint = o.resume ? loadCheckpoint(o.resume) : undefined; // read and verified once: the trainer restores this
       const { config, name } = resolveConfig({ file: o.config, sets: o.set, base: checkpoint?.config as unknown as Record<string, unknown> | undefined });

@@ -11,7 +11,7 @@ export function register(program: Command): void {
     .option('--runs-dir <dir>', 'where points run and keep checkpoints (share it between workers to resume handed-over points)', 'runs/worker')
     .option('--lock-ms <n>', 'a job lock: a worker that died is noticed after about this long', number('--lock-ms', 1000, true), 10_000)
     .action(async (o: { queue: string; concurrency: number; runsDir: string; lockMs: number }) => {
-      const { interruptPoints, runWorker } = await import('../../sweep/worker.js');
+      const { interruptPoints, runWorker } = await import('../../apps/sweep/worker.js');
       const abort = new AbortController();
       const onSigint = () => {
         if (abort.signal.aborted) {

@@ -1,4 +1,4 @@
-import { ConfigError } from '../../config/errors.js';
+import { ConfigError } from '../../core/config/errors.js';
 import { gpuCount, type Cluster } from '../cluster.js';
 import { allReduceBusFactor, allReduceUs } from './all-reduce.js';
 import { uniformA2aUs } from './all-to-all.js';

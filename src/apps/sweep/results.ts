@@ -1,0 +1,121 @@
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { configHash } from '../../core/config/hash.js';
+import type { SweepPoint } from './file.js';
+
+/** One row of results.jsonl / results.csv: a point and seed. */
+export interface ResultRow {
+  point: string;
+  /** the swept keys, named as in the config */
+  vary: Record<string, unknown>;
+  seed: number;
+  params_total: number | null;
+  params_active_per_token: number | null;
+  train_ce: number | null;
+  val_ce: number | null;
+  tokens_per_s: number | null;
+  step_ms: number | null;
+  /** from the point's profile (record: profile), else null */
+  dispatch_overhead_fraction: number | null;
+  /** mean over Switch layers, last logged training step */
+  drop_fraction: number | null;
+  load_max_over_mean: number | null;
+  /** the run projected onto the sweep's `simulate` cluster from its own routing (null without one) */
+  projected_step_ms: number | null;
+  projected_tokens_per_s: number | null;
+  wall_s: number;
+  status: 'ok' | 'failed';
+  error: string | null;
+  /** the point's resolved config (seed included), hashed: a row is reused only for the same config */
+  config_hash: string;
+}
+
+export const FIXED_COLUMNS = ['seed', 'params_total', 'params_active_per_token', 'train_ce', 'val_ce', 'tokens_per_s', 'step_ms',
+  'dispatch_overhead_fraction', 'drop_fraction', 'load_max_over_mean', 'projected_step_ms', 'projected_tokens_per_s', 'wall_s', 'status', 'error', 'config_hash'] as const;
+
+/** The columns that are measurements of a run (what summary.csv estimates over seeds). */
+export const METRIC_COLUMNS = ['train_ce', 'val_ce', 'tokens_per_s', 'step_ms', 'dispatch_overhead_fraction', 'drop_fraction', 'load_max_over_mean', 'projected_step_ms', 'projected_tokens_per_s'] as const;
+export type MetricColumn = (typeof METRIC_COLUMNS)[number];
+
+const readJson = (file: string) => (existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : undefined);
+
+/** Training records of a run's metrics.jsonl (steps with `loss`), in order. */
+export function trainingRecords(runDir: string): { step: number; loss: number; ce: number; layers?: { drop_fraction: number; load_max_over_mean: number; tokens_per_expert: number[] }[] }[] {
+  const file = join(runDir, 'metrics.jsonl');
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l)).filter((r) => typeof r.loss === 'number');
+}
+
+/** An spmd profile's counterpart of dispatch overhead: packing, unpacking and barrier waits, as a share of the step, mean over devices. */
+function spmdOverhead(profile: { step_ms?: number; devices?: { pack_unpack_ms?: number; barrier_wait_ms?: number }[] } | undefined): number | null {
+  const ds = profile?.devices?.filter((d) => d.pack_unpack_ms !== undefined && d.barrier_wait_ms !== undefined) ?? [];
+  if (!profile?.step_ms || ds.length === 0) return null;
+  return ds.reduce((a, d) => a + (d.pack_unpack_ms! + d.barrier_wait_ms!) / profile.step_ms!, 0) / ds.length;
+}
+
+/** A run projected onto a cluster from its own recorded routing (simulate), or nulls when it cannot be. */
+async function projected(runDir: string, cluster: string | undefined): Promise<{ step_ms: number | null; tokens_per_s: number | null }> {
+  if (!cluster) return { step_ms: null, tokens_per_s: null };
+  const [{ loadCluster }, { project }, { runWorkload }] = await Promise.all([import('../../sim/cluster.js'), import('../../sim/project.js'), import('../../sim/workload.js')]);
+  try {
+    const p = project(loadCluster(cluster), runWorkload(runDir));
+    return { step_ms: p.step_ms, tokens_per_s: p.tokens_per_s };
+  } catch {
+    return { step_ms: null, tokens_per_s: null }; // a run this cluster cannot hold (its batch over the GPUs): nothing to say
+  }
+}
+
+/** Reads what a finished point wrote: summary.json, metrics.jsonl, profile/profile.json; and projects it onto `cluster` when given. */
+export async function collectResult(p: SweepPoint, runDir: string, status: 'ok' | 'failed', error: string | null, wallS: number, cluster?: string): Promise<ResultRow> {
+  const summary = status === 'ok' ? readJson(join(runDir, 'summary.json')) : undefined;
+  const profile = status === 'ok' ? readJson(join(runDir, 'profile', 'profile.json')) : undefined;
+  const last = trainingRecords(runDir).at(-1);
+  const mean = (f: (l: NonNullable<typeof last>['layers'] extends (infer L)[] | undefined ? L : never) => number) =>
+    last?.layers && last.layers.length > 0 ? last.layers.reduce((a, l) => a + f(l), 0) / last.layers.length : null;
+  const proj = status === 'ok' ? await projected(runDir, cluster) : { step_ms: null, tokens_per_s: null };
+  return {
+    point: p.name, vary: p.vary, seed: p.seed,
+    params_total: summary?.params_total ?? null,
+    params_active_per_token: summary?.params_active_per_token ?? null,
+    train_ce: summary?.train_ce ?? null,
+    val_ce: summary?.val_ce ?? null,
+    tokens_per_s: summary?.tokens_per_s ?? null,
+    step_ms: summary ? (summary.train_s * 1000) / Math.max(1, summary.steps) : null,
+    dispatch_overhead_fraction: profile?.dispatch_overhead?.fraction ?? spmdOverhead(profile),
+    drop_fraction: mean((l) => l.drop_fraction),
+    load_max_over_mean: mean((l) => l.load_max_over_mean),
+    projected_step_ms: proj.step_ms, projected_tokens_per_s: proj.tokens_per_s,
+    wall_s: wallS, status, error, config_hash: configHash(p.config),
+  };
+}
+
+const csvCell = (v: unknown): string => {
+  if (v === null || v === undefined) return '';
+  const s = typeof v === 'number' ? String(+v.toPrecision(8)) : typeof v === 'object' ? JSON.stringify(v) : String(v);
+  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+};
+
+/** results.jsonl (one JSON object a row, the swept keys flattened in) and results.csv, each replaced atomically. */
+export function writeResults(dir: string, keys: string[], rows: ResultRow[]): void {
+  const flat = rows.map((r) => ({ point: r.point, ...Object.fromEntries(keys.map((k) => [k, r.vary[k] ?? null])), ...Object.fromEntries(FIXED_COLUMNS.map((c) => [c, r[c]])) }));
+  const write = (name: string, text: string) => {
+    writeFileSync(join(dir, `${name}.tmp`), text);
+    renameSync(join(dir, `${name}.tmp`), join(dir, name));
+  };
+  write('results.jsonl', flat.map((r) => `${JSON.stringify(r)}\n`).join(''));
+  const columns = ['point', ...keys, ...FIXED_COLUMNS];
+  write('results.csv', `${columns.join(',')}\n${flat.map((r) => columns.map((c) => csvCell((r as Record<string, unknown>)[c])).join(',')).join('\n')}\n`);
+}
+
+/** Rows of a previous run of the sweep (for --resume and `report`), keyed by point name. */
+export function readResults(dir: string, keys: string[]): Map<string, ResultRow> {
+  const file = join(dir, 'results.jsonl');
+  const out = new Map<string, ResultRow>();
+  if (!existsSync(file)) return out;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    const r = JSON.parse(line) as Record<string, unknown>;
+    out.set(r.point as string, { ...(r as unknown as ResultRow), vary: Object.fromEntries(keys.map((k) => [k, r[k]])) });
+  }
+  return out;
+}

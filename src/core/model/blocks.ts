@@ -1,0 +1,124 @@
+import tf from '../util/tfjs.cjs';
+import type { Config } from '../config/defaults.js';
+import { causalAttention } from './attention.js';
+import { activation, dropout, layerNorm, linear } from './layers.js';
+import { scaleShift } from './ops/scale-shift.js';
+import { trainedActivation } from './trainable.js';
+import { PROFILE } from '../instrument/recorder.js';
+
+/** Parameters by name, as tensors, for one forward pass. */
+export type Weights = Map<string, tf.Tensor>;
+
+/** Per-step state of a (micro-)batch: shared by its stages and their backward passes. */
+export interface BlockContext {
+  config: Config;
+  batch: number;
+  train: boolean;
+  /** dropout mask for a named site (undefined: no dropout) */
+  mask(site: string, shape: [number, number]): tf.Tensor | undefined;
+}
+
+const W = (w: Weights, name: string): tf.Tensor => {
+  const t = w.get(name);
+  if (!t) throw new Error(`missing parameter ${name}`);
+  return t;
+};
+
+/** h₀ = wte[x] + wpe[position]  → [B·T, d] */
+export function embed(tokens: tf.Tensor1D, w: Weights, ctx: BlockContext): tf.Tensor2D {
+  PROFILE?.begin('embed');
+  const wte = W(w, 'wte');
+  const tok = tf.matMul(tf.oneHot(tokens, wte.shape[0]!).toFloat(), wte as tf.Tensor2D); // one-hot gather: fast on wasm, exact gradient
+  const T = tokens.shape[0] / ctx.batch;
+  const d = wte.shape[1] as number;
+  const wpe = W(w, 'wpe');
+  const pos = (T === wpe.shape[0] ? wpe : tf.slice(wpe, [0, 0], [T, -1])).reshape([T * d]);
+  // each sequence gets the same position rows: add wpe as a bias over [B, T·d]
+  const h = scaleShift(tok.reshape([ctx.batch, T * d]) as tf.Tensor2D, undefined, pos).reshape([ctx.batch * T, d]) as tf.Tensor2D;
+  const out = dropout(h, ctx.mask('embed', h.shape)) as tf.Tensor2D;
+  PROFILE?.end();
+  return out;
+}
+
+/** h + Attn(LN₁(h)): causal multi-head self-attention, pre-LN. */
+export function attentionBlock(h: tf.Tensor2D, l: number, w: Weights, ctx: BlockContext): tf.Tensor2D {
+  const p = `h.${l}`;
+  const { n_heads } = ctx.config.model;
+  PROFILE?.begin('ln1', 'compute', l);
+  const x = layerNorm(h, W(w, `${p}.ln1.g`), W(w, `${p}.ln1.b`));
+  PROFILE?.end();
+  PROFILE?.begin('attention', 'compute', l);
+  const qkv = linear(x, W(w, `${p}.attn.w_qkv`), W(w, `${p}.attn.b_qkv`)); // [B·T, 3d]: q | k | v, each [B·T, H·hd]
+  const shape = { batch: ctx.batch, seqLen: h.shape[0] / ctx.batch, heads: n_heads };
+  const a = causalAttention(qkv, shape); // [B·T, d]
+  const out = linear(a, W(w, `${p}.attn.w_o`), W(w, `${p}.attn.b_o`));
+  const y = h.add(dropout(out, ctx.mask(`${p}.attn`, out.shape))) as tf.Tensor2D;
+  PROFILE?.end();
+  return y;
+}
+
+/** LN₂(h): the FFN's (or Switch layer's) input. */
+export function ffnInput(h: tf.Tensor2D, l: number, w: Weights): tf.Tensor2D {
+  PROFILE?.begin('ln2', 'compute', l);
+  const u = layerNorm(h, W(w, `h.${l}.ln2.g`), W(w, `h.${l}.ln2.b`));
+  PROFILE?.end();
+  return u;
+}
+
+/** h + FFN(LN₂(h)) for a dense (non-Switch) block. */
+export function denseFfnBlock(h: tf.Tensor2D, l: number, w: Weights, ctx: BlockContext): tf.Tensor2D {
+  const p = `h.${l}.ffn`;
+  const x = ffnInput(h, l, w);
+  PROFILE?.begin('dense_ffn', 'compute', l);
+  const a = activation(trainedActivation(ctx.config), linear(x, W(w, `${p}.w1`), W(w, `${p}.b1`))) as tf.Tensor2D;
+  const out = linear(a, W(w, `${p}.w2`), W(w, `${p}.b2`));
+  const y = h.add(dropout(out, ctx.mask(`${p}`, out.shape))) as tf.Tensor2D;
+  PROFILE?.end();
+  return y;
+}
+
+/**
+ * Σ_s FFN_s(u) over the Switch block's shared experts (DeepSeekMoE §3.2): every token passes through
+ * each, unweighted, beside its routed experts. [N, d] → [N, d]
+ */
+export function sharedExperts(u: tf.Tensor2D, l: number, w: Weights, ctx: BlockContext): tf.Tensor2D {
+  PROFILE?.begin('shared_experts', 'compute', l);
+  let y: tf.Tensor2D | undefined;
+  for (let e = 0; e < ctx.config.moe.shared_experts; e++) {
+    const p = `h.${l}.shared.${e}`;
+    const a = activation(trainedActivation(ctx.config), linear(u, W(w, `${p}.w1`), W(w, `${p}.b1`))) as tf.Tensor2D;
+    const o = linear(a, W(w, `${p}.w2`), W(w, `${p}.b2`));
+    y = y ? (y.add(o) as tf.Tensor2D) : o;
+  }
+  PROFILE?.end();
+  return y!;
+}
+
+/** Router logits z = (x ⊙ jitter)·W_r in float32 (selective precision, paper §2.4). → [B·T, E] */
+export function routerLogits(x: tf.Tensor2D, l: number, w: Weights, jitter: tf.Tensor | undefined): tf.Tensor2D {
+  PROFILE?.begin('router_logits', 'compute', l);
+  const h = jitter ? x.mul(jitter) : x;
+  const z = tf.matMul(h as tf.Tensor2D, W(w, `h.${l}.router.w`) as tf.Tensor2D) as tf.Tensor2D;
+  PROFILE?.end();
+  return z;
+}
+
+/** Mean cross-entropy of the LM head's next-token prediction. */
+export function lmLoss(h: tf.Tensor2D, targets: tf.Tensor1D, w: Weights): tf.Scalar {
+  PROFILE?.begin('ln_f');
+  const x = layerNorm(h, W(w, 'ln_f.g'), W(w, 'ln_f.b'));
+  PROFILE?.end();
+  PROFILE?.begin('loss');
+  const logits = tf.matMul(x, W(w, 'lm_head') as tf.Tensor2D); // [B·T, V]
+  const logp = tf.logSoftmax(logits);
+  const onehot = tf.oneHot(targets, logits.shape[1] as number).toFloat();
+  const ce = tf.neg(tf.sum(logp.mul(onehot))).div(targets.shape[0]) as tf.Scalar;
+  PROFILE?.end();
+  return ce;
+}
+
+/** Logits of the LM head (for sampling). */
+export function lmLogits(h: tf.Tensor2D, w: Weights): tf.Tensor2D {
+  const x = layerNorm(h, W(w, 'ln_f.g'), W(w, 'ln_f.b'));
+  return tf.matMul(x, W(w, 'lm_head') as tf.Tensor2D);
+}

@@ -1,0 +1,160 @@
+import { createHash } from 'node:crypto';
+import type { Config } from '../../core/config/defaults.js';
+import { AllReduce, sliceOf } from '../../core/comm/all-reduce.js';
+import { Barrier } from '../../core/comm/barrier.js';
+import { Engine } from '../coordinator/engine.js';
+import { DeviceHost } from '../devices/device-host.js';
+import type { DeviceState } from '../devices/messages.js';
+import { initCoordinatorParams } from '../../core/model/params.js';
+import { AdamW } from '../../core/optim/adamw.js';
+import { SpmdExchange } from './exchange.js';
+import { Recorder, setProfile } from '../../core/instrument/recorder.js';
+import type { OptimizerReport, ReplicaInit, ReplicaState, ShardEvalReport, ShardStepReport } from './messages.js';
+
+/**
+ * One device of the spmd layout (runs in its worker thread): a replica of every dense weight with its
+ * own AdamW state, the Engine over its shard of each batch (routing group = its rank), and the
+ * experts it owns (a DeviceHost on the shared slots). It meets the other devices only at barriers.
+ */
+export class Replica {
+  private readonly optimizer: AdamW;
+
+  private constructor(
+    private readonly config: Config,
+    readonly rank: number,
+    readonly engine: Engine,
+    readonly host: DeviceHost,
+    private readonly barrier: Barrier,
+    private readonly allReduce: AllReduce,
+    private readonly norms: Float64Array,
+  ) {
+    const t = config.train;
+    this.optimizer = new AdamW({ beta1: t.beta1, beta2: t.beta2, eps: 1e-8, weightDecay: t.weight_decay });
+  }
+
+  static async open(init: ReplicaInit): Promise<Replica> {
+    const { config, rank } = init;
+    const barrier = new Barrier(init.barrier, rank);
+    const host = await DeviceHost.open(config, rank, init.switchBlocks, init.buffers);
+    const exchange = new SpmdExchange(config, rank, host, init.buffers, init.counts, barrier);
+    // every replica starts from the same seed: identical dense weights
+    const engine = new Engine(config, initCoordinatorParams(config, init.vocabSize), exchange, { rank, count: config.parallel.devices });
+    return new Replica(config, rank, engine, host, barrier, new AllReduce(init.allReduce, rank, barrier), new Float64Array(init.norms));
+  }
+
+  /** `parallel.fault` (tests): this device crashes, hangs or throws at the start of that training step. */
+  private async fault(step: number): Promise<void> {
+    const f = this.config.parallel.fault;
+    if (f.kind === 'slow' || f.device !== this.rank || f.step !== step) return; // slow: DeviceHost straggles
+    if (f.kind === 'crash') process.exit(70); // in a worker thread this ends the thread only
+    if (f.kind === 'hang') await new Promise(() => {}); // never answers, never reaches a barrier
+    throw new Error('injected fault: handler threw');
+  }
+
+  /** the recorder of a profiled step, from its forward to the end of its optimizer step */
+  private recorder?: Recorder;
+
+  async trainStep(x: Int32Array, y: Int32Array, batch: number, step: number, profile = false): Promise<ShardStepReport> {
+    await this.fault(step);
+    this.recorder = profile ? new Recorder() : undefined;
+    if (this.recorder) this.recorder.step = step;
+    setProfile(this.recorder ?? null); // the Engine's and the exchange's spans go to it
+    const t0 = performance.now();
+    const r = await this.engine.trainStep(x, y, batch, step);
+    return { ce: r.ce, balance_loss: r.balance_loss, z_loss: r.z_loss, layers: r.layers, ms: performance.now() - t0 };
+  }
+
+  async evaluate(x: Int32Array, y: Int32Array, batch: number, step: number): Promise<ShardEvalReport> {
+    const r = await this.engine.evaluate(x, y, batch, step);
+    return { ce: r.ce, layers: r.layers };
+  }
+
+  /**
+   * Dense gradients summed over replicas (each replica's loss is already ÷ D), the global norm over
+   * the dense part once (each device squares its all-reduce slice) and every device's experts, then
+   * AdamW here and on the experts. Replicas apply the same update to the same numbers: they stay identical.
+   */
+  async step(lr: number, t: number, load: number[][]): Promise<OptimizerReport> {
+    const { grads, params } = this.engine;
+    // the dense gradients, in parameter order, straight into this device's row of the shared buffer
+    let at = 0;
+    for (const g of grads.values()) {
+      this.allReduce.own.set(g, at);
+      at += g.length;
+    }
+    const P = this.recorder;
+    const lane = { kind: 'device', device: this.rank } as const;
+    P?.at(undefined, undefined, undefined);
+    const ta = performance.now();
+    const ar = this.allReduce.run();
+    P?.add({ name: 'allreduce', cat: 'comm', lane, ts: ta, dur: ar.ms, args: { barrier_wait_ms: ar.barrierMs, bytes: this.allReduce.own.byteLength } });
+    const sum = this.allReduce.sum;
+    at = 0;
+    for (const g of grads.values()) {
+      g.set(sum.subarray(at, at + g.length));
+      at += g.length;
+    }
+    // Σ‖g‖²: my slice of the summed dense gradient, plus my experts
+    const { from, to } = sliceOf(sum.length, this.barrier.devices, this.rank);
+    let own = 0;
+    for (let i = from; i < to; i++) own += sum[i]! * sum[i]!;
+    own += (await this.host.gradSquaredNorm()).value;
+    this.norms[this.rank] = own;
+    const tn = performance.now();
+    const normWait = this.barrier.wait();
+    P?.add({ name: 'barrier_wait', cat: 'wait', lane, ts: tn, dur: performance.now() - tn });
+    let total = 0;
+    for (let d = 0; d < this.barrier.devices; d++) total += this.norms[d]!; // the same order on every device
+    const gradNorm = Math.sqrt(total);
+    const clip = this.config.train.grad_clip;
+    const scale = clip > 0 && gradNorm > clip ? clip / gradNorm : 1;
+    const t0 = performance.now();
+    this.optimizer.step(params, grads, lr, scale, t);
+    await this.host.step(lr, scale, t);
+    this.engine.updateExpertBias(load);
+    this.engine.refresh();
+    this.engine.zeroGrads();
+    const optimizerMs = performance.now() - t0;
+    P?.add({ name: 'optimizer', cat: 'optimizer', lane, ts: t0, dur: optimizerMs });
+    setProfile(null);
+    this.recorder = undefined;
+    return {
+      grad_norm: gradNorm, allreduce_ms: ar.ms, allreduce_wait_ms: ar.barrierMs, norm_wait_ms: normWait, optimizer_ms: optimizerMs,
+      ...(P ? { profile: { timeOrigin: performance.timeOrigin, spans: P.spans, traffic: P.traffic } } : {}),
+    };
+  }
+
+  async state(dense: boolean): Promise<ReplicaState> {
+    const experts = await this.host.state();
+    if (!dense) return { experts };
+    const rec = <T>(m: Map<string, T>) => Object.fromEntries(m) as Record<string, T>;
+    return { dense: { params: rec(this.engine.params), m: rec(this.optimizer.state.m), v: rec(this.optimizer.state.v) }, experts };
+  }
+
+  async load(dense: DeviceState, experts: DeviceState): Promise<void> {
+    for (const [k, p] of this.engine.params) {
+      p.data.set(dense.params[k]!.data);
+      if (dense.m[k] && dense.v[k]) {
+        this.optimizer.state.m.set(k, Float32Array.from(dense.m[k]!));
+        this.optimizer.state.v.set(k, Float32Array.from(dense.v[k]!));
+      }
+    }
+    this.engine.refresh();
+    await this.host.load(experts);
+  }
+
+  /** sha-256 of the dense weights and moments: replicas must agree bit for bit */
+  digest(): string {
+    const h = createHash('sha256');
+    for (const [k, p] of this.engine.params) {
+      h.update(k).update(new Uint8Array(p.data.buffer, p.data.byteOffset, p.data.byteLength));
+      for (const s of [this.optimizer.state.m.get(k), this.optimizer.state.v.get(k)]) if (s) h.update(new Uint8Array(s.buffer, s.byteOffset, s.byteLength));
+    }
+    return h.digest('hex');
+  }
+
+  dispose(): void {
+    this.engine.dispose();
+    this.host.dispose();
+  }
+}

@@ -1,0 +1,127 @@
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Config } from '../core/config/defaults.js';
+import { validateConfig } from '../core/config/load.js';
+import { CheckpointError, type CheckpointData } from '../runtime/coordinator/restore.js';
+import { checkManifest, MANIFEST, type Entry, type Manifest } from './manifest.js';
+
+export const FORMAT = 'switch-sim-checkpoint-v2';
+
+
+/** Writes a file and flushes it to disk before returning. */
+function writeSynced(file: string, data: string | Uint8Array): void {
+  writeFileSync(file, data);
+  const fd = openSync(file, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Flushes a directory's entries (a rename or a new file in it) to disk. */
+function syncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Writes DIR/step-N so that a crash at any moment leaves either the old checkpoint or the new one:
+ * - a new step is built in a temporary directory, flushed, and renamed into place;
+ * - an existing step gets its new weights beside the old ones under a content-addressed name
+ *   (weights-<sha256 prefix>.bin), then a new checkpoint.json renamed over the old one (which
+ *   switches from old to new in one step), and only then are the old weights removed.
+ */
+export function saveCheckpoint(dir: string, data: CheckpointData): string {
+  mkdirSync(dir, { recursive: true });
+  let offset = 0;
+  const entries: Entry[] = data.arrays.map((a) => {
+    const e = { name: a.name, kind: a.kind, shape: a.shape, offset, length: a.data.length };
+    offset += a.data.length;
+    return e;
+  });
+  const blob = new Float32Array(offset);
+  data.arrays.forEach((a, i) => blob.set(a.data, entries[i]!.offset));
+  const bytes = new Uint8Array(blob.buffer);
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  const weights = `weights-${sha256.slice(0, 16)}.bin`;
+  const manifest: Manifest = { format: FORMAT, step: data.step, config: data.config, vocab: data.vocab, rng: data.rng, weights, entries, sha256 };
+  const final = join(dir, `step-${data.step}`);
+  if (!existsSync(join(final, MANIFEST))) {
+    const tmp = join(dir, `.step-${data.step}.tmp-${process.pid}`);
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp);
+    writeSynced(join(tmp, weights), bytes);
+    writeSynced(join(tmp, MANIFEST), JSON.stringify(manifest));
+    syncDir(tmp);
+    rmSync(final, { recursive: true, force: true }); // a directory without checkpoint.json is an unfinished write
+    renameSync(tmp, final);
+    syncDir(dir);
+    return final;
+  }
+  const exists = existsSync(join(final, weights)) && statSync(join(final, weights)).size === bytes.length;
+  if (!exists) writeSynced(join(final, weights), bytes); // same name means same bytes: never rewrite a file in use
+  writeSynced(join(final, `${MANIFEST}.tmp`), JSON.stringify(manifest));
+  renameSync(join(final, `${MANIFEST}.tmp`), join(final, MANIFEST));
+  syncDir(final);
+  for (const f of readdirSync(final)) if (/^weights(-[0-9a-f]+)?\.bin$/.test(f) && f !== weights) rmSync(join(final, f));
+  syncDir(final);
+  return final;
+}
+
+/** A run directory's newest complete checkpoint, or the checkpoint directory itself. */
+export function resolveCheckpointDir(path: string): string {
+  const p = resolve(path);
+  if (!existsSync(p)) throw new CheckpointError(`checkpoint not found: ${path}`);
+  if (existsSync(join(p, MANIFEST))) return p;
+  const ckdir = existsSync(join(p, 'checkpoints')) ? join(p, 'checkpoints') : p;
+  if (!statSync(ckdir).isDirectory()) throw new CheckpointError(`checkpoint must be a directory (got ${path})`);
+  const steps = readdirSync(ckdir)
+    .map((n) => /^step-(\d+)$/.exec(n))
+    .filter((m): m is RegExpExecArray => m !== null && existsSync(join(ckdir, m[0], MANIFEST)))
+    .sort((a, b) => Number(b[1]) - Number(a[1]));
+  if (steps.length === 0) throw new CheckpointError(`no checkpoint in ${path} (expected ${MANIFEST} or checkpoints/step-N)`);
+  return join(ckdir, steps[0]![0]);
+}
+
+/** Reads and verifies a checkpoint: manifest fields, every entry against its shape and the file, the sha256, the config. */
+export function loadCheckpoint(path: string): CheckpointData {
+  const dir = resolveCheckpointDir(path);
+  const file = join(dir, MANIFEST);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new CheckpointError(`checkpoint ${file} is unreadable (${(e as Error).message.split('\n')[0]})`);
+  }
+  const meta = checkManifest(raw, file);
+  const weightsFile = join(dir, meta.weights);
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(weightsFile);
+  } catch {
+    throw new CheckpointError(`checkpoint ${dir}: ${meta.weights} is missing`);
+  }
+  const floats = meta.entries.reduce((a, e) => a + e.length, 0);
+  if (bytes.length !== floats * 4) {
+    throw new CheckpointError(`checkpoint ${weightsFile} has ${bytes.length} bytes, its entries describe ${floats * 4} (truncated or from another checkpoint)`);
+  }
+  const sha = createHash('sha256').update(bytes).digest('hex');
+  if (sha !== meta.sha256) throw new CheckpointError(`checkpoint ${weightsFile} is corrupt (sha256 ${sha.slice(0, 12)}…, expected ${meta.sha256.slice(0, 12)}…)`);
+  let config: Config;
+  try {
+    config = validateConfig(meta.config);
+  } catch (e) {
+    throw new CheckpointError(`checkpoint ${file}: its config is invalid: ${(e as Error).message}`);
+  }
+  const blob = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  return {
+    step: meta.step, config, vocab: meta.vocab, rng: meta.rng,
+    arrays: meta.entries.map((e) => ({ name: e.name, kind: e.kind, shape: e.shape, data: blob.subarray(e.offset, e.offset + e.length) })),
+  };
+}
