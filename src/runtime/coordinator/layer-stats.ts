@@ -13,8 +13,10 @@ export interface LayerStats {
   drop_fraction: number;
   /** mean over tokens of the router distribution's entropy (nats) */
   router_entropy: number;
-  /** busiest expert's routed tokens over the mean */
+  /** busiest expert's kept token-choices (all k, after capacity drops: tokens_per_expert) over the mean */
   load_max_over_mean: number;
+  /** busiest expert's first-choice tokens before dropping (group_expert_counts summed) over the mean: the router's demand */
+  load_max_over_mean_first: number;
   capacity: number;
   /** per device: compute ms, forward + backward */
   device_compute_ms: number[];
@@ -33,6 +35,15 @@ export interface LayerStats {
 export interface StatsContext {
   expertGroups: number;
   bias?: Float32Array;
+}
+
+/**
+ * Load imbalance of per-expert counts n_e: max_e n_e / (Σ_e n_e / E), 1 when perfectly balanced.
+ * Every group keeps at least one token-choice (min_capacity ≥ 1), so the sum is never 0.
+ */
+export function maxOverMean(load: readonly number[]): number {
+  const sum = load.reduce((a, b) => a + b, 0);
+  return maxOf(load) / (sum / load.length);
 }
 
 export function layerStats(plan: RoutingPlan, probs: Float32Array, timing: ExchangeTiming, sc?: StatsContext): LayerStats {
@@ -58,7 +69,6 @@ export function layerStats(plan: RoutingPlan, probs: Float32Array, timing: Excha
       if (p > 0) entropy -= p * Math.log(p);
     }
   }
-  const mean = N / E;
   const spans = sc && plan.topK > 1 ? groupsSpanned(plan.expert, plan.topK, E, sc.expertGroups) : undefined;
   return {
     ...(spans ? { groups_per_token: spans.reduce((a, b) => a + b, 0) / spans.length } : {}),
@@ -67,7 +77,8 @@ export function layerStats(plan: RoutingPlan, probs: Float32Array, timing: Excha
     group_expert_counts: groupCounts,
     drop_fraction: plan.dropped / plan.slot.length,
     router_entropy: entropy / N,
-    load_max_over_mean: maxOf(routedTotal) / mean,
+    load_max_over_mean: maxOverMean(tokens),
+    load_max_over_mean_first: maxOverMean(routedTotal),
     capacity: plan.capacity,
     device_compute_ms: [...timing.computeMs],
     wait_ms: 0, // the engine adds the idle time it measures
@@ -86,14 +97,15 @@ export function mergeLayerStats(parts: LayerStats[]): LayerStats {
   const groups = parts.flatMap((p) => p.group_expert_counts);
   const E = groups[0]!.length;
   const routed = Array.from({ length: E }, (_, e) => groups.reduce((a, g) => a + g[e]!, 0));
-  const tokens = routed.reduce((a, b) => a + b, 0);
+  const kept = Array.from({ length: E }, (_, e) => parts.reduce((a, p) => a + p.tokens_per_expert[e]!, 0));
   const mean = (f: (p: LayerStats) => number) => parts.reduce((a, p) => a + f(p), 0) / parts.length;
   return {
-    tokens_per_expert: Array.from({ length: E }, (_, e) => parts.reduce((a, p) => a + p.tokens_per_expert[e]!, 0)),
+    tokens_per_expert: kept,
     group_expert_counts: groups,
     drop_fraction: mean((p) => p.drop_fraction),
     router_entropy: mean((p) => p.router_entropy),
-    load_max_over_mean: maxOf(routed) / (tokens / E),
+    load_max_over_mean: maxOverMean(kept),
+    load_max_over_mean_first: maxOverMean(routed),
     capacity: parts[0]!.capacity,
     device_compute_ms: parts[0]!.device_compute_ms.map((_, i) => parts.reduce((a, p) => a + p.device_compute_ms[i]!, 0)),
     wait_ms: parts.reduce((a, p) => a + p.wait_ms, 0),
