@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeviceError } from '../src/runtime/devices/errors.js';
 import { train, type TrainSummary } from '../src/training/trainer.js';
-import { cfg, CORPUS, tempDir } from './helpers.js';
+import { cfg, cli, CORPUS, tempDir } from './helpers.js';
 
 const tiny = (...sets: string[]) =>
   cfg(`data.dataset=${CORPUS}`, 'data.seq_len=16', 'data.batch_size=4', 'model.d_model=16', 'model.n_heads=2',
@@ -82,10 +82,10 @@ test.serial('a checkpoint from threads with 2 devices resumes in-process with an
   same.losses.forEach((x, i) => t.true(Math.abs(x - straight.losses[4 + i]!) <= 1e-5 * x, 'resumed in-process equals uninterrupted threads'));
 });
 
-for (const kind of ['crash', 'hang', 'throw'] as const) {
-  test.serial(`fault ${kind}: the step fails with an error naming the device, layer and phase; workers are torn down`, async (t) => {
+for (const [kind, transport] of (['crash', 'hang', 'throw'] as const).flatMap((k) => [[k, 'threads'], [k, 'local']] as const)) {
+  test.serial(`fault ${kind} (${transport}): the step fails with an error naming the device, layer and phase; devices torn down`, async (t) => {
     const out = tempDir(t);
-    const config = tiny('parallel.transport=threads', 'parallel.devices=2', 'moe.n_experts=4', 'train.steps=10', 'train.checkpoint_every=2',
+    const config = tiny(`parallel.transport=${transport}`, 'parallel.devices=2', 'moe.n_experts=4', 'train.steps=10', 'train.checkpoint_every=2',
       'parallel.fault.device=1', 'parallel.fault.step=3', `parallel.fault.kind=${kind}`, 'parallel.timeout_ms=1500');
     const unhandled: unknown[] = [];
     const onUnhandled = (r: unknown) => unhandled.push(r);
@@ -104,3 +104,13 @@ for (const kind of ['crash', 'hang', 'throw'] as const) {
     t.is(resumed.losses.length, 2);
   });
 }
+
+test.serial('switch-sim train with an in-process device that hangs: exit 1, the last line names the device', async (t) => {
+  const sets = [`data.dataset=${CORPUS}`, 'data.seq_len=16', 'data.batch_size=2', 'model.d_model=16', 'model.n_layers=1', 'model.d_ff=16',
+    'train.eval_batches=1', 'train.steps=4', 'parallel.transport=local', 'parallel.fault.device=0', 'parallel.fault.step=2',
+    'parallel.fault.kind=hang', 'parallel.timeout_ms=500'];
+  const r = await cli('train', ...sets.flatMap((s) => ['--set', s]), '--out', tempDir(t));
+  t.is(r.status, 1, r.stderr);
+  const last = r.stderr.trim().split('\n').at(-1)!;
+  t.regex(last, /^error: device 0 \(experts 0,1\) failed during forward of Switch layer 0: no answer within parallel\.timeout_ms = 500 ms/);
+});

@@ -4,6 +4,7 @@ import type { Config } from '../../core/config/defaults.js';
 import { view, type LayerBuffers } from '../../core/comm/buffers.js';
 import { extractDeviceSlots, insertDeviceSlots, type DeviceSlots } from '../../core/comm/slots.js';
 import { DeviceError } from './errors.js';
+import { faultDue } from './fault.js';
 import { prepareDawnEnvironment } from '../../core/backend/dawn.js';
 import { BackendError } from '../../core/backend/errors.js';
 import { expertsOf } from '../../core/router/placement.js';
@@ -81,10 +82,8 @@ export class ThreadDevice implements ExpertDevice {
     const { layer, capacity, counts, train, step, firstGroup } = req;
     const payload = this.config.parallel.payload;
     const [inDir, outDir] = kind === 'backward' ? (['gradOut', 'gradIn'] as const) : (['dispatch', 'combine'] as const);
-    const fault = this.config.parallel.fault;
-    if (fault.kind !== 'slow' && kind === 'forward' && train && fault.device === this.index && fault.step === step && layer === 0 && req.micro === 0) {
-      await this.call({ kind: 'fault', fault: fault.kind }, kind, layer);
-    }
+    const fault = faultDue(this.config, this.index, kind, req);
+    if (fault) await this.call({ kind: 'fault', fault }, kind, layer);
     const base = { kind, layer, micro: req.micro, firstGroup, capacity, counts, train, step } as const;
     if (payload === 'shared') return this.call<ComputeReport>(base as DeviceRequest, kind, layer);
     // a compact copy of this exchange's rows only: replies never touch another micro-batch's groups
