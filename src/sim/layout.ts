@@ -41,6 +41,16 @@ export interface Layout {
   ppCrossesNodes: boolean;
 }
 
+/**
+ * The EP group of GPU i of a pipeline stage (ranks within the stage): the ep GPUs i' ≡ i (mod etp) of
+ * its block of etp·ep ranks, in order; member t holds experts t·E/ep … (t+1)·E/ep − 1.
+ */
+export function epGroup(L: Pick<Layout, 'ep' | 'etp'>, gpu: number): number[] {
+  const block = L.etp * L.ep;
+  const start = gpu - (gpu % block);
+  return Array.from({ length: L.ep }, (_, t) => start + ((gpu - start) % L.etp) + t * L.etp);
+}
+
 const fail = (message: string): never => {
   throw new ConfigError(message);
 };

@@ -6,7 +6,7 @@ import { allGatherUs, reduceScatterUs } from './collectives/gather-scatter.js';
 import { sendUs } from './collectives/p2p.js';
 import { computeUs, valueBytes } from './compute.js';
 import type { Layout } from './layout.js';
-import { gpuRows } from './routing.js';
+import { layerRows } from './routing.js';
 import { layerTraffic } from './traffic.js';
 import { fanout } from './fanout.js';
 import { backwardOf, blockWork, expertWork, headWork } from './work.js';
@@ -130,7 +130,7 @@ export function stageTime(c: Cluster, config: Config, L: Layout, s: number, load
 /** One Switch layer across the stage's GPUs: traffic from each GPU's rows, per GPU its all-to-alls and experts, the pacing GPU. */
 function switchLayer(c: Cluster, config: Config, L: Layout, block: number, load: LayerLoad | undefined, denseUs: number, perStage: number): SwitchLayerTime {
   const vb = valueBytes(c);
-  const rows = Array.from({ length: perStage }, (_, i) => gpuRows(config, L, load, i));
+  const rows = layerRows(config, L, load, perStage);
   const fan = fanout(config, L, load);
   const t = layerTraffic(c, L, (i) => rows[i]!.sent, config.model.d_model * vb, fan);
   const exchanges = config.plan.recompute === 'full' ? 6 : 4; // dispatch and combine, forward and backward (and forward again)

@@ -1,6 +1,6 @@
 import type { Cluster } from './cluster.js';
 import type { A2aLoad, HierarchicalLoad } from './collectives/all-to-all.js';
-import type { Layout } from './layout.js';
+import { epGroup, type Layout } from './layout.js';
 
 /** One GPU's part of a Switch layer's expert-parallel exchange: what it sends and receives, and the rows its experts compute. */
 export interface GpuTraffic {
@@ -42,7 +42,7 @@ export function layerTraffic(c: Cluster, L: Layout, kept: (gpu: number) => numbe
   let hierInterBytes = 0;
   for (let start = 0; start < perStage; start += block) {
     for (let lane = 0; lane < etp; lane++) {
-      const members = Array.from({ length: ep }, (_, t) => start + lane + t * etp);
+      const members = epGroup(L, start + lane);
       const node = (i: number) => Math.floor(i / g); // stages are whole blocks of ranks: node order within a stage is node order
       const rows = members.map((i) => kept(i));
       // bytes[s][t]: member s to member t

@@ -1,0 +1,53 @@
+import test from 'ava';
+import { validateCluster, type Cluster } from '../src/sim/cluster.js';
+import { project } from '../src/sim/project.js';
+import { uniformWorkload, type Workload } from '../src/sim/workload.js';
+import { cfg } from './helpers.js';
+
+// What a replay of recorded routing is charged: the rows dispatch sends, the groups a token reaches.
+// Every expected number is worked by hand from the routing below.
+
+/** one node of 8 GPUs with round numbers (bf16: 2 bytes a value) */
+const cluster: Cluster = validateCluster({
+  name: 'test', nodes: 1, gpus_per_node: 8,
+  gpu: { name: 'test', tflops_bf16: 100, tflops_fp32: 10, hbm_gbps: 1000, memory_gb: 80, matmul_efficiency: 1 },
+  intra_node: { gbps: 100, latency_us: 2 }, inter_node: { gbps: 10, latency_us: 5 }, all_to_all: 'flat', precision: 'bf16',
+});
+
+/** 8 devices of 2 sequences of 64 tokens: on 8 GPUs (ep 8, dp 8) each GPU routes T = 128 tokens to 8 experts, top-1 */
+const shape = ['parallel.devices=8', 'moe.n_experts=8', 'data.batch_size=16', 'data.seq_len=64', 'moe.capacity_factor=1.25', 'moe.min_capacity=4'];
+/** every recorded group sends the experts 64, 32, 16, 8, 4, 2, 1, 1 of its 128 tokens */
+const SKEW = [64, 32, 16, 8, 4, 2, 1, 1];
+const replay = (...sets: string[]): Workload => {
+  const config = cfg(...shape, ...sets);
+  return { ...uniformWorkload(config), source: 'run', steps: [{ step: 1, layers: [0, 1].map(() => ({ routed: Array.from({ length: 8 }, () => [...SKEW]) })) }] };
+};
+const d = cfg().model.d_model;
+/** bytes one layer moves between GPUs (4 all-to-alls: dispatch and combine, forward and backward) when every GPU sends each of its 7 peers `rows` rows */
+const layerBytes = (rows: number) => 4 * 8 * 7 * rows * d * 2;
+
+test('padded dispatch with moe.drop_tokens false drops nothing: every expert gets the busiest expert\'s rows as slots', (t) => {
+  const p = project(cluster, replay('plan.dispatch=padded', 'moe.drop_tokens=false'));
+  const layer = p.layers[0]!;
+  t.is(layer.drop_fraction, 0);
+  // C = max(min_capacity 4, busiest 64) = 64 slots for each of the 8 experts: 64 rows to each peer
+  t.is(layer.bytes_intra_node, layerBytes(64));
+  t.is(layer.bytes_inter_node, 0);
+});
+
+test('padded dispatch that drops: C = ⌊1.25 · 128 / 8⌋ = 20 slots an expert, (44 + 12) of 128 choices dropped', (t) => {
+  const layer = project(cluster, replay('plan.dispatch=padded')).layers[0]!;
+  t.is(layer.drop_fraction, 56 / 128);
+  t.is(layer.bytes_intra_node, layerBytes(20));
+});
+
+test('dropless dispatch sends the kept rows: all of them without dropping, min(routed, 20) with it', (t) => {
+  // GPU i holds expert i, so GPU i receives SKEW[i] rows from each of its 7 peers; all GPUs: 7 · Σ SKEW = 7 · 128
+  const all = project(cluster, replay('moe.drop_tokens=false')).layers[0]!;
+  t.is(all.drop_fraction, 0);
+  t.is(all.bytes_intra_node, 4 * 7 * 128 * d * 2);
+  // kept: 20, 20, 16, 8, 4, 2, 1, 1 = 72 a source
+  const kept = project(cluster, replay()).layers[0]!;
+  t.is(kept.drop_fraction, 56 / 128);
+  t.is(kept.bytes_intra_node, 4 * 7 * 72 * d * 2);
+});
