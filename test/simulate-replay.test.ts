@@ -1,8 +1,11 @@
 import test from 'ava';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import YAML from 'yaml';
 import { validateCluster, type Cluster } from '../src/sim/cluster.js';
 import { project } from '../src/sim/project.js';
-import { uniformWorkload, type Workload } from '../src/sim/workload.js';
-import { cfg } from './helpers.js';
+import { runWorkload, uniformWorkload, type Workload } from '../src/sim/workload.js';
+import { cfg, tempDir } from './helpers.js';
 
 // What a replay of recorded routing is charged: the rows dispatch sends, the groups a token reaches.
 // Every expected number is worked by hand from the routing below.
@@ -50,4 +53,31 @@ test('dropless dispatch sends the kept rows: all of them without dropping, min(r
   const kept = project(cluster, replay()).layers[0]!;
   t.is(kept.drop_fraction, 56 / 128);
   t.is(kept.bytes_intra_node, 4 * 7 * 72 * d * 2);
+});
+
+/** top-2 of 16 experts, uniform, each token's experts in at most `limit` of 8 device groups (the EP group's 8 GPUs, 2 experts each) */
+const limited = (limit: number, recorded?: { groupsPerToken: number; expertGroups: number }): Workload => {
+  const w = uniformWorkload(cfg(...shape, 'moe.n_experts=16', 'moe.top_k=2', ...(limit > 0 ? ['moe.route_groups=8', `moe.route_group_topk=${limit}`] : [])));
+  return { ...w, source: 'run', steps: w.steps.map((s) => ({ ...s, layers: s.layers.map((l) => ({ ...l, ...recorded })) })) };
+};
+
+test('a recorded groups-per-token applies only when the run counted it over the simulated groups, and never over the limit', (t) => {
+  const groups = (w: Workload) => project(cluster, w).layers[0]!.groups_per_token;
+  t.is(groups(limited(2, { groupsPerToken: 1.5, expertGroups: 8 })), 1.5, 'the same 8 groups: the run\'s own mean');
+  t.is(groups(limited(2, { groupsPerToken: 1.5, expertGroups: 4 })), 2, 'counted over the run\'s 4 groups: the limit M = 2 instead');
+  t.is(groups(limited(1, { groupsPerToken: 1.61, expertGroups: 8 })), 1, 'a limit of 1 bounds a recorded 1.61');
+  // the all-to-all's bytes follow: a token sends one copy per group it reaches, 1.5 of its 2 choices
+  const free = project(cluster, limited(0)).layers[0]!;
+  t.is(project(cluster, limited(2, { groupsPerToken: 1.5, expertGroups: 8 })).layers[0]!.bytes_intra_node, (free.bytes_intra_node * 1.5) / 2);
+});
+
+test('a run directory\'s groups-per-token carries the groups it was counted over: moe.route_groups, else the run\'s devices', (t) => {
+  const counts = Array.from({ length: 4 }, () => [...SKEW]);
+  for (const [sets, expertGroups] of [[[], 4], [['moe.route_groups=2'], 2]] as const) {
+    const dir = tempDir(t);
+    const config = cfg('parallel.devices=4', 'moe.n_experts=8', 'moe.top_k=2', 'moe.route_group_topk=1', ...sets);
+    writeFileSync(join(dir, 'config.yaml'), YAML.stringify(config));
+    writeFileSync(join(dir, 'metrics.jsonl'), `${JSON.stringify({ step: 1, layers: [0, 1].map(() => ({ group_expert_counts: counts, groups_per_token: 1.61 })) })}\n`);
+    t.like(runWorkload(dir).steps[0]!.layers[0]!, { groupsPerToken: 1.61, expertGroups });
+  }
 });

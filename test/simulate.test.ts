@@ -85,9 +85,9 @@ test('limited routing: a token sends one copy per group it reaches, M/k of its b
   t.true(close(nodes.bytes_inter_node, free.bytes_inter_node / 4), 'cross-node bytes a quarter');
   t.true(nodes.a2a_us < free.a2a_us);
   t.is(L.groups.ep.nodes, 2);
-  // a recorded run's measured groups per token wins over the bound
+  // a recorded run's measured groups per token, counted over the same 16 groups, wins over the bound
   const w = uniformWorkload(config('moe.route_groups=16', 'moe.route_group_topk=2'), 65);
-  const recorded: Workload = { ...w, source: 'run', steps: [{ step: 1, layers: [{ routed: [new Array(32).fill(32)], groupsPerToken: 1.5 }] }] };
+  const recorded: Workload = { ...w, source: 'run', steps: [{ step: 1, layers: [{ routed: [new Array(32).fill(32)], groupsPerToken: 1.5, expertGroups: 16 }] }] };
   t.is(project(c, recorded).layers[0]!.groups_per_token, 1.5);
 });
 

@@ -20,8 +20,9 @@ export interface Fanout {
  * reaches, the group's GPUs taking it from there (DeepSeek-V3 §3.2.2: one copy over InfiniBand per
  * target node, forwarded over NVLink) instead of once per expert choice. So its bytes scale by
  *   groups per token / k
- * with groups per token the recorded run's mean (its metrics' groups_per_token, when the run's groups
- * were the same), else M (every kept group gives at least one expert, and at uniform scores ⌊k/M⌋).
+ * with groups per token the recorded run's mean (its metrics' groups_per_token) when the run counted
+ * it over the groups simulated here (a mean over other groups says nothing about these), else M (every
+ * kept group gives at least one expert, and at uniform scores ⌊k/M⌋); never more than M or k.
  * G equal to the EP group's nodes makes the groups nodes: only the cross-node bytes shrink (NVLink
  * still carries every copy to its GPU); any other G is taken as groups of devices: every pair's bytes.
  * Not modelled: the forwarding's own NVLink traffic, which DeepSeek-V3 overlaps with the IB sends.
@@ -32,8 +33,8 @@ export function fanout(config: Config, L: Layout, load: LayerLoad | undefined): 
   const G = m.route_groups || L.ep; // the trainer's default (one group per device) is one per EP rank here
   const nodes = L.groups.ep.nodes;
   const level = G === nodes && nodes > 1 && G < L.ep ? 'node' : 'device';
-  const recorded = load?.groupsPerToken;
-  const groupsPerToken = Math.min(m.top_k, recorded ?? m.route_group_topk);
+  const recorded = load?.expertGroups === G ? load.groupsPerToken : undefined;
+  const groupsPerToken = Math.min(m.top_k, m.route_group_topk, recorded ?? m.route_group_topk);
   const f = groupsPerToken / m.top_k;
   return { level, groupsPerToken, intra: level === 'node' ? 1 : f, inter: f };
 }

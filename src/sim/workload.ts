@@ -9,8 +9,10 @@ import { switchBlocks } from '../core/model/stages.js';
 export interface LayerLoad {
   /** [G][E] token-choices each group of the run sent each expert before dropping */
   routed: number[][];
-  /** top-k: the mean number of expert groups (the run's devices, or moe.route_groups) a token's experts spanned */
+  /** top-k: the mean number of expert groups a token's experts spanned in the run */
   groupsPerToken?: number;
+  /** the expert groups that mean counts: the run's moe.route_groups, else its devices (as the trainer counts them) */
+  expertGroups?: number;
 }
 
 export interface StepLoad {
@@ -57,6 +59,7 @@ export function runWorkload(dir: string): Workload {
   if (!existsSync(cfgFile) || !existsSync(metricsFile)) throw new ConfigError(`--run ${dir} must be a run directory with config.yaml and metrics.jsonl (got ${existsSync(dir) ? 'a folder without them' : 'no such folder'})`);
   const { config } = resolveConfig({ file: cfgFile });
   const k = config.moe.top_k;
+  const expertGroups = config.moe.route_groups || config.parallel.devices;
   const steps: StepLoad[] = [];
   const stepMs: number[] = [];
   const lines = readFileSync(metricsFile, 'utf8').split('\n').filter((l) => l.trim());
@@ -75,7 +78,8 @@ export function runWorkload(dir: string): Workload {
     }
     if (!r.layers) continue;
     const ms = r.tokens_per_s ? ((config.data.batch_size * config.data.seq_len) / r.tokens_per_s) * 1000 : undefined;
-    steps.push({ step: r.step, layers: r.layers.map((l) => ({ routed: l.group_expert_counts.map((row) => row.map((n) => n * k)), ...(l.groups_per_token !== undefined ? { groupsPerToken: l.groups_per_token } : {}) })), ms });
+    const span = (l: { groups_per_token?: number }) => (l.groups_per_token !== undefined ? { groupsPerToken: l.groups_per_token, expertGroups } : {});
+    steps.push({ step: r.step, layers: r.layers.map((l) => ({ routed: l.group_expert_counts.map((row) => row.map((n) => n * k)), ...span(l) })), ms });
     if (ms !== undefined) stepMs.push(ms);
   }
   if (steps.length === 0) throw new ConfigError(`--run ${dir}: metrics.jsonl has no step with per-layer routing (got none)`);
