@@ -1,5 +1,5 @@
 import test from 'ava';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
@@ -77,6 +77,37 @@ test.serial('report.html opens offline in headless Chromium: every chart draws i
     'val_ce_0', 'val_ce_1', 'val_seconds', 'val_steps']);
   const rebuilt = await cli('report', gridDir);
   t.is(rebuilt.status, 0, rebuilt.stderr);
+});
+
+test.serial('report: exit 2 only for a directory that is not a sweep\'s (each one line naming it); a failure to write the report exits 1 with its error', async (t) => {
+  const dir = tempDir(t);
+  const one = async (...args: string[]) => {
+    const r = await cli('report', ...args);
+    return { status: r.status, lines: r.stderr.trim().split('\n').filter((l) => l.trim() && !/^Warning:/.test(l)) };
+  };
+  const missing = await one(join(dir, 'nowhere'));
+  t.is(missing.status, 2);
+  t.deepEqual(missing.lines, [`config error: report DIR must be a sweep directory (got "${join(dir, 'nowhere')}": no such directory)`]);
+  const notSweep = await one(dir);
+  t.is(notSweep.status, 2);
+  t.regex(notSweep.lines.join('\n'), /^config error: report DIR must be a sweep directory, with sweep\.yaml \(got ".*": no sweep\.yaml\)$/);
+  const malformed = join(dir, 'malformed');
+  cpSync(gridDir, malformed, { recursive: true });
+  appendFileSync(join(malformed, 'results.jsonl'), '{"point": "cut sho\n');
+  for (const args of [[malformed], [malformed, '--markdown']]) {
+    const r = await one(...args);
+    t.is(r.status, 2, args.join(' '));
+    t.regex(r.lines.join('\n'), /^config error: .*results\.jsonl line 5 must be a JSON object \(got "\{\\"point\\": \\"cut sho": .*\)$/);
+  }
+  // a sweep directory the report cannot be written into: a failure (exit 1 with the error), not bad input
+  const blocked = join(dir, 'blocked');
+  cpSync(gridDir, blocked, { recursive: true });
+  rmSync(join(blocked, 'report.html'));
+  mkdirSync(join(blocked, 'report.html'));
+  const failed = await one(blocked);
+  t.is(failed.status, 1);
+  t.deepEqual(failed.lines.length, 1);
+  t.regex(failed.lines[0]!, /^error: EISDIR: illegal operation on a directory/);
 });
 
 test.serial('a point with a bad value fails validation before anything runs, naming the key and the point', async (t) => {

@@ -2,9 +2,11 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
 import YAML from 'yaml';
+import { show } from '../../core/config/errors.js';
 import { chartSvg, htmlPage, type Chart, type Table } from '../../core/instrument/page.js';
-import { FIXED_COLUMNS, readResults, trainingRecords, type MetricColumn, type ResultRow } from './results.js';
+import { evalRecords, FIXED_COLUMNS, readResults, trainingRecords, type MetricColumn, type ResultRow } from './results.js';
 import { minOf } from '../../core/util/extremes.js';
+import { SweepDirError } from './errors.js';
 import { estimate } from './stats.js';
 import { pointLabel, recordedColumns, summarise, writeSummary, type PointSummary } from './summary.js';
 
@@ -85,7 +87,7 @@ export function sweepCharts(dir: string, rows: ResultRow[], keys: string[], poin
   const ok = rows.filter((r) => r.status === 'ok');
   const labelOf = (r: ResultRow) => pointLabel(r.vary, keys);
   const records = new Map(ok.map((r) => [r.point, trainingRecords(join(dir, 'runs', r.point))]));
-  const evals = (r: ResultRow) => (existsSync(join(dir, 'runs', r.point, 'metrics.jsonl')) ? readFileSync(join(dir, 'runs', r.point, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.includes('"val_ce"')).map((l) => JSON.parse(l) as { step: number; val_ce: number }) : []);
+  const evals = (r: ResultRow) => evalRecords(join(dir, 'runs', r.point));
   const msPerStep = (r: ResultRow) => r.step_ms ?? 0;
   const valSeries = ok.flatMap((r) => evals(r).map((e) => ({ point: labelOf(r), seed: r.seed, step: e.step, y: e.val_ce, seconds: (e.step * msPerStep(r)) / 1000, projected: r.projected_step_ms !== null ? (e.step * r.projected_step_ms) / 1000 : undefined })));
   const recorded = recordedColumns(points);
@@ -194,10 +196,24 @@ interface SweepDir {
   points: PointSummary[];
 }
 
+type Resolved = { name?: string; grid?: Record<string, unknown>; runs?: Record<string, unknown>[]; points: { name: string }[]; baseline?: Record<string, unknown> | null };
+
+/** A sweep directory's sweep.yaml, as a sweep writes it: a mapping with a list of named points. */
+function readResolved(file: string): Resolved {
+  const doc = YAML.parseDocument(readFileSync(file, 'utf8'));
+  const bad = (what: string) => new SweepDirError(`${file} must be the sweep.yaml a sweep writes (got ${what})`);
+  if (doc.errors.length > 0) throw bad(`invalid YAML at line ${doc.errors[0]!.linePos?.[0]?.line ?? '?'}`);
+  const r = doc.toJS() as Partial<Resolved> | null;
+  if (typeof r !== 'object' || r === null || !Array.isArray(r.points)) throw bad('no points list');
+  if (r.points.some((p) => typeof p?.name !== 'string')) throw bad('a point without a name');
+  return r as Resolved;
+}
+
 /** What a sweep directory holds: its resolved sweep.yaml, its results in point order, summarised by point. */
 export function readSweepDir(dir: string): SweepDir {
-  if (!existsSync(join(dir, 'sweep.yaml'))) throw new Error(`${dir} is not a sweep directory (no sweep.yaml)`);
-  const resolved = YAML.parse(readFileSync(join(dir, 'sweep.yaml'), 'utf8')) as { name?: string; grid: Record<string, unknown>; runs: Record<string, unknown>[]; points: { name: string }[]; baseline?: Record<string, unknown> | null };
+  if (!existsSync(dir)) throw new SweepDirError(`report DIR must be a sweep directory (got ${show(dir)}: no such directory)`);
+  if (!existsSync(join(dir, 'sweep.yaml'))) throw new SweepDirError(`report DIR must be a sweep directory, with sweep.yaml (got ${show(dir)}: no sweep.yaml)`);
+  const resolved = readResolved(join(dir, 'sweep.yaml'));
   const keys = [...new Set([...Object.keys(resolved.grid ?? {}), ...(resolved.runs ?? []).flatMap((r) => Object.keys(r))])];
   const byName = readResults(dir, keys);
   const rows = resolved.points.map((p) => byName.get(p.name)).filter((r): r is ResultRow => r !== undefined);

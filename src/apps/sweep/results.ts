@@ -1,6 +1,8 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { configHash } from '../../core/config/hash.js';
+import { show } from '../../core/config/errors.js';
+import { SweepDirError } from './errors.js';
 import type { SweepPoint } from './file.js';
 
 /** One row of results.jsonl / results.csv: a point and seed. */
@@ -43,7 +45,29 @@ const readJson = (file: string) => (existsSync(file) ? JSON.parse(readFileSync(f
 export function trainingRecords(runDir: string): { step: number; loss: number; ce: number; layers?: { drop_fraction: number; load_max_over_mean: number; tokens_per_expert: number[] }[] }[] {
   const file = join(runDir, 'metrics.jsonl');
   if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l)).filter((r) => typeof r.loss === 'number');
+  return jsonLines(file).filter((r) => typeof r.loss === 'number') as ReturnType<typeof trainingRecords>;
+}
+
+/** Evaluations of a run's metrics.jsonl (steps with `val_ce`), in order. */
+export function evalRecords(runDir: string): { step: number; val_ce: number }[] {
+  const file = join(runDir, 'metrics.jsonl');
+  if (!existsSync(file)) return [];
+  return jsonLines(file).filter((r) => typeof r.val_ce === 'number') as { step: number; val_ce: number }[];
+}
+
+/** A JSON-lines file's objects; a line that is not a JSON object is bad input naming the file and the line. */
+function jsonLines(file: string): Record<string, unknown>[] {
+  return readFileSync(file, 'utf8').split('\n').flatMap((line, i) => {
+    if (!line.trim()) return [];
+    let r: unknown;
+    try {
+      r = JSON.parse(line);
+    } catch (e) {
+      throw new SweepDirError(`${file} line ${i + 1} must be a JSON object (got ${show(line.slice(0, 40))}: ${(e as Error).message})`);
+    }
+    if (typeof r !== 'object' || r === null || Array.isArray(r)) throw new SweepDirError(`${file} line ${i + 1} must be a JSON object (got ${show(line.slice(0, 40))})`);
+    return [r as Record<string, unknown>];
+  });
 }
 
 /** An spmd profile's counterpart of dispatch overhead: packing, unpacking and barrier waits, as a share of the step, mean over devices. */
@@ -112,9 +136,10 @@ export function readResults(dir: string, keys: string[]): Map<string, ResultRow>
   const file = join(dir, 'results.jsonl');
   const out = new Map<string, ResultRow>();
   if (!existsSync(file)) return out;
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (!line.trim()) continue;
-    const r = JSON.parse(line) as Record<string, unknown>;
+  for (const [i, r] of jsonLines(file).entries()) {
+    if (typeof r.point !== 'string' || (r.status !== 'ok' && r.status !== 'failed')) {
+      throw new SweepDirError(`${file} row ${i + 1} must have a point name and a status ok or failed (got point ${show(r.point)}, status ${show(r.status)})`);
+    }
     out.set(r.point as string, { ...(r as unknown as ResultRow), vary: Object.fromEntries(keys.map((k) => [k, r[k]])) });
   }
   return out;

@@ -100,16 +100,11 @@ export function register(program: Command): void {
         const only = o.markdown === true ? undefined : o.markdown.split(',').map((c) => c.trim());
         const bad = only?.find((c) => !(METRIC_COLUMNS as readonly string[]).includes(c));
         if (bad !== undefined) throw new ConfigError(`report --markdown: each column must be one of ${METRIC_COLUMNS.join(', ')} (got ${JSON.stringify(bad)})`);
-        try {
-          process.stdout.write(summaryMarkdown(dir, only as MetricColumn[] | undefined));
-        } catch (e) {
-          throw new ConfigError(`report: ${(e as Error).message}`);
-        }
+        // a directory that is not a sweep's is bad input (SweepDirError, exit 2); any other failure exits 1
+        process.stdout.write(summaryMarkdown(dir, only as MetricColumn[] | undefined));
         return;
       }
-      const file = await writeReport(dir).catch((e: Error) => {
-        throw new ConfigError(`report: ${e.message}`);
-      });
+      const file = await writeReport(dir);
       console.log(`wrote ${file}, ${dir}/summary.csv and ${dir}/charts/*.svg`);
     });
 }
