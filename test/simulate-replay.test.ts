@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import YAML from 'yaml';
 import { validateCluster, type Cluster } from '../src/sim/cluster.js';
 import { project } from '../src/sim/project.js';
+import { replayFixedKeys } from '../src/sim/replay.js';
 import { runWorkload, uniformWorkload, type Workload } from '../src/sim/workload.js';
-import { cfg, tempDir } from './helpers.js';
+import { cfg, cli, tempDir } from './helpers.js';
 
 // What a replay of recorded routing is charged: the rows dispatch sends, the groups a token reaches.
 // Every expected number is worked by hand from the routing below.
@@ -79,5 +80,41 @@ test('a run directory\'s groups-per-token carries the groups it was counted over
     writeFileSync(join(dir, 'config.yaml'), YAML.stringify(config));
     writeFileSync(join(dir, 'metrics.jsonl'), `${JSON.stringify({ step: 1, layers: [0, 1].map(() => ({ group_expert_counts: counts, groups_per_token: 1.61 })) })}\n`);
     t.like(runWorkload(dir).steps[0]!.layers[0]!, { groupsPerToken: 1.61, expertGroups });
+  }
+});
+
+/** a run directory without training: its config and one logged step's routing (4 groups, 8 experts, both blocks Switch layers) */
+function fakeRun(t: { teardown: (f: () => void) => void }): string {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'config.yaml'), YAML.stringify(cfg('parallel.devices=4', 'moe.n_experts=8')));
+  const layers = [0, 1].map(() => ({ group_expert_counts: Array.from({ length: 4 }, () => SKEW.map((n) => n / 2)) }));
+  writeFileSync(join(dir, 'metrics.jsonl'), `${JSON.stringify({ step: 1, tokens_per_s: 1000, layers })}\n`);
+  return dir;
+}
+
+test('the keys a replay may not change are what decides the Switch layers, the tokens per routing group, and the recorded counts\' shape', (t) => {
+  const keys = replayFixedKeys(cfg('parallel.devices=4', 'moe.n_experts=8'));
+  t.deepEqual(keys.map((k) => k.key).sort(), ['data.batch_size', 'data.seq_len', 'model.first_dense_layers', 'model.n_layers', 'model.switch_every', 'moe.n_experts', 'moe.top_k', 'parallel.devices']);
+  t.regex(keys.find((k) => k.key === 'model.first_dense_layers')!.rule, /which blocks are Switch layers/);
+  t.regex(keys.find((k) => k.key === 'parallel.devices')!.rule, /tokens per routing group/);
+});
+
+test.serial('simulate --run refuses every fixed key with one line naming it and its rule (exit 2), and takes any other', async (t) => {
+  const run = fakeRun(t);
+  const changed: Record<string, string> = {
+    'data.batch_size': '32', 'data.seq_len': '32', 'parallel.devices': '2', 'moe.n_experts': '16', 'moe.top_k': '2',
+    'model.n_layers': '4', 'model.switch_every': '2', 'model.first_dense_layers': '1',
+  };
+  for (const { key, rule } of replayFixedKeys(cfg('parallel.devices=4', 'moe.n_experts=8'))) {
+    const r = await cli('simulate', '--cluster', 'configs/clusters/8xh100.yaml', '--run', run, '--set', `${key}=${changed[key]}`, '--out', tempDir(t));
+    t.is(r.status, 2, `${key}: ${r.stderr}`);
+    t.is(r.stderr.trim().split('\n').length, 1, key);
+    t.true(r.stderr.startsWith(`config error: --set ${key} cannot replay a recorded run: it changes ${rule}`), r.stderr);
+    t.true(r.stderr.trim().endsWith(`(got ${changed[key]})`), r.stderr);
+  }
+  // the run's own value is no change; a key outside the rules (the plan) replays
+  for (const set of ['model.first_dense_layers=0', 'moe.capacity_factor=2', 'plan.dispatch=padded']) {
+    const r = await cli('simulate', '--cluster', 'configs/clusters/8xh100.yaml', '--run', run, '--set', set, '--out', tempDir(t));
+    t.is(r.status, 0, `${set}: ${r.stderr}`);
   }
 });

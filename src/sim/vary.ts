@@ -3,6 +3,7 @@ import { ConfigError, show } from '../core/config/errors.js';
 import { resolveConfig } from '../core/config/load.js';
 import { validateCluster, type Cluster } from './cluster.js';
 import { project } from './project.js';
+import { checkReplay } from './replay.js';
 import { uniformWorkload, type Workload } from './workload.js';
 import { maxOf } from '../core/util/extremes.js';
 
@@ -16,14 +17,6 @@ export interface VaryRow {
   drop_fraction: number;
   straggler_factor: number;
   memory_gb_per_gpu: number;
-}
-
-/** Keys a recorded run cannot change: they change how many tokens a group holds, how many experts or Switch layers there are. */
-const FIXED_BY_RUN = ['data.batch_size', 'data.seq_len', 'parallel.devices', 'moe.n_experts', 'moe.top_k', 'model.switch_every', 'model.n_layers'];
-
-/** A replay of a recorded run keeps its routing: `how` (--vary or --set) may not change a key that routing depends on. */
-export function checkReplayKey(key: string, how: '--vary' | '--set'): void {
-  if (FIXED_BY_RUN.includes(key)) throw new ConfigError(`${how} ${key} cannot replay a recorded run (its routing was recorded for the run's ${key}); use --config (got --run)`);
 }
 
 /** `--vary key=v1,v2,…`: a config key, or `cluster.<key>` (e.g. cluster.nodes, cluster.all_to_all). */
@@ -41,13 +34,13 @@ function setPath(tree: Record<string, unknown>, path: string[], value: unknown):
 
 /** Projects the workload once per value of the key (a cluster key, or a config key replayed on the same routing). */
 export function vary(cluster: Cluster, w: Workload, key: string, values: unknown[]): VaryRow[] {
-  if (w.source === 'run') checkReplayKey(key, '--vary');
   return values.map((value) => {
     let c = cluster;
     let wl = w;
     if (key.startsWith('cluster.')) c = validateCluster(setPath(cluster as unknown as Record<string, unknown>, key.slice(8).split('.'), value), `--vary ${key}`);
     else {
       const config = resolveConfig({ base: w.config as unknown as Record<string, unknown>, sets: [`${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`] }).config;
+      if (w.source === 'run') checkReplay(w.config, config, '--vary');
       wl = w.source === 'config' ? uniformWorkload(config, w.vocabSize) : { ...w, config };
     }
     const p = project(c, wl);

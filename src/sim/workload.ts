@@ -4,6 +4,7 @@ import type { Config } from '../core/config/defaults.js';
 import { ConfigError } from '../core/config/errors.js';
 import { resolveConfig } from '../core/config/load.js';
 import { switchBlocks } from '../core/model/stages.js';
+import { tokensPerGroup } from '../core/router/group-tokens.js';
 
 /** One Switch layer in one step, as routed: token-choices per (routing group, expert), before capacity. */
 export interface LayerLoad {
@@ -34,9 +35,6 @@ export interface Workload {
   /** what reading the run left out, one line each (a half-written last metrics line) */
   warnings?: string[];
 }
-
-/** Tokens per routing group in the run: each device's share of a batch. */
-export const tokensPerGroup = (c: Config) => (c.data.batch_size * c.data.seq_len) / c.parallel.devices;
 
 /** Without a run: every group sends S·k/E token-choices to every expert, the mean load. */
 export function uniformWorkload(config: Config, vocabSize = 65): Workload {

@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError } from '../../core/config/errors.js';
-import { parseAssignment, resolveConfig } from '../../core/config/load.js';
+import { resolveConfig } from '../../core/config/load.js';
 import { COLLECTIVES, type CollectiveName } from '../../sim/collectives/measure.js';
 import { collect, number } from '../args.js';
 
@@ -64,13 +64,15 @@ export function register(program: Command): void {
       const { measuredBreakdown } = await import('../../sim/measured.js');
       const { project } = await import('../../sim/project.js');
       const { projectionPage, projectionTrace, summaryLines, varyTable } = await import('../../sim/report.js');
-      const { checkReplayKey, parseVary, vary } = await import('../../sim/vary.js');
+      const { parseVary, vary } = await import('../../sim/vary.js');
+      const { checkReplay } = await import('../../sim/replay.js');
       const { runWorkload, uniformWorkload } = await import('../../sim/workload.js');
       const sets = [...o.set, ...(o.dispatch ? [`plan.dispatch=${o.dispatch}`] : [])];
       let w = o.run ? runWorkload(o.run) : uniformWorkload(resolveConfig({ file: o.config, sets }).config);
       if (o.run && sets.length > 0) {
-        for (const s of sets) checkReplayKey(parseAssignment(s).key, '--set');
-        w = { ...w, config: resolveConfig({ base: w.config as unknown as Record<string, unknown>, sets }).config };
+        const config = resolveConfig({ base: w.config as unknown as Record<string, unknown>, sets }).config;
+        checkReplay(w.config, config, '--set');
+        w = { ...w, config };
       }
       for (const warning of w.warnings ?? []) process.stderr.write(`warning: ${warning}\n`);
       const p = project(cluster, w);

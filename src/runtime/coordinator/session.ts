@@ -12,6 +12,7 @@ import { fastestBackend } from '../devices/probe.js';
 import { configParamCounts, initCoordinatorParams } from '../../core/model/params.js';
 import { switchBlocks } from '../../core/model/stages.js';
 import { expertCapacity } from '../../core/router/capacity.js';
+import { tokensPerGroup } from '../../core/router/group-tokens.js';
 import { AdamW, sumSquares } from '../../core/optim/adamw.js';
 import type { CheckpointData } from './restore.js';
 import { expertShapes, splitCheckpoint, stateArrays } from './restore.js';
@@ -23,7 +24,7 @@ import { expertShapes, splitCheckpoint, stateArrays } from './restore.js';
  */
 export function bufferShape(config: Config): { groups: number; capacity: number } {
   const G = config.parallel.devices;
-  const S = (config.data.batch_size * config.data.seq_len) / G;
+  const S = tokensPerGroup(config);
   const E = config.moe.n_experts;
   const m = config.moe;
   if (!m.drop_tokens) return { groups: G, capacity: S };
