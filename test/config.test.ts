@@ -76,3 +76,26 @@ test('keys only simulate reads are refused by training with one line naming each
   t.is(err(['model.n_kv_heads=3']), 'config error: model.n_kv_heads must divide model.n_heads (4): each key/value head serves a group of query heads (got 3)');
   t.is(err(['plan.recompute=some']), 'config error: plan.recompute must be one of none|selective|full (got "some")');
 });
+
+test('every --set and file error is one line naming the key, whatever the key and value', async (t) => {
+  const { allKeys, validateConfig } = await import('../src/core/config/load.js');
+  for (const key of allKeys()) {
+    const message = err([`${key}={a: 1}`]);
+    t.true(message.startsWith(`config error: ${key} `), message);
+    t.false(/[\r\n]/.test(message), message);
+  }
+  t.is(err(['parallel.fault={a: 1}']), 'config error: parallel.fault is a section: set one of its keys '
+    + '(parallel.fault.device, parallel.fault.step, parallel.fault.kind, …) (got {"a":1})');
+  t.is(err(['data.dataset=']), 'config error: data.dataset must not be empty (got "")');
+  t.is(err(['train.lr=.inf']), 'config error: train.lr must be a finite number (got Infinity)');
+  t.is(err(['model.d_model=1e9']), 'config error: model.d_model must be <= 8192 (got 1000000000)');
+  const dir = tempDir(t);
+  const file = join(dir, 'odd.yaml');
+  writeFileSync(file, 'moe:\n  "top\\nk": 1\n');
+  t.is(err([], file), 'config error: unknown key moe.top\\nk (did you mean moe.top_k?)');
+  const partial = structuredClone(DEFAULTS) as Partial<typeof DEFAULTS>;
+  delete partial.plan;
+  t.throws(() => validateConfig(partial), { message: 'config error: plan.tp is missing (got nothing)' },
+    'a whole config (a checkpoint\'s) must not lean on the defaults');
+  t.throws(() => validateConfig(3), { message: 'config error: the config must be a mapping of keys (got 3)' });
+});

@@ -1,8 +1,12 @@
-/** A config problem, always reported as one line: `config error: <key> <rule> (got <value>)`. */
+/**
+ * A config problem, always reported as one line: `config error: <key> <rule> (got <value>)`. A line break
+ * that reaches the message (a key or file name with one in it) is written as `\n`, so it stays one line.
+ */
 export class ConfigError extends Error {
   override name = 'ConfigError';
   constructor(message: string) {
-    super(message.startsWith('config error:') ? message : `config error: ${message}`);
+    const line = message.replace(/\r?\n|\r/g, '\\n');
+    super(line.startsWith('config error:') ? line : `config error: ${line}`);
   }
 }
 

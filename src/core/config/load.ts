@@ -51,6 +51,12 @@ export function readConfigFile(file: string): Tree {
   return value;
 }
 
+/** The keys of a section (`parallel.fault`), or undefined when `key` names no section. */
+function sectionKeys(key: string): string[] | undefined {
+  const keys = allKeys().filter((k) => k.startsWith(`${key}.`));
+  return keys.length > 0 ? keys : undefined;
+}
+
 /** Splits `section.key=value`, the value parsed as a YAML scalar (a string if it is not one); the key must exist. */
 export function parseAssignment(assignment: string): { key: string; value: unknown } {
   const eq = assignment.indexOf('=');
@@ -62,6 +68,11 @@ export function parseAssignment(assignment: string): { key: string; value: unkno
     value = raw === '' ? '' : YAML.parse(raw);
   } catch {
     value = raw;
+  }
+  const inner = sectionKeys(key);
+  if (inner) {
+    const some = `${inner.slice(0, 3).join(', ')}${inner.length > 3 ? ', …' : ''}`;
+    throw new ConfigError(`${key} is a section: set one of its keys (${some}) (got ${show(value)})`);
   }
   if (!allKeys().includes(key)) throw unknownKey(key);
   return { key, value };
@@ -82,13 +93,20 @@ export function describe(error: ZodError, config: Tree, prefix = ''): ConfigErro
   let rule: string;
   switch (issue.code) {
     case 'too_small':
-      rule = `must be ${i.inclusive ? '>=' : '>'} ${i.minimum}`;
+      if (i.origin === 'string' || i.origin === 'array') {
+        const what = i.origin === 'string' ? 'character' : 'item';
+        rule = i.minimum === 1 ? 'must not be empty' : `must have at least ${i.minimum} ${what}s`;
+      } else rule = `must be ${i.inclusive ? '>=' : '>'} ${i.minimum}`;
       break;
     case 'too_big':
       rule = `must be ${i.inclusive ? '<=' : '<'} ${i.maximum}`;
       break;
     case 'invalid_type':
-      rule = i.expected === 'int' || (i.expected === 'number' && typeof got === 'number') ? 'must be an integer' : `must be a ${i.expected}`;
+      if (got === undefined) rule = 'is missing';
+      else if (typeof got === 'number' && !Number.isFinite(got)) rule = 'must be a finite number';
+      else if (i.expected === 'int' || (i.expected === 'number' && typeof got === 'number')) rule = 'must be an integer';
+      else if (i.expected === 'object') rule = 'must be a mapping of keys';
+      else rule = `must be a ${i.expected}`;
       break;
     case 'invalid_value':
       rule = `must be one of ${(i.values as unknown[]).map(String).join('|')}`;
@@ -99,7 +117,7 @@ export function describe(error: ZodError, config: Tree, prefix = ''): ConfigErro
     default:
       rule = issue.code === 'invalid_format' || issue.message.startsWith('Invalid') && typeof got === 'number' ? 'must be an integer' : issue.message;
   }
-  return new ConfigError(`${key} ${rule} (got ${show(got)})`);
+  return new ConfigError(`${key || 'the config'} ${rule} (got ${show(got)})`);
 }
 
 export interface ResolvedConfig {
@@ -121,9 +139,17 @@ export function resolveConfig(opts: { file?: string; sets?: string[]; base?: Tre
   return { config: validateConfig(tree), name: opts.file ? basename(opts.file, extname(opts.file)) : 'default' };
 }
 
-/** Validates a complete config tree (for instance one read back from a checkpoint). */
+/**
+ * Validates a complete config tree (for instance one read back from a checkpoint). The schema would fill a
+ * missing key with its default; a complete tree must not rely on that, so a missing key is an error.
+ */
 export function validateConfig(tree: unknown): Config {
-  if (isTree(tree)) merge(DEFAULTS as unknown as Tree, tree, DEFAULTS as unknown as Tree);
+  if (isTree(tree)) {
+    merge(DEFAULTS as unknown as Tree, tree, DEFAULTS as unknown as Tree);
+    const at = (key: string) => key.split('.').reduce<unknown>((v, p) => (isTree(v) ? v[p] : undefined), tree);
+    const missing = allKeys().find((k) => at(k) === undefined);
+    if (missing) throw new ConfigError(`${missing} is missing (got nothing)`);
+  }
   const parsed = ConfigSchema.safeParse(tree);
   if (!parsed.success) throw describe(parsed.error, tree as Tree);
   return parsed.data as Config;

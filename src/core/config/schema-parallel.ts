@@ -1,0 +1,66 @@
+import { z } from 'zod';
+import { int, section } from './fields.js';
+
+/** The sections `parallel` (how train runs on simulated devices) and `plan` (how simulate lays out a cluster). */
+
+const fault = section({
+  device: int(-1, 63).default(-1).describe('The device that misbehaves; -1: no fault injected.'),
+  step: int(0).default(0).describe('The training step at which it does (kind `slow`: from which on).'),
+  kind: z.enum(['crash', 'hang', 'throw', 'slow']).default('crash').describe(
+    '`crash` (the device ends), `hang` (it never answers: the step fails after parallel.timeout_ms) or `throw` '
+    + '(that request fails), on its first exchange of the step (the forward pass of Switch layer 0); or `slow`.'),
+  delay_ms: int(0, 600_000).default(20).describe(
+    'Kind `slow`: the device takes this many ms longer on every exchange from parallel.fault.step on.'),
+}, 'Fault injection, a test and profiling hook: one device crashes, hangs, throws or straggles at a given step.');
+
+export const parallel = section({
+  layout: z.enum(['coordinator', 'spmd']).default('coordinator').describe(
+    '`coordinator`: the main thread runs the dense model and the devices run the experts; `spmd`: every device '
+    + 'runs the dense model on its shard of the batch and owns its experts (the paper\'s layout).'),
+  transport: z.enum(['local', 'threads']).default('threads').describe(
+    '`threads`: a worker thread per device; `local`: the devices in-process (a reference).'),
+  devices: int(1, 64).default(2).describe(
+    'Simulated GPUs; also the number of routing groups (each device routes its own sequences).'),
+  backend: z.enum(['wasm', 'cpu', 'webgpu', 'gpujs', 'tensorflow', 'auto']).default('wasm').describe(
+    "The devices' compute backend: `wasm` (tfjs XNNPACK with SIMD), `cpu`, `webgpu`, `gpujs`, `tensorflow` "
+    + '(needs an optional tfjs-node package), or `auto` (the fastest a probe finds).'),
+  coordinator_backend: z.enum(['wasm', 'cpu', 'tensorflow']).default('wasm').describe(
+    "The coordinator's backend: its kernels read tensors synchronously, which WebGPU in Node cannot."),
+  payload: z.enum(['shared', 'transfer', 'clone']).default('shared').describe(
+    'How slot data reaches a device thread: `shared` (zero-copy SharedArrayBuffer), `transfer` (a copy per '
+    + 'device, moved with a transfer list), or `clone` (structured clone).'),
+  timeout_ms: int(1).default(60000).describe(
+    'A device that does not answer within this many ms fails the step (startup waits at least 60 s).'),
+  microbatches: int(1, 64).default(1).describe(
+    'Splits each step into this many micro-batches of whole routing groups, pipelined over the devices; '
+    + "the losses equal one batch's (jitter and dropout are drawn per sequence)."),
+  fault,
+}, 'How train runs the model on simulated devices: the layout, the threads, the backends, fault injection.');
+
+export const plan = section({
+  tp: int(1, 1024).default(1).describe('Tensor-parallel size of the dense layers.'),
+  pp: int(1, 1024).default(1).describe('Pipeline-parallel stages.'),
+  vpp: int(1, 64).default(1).describe('Virtual pipeline stages per rank (interleaved schedule).'),
+  ep: int(0, 65536).default(0).describe(
+    'Expert-parallel size; 0: as many as fit (the largest that divides moe.n_experts and N / (pp · etp)).'),
+  etp: int(1, 1024).default(1).describe('Tensor-parallel size of each expert.'),
+  shard: z.enum(['none', 'optimizer', 'full']).default('none').describe(
+    'Over the data-parallel group: `none` (plain data parallel), `optimizer` (distributed optimizer, ZeRO-1), '
+    + 'or `full` (FSDP, ZeRO-3).'),
+  micro_batch: int(0, 1 << 20).default(0).describe(
+    'Sequences per micro-batch and data-parallel rank; 0: global_batch / dp (one micro-batch).'),
+  global_batch: int(0, 1 << 24).default(0).describe('Sequences per step; 0: data.batch_size.'),
+  recompute: z.enum(['none', 'selective', 'full']).default('none').describe(
+    "Activation recomputation: `selective` (the attention core again) or `full` (each block's forward again)."),
+  precision: z.enum(['bf16', 'fp8']).default('bf16').describe("`fp8`: GEMMs at the cluster's gpu.tflops_fp8."),
+  routing: z.enum(['recorded', 'uniform']).default('recorded').describe(
+    "The routing projected: a replayed run's own (`recorded`) or force-balanced (`uniform`, as most published "
+    + 'benchmarks).'),
+  dispatch: z.enum(['dropless', 'padded']).default('dropless').describe(
+    "`dropless`: only the kept rows travel and compute; `padded`: every expert's C slots (GShard, DeepSpeed)."),
+  overlap: z.enum(['none', 'a2a']).default('none').describe(
+    "`a2a`: the expert all-to-all hidden behind another micro-batch's dense compute (needs two or more "
+    + 'micro-batches).'),
+}, 'How `switch-sim simulate` lays the model out on a cluster, in Megatron-Core\'s names and parallel folding: '
+  + 'dense layers on N = tp · pp · dp GPUs, experts on N = etp · ep · pp · edp. simulate checks the plan against '
+  + 'the model and the cluster when it runs (e.g. tp must divide model.n_heads); training ignores this section.');
