@@ -1,6 +1,7 @@
 import type { Config } from '../core/config/defaults.js';
 import { blockParams, isSwitchBlock, outerParams } from '../core/model/params.js';
 import type { Layout } from './layout.js';
+import { paramBytes } from './param-bytes.js';
 
 /** Device memory of the busiest GPU, GB (10⁹ bytes), by part. */
 export interface MemoryUse {
@@ -34,7 +35,8 @@ export function stageParams(config: Config, L: Layout, s: number): { dense: numb
 /**
  * Activation bytes one GPU keeps per token of a micro-batch for one block's backward, Korthikanti et
  * al. 2022 ("Reducing Activation Recomputation in Large Transformer Models", §4) generalised, with
- * flash attention (no s² scores stored), sequence parallelism (everything ÷ tp) and bf16 values:
+ * flash attention (no s² scores stored), sequence parallelism (everything ÷ tp), in bf16 bytes scaled
+ * to the cluster's value size (dropout masks stay 1 byte an element):
  *   norms 4h; attention 2h input + 2(h + 2·kv) q, k, v + 2h output (+ h dropout mask);
  *   dense MLP 2h input + 2F and 2F (hidden before and after the activation; SwiGLU 4F and 2F) (+ h mask);
  *   MoE: per routed copy (k) 2h input + the expert's hidden (as the MLP's, F_e), kept on the GPU
@@ -44,20 +46,20 @@ export function stageParams(config: Config, L: Layout, s: number): { dense: numb
  */
 export function activationBytesPerToken(config: Config, L: Layout, l: number, valueBytes: number): number {
   const h = config.model.d_model;
-  const s = valueBytes / 2; // the formulas are in bf16 bytes
+  const s = valueBytes / 2; // the formulas are in bf16 bytes; the masks are not values
   if (config.plan.recompute === 'full') return (2 * h * s) / L.tp;
   const mask = config.model.dropout > 0 ? h : 0;
   const kv = (L.kvHeads * L.headDim);
   const q = L.heads * L.headDim;
   const hidden = (F: number) => (config.model.activation === 'swiglu' ? 6 * F : 4 * F);
-  const attention = 2 * h + 2 * (q + 2 * kv) + 2 * q + mask;
+  const attention = 2 * h + 2 * (q + 2 * kv) + 2 * q;
   let mlp: number;
   if (isSwitchBlock(config, l)) {
     const k = config.moe.top_k;
     const Fs = config.moe.shared_experts * L.dffExpert;
-    mlp = k * (2 * h + hidden(L.dffExpert / L.etp)) + (Fs > 0 ? 2 * h + hidden(Fs) : 0) + mask;
-  } else mlp = 2 * h + hidden(config.model.d_ff) + mask;
-  return ((4 * h + attention + mlp) * s) / L.tp;
+    mlp = k * (2 * h + hidden(L.dffExpert / L.etp)) + (Fs > 0 ? 2 * h + hidden(Fs) : 0);
+  } else mlp = 2 * h + hidden(config.model.d_ff);
+  return ((4 * h + attention + mlp) * s + 2 * mask) / L.tp;
 }
 
 export function memoryUse(config: Config, L: Layout, valueBytes: number, a2aRowsPerLayer: number): MemoryUse {
@@ -71,9 +73,10 @@ export function memoryUse(config: Config, L: Layout, valueBytes: number, a2aRows
     const full = p.shard === 'full';
     const sharded = p.shard !== 'none';
     const held = full ? dense / L.dp + experts / L.edp : dense + experts;
-    const weights = 2 * held;
-    const grads = 2 * held; // bf16 (Megatron-Core's grad_reduce_in_fp32: false)
-    const optimizer = 12 * (sharded ? dense / L.dp + experts / L.edp : dense + experts); // fp32 master weights, Adam's m and v
+    const bytes = paramBytes(valueBytes);
+    const weights = bytes.weight * held;
+    const grads = bytes.grad * held;
+    const optimizer = bytes.optimizer * (sharded ? dense / L.dp + experts / L.edp : dense + experts);
     const tokens = L.microBatch * L.seq;
     const perMicro = L.stages[s]!.reduce((a, l) => a + activationBytesPerToken(config, L, l, valueBytes), 0) * tokens;
     const activations = perMicro * (s === 0 ? inFlight : Math.max(1, inFlight - s));

@@ -5,6 +5,7 @@ import { allGatherUs, reduceScatterUs } from './collectives/gather-scatter.js';
 import { computeUs, peakFlops, valueBytes } from './compute.js';
 import { resolveLayout, type Layout } from './layout.js';
 import { memoryUse, stageParams, type MemoryUse } from './memory.js';
+import { paramBytes } from './param-bytes.js';
 import { modelFlopsPerStep } from './model-flops.js';
 import { stageTime, type StageTime, type SwitchLayerTime } from './stage.js';
 import type { Workload } from './workload.js';
@@ -87,9 +88,6 @@ export interface StepDetail {
   optimizer_us: number;
 }
 
-/** AdamW's memory traffic per parameter stepped: bf16 gradient in, fp32 master weight, m and v in and out, bf16 weight out. */
-const OPTIMIZER_BYTES = 2 + 8 + 8 + 8 + 2;
-
 interface StepParts {
   stages: StageTime[];
   slowest: StageTime;
@@ -102,7 +100,8 @@ interface StepParts {
 /** The data-parallel gradient reduction after the last micro-batch's backward, per stage: dense grads over dp, experts' over edp. */
 function dataParallelUs(c: Cluster, w: Workload, L: Layout, s: number): { total: number; parts: CollectiveUse[] } {
   const { dense, experts } = stageParams(w.config, L, s);
-  const bytes = { dense: 2 * dense, experts: 2 * experts }; // bf16 gradients
+  const grad = paramBytes(valueBytes(c)).grad;
+  const bytes = { dense: grad * dense, experts: grad * experts };
   const shard = w.config.plan.shard;
   const parts: CollectiveUse[] = [];
   const add = (name: string, us: number, b: number) => {
@@ -142,7 +141,7 @@ function stepParts(c: Cluster, w: Workload, L: Layout, loads: Workload['steps'][
     dpExposedUs = Math.max(dpExposedUs, Math.max(0, dp.total - hidden));
     const { dense, experts } = stageParams(w.config, L, s);
     const stepped = w.config.plan.shard === 'none' ? dense + experts : dense / L.dp + experts / L.edp;
-    optimizerUs = Math.max(optimizerUs, computeUs(c, w.config, { kernels: [], attentionFlops: 0, attentionKernels: 0, bytes: stepped * OPTIMIZER_BYTES, fixedUs: 0 }));
+    optimizerUs = Math.max(optimizerUs, computeUs(c, w.config, { kernels: [], attentionFlops: 0, attentionKernels: 0, bytes: stepped * paramBytes(valueBytes(c)).step_traffic, fixedUs: 0 }));
   });
   return { stages, slowest, pipelineUs, dpUs, dpExposedUs, optimizerUs };
 }

@@ -93,10 +93,10 @@ export function stageTime(c: Cluster, config: Config, L: Layout, s: number, load
       note('tp reduce_scatter', rs, pairs, actBytes);
     }
     if (config.plan.shard === 'full') {
-      // FSDP: the block's parameters gathered for the forward and again for the backward, its gradients reduce-scattered
+      // FSDP: the block's parameters gathered for the forward and again for the backward, its gradients reduce-scattered (values of vb bytes)
       const p = blockParams(config, l);
-      const dense = ((p.norms + p.attention + p.ffn) / L.tp) * 2;
-      const experts = (p.experts / (L.ep * L.etp)) * 2;
+      const dense = ((p.norms + p.attention + p.ffn) / L.tp) * vb;
+      const experts = (p.experts / (L.ep * L.etp)) * vb;
       const comm = 2 * (allGatherUs(c, L.groups.dp, dense) + allGatherUs(c, L.groups.edp, experts)) + reduceScatterUs(c, L.groups.dp, dense) + reduceScatterUs(c, L.groups.edp, experts);
       out.fsdp_us += Math.max(0, comm - (fwd + bwd)); // prefetched: what the block's own compute does not hide
       note('fsdp all_gather', allGatherUs(c, L.groups.dp, dense) + allGatherUs(c, L.groups.edp, experts), 2, dense + experts);
