@@ -40,12 +40,12 @@ test.serial('a 2 × 2 grid writes every output: runs, results.jsonl and .csv, sw
   const jsonl = readFileSync(join(gridDir, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   t.deepEqual(jsonl.map((r) => [r['moe.n_experts'], r['moe.capacity_factor']]), [[2, 1], [2, 2], [4, 1], [4, 2]]);
   for (const k of ['seed', 'params_total', 'params_active_per_token', 'train_ce', 'val_ce', 'tokens_per_s', 'step_ms', 'dispatch_overhead_fraction',
-    'drop_fraction', 'load_max_over_mean', 'wall_s', 'status', 'error', 'config_hash']) t.true(k in jsonl[0], `results have ${k}`);
+    'drop_fraction', 'load_max_over_mean', 'projection_error', 'wall_s', 'status', 'error', 'config_hash']) t.true(k in jsonl[0], `results have ${k}`);
   t.true(jsonl[0].params_total < jsonl[2].params_total, 'more experts, more parameters');
   t.is(jsonl[0].params_active_per_token, jsonl[1].params_active_per_token);
   t.true(jsonl.every((r) => r.drop_fraction >= 0 && r.drop_fraction <= 1));
   const csv = readFileSync(join(gridDir, 'results.csv'), 'utf8').trim().split('\n');
-  t.is(csv[0], 'point,moe.n_experts,moe.capacity_factor,seed,params_total,params_active_per_token,train_ce,val_ce,tokens_per_s,step_ms,dispatch_overhead_fraction,drop_fraction,load_max_over_mean,projected_step_ms,projected_tokens_per_s,wall_s,status,error,config_hash');
+  t.is(csv[0], 'point,moe.n_experts,moe.capacity_factor,seed,params_total,params_active_per_token,train_ce,val_ce,tokens_per_s,step_ms,dispatch_overhead_fraction,drop_fraction,load_max_over_mean,projected_step_ms,projected_tokens_per_s,projection_error,wall_s,status,error,config_hash');
   t.is(csv.length, 5);
   for (const r of grid.rows) {
     for (const f of ['metrics.jsonl', 'summary.json', 'config.yaml', 'point.yaml', 'log.txt']) t.true(existsSync(join(gridDir, 'runs', r.point, f)), `${r.point}/${f}`);
@@ -108,6 +108,28 @@ test.serial('report: exit 2 only for a directory that is not a sweep\'s (each on
   t.is(failed.status, 1);
   t.deepEqual(failed.lines.length, 1);
   t.regex(failed.lines[0]!, /^error: EISDIR: illegal operation on a directory/);
+});
+
+test.serial('a run its simulate cluster cannot hold: ok, with why it has no projection in its row, the report and report --markdown', async (t) => {
+  const dir = tempDir(t);
+  // 8 GPUs: a batch of 8 sequences splits over them, a batch of 4 does not
+  const cluster = new URL('../configs/clusters/8xa100.yaml', import.meta.url).pathname;
+  const file = sweepFile(dir, { base: BASE, grid: { 'data.batch_size': [8, 4] }, set: SET, simulate: cluster });
+  const out = join(dir, 'out');
+  const r = await runSweep({ file, outDir: out });
+  t.deepEqual(r.rows.map((x) => x.status), ['ok', 'ok']);
+  t.true(r.rows[0]!.projected_step_ms! > 0);
+  t.is(r.rows[0]!.projection_error, null);
+  t.is(r.rows[1]!.projected_step_ms, null);
+  const why = /^plan\.global_batch \(or data\.batch_size\) must be divisible by the data-parallel ranks \(8 = 8 GPUs .*\) \(got 4\)$/;
+  t.regex(r.rows[1]!.projection_error ?? '', why);
+  const csv = readFileSync(join(out, 'results.csv'), 'utf8').trim().split('\n');
+  t.regex(csv[2]!, new RegExp(`,"?${why.source.slice(1, -1)}"?,`));
+  const note = `Not projected (simulate): 1 run (${r.rows[1]!.point}): ${r.rows[1]!.projection_error}`;
+  t.true(readFileSync(join(out, 'report.html'), 'utf8').includes(note), 'the report says which run and why');
+  const md = await cli('report', out, '--markdown');
+  t.is(md.status, 0, md.stderr);
+  t.true(md.stdout.includes(`\n${note}\n`), md.stdout);
 });
 
 test.serial('a point with a bad value fails validation before anything runs, naming the key and the point', async (t) => {

@@ -25,6 +25,8 @@ export interface ResultRow {
   /** the run projected onto the sweep's `simulate` cluster from its own routing (null without one) */
   projected_step_ms: number | null;
   projected_tokens_per_s: number | null;
+  /** why the run could not be projected onto the sweep's `simulate` cluster (null when it was, or without one) */
+  projection_error: string | null;
   wall_s: number;
   status: 'ok' | 'failed';
   error: string | null;
@@ -33,7 +35,7 @@ export interface ResultRow {
 }
 
 export const FIXED_COLUMNS = ['seed', 'params_total', 'params_active_per_token', 'train_ce', 'val_ce', 'tokens_per_s', 'step_ms',
-  'dispatch_overhead_fraction', 'drop_fraction', 'load_max_over_mean', 'projected_step_ms', 'projected_tokens_per_s', 'wall_s', 'status', 'error', 'config_hash'] as const;
+  'dispatch_overhead_fraction', 'drop_fraction', 'load_max_over_mean', 'projected_step_ms', 'projected_tokens_per_s', 'projection_error', 'wall_s', 'status', 'error', 'config_hash'] as const;
 
 /** The columns that are measurements of a run (what summary.csv estimates over seeds). */
 export const METRIC_COLUMNS = ['train_ce', 'val_ce', 'tokens_per_s', 'step_ms', 'dispatch_overhead_fraction', 'drop_fraction', 'load_max_over_mean', 'projected_step_ms', 'projected_tokens_per_s'] as const;
@@ -77,15 +79,25 @@ function spmdOverhead(profile: { step_ms?: number; devices?: { pack_unpack_ms?: 
   return ds.reduce((a, d) => a + (d.pack_unpack_ms! + d.barrier_wait_ms!) / profile.step_ms!, 0) / ds.length;
 }
 
-/** A run projected onto a cluster from its own recorded routing (simulate), or nulls when it cannot be. */
-async function projected(runDir: string, cluster: string | undefined): Promise<{ step_ms: number | null; tokens_per_s: number | null }> {
-  if (!cluster) return { step_ms: null, tokens_per_s: null };
+interface Projected {
+  step_ms: number | null;
+  tokens_per_s: number | null;
+  /** why there is no projection, when one was asked for */
+  error: string | null;
+}
+
+/**
+ * A run projected onto a cluster from its own recorded routing (simulate). A run the cluster cannot
+ * hold (its batch over the GPUs, a plan that does not divide them) has no projection, and says why.
+ */
+async function projected(runDir: string, cluster: string | undefined): Promise<Projected> {
+  if (!cluster) return { step_ms: null, tokens_per_s: null, error: null };
   const [{ loadCluster }, { project }, { runWorkload }] = await Promise.all([import('../../sim/cluster.js'), import('../../sim/project.js'), import('../../sim/workload.js')]);
   try {
     const p = project(loadCluster(cluster), runWorkload(runDir));
-    return { step_ms: p.step_ms, tokens_per_s: p.tokens_per_s };
-  } catch {
-    return { step_ms: null, tokens_per_s: null }; // a run this cluster cannot hold (its batch over the GPUs): nothing to say
+    return { step_ms: p.step_ms, tokens_per_s: p.tokens_per_s, error: null };
+  } catch (e) {
+    return { step_ms: null, tokens_per_s: null, error: (e as Error).message.replace(/^config error: /, '') };
   }
 }
 
@@ -96,7 +108,7 @@ export async function collectResult(p: SweepPoint, runDir: string, status: 'ok' 
   const last = trainingRecords(runDir).at(-1);
   const mean = (f: (l: NonNullable<typeof last>['layers'] extends (infer L)[] | undefined ? L : never) => number) =>
     last?.layers && last.layers.length > 0 ? last.layers.reduce((a, l) => a + f(l), 0) / last.layers.length : null;
-  const proj = status === 'ok' ? await projected(runDir, cluster) : { step_ms: null, tokens_per_s: null };
+  const proj: Projected = status === 'ok' ? await projected(runDir, cluster) : { step_ms: null, tokens_per_s: null, error: null };
   return {
     point: p.name, vary: p.vary, seed: p.seed,
     params_total: summary?.params_total ?? null,
@@ -108,7 +120,7 @@ export async function collectResult(p: SweepPoint, runDir: string, status: 'ok' 
     dispatch_overhead_fraction: profile?.dispatch_overhead?.fraction ?? spmdOverhead(profile),
     drop_fraction: mean((l) => l.drop_fraction),
     load_max_over_mean: mean((l) => l.load_max_over_mean),
-    projected_step_ms: proj.step_ms, projected_tokens_per_s: proj.tokens_per_s,
+    projected_step_ms: proj.step_ms, projected_tokens_per_s: proj.tokens_per_s, projection_error: proj.error,
     wall_s: wallS, status, error, config_hash: configHash(p.config),
   };
 }
@@ -140,7 +152,7 @@ export function readResults(dir: string, keys: string[]): Map<string, ResultRow>
     if (typeof r.point !== 'string' || (r.status !== 'ok' && r.status !== 'failed')) {
       throw new SweepDirError(`${file} row ${i + 1} must have a point name and a status ok or failed (got point ${show(r.point)}, status ${show(r.status)})`);
     }
-    out.set(r.point as string, { ...(r as unknown as ResultRow), vary: Object.fromEntries(keys.map((k) => [k, r[k]])) });
+    out.set(r.point as string, { ...(r as unknown as ResultRow), projection_error: (r.projection_error as string | undefined) ?? null, vary: Object.fromEntries(keys.map((k) => [k, r[k]])) });
   }
   return out;
 }

@@ -58,7 +58,8 @@ export function register(program: Command): void {
         ? new cliProgress.SingleBar({ format: 'sweep |{bar}| {value}/{total} points | ETA {eta_formatted} | {last}', hideCursor: true, stream: process.stderr }, cliProgress.Presets.shades_classic)
         : undefined;
       const line = (r: ResultRow, done: number, total: number) =>
-        `${r.point}: ${r.status}${r.status === 'ok' ? `, val_ce ${r.val_ce?.toFixed(4) ?? '-'}, ${r.tokens_per_s?.toFixed(0) ?? '-'} tokens/s` : `: ${r.error}`} (${r.wall_s.toFixed(1)} s) [${done}/${total}]`;
+        `${r.point}: ${r.status}${r.status === 'ok' ? `, val_ce ${r.val_ce?.toFixed(4) ?? '-'}, ${r.tokens_per_s?.toFixed(0) ?? '-'} tokens/s` : `: ${r.error}`}` +
+        `${r.projection_error ? `, not projected: ${r.projection_error}` : ''} (${r.wall_s.toFixed(1)} s) [${done}/${total}]`;
       try {
         let started = false;
         const onPoint = (row: ResultRow, done: number, total: number) => {
