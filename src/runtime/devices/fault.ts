@@ -6,7 +6,7 @@ import type { FaultRequest } from './messages.js';
 /**
  * `parallel.fault` (a test hook): device `fault.device` crashes, hangs or throws on its first exchange
  * of training step `fault.step` (the forward of Switch layer 0, micro-batch 0), whatever the transport.
- * Kind `slow` is not here: the DeviceHost straggles on every exchange from that step on.
+ * (Kind `slow` is straggle's.)
  */
 export function faultDue(
   config: Config, device: number, kind: 'forward' | 'backward' | 'touch', req: ExchangeRequest,
@@ -14,6 +14,16 @@ export function faultDue(
   const f = config.parallel.fault;
   if (f.kind === 'slow' || f.device !== device || kind !== 'forward' || !req.train) return undefined;
   return f.step === req.step && req.layer === 0 && req.micro === 0 ? f.kind : undefined;
+}
+
+/**
+ * `parallel.fault.kind: slow` (a test and profiling hook): the device takes `delay_ms` longer on
+ * every exchange from `fault.step` on, as a straggler GPU would. Blocks its own thread only.
+ */
+export function straggle(config: Config, device: number, step: number): void {
+  const f = config.parallel.fault;
+  if (f.kind !== 'slow' || f.device !== device || step < f.step || f.delay_ms <= 0) return;
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, f.delay_ms);
 }
 
 /**
