@@ -56,6 +56,8 @@ test('fitMachine gives back the machine that produced the runs: block cost, band
     return { devices: D, workload, measured_ms: project(machineCluster(KNOWN, D), workload).step_ms };
   });
   const fitted = fitMachine(runs, { cores: 2, copy_gbps: 40 });
+  t.deepEqual(fitted.calibration, { layout: 'spmd', devices: [1, 2, 4] }, 'what simulate compares a run\'s layout with');
+  t.deepEqual(machineCluster(fitted).calibration, fitted.calibration);
   t.true(close(fitted.block_overhead_us, 3000, 1e-4), `${fitted.block_overhead_us}`);
   t.true(close(fitted.memory_gbps, 2, 1e-4), `${fitted.memory_gbps}`);
   t.true(close(fitted.peak_gflops, 20, 1e-4), `${fitted.peak_gflops}`);
@@ -68,6 +70,8 @@ test('fitMachine gives back the machine that produced the runs: block cost, band
   const held = uniformWorkload(config(96, 2, 16));
   t.true(close(project(machineCluster(fitted, 2), held).step_ms, project(machineCluster(KNOWN, 2), held).step_ms, 1e-4));
   t.throws(() => fitMachine(runs.filter((r) => r.devices > 1), { cores: 2, copy_gbps: 40 }), { message: /at least three one-device runs \(got 0\)/ });
+  const coordinator = { ...runs[0]!, workload: { ...runs[0]!.workload, config: { ...runs[0]!.workload.config, parallel: { ...runs[0]!.workload.config.parallel, layout: 'coordinator' as const } } } };
+  t.throws(() => fitMachine([...runs, coordinator], { cores: 2, copy_gbps: 40 }), { message: 'calibration runs must share one parallel.layout (got spmd, coordinator)' });
 });
 
 test('a bad point in a cluster curve is one line naming the point and its value', (t) => {

@@ -55,6 +55,11 @@ export const ClusterSchema = z.strictObject({
   exchange_overhead_us: z.union([z.number().min(0), points(z.number().min(0))]).optional(),
   /** this machine only: a fixed cost per step outside the modelled parts (messages to the device threads, metrics), µs */
   step_overhead_us: z.number().min(0).optional(),
+  /**
+   * this machine only: the runs its constants were fitted to, their layout and device counts. A cluster
+   * with it is this machine: simulate projects the run's (or config's) own device threads, not gpus_per_node.
+   */
+  calibration: z.strictObject({ layout: z.enum(['coordinator', 'spmd']), devices: z.array(z.number().int().min(1)).min(1) }).optional(),
 });
 
 export type Cluster = z.infer<typeof ClusterSchema>;

@@ -22,6 +22,8 @@ export interface MachineConstants {
   cores: number;
   /** single-thread copy bandwidth: what packing rows into slots runs at */
   copy_gbps: number;
+  /** the runs fitted: their layout and device counts (what simulate says a projection departs from) */
+  calibration?: { layout: 'coordinator' | 'spmd'; devices: number[] };
 }
 
 /** Least squares for y = Σ a_k·x_k over rows [x_1, …, x_n, y]: the normal equations, by Gaussian elimination. */
@@ -70,7 +72,7 @@ export function machineCluster(m: MachineConstants, devices = 1, name = 'this-ma
     },
     intra_node: { gbps: m.copy_gbps, latency_us: 0 }, inter_node: { gbps: m.copy_gbps, latency_us: 0 }, all_to_all: 'flat', precision: 'fp32',
     // the spmd all-reduce runs after the backward, not during it
-    overlap_grad_reduce: false, exchange_overhead_us: m.exchange_overhead_us,
+    overlap_grad_reduce: false, exchange_overhead_us: m.exchange_overhead_us, ...(m.calibration ? { calibration: m.calibration } : {}),
   });
 }
 
@@ -87,6 +89,8 @@ const HUGE = 1e12;
  */
 export function fitMachine(runs: MeasuredRun[], base: { cores: number; copy_gbps: number }): MachineConstants {
   const unit = (o: Partial<MachineConstants>, D = 1) => machineCluster({ block_overhead_us: 0, memory_gbps: HUGE, peak_gflops: HUGE, parallel_efficiency: [[1, 1]], exchange_overhead_us: [[1, 0]], ...base, ...o }, D);
+  const layouts = [...new Set(runs.map((r) => r.workload.config.parallel.layout))];
+  if (layouts.length !== 1) throw new Error(`calibration runs must share one parallel.layout (got ${layouts.join(', ')})`);
   const one = runs.filter((r) => r.devices === 1);
   if (one.length < 3) throw new Error(`calibration needs at least three one-device runs (got ${one.length})`);
   const rows1 = one.map((r) => [
@@ -110,7 +114,7 @@ export function fitMachine(runs: MeasuredRun[], base: { cores: number; copy_gbps
     exchange_overhead_us.push([D, x]);
   }
   return {
-    ...base, ...alone,
+    ...base, ...alone, calibration: { layout: layouts[0]!, devices: [...new Set(runs.map((r) => r.devices))].sort((a, b) => a - b) },
     parallel_efficiency: parallel_efficiency.length ? parallel_efficiency : [[1, 1]],
     exchange_overhead_us: exchange_overhead_us.length ? exchange_overhead_us : [[1, 0]],
   };

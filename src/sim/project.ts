@@ -49,6 +49,7 @@ export interface Projection {
   dispatch: 'dropless' | 'padded';
   routing: 'recorded' | 'uniform';
   source: Workload['source'];
+  /** the plan as projected; precision the one computed in (plan.precision, or fp32 on a cluster that computes in fp32) */
   plan: { tp: number; pp: number; vpp: number; dp: number; ep: number; etp: number; edp: number; micro_batch: number; micro_batches: number; global_batch: number; shard: string; recompute: string; precision: string; overlap: string };
   /** tokens one GPU routes per micro-batch (its sequence-parallel share) */
   tokens_per_gpu: number;
@@ -75,6 +76,8 @@ export interface Projection {
   steps: { step: number; step_ms: number }[];
   /** the run's own ms per step on this machine, when projecting a run */
   measured_ms_per_step?: number;
+  /** what to read the figures with, one line each (this machine projected for another layout than it was calibrated on) */
+  notes?: string[];
   /** for the trace; not written to projection.json */
   detail?: StepDetail;
 }
@@ -203,7 +206,7 @@ export function project(c: Cluster, w: Workload): Projection {
   return {
     cluster: c.name, gpus: L.gpus, all_to_all: c.all_to_all, dispatch: cfg.plan.dispatch, routing: w.source === 'run' ? cfg.plan.routing : 'uniform', source: w.source,
     plan: { tp: L.tp, pp: L.pp, vpp: L.vpp, dp: L.dp, ep: L.ep, etp: L.etp, edp: L.edp, micro_batch: L.microBatch, micro_batches: m, global_batch: L.globalBatch,
-      shard: cfg.plan.shard, recompute: cfg.plan.recompute, precision: cfg.plan.precision, overlap: cfg.plan.overlap },
+      shard: cfg.plan.shard, recompute: cfg.plan.recompute, precision: cfg.plan.precision === 'fp8' ? 'fp8' : c.precision, overlap: cfg.plan.overlap },
     tokens_per_gpu: L.tokensPerGpu,
     step_ms: stepUs / 1000, tokens_per_s: tokens / stepS, tokens_per_s_per_gpu: tokens / stepS / L.gpus,
     model_tflops_per_gpu: modelFlops / stepS / L.gpus / 1e12, mfu: modelFlops / (L.gpus * peakFlops(c, cfg) * stepS),

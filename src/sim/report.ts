@@ -133,6 +133,7 @@ export function summaryLines(p: Projection): string[] {
     `communication ${p.exposed_comm_ms.toFixed(3)} ms exposed, ${p.overlapped_comm_ms.toFixed(3)} ms hidden behind compute; dispatch overhead ${(100 * p.dispatch_overhead_fraction).toFixed(1)}% of the step.`,
     `memory ${p.memory.total_gb.toFixed(1)} GB per GPU (weights ${p.memory.weights_gb.toFixed(1)}, gradients ${p.memory.grads_gb.toFixed(1)}, optimizer ${p.memory.optimizer_gb.toFixed(1)}, activations ${p.memory.activations_gb.toFixed(1)})${p.fits === null ? '' : p.fits ? ', fits' : ', DOES NOT FIT'}` +
       (worst ? `; worst straggler factor ${worst.straggler_factor.toFixed(3)} (Switch layer ${worst.layer}).` : '.'),
+    ...(p.notes ?? []),
     ...(p.layers.some((l) => l.groups_per_token !== 1) ? [`limited routing: each token goes to ${(p.layers.reduce((a, l) => a + l.groups_per_token, 0) / p.layers.length).toFixed(2)} expert groups on average, one copy per group (its all-to-all bytes scaled by that over top-k).`] : []),
   ];
 }

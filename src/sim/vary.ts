@@ -2,6 +2,7 @@ import YAML from 'yaml';
 import { ConfigError, show } from '../core/config/errors.js';
 import { resolveConfig } from '../core/config/load.js';
 import { validateCluster, type Cluster } from './cluster.js';
+import { clusterFor } from './machine.js';
 import { project } from './project.js';
 import { checkReplay } from './replay.js';
 import { uniformWorkload, type Workload } from './workload.js';
@@ -35,13 +36,15 @@ function setPath(tree: Record<string, unknown>, path: string[], value: unknown):
 /** Projects the workload once per value of the key (a cluster key, or a config key replayed on the same routing). */
 export function vary(cluster: Cluster, w: Workload, key: string, values: unknown[]): VaryRow[] {
   return values.map((value) => {
-    let c = cluster;
+    let c: Cluster;
     let wl = w;
-    if (key.startsWith('cluster.')) c = validateCluster(setPath(cluster as unknown as Record<string, unknown>, key.slice(8).split('.'), value), `--vary ${key}`);
+    // this machine takes the config's device threads (clusterFor); a varied cluster key is set after, so cluster.gpus_per_node wins
+    if (key.startsWith('cluster.')) c = validateCluster(setPath(clusterFor(cluster, w.config).cluster as unknown as Record<string, unknown>, key.slice(8).split('.'), value), `--vary ${key}`);
     else {
       const config = resolveConfig({ base: w.config as unknown as Record<string, unknown>, sets: [`${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`] }).config;
       if (w.source === 'run') checkReplay(w.config, config, '--vary');
       wl = w.source === 'config' ? uniformWorkload(config, w.vocabSize) : { ...w, config };
+      c = clusterFor(cluster, config).cluster;
     }
     const p = project(c, wl);
     const layers = p.layers;

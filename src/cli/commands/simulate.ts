@@ -75,7 +75,9 @@ export function register(program: Command): void {
         w = { ...w, config };
       }
       for (const warning of w.warnings ?? []) process.stderr.write(`warning: ${warning}\n`);
-      const p = project(cluster, w);
+      const { clusterFor } = await import('../../sim/machine.js');
+      const on = clusterFor(cluster, w.config); // this machine: the run's own device threads
+      const p = { ...project(on.cluster, w), notes: on.notes };
       const varied = o.vary ? (() => {
         const { key, values } = parseVary(o.vary!);
         return { key, rows: vary(cluster, w, key, values) };
