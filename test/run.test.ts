@@ -4,7 +4,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeviceError } from '../src/runtime/devices/errors.js';
-import { configHash, ownCommit } from '../src/training/run-dir.js';
+import { configHash, ownCommit } from '../src/training/provenance.js';
 import { train } from '../src/training/trainer.js';
 import { cfg, CORPUS, tempDir } from './helpers.js';
 

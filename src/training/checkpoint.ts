@@ -1,33 +1,18 @@
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Config } from '../core/config/defaults.js';
 import { validateConfig } from '../core/config/load.js';
+import { fsyncPath, moveDirIntoPlace, readJson, writeFileAtomic, writeFileDurable } from '../core/util/fs.js';
 import { CheckpointError, type CheckpointData } from '../runtime/coordinator/restore.js';
-import { checkManifest, MANIFEST, type Entry, type Manifest } from './manifest.js';
+import { checkManifest, MANIFEST, type Entry, type Manifest, type RunRecord } from './manifest.js';
 
-export const FORMAT = 'switch-sim-checkpoint-v2';
+export const FORMAT = 'switch-sim-checkpoint-v3';
 
-
-/** Writes a file and flushes it to disk before returning. */
-function writeSynced(file: string, data: string | Uint8Array): void {
-  writeFileSync(file, data);
-  const fd = openSync(file, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Flushes a directory's entries (a rename or a new file in it) to disk. */
-function syncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+/** A checkpoint as read from disk: its data, the directory it was read from, and the run it belongs to (none before v3). */
+export interface LoadedCheckpoint extends CheckpointData {
+  dir: string;
+  run: RunRecord | undefined;
 }
 
 /**
@@ -36,8 +21,10 @@ function syncDir(dir: string): void {
  * - an existing step gets its new weights beside the old ones under a content-addressed name
  *   (weights-<sha256 prefix>.bin), then a new checkpoint.json renamed over the old one (which
  *   switches from old to new in one step), and only then are the old weights removed.
+ * `run` gives the run's record as the manifest is written (after the weights), so that the cumulative
+ * times it carries include this checkpoint's own writing up to that moment.
  */
-export function saveCheckpoint(dir: string, data: CheckpointData): string {
+export function saveCheckpoint(dir: string, data: CheckpointData, run?: () => RunRecord): string {
   mkdirSync(dir, { recursive: true });
   let offset = 0;
   const entries: Entry[] = data.arrays.map((a) => {
@@ -50,28 +37,36 @@ export function saveCheckpoint(dir: string, data: CheckpointData): string {
   const bytes = new Uint8Array(blob.buffer);
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   const weights = `weights-${sha256.slice(0, 16)}.bin`;
-  const manifest: Manifest = { format: FORMAT, step: data.step, config: data.config, vocab: data.vocab, rng: data.rng, weights, entries, sha256 };
+  const manifest = (): Manifest => ({
+    format: FORMAT, step: data.step, config: data.config, vocab: data.vocab, rng: data.rng, weights, entries, sha256, ...(run ? { run: run() } : {}),
+  });
   const final = join(dir, `step-${data.step}`);
   if (!existsSync(join(final, MANIFEST))) {
     const tmp = join(dir, `.step-${data.step}.tmp-${process.pid}`);
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp);
-    writeSynced(join(tmp, weights), bytes);
-    writeSynced(join(tmp, MANIFEST), JSON.stringify(manifest));
-    syncDir(tmp);
-    rmSync(final, { recursive: true, force: true }); // a directory without checkpoint.json is an unfinished write
-    renameSync(tmp, final);
-    syncDir(dir);
+    writeFileDurable(join(tmp, weights), bytes);
+    writeFileDurable(join(tmp, MANIFEST), JSON.stringify(manifest()));
+    fsyncPath(tmp);
+    moveDirIntoPlace(tmp, final); // a directory there without checkpoint.json is an unfinished write
     return final;
   }
   const exists = existsSync(join(final, weights)) && statSync(join(final, weights)).size === bytes.length;
-  if (!exists) writeSynced(join(final, weights), bytes); // same name means same bytes: never rewrite a file in use
-  writeSynced(join(final, `${MANIFEST}.tmp`), JSON.stringify(manifest));
-  renameSync(join(final, `${MANIFEST}.tmp`), join(final, MANIFEST));
-  syncDir(final);
+  if (!exists) writeFileDurable(join(final, weights), bytes); // same name means same bytes: never rewrite a file in use
+  writeFileAtomic(join(final, MANIFEST), JSON.stringify(manifest()), { durable: true });
   for (const f of readdirSync(final)) if (/^weights(-[0-9a-f]+)?\.bin$/.test(f) && f !== weights) rmSync(join(final, f));
-  syncDir(final);
+  fsyncPath(final);
   return final;
+}
+
+/** The step directories of a checkpoints/ folder, newest first (`complete`: with a manifest; an unfinished write has none). */
+export function checkpointSteps(ckdir: string): { step: number; dir: string; complete: boolean }[] {
+  if (!existsSync(ckdir)) return [];
+  return readdirSync(ckdir)
+    .map((n) => /^step-(\d+)$/.exec(n))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ step: Number(m[1]), dir: join(ckdir, m[0]), complete: existsSync(join(ckdir, m[0], MANIFEST)) }))
+    .sort((a, b) => b.step - a.step);
 }
 
 /** A run directory's newest complete checkpoint, or the checkpoint directory itself. */
@@ -81,24 +76,18 @@ export function resolveCheckpointDir(path: string): string {
   if (existsSync(join(p, MANIFEST))) return p;
   const ckdir = existsSync(join(p, 'checkpoints')) ? join(p, 'checkpoints') : p;
   if (!statSync(ckdir).isDirectory()) throw new CheckpointError(`checkpoint must be a directory (got ${path})`);
-  const steps = readdirSync(ckdir)
-    .map((n) => /^step-(\d+)$/.exec(n))
-    .filter((m): m is RegExpExecArray => m !== null && existsSync(join(ckdir, m[0], MANIFEST)))
-    .sort((a, b) => Number(b[1]) - Number(a[1]));
-  if (steps.length === 0) throw new CheckpointError(`no checkpoint in ${path} (expected ${MANIFEST} or checkpoints/step-N)`);
-  return join(ckdir, steps[0]![0]);
+  const newest = checkpointSteps(ckdir).find((s) => s.complete);
+  if (!newest) throw new CheckpointError(`no checkpoint in ${path} (expected ${MANIFEST} or checkpoints/step-N)`);
+  return newest.dir;
 }
 
 /** Reads and verifies a checkpoint: manifest fields, every entry against its shape and the file, the sha256, the config. */
-export function loadCheckpoint(path: string): CheckpointData {
+export function loadCheckpoint(path: string): LoadedCheckpoint {
   const dir = resolveCheckpointDir(path);
   const file = join(dir, MANIFEST);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new CheckpointError(`checkpoint ${file} is unreadable (${(e as Error).message.split('\n')[0]})`);
-  }
+  const raw: unknown = readJson(file, (p) => {
+    throw new CheckpointError(`checkpoint ${file} is unreadable (${p.reason})`);
+  });
   const meta = checkManifest(raw, file);
   const weightsFile = join(dir, meta.weights);
   let bytes: Buffer;
@@ -121,7 +110,7 @@ export function loadCheckpoint(path: string): CheckpointData {
   }
   const blob = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
   return {
-    step: meta.step, config, vocab: meta.vocab, rng: meta.rng,
+    dir, run: meta.run, step: meta.step, config, vocab: meta.vocab, rng: meta.rng,
     arrays: meta.entries.map((e) => ({ name: e.name, kind: e.kind, shape: e.shape, data: blob.subarray(e.offset, e.offset + e.length) })),
   };
 }

@@ -15,8 +15,20 @@ const EntrySchema = z.strictObject({
   length: int(0),
 });
 
+/**
+ * The run a checkpoint belongs to (v3): its id, which `--resume` checks against the run directory's, and
+ * the run's cumulative figures up to this step, which a resumed run carries on from. `totals` is null
+ * once part of the run was trained by a version that did not record them (unknown, not guessed).
+ */
+const RunSchema = z.strictObject({
+  id: z.string().min(1),
+  totals: z.strictObject({ train_ms: z.number().min(0), eval_ms: z.number().min(0), checkpoint_ms: z.number().min(0), tokens: int(0) }).nullable(),
+  /** the training cross-entropies of the last log_every steps, for summary.json's train_ce */
+  recent_ce: z.array(z.number()),
+});
+
 const ManifestSchema = z.strictObject({
-  format: z.enum(['switch-sim-checkpoint-v1', 'switch-sim-checkpoint-v2']),
+  format: z.enum(['switch-sim-checkpoint-v1', 'switch-sim-checkpoint-v2', 'switch-sim-checkpoint-v3']),
   step: int(0),
   config: z.record(z.string(), z.unknown()),
   vocab: z.array(z.string().refine((c) => Array.from(c).length === 1, 'must be one character')).min(1),
@@ -25,10 +37,14 @@ const ManifestSchema = z.strictObject({
   weights: z.string().regex(/^weights(-[0-9a-f]+)?\.bin$/).default('weights.bin'),
   entries: z.array(EntrySchema).min(1),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** v1 and v2 checkpoints have none */
+  run: RunSchema.optional(),
 });
 
 export type Entry = z.infer<typeof EntrySchema>;
 export type Manifest = z.infer<typeof ManifestSchema>;
+export type RunRecord = z.infer<typeof RunSchema>;
+export type RunTotalsRecord = NonNullable<RunRecord['totals']>;
 
 const fail = (file: string, field: string, rule: string, got: unknown) =>
   new CheckpointError(`checkpoint ${file}: ${field} ${rule} (got ${show(got)})`);

@@ -1,6 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import YAML from 'yaml';
 import type { Config } from '../core/config/defaults.js';
 import { ConfigError } from '../core/config/errors.js';
 import { InterruptedError } from './errors.js';
@@ -8,26 +6,28 @@ import type { LayerStats } from '../runtime/coordinator/layer-stats.js';
 import { loadCorpus } from '../core/data/corpus.js';
 import { Dataset } from '../core/data/batches.js';
 import { CharTokenizer } from '../core/data/tokenizer.js';
-import { loadCheckpoint, resolveCheckpointDir, saveCheckpoint } from './checkpoint.js';
-import type { CheckpointData } from '../runtime/coordinator/restore.js';
-import { provenance, runDirFor, truncateMetrics } from './run-dir.js';
-import { MetricsWriter } from './metrics.js';
+import { loadCheckpoint, type LoadedCheckpoint } from './checkpoint.js';
+import { provenance } from './provenance.js';
+import { RunDir } from './run-dir.js';
 import { learningRate } from './schedule.js';
 import { Session, type TrainingSession } from '../runtime/coordinator/session.js';
 import { SpmdSession } from '../runtime/spmd/session.js';
 import { PROFILE } from '../core/instrument/recorder.js';
 import { assertTrainable } from '../core/model/trainable.js';
 import { minOf } from '../core/util/extremes.js';
+import type { TotalsSummary } from './run-totals.js';
 
 export interface TrainOptions {
   config: Config;
   /** config name, for the default run directory */
   name: string;
   outDir?: string;
+  /** with outDir: delete a run already there and start this one in its place (otherwise that is refused) */
+  force?: boolean;
   /** checkpoint directory or run directory to continue from */
   resume?: string;
   /** that checkpoint, when the caller has read it already (it is then not read again) */
-  checkpoint?: CheckpointData;
+  checkpoint?: LoadedCheckpoint;
   log?: (line: string) => void;
   /** called after every step (progress bars) */
   onStep?: (s: StepReport) => void;
@@ -48,18 +48,15 @@ export interface StepReport {
   lr: number;
 }
 
-export interface TrainSummary {
+/**
+ * summary.json, and what `train` returns: every figure covers the whole run, all its resumes together
+ * (times and tokens/s are null when part of the run was trained without them being recorded).
+ */
+export interface TrainSummary extends TotalsSummary {
   dir: string;
+  /** true when --resume found the run already complete: nothing ran, the figures are its summary.json's */
+  alreadyComplete: boolean;
   steps: number;
-  /** training, evaluation and checkpoint writing together */
-  wall_s: number;
-  /** time in training steps only (forward, backward, optimizer): what tokens_per_s divides by */
-  train_s: number;
-  eval_s: number;
-  checkpoint_s: number;
-  tokens_per_s: number;
-  /** mean training cross-entropy over the last log_every steps */
-  train_ce: number;
   val_ce: number | null;
   best_val_ce: number | null;
   params_total: number;
@@ -68,7 +65,9 @@ export interface TrainSummary {
   tfjs_version: string;
   git_commit: string | null;
   config_hash: string;
-  /** per logged step, for tests and benchmarks */
+  /** set when some figures are unknown, saying why */
+  note?: string;
+  /** per logged step of this invocation, for tests and benchmarks */
   losses: number[];
 }
 
@@ -77,6 +76,11 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
   const log = opts.log ?? (() => {});
   const ckpt = opts.checkpoint ?? (opts.resume ? loadCheckpoint(opts.resume) : undefined);
   const config = opts.config;
+  const run = RunDir.plan({ outDir: opts.outDir, name: opts.name, checkpoint: ckpt, force: opts.force, steps: config.train.steps, log });
+  if (run.complete) {
+    log(`run ${run.path} is already complete (step ${ckpt!.step} of ${config.train.steps}): nothing to do, nothing changed`);
+    return { ...(run.readSummary() as unknown as TrainSummary), dir: run.path, alreadyComplete: true, losses: [] };
+  }
   assertTrainable(config);
   if (ckpt && ckpt.config.seed !== config.seed) log(`note: resuming with seed ${config.seed}; the checkpoint used ${ckpt.config.seed}`);
   const corpus = await loadCorpus(config.data.dataset, config.data.path, log);
@@ -96,12 +100,9 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
       await session.restore(ckpt.arrays);
       start = ckpt.step;
     }
-    // every input is valid from here on: the run directory is created or continued
-    const dir = runDirFor({ outDir: opts.outDir, name: opts.name, checkpointDir: opts.resume ? resolveCheckpointDir(opts.resume) : undefined });
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'config.yaml'), YAML.stringify(config));
-    const past = truncateMetrics(join(dir, 'metrics.jsonl'), start);
-    const metrics = new MetricsWriter(dir);
+    // every input is valid from here on: the run directory is created, replaced (--force) or continued
+    const past = run.open(config);
+    const { path: dir, metrics } = run;
     await opts.onReady?.({ config, dir, session });
     if (ckpt) log(`resumed from step ${start}`);
     if (session.backendChoice) log(session.backendChoice);
@@ -109,23 +110,20 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
     log(`corpus ${corpus.name}: ${corpus.text.length} chars, vocab ${tokenizer.vocabSize}; params ${counts.total} (${counts.activePerToken} active per token); out ${dir}`);
     const { batch_size: B, seq_len: T } = config.data;
     const c = config.train;
-    const clock = { trainMs: 0, evalMs: 0, checkpointMs: 0 };
-    const timed = async <R>(key: keyof typeof clock, f: () => Promise<R>): Promise<R> => {
-      const t = performance.now();
-      PROFILE?.begin(key === 'evalMs' ? 'evaluation' : 'checkpoint', 'io');
+    const timed = <R>(kind: 'eval' | 'checkpoint', f: () => Promise<R>): Promise<R> => run.time(kind, async () => {
+      PROFILE?.begin(kind === 'eval' ? 'evaluation' : 'checkpoint', 'io');
       try {
         return await f();
       } finally {
         PROFILE?.end();
-        clock[key] += performance.now() - t;
       }
-    };
-    const save = (step: number) => timed('checkpointMs', async () => {
-      saveCheckpoint(join(dir, 'checkpoints'), { step, config, vocab: tokenizer.chars, rng: { seed: config.seed, step }, arrays: await session.snapshot() });
+    });
+    const save = (step: number) => timed('checkpoint', async () => {
+      run.saveCheckpoint({ step, config, vocab: tokenizer.chars, rng: { seed: config.seed, step }, arrays: await session.snapshot() });
     });
     const valCes = [...past.valCes];
-    let lastEval: { step: number; ce: number } | undefined;
-    const evaluate = (step: number) => timed('evalMs', async () => {
+    let lastEval = past.lastEval;
+    const evaluate = (step: number) => timed('eval', async () => {
       let sum = 0;
       for (let i = 0; i < c.eval_batches; i++) {
         const b = data.batch('val', config.seed, i, B);
@@ -138,8 +136,6 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
       lastEval = { step, ce };
       return ce;
     });
-    let tokens = 0;
-    const recentCe: number[] = [];
     let window = { ms: 0, tokens: 0 };
     for (let step = start + 1; step <= c.steps; step++) {
       const b = data.batch('train', config.seed, step, B);
@@ -152,11 +148,8 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
       const { gradNorm, metrics: layoutMetrics } = await session.step(lr, step);
       PROFILE?.end();
       const ms = performance.now() - t0;
-      clock.trainMs += ms;
-      tokens += B * T;
+      run.addStep(ms, B * T, r.ce);
       window = { ms: window.ms + ms, tokens: window.tokens + B * T };
-      recentCe.push(r.ce);
-      if (recentCe.length > c.log_every) recentCe.shift();
       const tps = window.tokens / (window.ms / 1000); // training time only: evaluation and checkpoints are not in it
       opts.onStep?.({ step, steps: c.steps, loss: r.loss, ce: r.ce, tokensPerS: tps, lr });
       if (step % c.log_every === 0 || step === c.steps) {
@@ -175,25 +168,21 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
       }
     }
     if (c.steps > start && (c.checkpoint_every === 0 || c.steps % c.checkpoint_every !== 0)) await save(c.steps);
-    // the final evaluation runs once: the loop's own evaluation of the last step counts
+    // the final evaluation runs once: the loop's own evaluation of the last step counts, or one logged before a resume
     const val = c.eval_batches > 0 ? (lastEval?.step === c.steps ? lastEval.ce : await evaluate(c.steps)) : null;
-    const trainS = clock.trainMs / 1000;
+    const { note, ...totals } = run.totalsSummary();
     const summary = {
       steps: c.steps,
-      wall_s: (clock.trainMs + clock.evalMs + clock.checkpointMs) / 1000,
-      train_s: trainS,
-      eval_s: clock.evalMs / 1000,
-      checkpoint_s: clock.checkpointMs / 1000,
-      tokens_per_s: tokens / Math.max(trainS, 1e-9),
-      train_ce: recentCe.length > 0 ? recentCe.reduce((a, b) => a + b, 0) / recentCe.length : NaN,
+      ...totals,
       val_ce: val,
       best_val_ce: valCes.length > 0 ? minOf(valCes) : null,
       params_total: counts.total,
       params_active_per_token: counts.activePerToken,
       ...provenance(config),
+      ...(note ? { note } : {}),
     };
     metrics.summary(summary);
-    return { dir, ...summary, losses };
+    return { dir, alreadyComplete: false, ...summary, losses };
   } finally {
     await session.close();
   }

@@ -12,31 +12,31 @@ export function register(program: Command): void {
     .option('-s, --set <key=value>', 'override one config key, e.g. moe.capacity_factor=1.0 (repeatable)', collect, [])
     .option('-o, --out <dir>', 'run directory (default runs/<config>-<timestamp>; with --resume, the resumed run\'s own directory)')
     .option('-r, --resume <dir>', 'continue from a checkpoint directory or a run directory (its latest checkpoint), in that run directory')
-    .action(async (o: { config?: string; set: string[]; out?: string; resume?: string }) => {
+    .option('-f, --force', 'delete the run already in the --out directory and start this one there (without it, that is refused)')
+    .action(async (o: { config?: string; set: string[]; out?: string; resume?: string; force?: boolean }) => {
+      const { onCtrlC } = await import('../../core/util/interrupt.js');
       const { loadCheckpoint } = await import('../../training/checkpoint.js');
       const { train } = await import('../../training/trainer.js');
       // on resume the checkpoint's config is the base; a config file and --set still apply on top
       const checkpoint = o.resume ? loadCheckpoint(o.resume) : undefined; // read and verified once: the trainer restores this
       const { config, name } = resolveConfig({ file: o.config, sets: o.set, base: checkpoint?.config as unknown as Record<string, unknown> | undefined });
       const stop = { requested: false };
-      const onSigint = () => {
-        if (stop.requested) process.exit(130);
-        stop.requested = true;
-        process.stderr.write('\nCtrl-C: finishing this step and saving a checkpoint (Ctrl-C again to quit now)\n');
-      };
-      process.on('SIGINT', onSigint);
+      const offCtrlC = onCtrlC({ first: 'finishing this step and saving a checkpoint', onFirst: () => (stop.requested = true) });
       const progress = progressReporter(config.train.steps);
       try {
         const s = await train({
-          config, name, outDir: o.out, resume: o.resume, checkpoint, stop, log: progress.log, onStep: progress.onStep,
+          config, name, outDir: o.out, force: o.force, resume: o.resume, checkpoint, stop, log: progress.log, onStep: progress.onStep,
           onReady: () => printConfig(config, name), // only once every input has been validated
         });
         progress.stop();
-        console.log(`done: ${s.steps} steps in ${s.wall_s.toFixed(1)} s, ${s.tokens_per_s.toFixed(0)} tokens/s, train_ce ${s.train_ce.toFixed(4)}, val_ce ${s.val_ce?.toFixed(4) ?? '-'}`);
+        if (s.alreadyComplete) return; // the trainer said so in one line
+        const fixed = (x: number | null, digits: number) => x?.toFixed(digits) ?? '-';
+        console.log(`done: ${s.steps} steps in ${fixed(s.wall_s, 1)} s, ${fixed(s.tokens_per_s, 0)} tokens/s, `
+          + `train_ce ${fixed(s.train_ce, 4)}, val_ce ${fixed(s.val_ce, 4)}`);
         console.log(`results: ${s.dir}/metrics.jsonl, ${s.dir}/summary.json, checkpoints in ${s.dir}/checkpoints`);
       } finally {
         progress.stop();
-        process.off('SIGINT', onSigint);
+        offCtrlC();
       }
     });
 }
