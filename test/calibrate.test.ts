@@ -33,6 +33,19 @@ test('least squares: exact on a consistent system; with coefficients ≥ 0, a ne
   t.deepEqual(nonNegativeLeastSquares(neg).map((v) => +v.toFixed(9)), [0.6, 0]);
 });
 
+test('least squares on data no line fits, worked by hand: y = a + b·x through (0, 1), (1, 3), (2, 4) and a constrained pair', (t) => {
+  // normal equations: [3 3; 3 5]·[a b] = [Σy Σxy] = [8 11] → b = (3·11 − 3·8) / (3·5 − 3·3) = 3/2, a = (8 − 3·3/2) / 3 = 7/6
+  // (residuals −1/6, 1/3, −1/6: a fit that drops or misweights a row gives another line)
+  const line = [[1, 0, 1], [1, 1, 3], [1, 2, 4]];
+  t.deepEqual(leastSquares(line).map((v) => +v.toFixed(12)), [+(7 / 6).toFixed(12), 1.5]);
+  t.deepEqual(nonNegativeLeastSquares(line).map((v) => +v.toFixed(12)), [+(7 / 6).toFixed(12), 1.5]);
+  // rows (x₁, x₂, y) = (1, 0, 2), (0, 1, −1), (1, 1, 0): unconstrained [2 1; 1 2]·[a b] = [2 −1] → a = 5/3, b = −4/3;
+  // with b ≥ 0, b = 0 and a = Σx₁y / Σx₁² = 2/2 = 1 (a alone at 0 would leave b = −1/2 < 0)
+  const pair = [[1, 0, 2], [0, 1, -1], [1, 1, 0]];
+  t.deepEqual(leastSquares(pair).map((v) => +v.toFixed(12)), [+(5 / 3).toFixed(12), +(-4 / 3).toFixed(12)]);
+  t.deepEqual(nonNegativeLeastSquares(pair).map((v) => +v.toFixed(12)), [1, 0]);
+});
+
 test('this machine: compute is (fixed + FLOPs / peak + bytes / bandwidth) × (devices / cores) / parallel efficiency, and an exchange costs its fitted overhead', (t) => {
   // 2 GFLOP (one [1000, 1000]·[1000, 1000] GEMM) + 1 GB of memory traffic + 500 µs fixed
   const work = { kernels: [[{ m: 1000, k: 1000, n: 1000 }]], attentionFlops: 0, attentionKernels: 0, bytes: 1e9, fixedUs: 500 };
@@ -47,7 +60,9 @@ test('this machine: compute is (fixed + FLOPs / peak + bytes / bandwidth) × (de
   t.true(close(exchangeOverheadUs(machineCluster({ ...KNOWN, exchange_overhead_us: [[2, 1000], [8, 4000]] }, 4)), 2500)); // log-linear between points: 4 is halfway from 2 to 8
 });
 
-test('fitMachine gives back the machine that produced the runs: block cost, bandwidth, FLOP rate, and per device count the efficiency and exchange cost', (t) => {
+// A round trip of the fitting code, not a validation: the "measured" runs are made by the same model
+// that is fitted, so it checks that fitMachine inverts project, and says nothing of this machine.
+test('round trip of the fitting code: fitMachine gives back the machine whose model made the runs (block cost, bandwidth, FLOP rate, per device count efficiency and exchange cost)', (t) => {
   const runs = [
     ...[64, 128].flatMap((d) => [4, 16].map((B) => ({ d, D: 1, B }))),
     ...[64, 128].flatMap((d) => [2, 4].map((D) => ({ d, D, B: 16 }))),

@@ -8,15 +8,24 @@ import { gemmUs } from '../src/sim/compute.js';
 import { cfg } from './helpers.js';
 
 // The cost model held against published measurements (test/fixtures: the numbers, with their sources). The
-// README's validation tables print the same comparisons, every point, with its error.
+// README's validation tables print the same comparisons, every point, with its error. Two kinds:
+//  - validation: measurements no constant was derived from (XLA's all-to-all sweep; XLA's GEMM table less
+//    the shapes that set matmul_efficiency and kernel_us);
+//  - consistency checks: measurements that are the source of a constant (the NCCL maintainers' figures
+//    are where the NVLink and NIC bandwidths come from): they agree by construction, and check only that
+//    the collective formulas give back their own inputs.
 const h100 = loadCluster('configs/clusters/8xh100.yaml');
 const json = (f: string) => JSON.parse(readFileSync(new URL(`./fixtures/${f}`, import.meta.url), 'utf8'));
 const err = (predicted: number, measured: number) => (predicted - measured) / measured;
 
-test('GEMMs: the model against XLA\'s measured sm_90 GEMM table, 72 shapes from 256 to 4096 (median error under 10%, 80% of shapes within 20%)', (t) => {
+test('validation: GEMMs against XLA\'s measured sm_90 GEMM table, the 69 of 72 shapes that set no constant (median error under 10%, 80% within 20%)', (t) => {
   const table = json('xla-sm90-gemm.json') as { rows: [number, number, number, number, number][] };
   const config = cfg();
-  const errors = table.rows.map(([b, m, n, k, flops]) => {
+  // 4096³ set matmul_efficiency (0.792); the fastest shapes (5.856 µs, two of them) set kernel_us
+  const fastest = Math.min(...table.rows.map(([b, m, n, k, flops]) => (2 * b * m * n * k) / flops));
+  const held = table.rows.filter(([b, m, n, k, flops]) => !(m === 4096 && n === 4096 && k === 4096) && (2 * b * m * n * k) / flops > fastest * (1 + 1e-9));
+  t.is(held.length, 69);
+  const errors = held.map(([b, m, n, k, flops]) => {
     const measured = ((2 * b * m * n * k) / flops) * 1e6; // µs
     return Math.abs(err(gemmUs(h100, config, [{ m, k, n, count: b }]), measured));
   }).sort((a, b) => a - b);
@@ -27,7 +36,7 @@ test('GEMMs: the model against XLA\'s measured sm_90 GEMM table, 72 shapes from 
   t.log(`median |error| ${(100 * median).toFixed(1)}%, ${(100 * within).toFixed(0)}% within 20%, worst ${(100 * errors.at(-1)!).toFixed(0)}%`);
 });
 
-test('all-to-all on 8 H100s: the model against XLA\'s measured size sweep, within 20% from 32 MiB a rank up', (t) => {
+test('validation: all-to-all on 8 H100s against XLA\'s measured size sweep, within 20% from 32 MiB a rank up', (t) => {
   const sweep = json('collectives-hopper.json').all_to_all_8_gpus.rows as [number, number][];
   const group = commGroup(h100, 8);
   for (const [bytes, algbw] of sweep) {
@@ -38,7 +47,9 @@ test('all-to-all on 8 H100s: the model against XLA\'s measured size sweep, withi
   }
 });
 
-test('NCCL\'s maintainers\' figures: NVLink 4 bus bandwidth, all-to-all over two nodes, one NIC per GPU (within 20%)', (t) => {
+// Not validation: configs/clusters/8xh100.yaml takes its NVLink bandwidth from nccl-tests issue 212 and its NIC
+// bandwidth from issues 267 and 290, the very figures below (collectives-hopper.json names them).
+test('consistency check, not validation: the collective formulas give back the NCCL maintainers\' figures the bandwidth constants came from (within 20%)', (t) => {
   const claims = json('collectives-hopper.json').claims as { what: string; collective: 'all_gather' | 'all_to_all'; gpus: number; one_gpu_per_node?: boolean; bytes: number; busbw_gbps: number }[];
   for (const c of claims) {
     const cluster = c.one_gpu_per_node ? validateCluster({ ...loadCluster('configs/clusters/2x8xh100.yaml'), gpus_per_node: 1, inter_node: { ...loadCluster('configs/clusters/2x8xh100.yaml').inter_node, nics_per_node: 1 } })
