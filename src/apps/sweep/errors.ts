@@ -10,6 +10,11 @@ export class QueueLostError extends Error {
   override name = 'QueueLostError';
 }
 
+/** A worker's poll failed for another reason than a lost Redis (a reply error, a bug): the worker stops, exit 1. */
+export class WorkerFailedError extends Error {
+  override name = 'WorkerFailedError';
+}
+
 /**
  * A sweep directory that cannot be read as one (bad input, exit 2): missing, without sweep.yaml, or
  * with a sweep.yaml, results.jsonl or metrics.jsonl that is not what a sweep writes.

@@ -104,3 +104,17 @@ export async function sweepQueues(conn: Redis): Promise<string[]> {
   } while (cursor !== '0');
   return [...names].sort();
 }
+
+const CONNECTION_CODES = ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN'];
+
+/**
+ * Whether an error of a call on `conn` is the Redis going away (the connection down, or ioredis saying
+ * so), which reconnecting mends, rather than a failure of the call itself (a reply error, a bug).
+ */
+export function isConnectionLoss(conn: Redis, e: unknown): boolean {
+  if (conn.status !== 'ready') return true;
+  const err = e as { code?: string; name?: string; message?: string } | undefined;
+  if (err?.code && CONNECTION_CODES.includes(err.code)) return true;
+  if (err?.name === 'MaxRetriesPerRequestError') return true;
+  return /Connection is closed|Stream isn't writeable|Socket closed unexpectedly/.test(err?.message ?? '');
+}

@@ -1,12 +1,14 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import YAML from 'yaml';
+import { missingAs, readJson as readJsonFile } from '../../core/util/fs.js';
 import { runPointCommand, signalPoints } from './child.js';
 import { pointState } from './point-state.js';
-import { connectRedis, SCHEMA, sweepQueues, VERSION, type PointJob, type PointResult } from './queue.js';
+import { WorkerFailedError } from './errors.js';
+import { connectRedis, isConnectionLoss, SCHEMA, sweepQueues, VERSION, type PointJob, type PointResult } from './queue.js';
 
 export interface WorkerOptions {
   url: string;
@@ -28,7 +30,7 @@ const me = () => `${hostname()}:${process.pid}`;
 /** A second Ctrl-C: the running points save a checkpoint and stop (their locks lapse and other workers resume them). */
 export const interruptPoints = () => signalPoints('SIGINT');
 
-const readJson = (f: string) => (existsSync(f) ? JSON.parse(readFileSync(f, 'utf8')) : null);
+const readJson = (f: string) => readJsonFile(f, missingAs(null));
 
 /** BullMQ's worker, driven by hand: jobs are fetched by the slot loop below, locks renewed as BullMQ renews them. */
 class PointWorker extends Worker<PointJob, PointResult> {
@@ -81,11 +83,30 @@ interface Watched {
 /**
  * `switch-sim worker`: takes points from every sweep queue on the Redis, at most `concurrency` at
  * once in all, until aborted; then finishes what it runs and returns. Every poll (and whenever a
- * point finishes) it looks for new queues and fills its free slots from the queues in turn.
+ * point finishes) it looks for new queues and fills its free slots from the queues in turn. A lost
+ * Redis is said once (with its URL) and waited for: the connection reconnects and the polls go on.
+ * Any other failure of a poll stops the worker: it takes no new point, lets the running ones finish,
+ * and rejects with WorkerFailedError.
  */
 export async function runWorker(opts: WorkerOptions): Promise<void> {
   const log = opts.log ?? (() => {});
   const conn: Redis = await connectRedis(opts.url);
+  // the connection going down is said once per outage, and its return once: never a line per reconnect attempt
+  let lost = false;
+  let closing = false;
+  const onLost = (why: string) => {
+    if (lost || closing) return;
+    lost = true;
+    log(`lost the Redis at ${opts.url} (${why}); the running points go on, and the worker waits for it to come back`);
+  };
+  const onBack = () => {
+    if (!lost) return;
+    lost = false;
+    log(`the Redis at ${opts.url} is back`);
+  };
+  const onClose = () => onLost('connection closed');
+  conn.on('close', onClose);
+  conn.on('ready', onBack);
   const slots = opts.concurrency ?? 1;
   const lockMs = opts.lockMs ?? 10_000;
   const watched = new Map<string, Watched>();
@@ -168,8 +189,13 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
         }
         const ready = await watch();
         while (running.size < slots && !opts.signal?.aborted && (await take(ready)));
-      } catch {
-        // the Redis is away: BullMQ and ioredis reconnect; try again next poll
+      } catch (e) {
+        const message = (e as Error)?.message ?? String(e);
+        if (!isConnectionLoss(conn, e)) {
+          if (running.size > 0) log(`stopping: ${message}; finishing the ${running.size} running point${running.size > 1 ? 's' : ''}, taking no new one`);
+          throw new WorkerFailedError(`worker ${me()} on ${opts.url}: ${message}`, { cause: e });
+        }
+        onLost(message); // ioredis reconnects; the next poll tries again
       }
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => resolve(), opts.pollMs ?? 1000);
@@ -184,6 +210,9 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
       await w.worker?.close();
       await w.queue.close();
     }
+    closing = true;
+    conn.off('close', onClose);
+    conn.off('ready', onBack);
     conn.disconnect();
   }
 }
