@@ -1,5 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { missingAs, readJson } from '../core/util/fs.js';
 
 /**
  * The measured breakdown of a profiled run (its profile.json), in the projection's parts: an spmd
@@ -9,11 +9,11 @@ import { join } from 'node:path';
  */
 export function measuredBreakdown(dir: string): Record<string, number> | undefined {
   const f = join(dir, 'profile.json');
-  if (!existsSync(f)) return undefined;
-  const p = JSON.parse(readFileSync(f, 'utf8')) as {
+  const p = readJson<{
     devices?: { dense_ms?: number; expert_ms?: number; pack_unpack_ms?: number; barrier_wait_ms?: number; allreduce_ms?: number; optimizer_ms?: number }[];
     split?: { coordinator_compute_ms: number; dispatch_overhead_ms: number; exposed_expert_ms: number };
-  };
+  }, undefined>(f, missingAs(undefined));
+  if (!p) return undefined;
   if (p.split) return { dense: p.split.coordinator_compute_ms, experts: p.split.exposed_expert_ms, all_to_all: p.split.dispatch_overhead_ms };
   // an spmd profile: the projection's parts, the all-reduce as its data_parallel
   const ds = p.devices?.filter((d) => d.dense_ms !== undefined) ?? [];

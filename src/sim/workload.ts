@@ -5,6 +5,7 @@ import { ConfigError } from '../core/config/errors.js';
 import { resolveConfig } from '../core/config/load.js';
 import { switchBlocks } from '../core/model/stages.js';
 import { tokensPerGroup } from '../core/router/group-tokens.js';
+import { missingAs, readJson } from '../core/util/fs.js';
 
 /** One Switch layer in one step, as routed: token-choices per (routing group, expert), before capacity. */
 export interface LayerLoad {
@@ -89,11 +90,8 @@ function runVocab(dir: string): number {
   const ck = join(dir, 'checkpoints');
   if (!existsSync(ck)) return 65;
   for (const d of readdirSync(ck).sort().reverse()) {
-    const f = join(ck, d, 'checkpoint.json');
-    if (existsSync(f)) {
-      const vocab = (JSON.parse(readFileSync(f, 'utf8')) as { vocab?: string }).vocab;
-      if (typeof vocab === 'string' || Array.isArray(vocab)) return vocab.length;
-    }
+    const vocab = readJson<{ vocab?: string }, undefined>(join(ck, d, 'checkpoint.json'), missingAs(undefined))?.vocab;
+    if (typeof vocab === 'string' || Array.isArray(vocab)) return vocab.length;
   }
   return 65;
 }

@@ -91,7 +91,7 @@ export class RunDir {
       }
       checkBelongs(path, ck!);
     }
-    const summary = readJson<{ steps?: unknown } | undefined>(join(path, 'summary.json'), () => undefined);
+    const summary = readJson<{ steps?: unknown }, undefined>(join(path, 'summary.json'), () => undefined);
     const complete = start === 'continue' && ck!.step >= opts.steps && summary?.steps === ck!.step;
     if (ck && ck.step > opts.steps && !complete) {
       throw new ConfigError(`train.steps must be at least the step of the checkpoint it continues (${ck.step}, ${ck.dir}) (got ${opts.steps})`);
@@ -174,7 +174,7 @@ export class RunDir {
 }
 
 function readIdentity(dir: string): RunIdentity | undefined {
-  const r = readJson<RunIdentity | undefined>(join(dir, 'run.json'), () => undefined);
+  const r = readJson<RunIdentity, undefined>(join(dir, 'run.json'), () => undefined);
   return typeof r?.id === 'string' ? r : undefined;
 }
 

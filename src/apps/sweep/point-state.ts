@@ -1,7 +1,8 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../../core/config/defaults.js';
 import { configHash } from '../../core/config/hash.js';
+import { readJson as readJsonFile } from '../../core/util/fs.js';
 
 /**
  * Where a point's run directory stands, for the config it is to run now:
@@ -14,13 +15,7 @@ import { configHash } from '../../core/config/hash.js';
  */
 export type PointState = { kind: 'fresh' } | { kind: 'resume'; step: number } | { kind: 'trained' } | { kind: 'done' };
 
-const readJson = (file: string): Record<string, unknown> | undefined => {
-  try {
-    return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-  } catch {
-    return undefined;
-  }
-};
+const readJson = (file: string) => readJsonFile<Record<string, unknown>, undefined>(file, () => undefined);
 
 /** The newest checkpoint step of a run directory whose config hashes to `hash`, if any. */
 function checkpointOf(runDir: string, hash: string): number | undefined {

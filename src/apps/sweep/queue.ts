@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { ConfigError, show } from '../../core/config/errors.js';
 import { allKeys } from '../../core/config/load.js';
 import type { Config } from '../../core/config/defaults.js';
 import { canonicalHash } from '../../core/config/hash.js';
+import { readJson } from '../../core/util/fs.js';
 
 /**
  * Sweeps across machines: every point a BullMQ job in a queue named after the sweep
@@ -44,7 +44,7 @@ export interface PointResult {
 export const pointKey = (config: Config, profileSteps: number | null) => canonicalHash({ config, profileSteps });
 export const jobId = (point: string, key: string) => `${point}-${key}`;
 
-export const VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+export const VERSION = readJson<{ version: string }>(new URL('../../../package.json', import.meta.url)).version;
 /** the config schema's fingerprint: its key set (a worker with other keys cannot run the point as written) */
 export const SCHEMA = createHash('sha256').update(allKeys().sort().join('\n')).digest('hex').slice(0, 16);
 

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Queue, type Job } from 'bullmq';
 import YAML from 'yaml';
 import { configHash } from '../../core/config/hash.js';
+import { timestampedRunDir } from '../../core/util/run-name.js';
 import { QueueLostError } from './errors.js';
 import { loadSweep, type SweepPoint } from './file.js';
 import { connectRedis, jobId, pointKey, queueName, SCHEMA, VERSION, type PointJob, type PointResult } from './queue.js';
@@ -45,7 +46,7 @@ function writePoint(dir: string, p: SweepPoint, job: Job<PointJob, PointResult>,
 export async function runRemoteSweep(opts: RemoteSweepOptions): Promise<SweepResult> {
   const sweep = loadSweep(opts.file, opts.sets, opts.seeds);
   const conn = await connectRedis(opts.queue, { failFast: true });
-  const dir = opts.outDir ?? join('runs', `sweep-${sweep.name}-${new Date().toISOString().replace(/[:.]/g, '-').replace('Z', '')}`);
+  const dir = opts.outDir ?? timestampedRunDir(`sweep-${sweep.name}`);
   mkdirSync(join(dir, 'runs'), { recursive: true });
   writeFileSync(join(dir, 'sweep.yaml'), YAML.stringify(sweep.resolved));
   const profileSteps = sweep.record.profile ? opts.profileSteps ?? 3 : null;

@@ -1,5 +1,6 @@
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { missingAs, readJson as readJsonFile, writeFileAtomic } from '../../core/util/fs.js';
 import { configHash } from '../../core/config/hash.js';
 import { show } from '../../core/config/errors.js';
 import { SweepDirError } from './errors.js';
@@ -41,7 +42,7 @@ export const FIXED_COLUMNS = ['seed', 'params_total', 'params_active_per_token',
 export const METRIC_COLUMNS = ['train_ce', 'val_ce', 'tokens_per_s', 'step_ms', 'dispatch_overhead_fraction', 'drop_fraction', 'load_max_over_mean', 'projected_step_ms', 'projected_tokens_per_s'] as const;
 export type MetricColumn = (typeof METRIC_COLUMNS)[number];
 
-const readJson = (file: string) => (existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : undefined);
+const readJson = (file: string) => readJsonFile(file, missingAs(undefined));
 
 /** Training records of a run's metrics.jsonl (steps with `loss`), in order. */
 export function trainingRecords(runDir: string): { step: number; loss: number; ce: number; layers?: { drop_fraction: number; load_max_over_mean: number; tokens_per_expert: number[] }[] }[] {
@@ -134,10 +135,7 @@ const csvCell = (v: unknown): string => {
 /** results.jsonl (one JSON object a row, the swept keys flattened in) and results.csv, each replaced atomically. */
 export function writeResults(dir: string, keys: string[], rows: ResultRow[]): void {
   const flat = rows.map((r) => ({ point: r.point, ...Object.fromEntries(keys.map((k) => [k, r.vary[k] ?? null])), ...Object.fromEntries(FIXED_COLUMNS.map((c) => [c, r[c]])) }));
-  const write = (name: string, text: string) => {
-    writeFileSync(join(dir, `${name}.tmp`), text);
-    renameSync(join(dir, `${name}.tmp`), join(dir, name));
-  };
+  const write = (name: string, text: string) => writeFileAtomic(join(dir, name), text);
   write('results.jsonl', flat.map((r) => `${JSON.stringify(r)}\n`).join(''));
   const columns = ['point', ...keys, ...FIXED_COLUMNS];
   write('results.csv', `${columns.join(',')}\n${flat.map((r) => columns.map((c) => csvCell((r as Record<string, unknown>)[c])).join(',')).join('\n')}\n`);

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import YAML from 'yaml';
 import { configParamCounts } from '../../core/model/params.js';
 import { configHash } from '../../core/config/hash.js';
+import { timestampedRunDir } from '../../core/util/run-name.js';
 import { runPointCommand, runPointInProcess, signalPoints, type PointMain } from './child.js';
 import { pointState } from './point-state.js';
 import { loadSweep, type Sweep, type SweepPoint } from './file.js';
@@ -37,8 +38,6 @@ export interface SweepResult {
   interrupted: boolean;
 }
 
-const stamp = () => new Date().toISOString().replace(/[:.]/g, '-').replace('Z', '');
-
 /**
  * `switch-sim sweep`: every point of a sweep file, each in its own child process (its own devices
  * and run directory runs/<point>/), `jobs` at a time; results.jsonl and results.csv rewritten as
@@ -46,7 +45,7 @@ const stamp = () => new Date().toISOString().replace(/[:.]/g, '-').replace('Z', 
  */
 export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
   const sweep = loadSweep(opts.file, opts.sets, opts.seeds); // every point validated before anything runs
-  const dir = opts.outDir ?? join('runs', `sweep-${sweep.name}-${stamp()}`);
+  const dir = opts.outDir ?? timestampedRunDir(`sweep-${sweep.name}`);
   mkdirSync(join(dir, 'runs'), { recursive: true });
   writeFileSync(join(dir, 'sweep.yaml'), YAML.stringify(sweep.resolved));
   // a finished row is reused only for the very config the point has now (same hash): never another run's result

@@ -1,5 +1,5 @@
-import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../../core/util/fs.js';
 import { METRIC_COLUMNS, type MetricColumn, type ResultRow } from './results.js';
 import { difference, estimate, type Difference, type Estimate } from './stats.js';
 
@@ -73,10 +73,7 @@ export function writeSummary(dir: string, keys: string[], points: PointSummary[]
     }
     return row;
   });
-  const write = (name: string, text: string) => {
-    writeFileSync(join(dir, `${name}.tmp`), text);
-    renameSync(join(dir, `${name}.tmp`), join(dir, name));
-  };
+  const write = (name: string, text: string) => writeFileAtomic(join(dir, name), text);
   write('summary.csv', `${columns.join(',')}\n${rows.map((r) => columns.map((c) => cell(r[c])).join(',')).join('\n')}\n`);
   write('summary.jsonl', rows.map((r) => `${JSON.stringify(r)}\n`).join(''));
 }

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError } from '../../core/config/errors.js';
 import { resolveConfig } from '../../core/config/load.js';
+import { timestampedRunDir } from '../../core/util/run-name.js';
 import { COLLECTIVES, type CollectiveName } from '../../sim/collectives/measure.js';
 import { collect, number } from '../args.js';
 
@@ -82,7 +83,7 @@ export function register(program: Command): void {
         const { key, values } = parseVary(o.vary!);
         return { key, rows: vary(cluster, w, key, values) };
       })() : undefined;
-      const dir = o.out ?? join('runs', `simulate-${cluster.name}-${new Date().toISOString().replace(/[:.]/g, '-').replace('Z', '')}`);
+      const dir = o.out ?? timestampedRunDir(`simulate-${cluster.name}`);
       mkdirSync(dir, { recursive: true });
       const { detail, ...json } = p;
       void detail;

@@ -2,6 +2,7 @@ import cliProgress from 'cli-progress';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError } from '../../core/config/errors.js';
+import { onCtrlC } from '../../core/util/interrupt.js';
 import type { MetricColumn, ResultRow } from '../../apps/sweep/results.js';
 import { InterruptedError } from '../../training/errors.js';
 import { SweepFailedError } from '../../apps/sweep/errors.js';
@@ -45,15 +46,11 @@ export function register(program: Command): void {
       if (o.resume && !o.out) throw new ConfigError('--resume needs --out DIR, the sweep directory to continue');
       if (o.jobs > 1) console.log(`note: --jobs ${o.jobs} runs points side by side on the same cores: their tokens/s and step_ms are not comparable with a --jobs 1 sweep`);
       const abort = new AbortController();
-      const onSigint = () => {
-        if (abort.signal.aborted) {
-          signalPoints('SIGINT'); // a second SIGINT: the points quit at once
-          process.exit(130);
-        }
-        process.stderr.write('\nCtrl-C: stopping the running points (they save a checkpoint) and keeping what is done (Ctrl-C again to quit now)\n');
-        abort.abort();
-      };
-      process.on('SIGINT', onSigint);
+      const offCtrlC = onCtrlC({
+        first: 'stopping the running points (they save a checkpoint) and keeping what is done',
+        onFirst: () => abort.abort(),
+        onSecond: () => signalPoints('SIGINT'), // the points quit at once
+      });
       const bar = process.stderr.isTTY
         ? new cliProgress.SingleBar({ format: 'sweep |{bar}| {value}/{total} points | ETA {eta_formatted} | {last}', hideCursor: true, stream: process.stderr }, cliProgress.Presets.shades_classic)
         : undefined;
@@ -85,7 +82,7 @@ export function register(program: Command): void {
         if (failed > 0) throw new SweepFailedError(`${failed} of ${r.rows.length} points failed (their errors are in ${r.dir}/results.csv); rerun them with --resume --out ${r.dir}`);
       } finally {
         bar?.stop();
-        process.off('SIGINT', onSigint);
+        offCtrlC();
       }
     });
 

@@ -12,20 +12,16 @@ export function register(program: Command): void {
     .option('--lock-ms <n>', 'a job lock: a worker that died is noticed after about this long', number('--lock-ms', 1000, true), 10_000)
     .action(async (o: { queue: string; concurrency: number; runsDir: string; lockMs: number }) => {
       const { interruptPoints, runWorker } = await import('../../apps/sweep/worker.js');
+      const { onCtrlC } = await import('../../core/util/interrupt.js');
       const abort = new AbortController();
-      const onSigint = () => {
-        if (abort.signal.aborted) {
-          interruptPoints();
-          process.exit(130);
-        }
-        process.stderr.write('\nCtrl-C: finishing the running points, taking no new one (Ctrl-C again to quit now: the point goes back to the queue)\n');
-        abort.abort();
-      };
-      process.on('SIGINT', onSigint);
+      const offCtrlC = onCtrlC({
+        first: 'finishing the running points, taking no new one', second: 'the point goes back to the queue',
+        onFirst: () => abort.abort(), onSecond: interruptPoints,
+      });
       try {
         await runWorker({ url: o.queue, concurrency: o.concurrency, runsDir: o.runsDir, lockMs: o.lockMs, signal: abort.signal, log: (l) => console.log(l) });
       } finally {
-        process.off('SIGINT', onSigint);
+        offCtrlC();
       }
     });
 }

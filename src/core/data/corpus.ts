@@ -1,8 +1,9 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ConfigError } from '../config/errors.js';
+import { writeFileAtomic } from '../util/fs.js';
 
 export const EMBEDDED = 'moby-dick';
 export const TINY_SHAKESPEARE_URL =
@@ -48,8 +49,7 @@ async function download(url: string, file: string, log: (s: string) => void): Pr
   }
   if (process.stderr.isTTY) process.stderr.write('\n');
   mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(`${file}.part`, Buffer.concat(chunks));
-  renameSync(`${file}.part`, file);
+  writeFileAtomic(file, Buffer.concat(chunks));
 }
 
 function readText(file: string, key: string): string {

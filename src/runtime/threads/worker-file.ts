@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { writeFileAtomic } from '../../core/util/fs.js';
 
 /**
  * The file every device thread starts from. A thread of its own does not inherit the main thread's
@@ -83,9 +84,7 @@ async function bundle(): Promise<string> {
   const path = join(CACHE, `worker-${createHash('sha256').update(code).digest('hex').slice(0, 16)}.mjs`);
   if (!existsSync(path)) {
     mkdirSync(CACHE, { recursive: true });
-    const tmp = `${path}.${process.pid}.tmp`;
-    writeFileSync(tmp, code);
-    renameSync(tmp, path); // whole or not at all: another process may be starting threads from it
+    writeFileAtomic(path, code); // whole or not at all: another process may be starting threads from it
   }
   return pathToFileURL(path).href;
 }
