@@ -85,8 +85,11 @@ test('round trip of the fitting code: fitMachine gives back the machine whose mo
   const held = uniformWorkload(config(96, 2, 16));
   t.true(close(project(machineCluster(fitted, 2), held).step_ms, project(machineCluster(KNOWN, 2), held).step_ms, 1e-4));
   t.throws(() => fitMachine(runs.filter((r) => r.devices > 1), { cores: 2, copy_gbps: 40 }), { message: /at least three one-device runs \(got 0\)/ });
-  const coordinator = { ...runs[0]!, workload: { ...runs[0]!.workload, config: { ...runs[0]!.workload.config, parallel: { ...runs[0]!.workload.config.parallel, layout: 'coordinator' as const } } } };
-  t.throws(() => fitMachine([...runs, coordinator], { cores: 2, copy_gbps: 40 }), { message: 'calibration runs must share one parallel.layout (got spmd, coordinator)' });
+  const first = runs[0]!.workload;
+  const coordinator = { ...runs[0]!, workload: { ...first, config: { ...first.config, parallel: { ...first.config.parallel, layout: 'coordinator' as const } } } };
+  t.throws(() => fitMachine([...runs, coordinator], { cores: 2, copy_gbps: 40 }), {
+    message: 'calibration runs must share one parallel.layout (got spmd, coordinator)',
+  });
 });
 
 test('a bad point in a cluster curve is one line naming the point and its value', (t) => {

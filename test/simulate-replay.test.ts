@@ -24,7 +24,8 @@ const shape = ['parallel.devices=8', 'moe.n_experts=8', 'data.batch_size=16', 'd
 const SKEW = [64, 32, 16, 8, 4, 2, 1, 1];
 const replay = (...sets: string[]): Workload => {
   const config = cfg(...shape, ...sets);
-  return { ...uniformWorkload(config), source: 'run', steps: [{ step: 1, layers: [0, 1].map(() => ({ routed: Array.from({ length: 8 }, () => [...SKEW]) })) }] };
+  const layers = [0, 1].map(() => ({ routed: Array.from({ length: 8 }, () => [...SKEW]) }));
+  return { ...uniformWorkload(config), source: 'run', steps: [{ step: 1, layers }] };
 };
 const d = cfg().model.d_model;
 /** bytes one layer moves between GPUs (4 all-to-alls: dispatch and combine, forward and backward) when every GPU sends each of its 7 peers `rows` rows */
@@ -78,7 +79,8 @@ test('a run directory\'s groups-per-token carries the groups it was counted over
     const dir = tempDir(t);
     const config = cfg('parallel.devices=4', 'moe.n_experts=8', 'moe.top_k=2', 'moe.route_group_topk=1', ...sets);
     writeFileSync(join(dir, 'config.yaml'), YAML.stringify(config));
-    writeFileSync(join(dir, 'metrics.jsonl'), `${JSON.stringify({ step: 1, layers: [0, 1].map(() => ({ group_expert_counts: counts, groups_per_token: 1.61 })) })}\n`);
+    const layers = [0, 1].map(() => ({ group_expert_counts: counts, groups_per_token: 1.61 }));
+    writeFileSync(join(dir, 'metrics.jsonl'), `${JSON.stringify({ step: 1, layers })}\n`);
     t.like(runWorkload(dir).steps[0]!.layers[0]!, { groupsPerToken: 1.61, expertGroups });
   }
 });
@@ -94,7 +96,9 @@ function fakeRun(t: { teardown: (f: () => void) => void }): string {
 
 test('the keys a replay may not change are what decides the Switch layers, the tokens per routing group, and the recorded counts\' shape', (t) => {
   const keys = replayFixedKeys(cfg('parallel.devices=4', 'moe.n_experts=8'));
-  t.deepEqual(keys.map((k) => k.key).sort(), ['data.batch_size', 'data.seq_len', 'model.first_dense_layers', 'model.n_layers', 'model.switch_every', 'moe.n_experts', 'moe.top_k', 'parallel.devices']);
+  t.deepEqual(keys.map((k) => k.key).sort(), [
+    'data.batch_size', 'data.seq_len', 'model.first_dense_layers', 'model.n_layers', 'model.switch_every', 'moe.n_experts', 'moe.top_k', 'parallel.devices',
+  ]);
   t.regex(keys.find((k) => k.key === 'model.first_dense_layers')!.rule, /which blocks are Switch layers/);
   t.regex(keys.find((k) => k.key === 'parallel.devices')!.rule, /tokens per routing group/);
 });

@@ -49,7 +49,7 @@ test('validation: all-to-all on 8 H100s against XLA\'s measured size sweep, with
 
 // Not validation: configs/clusters/8xh100.yaml takes its NVLink bandwidth from nccl-tests issue 212 and its NIC
 // bandwidth from issues 267 and 290, the very figures below (collectives-hopper.json names them).
-test('consistency check, not validation: the collective formulas give back the NCCL maintainers\' figures the bandwidth constants came from (within 20%)', (t) => {
+test('consistency check, not validation: the collective formulas give back the NCCL figures the bandwidths came from (within 20%)', (t) => {
   const claims = json('collectives-hopper.json').claims as { what: string; collective: 'all_gather' | 'all_to_all'; gpus: number; one_gpu_per_node?: boolean; bytes: number; busbw_gbps: number }[];
   for (const c of claims) {
     const cluster = c.one_gpu_per_node ? validateCluster({ ...loadCluster('configs/clusters/2x8xh100.yaml'), gpus_per_node: 1, inter_node: { ...loadCluster('configs/clusters/2x8xh100.yaml').inter_node, nics_per_node: 1 } })

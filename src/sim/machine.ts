@@ -20,8 +20,11 @@ export function clusterFor(c: Cluster, config: Config): ClusterFor {
   const notes: string[] = [];
   const layout = config.parallel.layout;
   if (layout !== cal.layout) {
-    notes.push(`note: ${c.name} was calibrated on ${cal.layout} runs; this one's parallel.layout is ${layout}, which the fit never saw, so its projection is that of ${cal.layout} threads`);
+    notes.push(`note: ${c.name} was calibrated on ${cal.layout} runs; this one's parallel.layout is ${layout}, which the fit never saw, ` +
+      `so its projection is that of ${cal.layout} threads`);
   }
-  if (!cal.devices.includes(D)) notes.push(`note: ${c.name} was calibrated at ${cal.devices.join(', ')} device threads; ${D} are interpolated or extrapolated from those`);
+  if (!cal.devices.includes(D)) {
+    notes.push(`note: ${c.name} was calibrated at ${cal.devices.join(', ')} device threads; ${D} are interpolated or extrapolated from those`);
+  }
   return { cluster, notes };
 }

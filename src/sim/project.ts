@@ -144,7 +144,8 @@ function stepParts(c: Cluster, w: Workload, L: Layout, loads: Workload['steps'][
     dpExposedUs = Math.max(dpExposedUs, Math.max(0, dp.total - hidden));
     const { dense, experts } = stageParams(w.config, L, s);
     const stepped = w.config.plan.shard === 'none' ? dense + experts : dense / L.dp + experts / L.edp;
-    optimizerUs = Math.max(optimizerUs, computeUs(c, w.config, { kernels: [], attentionFlops: 0, attentionKernels: 0, bytes: stepped * paramBytes(valueBytes(c)).step_traffic, fixedUs: 0 }));
+    const traffic = stepped * paramBytes(valueBytes(c)).step_traffic;
+    optimizerUs = Math.max(optimizerUs, computeUs(c, w.config, { kernels: [], attentionFlops: 0, attentionKernels: 0, bytes: traffic, fixedUs: 0 }));
   });
   return { stages, slowest, pipelineUs, dpUs, dpExposedUs, optimizerUs };
 }

@@ -46,7 +46,8 @@ export function checkReplay(run: Config, replayed: Config, how: '--set' | '--var
   for (const { key, rule } of replayFixedKeys(run)) {
     const [was, now] = [at(run, key), at(replayed, key)];
     if (JSON.stringify(was) !== JSON.stringify(now)) {
-      throw new ConfigError(`${how} ${key} cannot replay a recorded run: it changes ${rule}, so it must stay the run's ${JSON.stringify(was)}; project a config (--config) for another (got ${JSON.stringify(now)})`);
+      throw new ConfigError(`${how} ${key} cannot replay a recorded run: it changes ${rule}, so it must stay the run's ${JSON.stringify(was)}; ` +
+        `project a config (--config) for another (got ${JSON.stringify(now)})`);
     }
   }
 }

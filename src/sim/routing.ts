@@ -43,7 +43,9 @@ export function layerRows(config: Config, L: Layout, load: LayerLoad | undefined
   const T = L.tokensPerGpu;
   const padded = config.plan.dispatch === 'padded';
   const routed = Array.from({ length: gpus }, (_, i) => routedRows(config, L, load, i));
-  const C = m.drop_tokens ? expertCapacity({ tokensPerGroup: T, experts: L.experts, topK: m.top_k, capacityFactor: m.capacity_factor, minCapacity: m.min_capacity }) : Infinity;
+  const C = m.drop_tokens
+    ? expertCapacity({ tokensPerGroup: T, experts: L.experts, topK: m.top_k, capacityFactor: m.capacity_factor, minCapacity: m.min_capacity })
+    : Infinity;
   // whole slots: the busiest expert's rows rounded up (the 1e-9 forgives float error in the scaled counts)
   const busiest = (gpu: number) => Math.ceil(Math.max(...epGroup(L, gpu).map((j) => Math.max(...routed[j]!))) - 1e-9);
   return routed.map((rows, i) => {

@@ -39,9 +39,12 @@ export function vary(cluster: Cluster, w: Workload, key: string, values: unknown
     let c: Cluster;
     let wl = w;
     // this machine takes the config's device threads (clusterFor); a varied cluster key is set after, so cluster.gpus_per_node wins
-    if (key.startsWith('cluster.')) c = validateCluster(setPath(clusterFor(cluster, w.config).cluster as unknown as Record<string, unknown>, key.slice(8).split('.'), value), `--vary ${key}`);
-    else {
-      const config = resolveConfig({ base: w.config as unknown as Record<string, unknown>, sets: [`${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`] }).config;
+    if (key.startsWith('cluster.')) {
+      const tree = clusterFor(cluster, w.config).cluster as unknown as Record<string, unknown>;
+      c = validateCluster(setPath(tree, key.slice(8).split('.'), value), `--vary ${key}`);
+    } else {
+      const set = `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`;
+      const config = resolveConfig({ base: w.config as unknown as Record<string, unknown>, sets: [set] }).config;
       if (w.source === 'run') checkReplay(w.config, config, '--vary');
       wl = w.source === 'config' ? uniformWorkload(config, w.vocabSize) : { ...w, config };
       c = clusterFor(cluster, config).cluster;

@@ -162,7 +162,8 @@ export async function calibrate(opts: { log?: (l: string) => void; out?: string;
     const cluster = machineCluster(constants);
     mkdirSync(opts.out ?? 'configs/clusters', { recursive: true });
     const file = join(opts.out ?? 'configs/clusters', 'this-machine.yaml');
-    const header = `# Fitted by \`switch-sim simulate --calibrate\` on ${new Date().toISOString().slice(0, 10)} (${availableParallelism()} cores): see src/sim/fit.ts.\n` +
+    const day = new Date().toISOString().slice(0, 10);
+    const header = `# Fitted by \`switch-sim simulate --calibrate\` on ${day} (${availableParallelism()} cores): see src/sim/fit.ts.\n` +
       '# simulate projects a run (or config) here with its own parallel.devices threads (gpus_per_node is for --collective);\n' +
       '# other device counts: --vary cluster.gpus_per_node=1,2,4 (a run) or --vary parallel.devices=1,2,4 (a config).\n';
     writeFileSync(file, `${header}${YAML.stringify(cluster)}`);
