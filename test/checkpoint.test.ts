@@ -108,3 +108,18 @@ test.serial('the CLI refuses a malformed checkpoint with exit 2 and one line nam
   t.is(r.stderr.trim().split('\n').length, 1);
   t.regex(r.stderr.trim(), /^error: checkpoint .*checkpoint\.json: vocab is missing \(got nothing\)$/);
 });
+
+test('a v3 checkpoint carries its run\'s id and figures, taken as the manifest is written; a malformed one is refused; v2 has none', (t) => {
+  let taken = 0;
+  const record = () => ((taken += 1), { id: 'run-1', totals: { train_ms: 12.5, eval_ms: 3, checkpoint_ms: 1, tokens: 640 }, recent_ce: [4.1, 4.0] });
+  const dir = saveCheckpoint(tempDir(t), data(3), record);
+  t.is(taken, 1);
+  const back = loadCheckpoint(dir);
+  t.deepEqual(back.run, record());
+  t.is(back.dir, dir);
+  t.is(JSON.parse(readFileSync(join(dir, 'checkpoint.json'), 'utf8')).format, 'switch-sim-checkpoint-v3');
+  const bad = edited(t, (m) => (m.run = { id: 'run-1', totals: { train_ms: 1, eval_ms: 0, checkpoint_ms: 0, tokens: -5 }, recent_ce: [] }));
+  refused(t, bad, /checkpoint\.json: run\.totals\.tokens is invalid: .* \(got -5\)$/);
+  const v2 = edited(t, (m) => (m.format = 'switch-sim-checkpoint-v2'));
+  t.is(loadCheckpoint(v2).run, undefined);
+});
