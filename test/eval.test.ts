@@ -27,7 +27,8 @@ test.serial('switch-sim eval scores a checkpoint as the trainer evaluated it, an
   const tight = await evaluateCheckpoint({ checkpoint: dir, sets: ['moe.eval_capacity_factor=0.25'] });
   t.is(tight.capacity_factor, 0.25);
   t.true(tight.drop_fraction > r.drop_fraction, `cf 0.25 drops ${tight.drop_fraction}, cf 2 drops ${r.drop_fraction}`);
-  t.is(tight.layers[0]!.load_max_over_mean, r.layers[0]!.load_max_over_mean, 'the first layer routes the same tokens whatever the capacity');
+  t.is(tight.layers[0]!.load_max_over_mean_first, r.layers[0]!.load_max_over_mean_first, 'the first layer routes the same tokens whatever the capacity');
+  t.not(tight.layers[0]!.load_max_over_mean, r.layers[0]!.load_max_over_mean, 'kept choices move with the capacity');
   const trainSplit = await evaluateCheckpoint({ checkpoint: dir, split: 'train', batches: 1 });
   t.is(trainSplit.batches, 1);
   t.not(trainSplit.ce, r.ce);
@@ -36,7 +37,7 @@ test.serial('switch-sim eval scores a checkpoint as the trainer evaluated it, an
   t.is(viaCli.status, 0, viaCli.stderr);
   const line = JSON.parse(viaCli.stdout.trim().split('\n').at(-1)!);
   t.deepEqual(Object.keys(line), ['checkpoint', 'step', 'split', 'batches', 'capacity_factor', 'ce', 'drop_fraction', 'layers']);
-  t.deepEqual(Object.keys(line.layers[0]), ['drop_fraction', 'load_max_over_mean', 'router_entropy']);
+  t.deepEqual(Object.keys(line.layers[0]), ['drop_fraction', 'load_max_over_mean', 'load_max_over_mean_first', 'router_entropy']);
   t.true(Math.abs(line.ce - tight.ce) < 1e-9);
   const table = await cli('eval', '--checkpoint', dir);
   t.regex(table.stdout, /^checkpoint .* \(step 12\), split val, 3 batches, eval capacity factor 2\nce \d\.\d{4} {2}drop fraction \d\.\d{4}\nlayer  drop_fraction/);

@@ -1,12 +1,11 @@
 import { ConfigError } from '../core/config/errors.js';
-import type { LayerStats } from '../runtime/coordinator/layer-stats.js';
+import { mergeLayerStats, type LayerStats } from '../runtime/coordinator/layer-stats.js';
 import { Dataset } from '../core/data/batches.js';
 import { loadCorpus } from '../core/data/corpus.js';
 import { CharTokenizer } from '../core/data/tokenizer.js';
 import { loadCheckpoint, resolveCheckpointDir } from './checkpoint.js';
 import { inProcessConfig } from './in-process.js';
 import { Session } from '../runtime/coordinator/session.js';
-import { maxOf } from '../core/util/extremes.js';
 
 export interface EvalOptions {
   checkpoint: string;
@@ -20,8 +19,10 @@ export interface EvalOptions {
 /** How one Switch layer routed the scored batches. */
 export interface EvalLayer {
   drop_fraction: number;
-  /** busiest expert's routed tokens over the mean, from counts summed over the batches */
+  /** busiest expert's kept token-choices (all k, after capacity drops) over the mean, summed over the batches */
   load_max_over_mean: number;
+  /** the same for first choices before drops: the router's own imbalance, whatever the capacity */
+  load_max_over_mean_first: number;
   router_entropy: number;
 }
 
@@ -80,10 +81,11 @@ export async function evaluateCheckpoint(opts: EvalOptions): Promise<EvalReport>
 }
 
 function summarise(parts: LayerStats[]): EvalLayer {
-  const E = parts[0]!.tokens_per_expert.length;
-  const routed = new Array<number>(E).fill(0);
-  for (const p of parts) for (const g of p.group_expert_counts) g.forEach((n, e) => (routed[e]! += n));
-  const total = routed.reduce((a, b) => a + b, 0);
-  const mean = (f: (p: LayerStats) => number) => parts.reduce((a, p) => a + f(p), 0) / parts.length;
-  return { drop_fraction: mean((p) => p.drop_fraction), load_max_over_mean: maxOf(routed) / (total / E), router_entropy: mean((p) => p.router_entropy) };
+  const m = mergeLayerStats(parts);
+  return {
+    drop_fraction: m.drop_fraction,
+    load_max_over_mean: m.load_max_over_mean,
+    load_max_over_mean_first: m.load_max_over_mean_first,
+    router_entropy: m.router_entropy,
+  };
 }
