@@ -43,7 +43,8 @@ test('the defaults are the schema parsed from {}, with the values and key order 
     data: { dataset: 'moby-dick', path: '', seq_len: 64, batch_size: 16, val_fraction: 0.1 },
     model: {
       d_model: 64, n_heads: 4, n_layers: 2, d_ff: 128, dropout: 0, activation: 'relu', switch_every: 1,
-      first_dense_layers: 0, vocab_size: 0, head_dim: 0, n_kv_heads: 0,
+      first_dense_layers: 0, vocab_size: 0, head_dim: 0, n_kv_heads: 0, q_lora_rank: 0, kv_lora_rank: 0,
+      qk_nope_head_dim: 0, qk_rope_head_dim: 0, v_head_dim: 0, mtp_layers: 0,
     },
     moe: {
       n_experts: 4, top_k: 1, d_ff_expert: 0, shared_experts: 0, capacity_factor: 1.25, eval_capacity_factor: 2.0,
@@ -57,8 +58,10 @@ test('the defaults are the schema parsed from {}, with the values and key order 
       payload: 'shared', timeout_ms: 60000, microbatches: 1, fault: { device: -1, step: 0, kind: 'crash', delay_ms: 20 },
     },
     plan: {
-      tp: 1, pp: 1, vpp: 1, ep: 0, etp: 1, shard: 'none', micro_batch: 0, global_batch: 0, recompute: 'none',
-      precision: 'bf16', routing: 'recorded', dispatch: 'dropless', overlap: 'none',
+      tp: 1, pp: 1, vpp: 1, decoder_first_pipeline_num_layers: 0, decoder_last_pipeline_num_layers: 0,
+      account_for_embedding_in_pipeline_split: false, account_for_loss_in_pipeline_split: false, cp: 1, ep: 0, etp: 1,
+      shard: 'none', micro_batch: 0, global_batch: 0, recompute: 'none', recompute_modules: [], precision: 'bf16',
+      routing: 'recorded', dispatch: 'dropless', dispatcher: 'alltoall', dispatch_fwd_dtype: 'bf16', overlap: 'none',
     },
     train: {
       steps: 200, lr: 3e-3, min_lr: 3e-4, warmup_steps: 20, schedule: 'cosine', weight_decay: 0.1, beta1: 0.9,
@@ -69,6 +72,9 @@ test('the defaults are the schema parsed from {}, with the values and key order 
   t.is(partial.moe.top_k, 2);
   t.is(partial.moe.n_experts, DEFAULTS.moe.n_experts, 'a section given in part takes defaults for the rest');
 });
+
+/** A small model with multi-head latent attention. */
+const MLA = ['model.kv_lora_rank=8', 'model.qk_nope_head_dim=8', 'model.qk_rope_head_dim=4', 'model.v_head_dim=8'];
 
 /** One broken config per rule, in the order of RULES, with the line each gave before the one schema existed. */
 const BROKEN: [string[], string][] = [
@@ -103,6 +109,42 @@ const BROKEN: [string[], string][] = [
   [['moe.route_group_topk=1', 'moe.router=hash', 'moe.balance=none'], 'must be 0 with moe.router hash: the hash names the expert (got 1)'],
   [['train.min_lr=1'], 'must be <= train.lr (0.003) (got 1)'],
   [['parallel.fault.device=2'], 'must be < parallel.devices (2) or -1 for no fault (got 2)'],
+  // Megatron-Core's plans and DeepSeek's attention (rules-plan.ts)
+  ...(['q_lora_rank', 'qk_nope_head_dim', 'qk_rope_head_dim', 'v_head_dim'].map((k): [string[], string] =>
+    [[`model.${k}=8`], 'must be 0 without multi-head latent attention (model.kv_lora_rank 0) (got 8)'])),
+  ...(['qk_nope_head_dim', 'qk_rope_head_dim', 'v_head_dim'].map((k): [string[], string] =>
+    [[...MLA.filter((s) => !s.startsWith(`model.${k}=`)), `model.${k}=0`],
+      'must be > 0 with multi-head latent attention (model.kv_lora_rank > 0) (got 0)'])),
+  [[...MLA, 'model.n_kv_heads=2'], 'must be 0 or model.n_heads (4) with multi-head latent attention (Megatron-Core '
+    + 'refuses grouped-query attention with MLA) (got 2)'],
+  [[...MLA, 'model.head_dim=16'], 'must be 0 with multi-head latent attention: model.qk_nope_head_dim, qk_rope_head_dim '
+    + 'and v_head_dim size the heads (got 16)'],
+  [['model.mtp_layers=1', 'plan.cp=2'],
+    "must be 0 with plan.cp 2: Megatron-Core's multi-token prediction does not support context parallelism (got 1)"],
+  [['model.mtp_layers=2', 'plan.overlap=a2a'],
+    "must be 0 or 1 with plan.overlap a2a (Megatron-Core's expert-parallel overlap takes at most one MTP layer) (got 2)"],
+  [['plan.cp=3'], 'must be 1 or have 2 · plan.cp divide data.seq_len (64): Megatron-Core cuts each sequence into '
+    + '2 · cp chunks, two per rank (got 3)'],
+  [['plan.vpp=2'], 'must be 1 without pipeline parallelism (plan.pp 1) (got 2)'],
+  [['plan.pp=3'], 'must be at most model.n_layers (2) (got 3)'],
+  [['plan.pp=2', 'plan.decoder_first_pipeline_num_layers=1', 'plan.account_for_loss_in_pipeline_split=true'],
+    'must be 0 with plan.account_for_embedding_in_pipeline_split or plan.account_for_loss_in_pipeline_split '
+    + '(Megatron-Core takes one or the other) (got 1)'],
+  [['plan.pp=2', 'plan.vpp=2', 'model.n_layers=6', 'plan.decoder_last_pipeline_num_layers=3'],
+    'must be divisible by plan.vpp (2) (got 3)'],
+  [['plan.recompute_modules=[moe_act]'],
+    'must be empty unless plan.recompute is selective (it is none): Megatron-Core reads them only then (got ["moe_act"])'],
+  [['plan.recompute=selective', 'plan.recompute_modules=[moe_act, moe_act]'], 'must name each module once (got ["moe_act","moe_act"])'],
+  [['plan.recompute=selective', 'plan.recompute_modules=[mla_up_proj]'],
+    'must not name mla_up_proj without multi-head latent attention (model.kv_lora_rank 0) (got ["mla_up_proj"])'],
+  [['plan.recompute=selective', 'plan.recompute_modules=[moe]', 'plan.overlap=a2a'],
+    'must not name moe with plan.overlap a2a (Megatron-Core\'s expert-parallel overlap refuses it) (got ["moe"])'],
+  [['plan.overlap=a2a', 'plan.dispatcher=allgather'],
+    'must be none with plan.dispatcher allgather: Megatron-Core overlaps the alltoall and flex dispatchers only (got "a2a")'],
+  [['plan.dispatch=padded', 'plan.dispatcher=flex'],
+    'must be dropless with plan.dispatcher flex (Megatron-Core\'s DeepEP backend refuses padding to capacity) (got "padded")'],
+  [['plan.dispatch_fwd_dtype=mxfp8'],
+    'must be bf16 unless plan.dispatcher is flex: Megatron-Core sets a wire dtype in its flex dispatcher only (got "mxfp8")'],
 ];
 
 test('every rule between keys reports its one line, naming its key', (t) => {

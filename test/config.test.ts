@@ -64,6 +64,9 @@ test('keys only simulate reads are refused by training with one line naming each
   const refused: [string[], string][] = [
     [['model.n_kv_heads=2'], 'config error: model.n_kv_heads must be 0 or model.n_heads (4) in training: only switch-sim simulate reads it so far (got 2)'],
     [['model.head_dim=8'], 'config error: model.head_dim must be 0 or model.d_model / model.n_heads (16) in training: only switch-sim simulate reads it so far (got 8)'],
+    [['model.kv_lora_rank=32', 'model.qk_nope_head_dim=8', 'model.qk_rope_head_dim=8', 'model.v_head_dim=8'],
+      'config error: model.kv_lora_rank must be 0 (standard attention, not multi-head latent attention) in training: only switch-sim simulate reads it so far (got 32)'],
+    [['model.mtp_layers=1'], 'config error: model.mtp_layers must be 0 (no multi-token prediction) in training: only switch-sim simulate reads it so far (got 1)'],
   ];
   for (const [sets, message] of refused) t.throws(() => assertTrainable(resolveConfig({ sets }).config), { message });
   t.throws(() => assertTrainable(resolveConfig({ sets: ['model.vocab_size=100'] }).config, 65), { message: /^config error: model\.vocab_size must be 0 or the data's vocabulary \(65\) in training/ });

@@ -31,6 +31,7 @@ export interface KeySchema {
   default?: unknown;
   description?: string;
   properties?: Record<string, KeySchema>;
+  items?: KeySchema;
 }
 
 const code = (v: unknown) => `\`${typeof v === 'string' ? v : JSON.stringify(v)}\``;
@@ -38,6 +39,7 @@ const code = (v: unknown) => `\`${typeof v === 'string' ? v : JSON.stringify(v)}
 /** A key's type and allowed values in words: `integer in [1, 4096]`, `number > 0`, `one of `a`, `b``. */
 export function typeText(s: KeySchema): string {
   if (s.enum) return `one of ${s.enum.map(code).join(', ')}`;
+  if (s.type === 'array') return `list${s.items ? ` of ${typeText(s.items).replace(/^one of /, '')}` : ''}`;
   if (s.type === 'string') return s.minLength ? 'non-empty string' : 'string';
   if (s.type !== 'number' && s.type !== 'integer') return s.type ?? 'any';
   const lo = s.exclusiveMinimum ?? s.minimum;
@@ -51,4 +53,5 @@ export function typeText(s: KeySchema): string {
 }
 
 /** A default as a config file would write it: strings in backticks, `""` for the empty one. */
-export const defaultText = (v: unknown) => (v === '' ? '`""`' : typeof v === 'string' ? code(v) : String(v));
+export const defaultText = (v: unknown) =>
+  (v === '' ? '`""`' : typeof v === 'string' || Array.isArray(v) ? code(v) : String(v));

@@ -87,7 +87,8 @@ export function parseSet(assignment: string): Tree {
 /** A schema violation as one line: the field (after `prefix`), the rule, the value. */
 export function describe(error: ZodError, config: Tree, prefix = ''): ConfigError {
   const issue = error.issues[0]!;
-  const key = prefix + issue.path.join('.');
+  // an item of a list is reported under the list's key, with the item as the value
+  const key = prefix + issue.path.filter((p) => typeof p !== 'number').join('.');
   const got = issue.path.reduce<unknown>((v, p) => (isTree(v) ? v[p as string] : Array.isArray(v) ? v[p as number] : undefined), config);
   const i = issue as unknown as Record<string, unknown>;
   let rule: string;
@@ -106,6 +107,7 @@ export function describe(error: ZodError, config: Tree, prefix = ''): ConfigErro
       else if (typeof got === 'number' && !Number.isFinite(got)) rule = 'must be a finite number';
       else if (i.expected === 'int' || (i.expected === 'number' && typeof got === 'number')) rule = 'must be an integer';
       else if (i.expected === 'object') rule = 'must be a mapping of keys';
+      else if (i.expected === 'array') rule = 'must be a list';
       else rule = `must be a ${i.expected}`;
       break;
     case 'invalid_value':

@@ -43,6 +43,22 @@ export const model = section({
   n_kv_heads: int(0, 256).default(0).describe(
     '0: n_heads. Fewer is grouped-query attention, which only `switch-sim simulate` reads so far: '
     + 'training accepts only 0 or n_heads.'),
+  q_lora_rank: int(0, 65536).default(0).describe(
+    "Multi-head latent attention (DeepSeek-V2/V3, Megatron-Core's q_lora_rank): queries through a d_model → "
+    + 'q_lora_rank down-projection and its RMSNorm; 0: one d_model → n_heads · (qk_nope_head_dim + '
+    + 'qk_rope_head_dim) projection. Only `switch-sim simulate` reads MLA.'),
+  kv_lora_rank: int(0, 65536).default(0).describe(
+    "MLA's compressed key/value width (kv_lora_rank); 0: standard attention (the other MLA keys must be 0)."),
+  qk_nope_head_dim: int(0, 4096).default(0).describe(
+    "MLA: each head's query/key width without rotary embedding (HF qk_nope_head_dim, Megatron's qk_head_dim)."),
+  qk_rope_head_dim: int(0, 4096).default(0).describe(
+    "MLA: the rotary part of each query/key head; the key's is one per token, shared by every head "
+    + "(Megatron's qk_pos_emb_head_dim)."),
+  v_head_dim: int(0, 4096).default(0).describe("MLA: each head's value width."),
+  mtp_layers: int(0, 16).default(0).describe(
+    "DeepSeek-V3's multi-token prediction (Megatron-Core's mtp_num_layers, HF num_nextn_predict_layers): this many "
+    + 'extra blocks after the last, each with a 2·d_model → d_model projection, sharing the embedding and the '
+    + 'output head. Only `switch-sim simulate` reads it.'),
 }, 'The transformer: a decoder-only language model whose FFNs are Switch (mixture-of-experts) layers.');
 
 export const train = section({

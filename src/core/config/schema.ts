@@ -3,6 +3,7 @@ import { parseForceRouting } from './force-routing.js';
 import { data, model, seed, train } from './schema-model.js';
 import { moe } from './schema-moe.js';
 import { parallel, plan } from './schema-parallel.js';
+import { PLAN_RULES } from './rules-plan.js';
 
 /**
  * The one config schema: every key's type, range, default and description (the section files), and the
@@ -98,6 +99,7 @@ export const RULES: Rule[] = [
     unless(t.min_lr <= t.lr, `must be <= train.lr (${t.lr})`) },
   { key: 'parallel.fault.device', doc: 'must be < parallel.devices (or -1)', broken: ({ parallel: p }) =>
     unless(p.fault.device < p.devices, `must be < parallel.devices (${p.devices}) or -1 for no fault`) },
+  ...PLAN_RULES,
 ];
 
 /** The config schema: types, ranges and defaults per key, then the rules between keys. */
