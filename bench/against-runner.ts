@@ -1,0 +1,72 @@
+/**
+ * One measurement for bench/against.ts, in a process of its own: trains --config for --steps steps
+ * (no evaluation, no checkpoints) with the given --set values, and prints one JSON line: tokens/s and
+ * ms/step over the steps after the first --warmup (which include starting the backend and the threads).
+ *   node --import tsx bench/against-runner.ts --config FILE --steps N --warmup W [--set key=value ...]
+ * bench/against.ts copies this file into the other revision's worktree, so that both trees are timed
+ * the same way; it only needs resolveConfig and train (by their module paths, else src/index.ts).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** What this runner uses of a tree's src/, typed loosely: the revisions' own types may differ. */
+interface Api {
+  resolveConfig: (opts: { file?: string; sets?: string[] })
+    => { config: { data: { batch_size: number; seq_len: number } } };
+  train: (opts: { config: never; name: string; outDir?: string; onStep?: () => void; log?: (l: string) => void })
+    => Promise<unknown>;
+}
+
+async function api(): Promise<Api> {
+  try {
+    const [{ resolveConfig }, { train }] = await Promise.all([
+      import('../src/core/config/load.js'), import('../src/training/trainer.js')]);
+    return { resolveConfig, train } as unknown as Api;
+  } catch {
+    return (await import('../src/index.js')) as unknown as Api;
+  }
+}
+
+function flag(name: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  const v = i >= 0 ? process.argv[i + 1] : undefined;
+  if (v === undefined) throw new Error(`against-runner: --${name} is required`);
+  return v;
+}
+
+const steps = Number(flag('steps'));
+const warmup = Number(flag('warmup'));
+const sets = process.argv.flatMap((a, i) => (a === '--set' ? [process.argv[i + 1]!] : []));
+const { resolveConfig, train } = await api();
+const { config } = resolveConfig({
+  file: flag('config'),
+  sets: [...sets, `train.steps=${steps}`, 'train.eval_every=0', 'train.checkpoint_every=0', 'train.eval_batches=1',
+    `train.log_every=${steps}`, 'train.warmup_steps=1'],
+});
+const dir = mkdtempSync(join(tmpdir(), 'switch-sim-against-run-'));
+// bench/against.ts ends a run with SIGTERM (and Ctrl-C reaches it too): remove the run, then die of the signal
+const onSignal = (signal: NodeJS.Signals) => {
+  rmSync(dir, { recursive: true, force: true });
+  process.kill(process.pid, signal);
+};
+for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, onSignal);
+const times: number[] = [];
+try {
+  let last = performance.now();
+  const onStep = () => { const now = performance.now(); times.push(now - last); last = now; };
+  await train({ config: config as never, name: 'against', outDir: dir, onStep, log: () => {} });
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+  for (const s of ['SIGINT', 'SIGTERM'] as const) process.off(s, onSignal);
+}
+const counted = times.slice(warmup);
+const ms = counted.reduce((a, b) => a + b, 0) / counted.length;
+const tokensPerStep = config.data.batch_size * config.data.seq_len;
+const result = {
+  tokens_per_s: tokensPerStep / (ms / 1000),
+  ms_per_step: ms,
+  counted_steps: counted.length,
+  tokens_per_step: tokensPerStep,
+};
+console.log(JSON.stringify(result));

@@ -1,0 +1,77 @@
+/**
+ * The statistics of bench/against.ts, pure (no training, no processes): the median and spread of a
+ * figure over rounds, per-round ratios of two trees' figures, the order the trees take within a round,
+ * and the text of one cell ("12345 (12000–12500)", "1.02x (0.97–1.05)").
+ *
+ * Ratios are paired by round (working[r] / rev[r]): both were measured back to back, so a slow spell
+ * of the machine divides out, which the ratio of the two medians would not do.
+ */
+
+/** A figure over rounds: median, the quartiles (linear interpolation between order statistics) and the range. */
+export interface Spread {
+  n: number;
+  median: number;
+  q1: number;
+  q3: number;
+  min: number;
+  max: number;
+}
+
+/** Quantile p (0..1) of numbers sorted ascending, interpolating linearly (R's and numpy's default). */
+export function quantile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const at = (sorted.length - 1) * p;
+  const lo = Math.floor(at);
+  const hi = Math.ceil(at);
+  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (at - lo);
+}
+
+export function median(xs: readonly number[]): number {
+  return quantile([...xs].sort((a, b) => a - b), 0.5);
+}
+
+export function spread(xs: readonly number[]): Spread {
+  const s = [...xs].sort((a, b) => a - b);
+  return {
+    n: s.length,
+    median: quantile(s, 0.5),
+    q1: quantile(s, 0.25),
+    q3: quantile(s, 0.75),
+    min: s.length > 0 ? s[0]! : NaN,
+    max: s.length > 0 ? s[s.length - 1]! : NaN,
+  };
+}
+
+/** Round-by-round ratios num[r] / den[r] (the shorter list decides how many). */
+export function pairedRatios(num: readonly number[], den: readonly number[]): number[] {
+  const n = Math.min(num.length, den.length);
+  return Array.from({ length: n }, (_, r) => num[r]! / den[r]!);
+}
+
+/** Two trees' tokens/s over rounds, and working/REV per round. */
+export interface Comparison {
+  working: Spread;
+  rev: Spread;
+  ratio: Spread;
+  ratios: number[];
+}
+
+export function compare(working: readonly number[], rev: readonly number[]): Comparison {
+  const ratios = pairedRatios(working, rev);
+  return { working: spread(working), rev: spread(rev), ratio: spread(ratios), ratios };
+}
+
+export type TreeName = 'working' | 'rev';
+
+/** Which tree goes first in round r (0-based): working first in even rounds, REV first in odd ones. */
+export function roundOrder(round: number): TreeName[] {
+  return round % 2 === 0 ? ['working', 'rev'] : ['rev', 'working'];
+}
+
+/** "12345 (12000–12500)" for tokens/s; with `ratio`, "1.02x (0.97–1.05)". One round: the value alone. */
+export function formatSpread(s: Spread, opts: { ratio?: boolean } = {}): string {
+  const f = (x: number) => (Number.isNaN(x) ? '-' : opts.ratio ? x.toFixed(2) : x.toFixed(0));
+  const unit = opts.ratio ? 'x' : '';
+  if (s.n <= 1) return `${f(s.median)}${unit}`;
+  return `${f(s.median)}${unit} (${f(s.min)}–${f(s.max)})`;
+}

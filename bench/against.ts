@@ -1,0 +1,116 @@
+/**
+ * Training tokens/s of the working tree against git revision REV, side by side on this machine.
+ *   npx tsx bench/against.ts --against REV [--data PATH] [--rounds N] [--steps N] [--warmup W]
+ *     [--configs a.yaml,b.yaml] [--modes local,coordinator,spmd]
+ * REV is checked out with `git worktree add --detach` into a temporary directory (removed at the end, on
+ * an error and on Ctrl-C). Each run trains one config in one mode for N steps (default 12, the first W,
+ * default 2, not counted) in a fresh process of its own tree (bench/against-runner.ts, copied into REV's
+ * tree); the trees take turns in each round, the working tree first in even rounds and REV first in odd
+ * ones, so that the machine's drift hits both alike. Both trees read the working tree's config files
+ * (default configs/tiny-moe.yaml and configs/tiny-shakespeare.yaml) and the same corpus: --data PATH, a
+ * local Tiny Shakespeare, else the embedded corpus (moby-dick). Rounds default to 3.
+ * Modes: local (in-process devices, parallel.transport=local), coordinator (device threads, D=2) and
+ * spmd (D=2). Printed per config and mode: each tree's tokens/s, median (min–max) over rounds, and
+ * working/REV, the median (min–max) of the per-round ratios; then spmd relative to local within each tree.
+ */
+import { basename } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { dataSets, MODE_SETS, parseAgainstArgs, UsageError, type AgainstArgs, type Mode } from './against-args.js';
+import { compare, formatSpread, pairedRatios, roundOrder, spread, type TreeName } from './against-stats.js';
+import { addRevTree, machine, measure, running, workingCommit, type RevTree } from './against-tree.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const log = (line: string) => console.error(line);
+
+interface Cell { config: string; mode: Mode; tokens: Record<TreeName, number[]> }
+
+async function measureAll(args: AgainstArgs, rev: RevTree, stop: { requested: boolean }): Promise<Cell[]> {
+  const cells: Cell[] = args.configs.flatMap((config) =>
+    args.modes.map((mode) => ({ config, mode, tokens: { working: [], rev: [] } })));
+  const dirs: Record<TreeName, string> = { working: root, rev: rev.dir };
+  for (let r = 0; r < args.rounds; r++) {
+    for (const cell of cells) {
+      for (const tree of roundOrder(r)) {
+        if (stop.requested) throw new Error('interrupted');
+        const sets = [...dataSets(args.data), ...MODE_SETS[cell.mode]];
+        const { steps, warmup } = args;
+        const m = await measure(dirs[tree], { config: cell.config, steps, warmup, sets }).catch((e: unknown) => {
+          throw stop.requested ? new Error('interrupted') : e;
+        });
+        cell.tokens[tree].push(m.tokens_per_s);
+        const name = tree === 'working' ? 'working' : rev.commit;
+        log(`round ${r + 1}/${args.rounds} ${basename(cell.config, '.yaml')} ${cell.mode} ${name}: `
+          + `${m.tokens_per_s.toFixed(0)} tokens/s (${m.ms_per_step.toFixed(0)} ms/step, ${m.counted_steps} steps)`);
+      }
+    }
+  }
+  return cells;
+}
+
+function report(args: AgainstArgs, rev: RevTree, cells: Cell[], working: string): string[] {
+  const corpus = args.data ? `Tiny Shakespeare (${args.data})` : 'moby-dick (embedded)';
+  const lines = [
+    `working tree vs ${rev.commit} (${args.against}): ${args.rounds} rounds of ${args.steps} steps per run, `
+      + `${args.warmup} warm-up not counted; tokens/s median (min–max) over rounds; corpus ${corpus}`,
+    `${'config'.padEnd(20)} ${'mode'.padEnd(12)} ${'working'.padStart(22)} ${rev.commit.padStart(22)} `
+      + `${'working/REV'.padStart(20)}  per round`,
+  ];
+  for (const c of cells) {
+    const cmp = compare(c.tokens.working, c.tokens.rev);
+    lines.push(`${basename(c.config, '.yaml').padEnd(20)} ${c.mode.padEnd(12)} `
+      + `${formatSpread(cmp.working).padStart(22)} ${formatSpread(cmp.rev).padStart(22)} `
+      + `${formatSpread(cmp.ratio, { ratio: true }).padStart(20)}  `
+      + cmp.ratios.map((x) => x.toFixed(2)).join('/'));
+  }
+  if (args.modes.includes('spmd') && args.modes.includes('local')) {
+    lines.push('spmd D=2 relative to local (in-process), same tree, median (min–max) of per-round ratios:');
+    for (const config of args.configs) {
+      const of = (mode: Mode) => cells.find((c) => c.config === config && c.mode === mode)!.tokens;
+      const rel = (tree: TreeName) =>
+        formatSpread(spread(pairedRatios(of('spmd')[tree], of('local')[tree])), { ratio: true });
+      lines.push(`${basename(config, '.yaml').padEnd(20)} working ${rel('working')}   ${rev.commit} ${rel('rev')}`);
+    }
+  }
+  lines.push(`machine: ${machine()}; node ${process.version}; working tree ${working}, REV ${rev.commit} `
+    + `(node_modules ${rev.modules})`);
+  return lines;
+}
+
+async function main(): Promise<void> {
+  let args: AgainstArgs;
+  try {
+    args = parseAgainstArgs(process.argv.slice(2), process.cwd(), root);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    log(`bench/against: ${e.message}`);
+    process.exitCode = 2;
+    return;
+  }
+  const working = workingCommit(root);
+  const rev = addRevTree(root, args.against, log);
+  log(`${args.against} = ${rev.commit} checked out in ${rev.dir} (node_modules ${rev.modules})`);
+  const stop = { requested: false };
+  const onSignal = (signal: NodeJS.Signals) => {
+    log(`bench/against: ${signal}, stopping the run and removing ${rev.dir}`);
+    stop.requested = true;
+    process.exitCode = 130;
+    running.child?.kill('SIGTERM');
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const cells = await measureAll(args, rev, stop);
+    for (const line of report(args, rev, cells, working)) console.log(line);
+  } finally {
+    rev.remove();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+try {
+  await main();
+} catch (e) {
+  log(`bench/against: ${e instanceof Error ? e.message : String(e)}`);
+  process.exitCode ||= 1;
+}
