@@ -5,6 +5,7 @@ import type { ZodError } from 'zod';
 import { DEFAULTS, type Config } from './defaults.js';
 import { ConfigSchema } from './schema.js';
 import { ConfigError, nearest, show } from './errors.js';
+import { hfConfig, isHfConfig } from './hf.js';
 
 type Tree = { [key: string]: unknown };
 const isTree = (v: unknown): v is Tree => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -49,6 +50,12 @@ export function readConfigFile(file: string): Tree {
   const value = doc.toJS() ?? {};
   if (!isTree(value)) throw new ConfigError(`${file}: must be a YAML mapping of sections (got ${show(value)})`);
   return value;
+}
+
+/** A config file's tree: a Hugging Face config.json (naming architectures or model_type) as its model and moe. */
+function readConfigTree(file: string): Tree {
+  const tree = readConfigFile(file);
+  return extname(file).toLowerCase() === '.json' && isHfConfig(tree) ? hfConfig(tree, file).tree : tree;
 }
 
 /** The keys of a section (`parallel.fault`), or undefined when `key` names no section. */
@@ -136,7 +143,7 @@ export function resolveConfig(opts: { file?: string; sets?: string[]; base?: Tre
   const shape = DEFAULTS as unknown as Tree;
   let tree: Tree = structuredClone(opts.base ?? shape);
   if (opts.overlay) tree = merge(tree, opts.overlay, shape);
-  if (opts.file) tree = merge(tree, readConfigFile(opts.file), shape);
+  if (opts.file) tree = merge(tree, readConfigTree(opts.file), shape);
   for (const s of opts.sets ?? []) tree = merge(tree, parseSet(s), shape);
   return { config: validateConfig(tree), name: opts.file ? basename(opts.file, extname(opts.file)) : 'default' };
 }
