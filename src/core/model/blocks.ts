@@ -5,6 +5,12 @@ import { activation, dropout, layerNorm, linear } from './layers.js';
 import { scaleShift } from './ops/scale-shift.js';
 import { trainedActivation } from './trainable.js';
 import { PROFILE } from '../instrument/recorder.js';
+import { useFused } from './fused/io.js';
+import { fusedLayerNorm } from './fused/layer-norm.js';
+import { fusedLinear } from './fused/linear.js';
+import { fusedFfn } from './fused/ffn.js';
+import { fusedEmbed } from './fused/embed.js';
+import { fusedLmLoss } from './fused/lm-loss.js';
 
 /** Parameters by name, as tensors, for one forward pass. */
 export type Weights = Map<string, tf.Tensor>;
@@ -27,6 +33,11 @@ const W = (w: Weights, name: string): tf.Tensor => {
 /** h₀ = wte[x] + wpe[position]  → [B·T, d] */
 export function embed(tokens: tf.Tensor1D, w: Weights, ctx: BlockContext): tf.Tensor2D {
   PROFILE?.begin('embed');
+  if (useFused(ctx.config)) {
+    const h = fusedEmbed(tokens, W(w, 'wte'), W(w, 'wpe'), ctx.batch, ctx.mask('embed', [tokens.shape[0], W(w, 'wte').shape[1]!]));
+    PROFILE?.end();
+    return h;
+  }
   const wte = W(w, 'wte');
   const tok = tf.matMul(tf.oneHot(tokens, wte.shape[0]!).toFloat(), wte as tf.Tensor2D); // one-hot gather: fast on wasm, exact gradient
   const T = tokens.shape[0] / ctx.batch;
@@ -44,23 +55,27 @@ export function embed(tokens: tf.Tensor1D, w: Weights, ctx: BlockContext): tf.Te
 export function attentionBlock(h: tf.Tensor2D, l: number, w: Weights, ctx: BlockContext): tf.Tensor2D {
   const p = `h.${l}`;
   const { n_heads } = ctx.config.model;
+  const fused = useFused(ctx.config);
   PROFILE?.begin('ln1', 'compute', l);
-  const x = layerNorm(h, W(w, `${p}.ln1.g`), W(w, `${p}.ln1.b`));
+  const x = (fused ? fusedLayerNorm : layerNorm)(h, W(w, `${p}.ln1.g`), W(w, `${p}.ln1.b`));
   PROFILE?.end();
   PROFILE?.begin('attention', 'compute', l);
-  const qkv = linear(x, W(w, `${p}.attn.w_qkv`), W(w, `${p}.attn.b_qkv`)); // [B·T, 3d]: q | k | v, each [B·T, H·hd]
+  const lin = fused ? (v: tf.Tensor2D, m: tf.Tensor, b: tf.Tensor) => fusedLinear(v, m, { bias: b }) : linear;
+  const qkv = lin(x, W(w, `${p}.attn.w_qkv`), W(w, `${p}.attn.b_qkv`)); // [B·T, 3d]: q | k | v, each [B·T, H·hd]
   const shape = { batch: ctx.batch, seqLen: h.shape[0] / ctx.batch, heads: n_heads };
   const a = causalAttention(qkv, shape); // [B·T, d]
-  const out = linear(a, W(w, `${p}.attn.w_o`), W(w, `${p}.attn.b_o`));
-  const y = h.add(dropout(out, ctx.mask(`${p}.attn`, out.shape))) as tf.Tensor2D;
+  const mask = ctx.mask(`${p}.attn`, h.shape);
+  const [wo, bo] = [W(w, `${p}.attn.w_o`), W(w, `${p}.attn.b_o`)];
+  // y = h + dropout(a·W_o + b_o)
+  const y = fused ? fusedLinear(a, wo, { bias: bo, residual: h, mask }) : (h.add(dropout(linear(a, wo, bo), mask)) as tf.Tensor2D);
   PROFILE?.end();
   return y;
 }
 
 /** LN₂(h): the FFN's (or Switch layer's) input. */
-export function ffnInput(h: tf.Tensor2D, l: number, w: Weights): tf.Tensor2D {
+export function ffnInput(h: tf.Tensor2D, l: number, w: Weights, fused = false): tf.Tensor2D {
   PROFILE?.begin('ln2', 'compute', l);
-  const u = layerNorm(h, W(w, `h.${l}.ln2.g`), W(w, `h.${l}.ln2.b`));
+  const u = (fused ? fusedLayerNorm : layerNorm)(h, W(w, `h.${l}.ln2.g`), W(w, `h.${l}.ln2.b`));
   PROFILE?.end();
   return u;
 }
@@ -68,11 +83,18 @@ export function ffnInput(h: tf.Tensor2D, l: number, w: Weights): tf.Tensor2D {
 /** h + FFN(LN₂(h)) for a dense (non-Switch) block. */
 export function denseFfnBlock(h: tf.Tensor2D, l: number, w: Weights, ctx: BlockContext): tf.Tensor2D {
   const p = `h.${l}.ffn`;
-  const x = ffnInput(h, l, w);
+  const fused = useFused(ctx.config);
+  const x = ffnInput(h, l, w, fused);
   PROFILE?.begin('dense_ffn', 'compute', l);
-  const a = activation(trainedActivation(ctx.config), linear(x, W(w, `${p}.w1`), W(w, `${p}.b1`))) as tf.Tensor2D;
-  const out = linear(a, W(w, `${p}.w2`), W(w, `${p}.b2`));
-  const y = h.add(dropout(out, ctx.mask(`${p}`, out.shape))) as tf.Tensor2D;
+  const mask = ctx.mask(`${p}`, h.shape);
+  const act = trainedActivation(ctx.config);
+  const fw = { w1: W(w, `${p}.w1`), b1: W(w, `${p}.b1`), w2: W(w, `${p}.w2`), b2: W(w, `${p}.b2`) };
+  let y: tf.Tensor2D;
+  if (fused) y = fusedFfn(x, fw, act, h, mask);
+  else {
+    const a = activation(act, linear(x, fw.w1, fw.b1)) as tf.Tensor2D;
+    y = h.add(dropout(linear(a, fw.w2, fw.b2), mask)) as tf.Tensor2D;
+  }
   PROFILE?.end();
   return y;
 }
@@ -84,9 +106,14 @@ export function denseFfnBlock(h: tf.Tensor2D, l: number, w: Weights, ctx: BlockC
 export function sharedExperts(u: tf.Tensor2D, l: number, w: Weights, ctx: BlockContext): tf.Tensor2D {
   PROFILE?.begin('shared_experts', 'compute', l);
   let y: tf.Tensor2D | undefined;
+  const act = trainedActivation(ctx.config);
   for (let e = 0; e < ctx.config.moe.shared_experts; e++) {
     const p = `h.${l}.shared.${e}`;
-    const a = activation(trainedActivation(ctx.config), linear(u, W(w, `${p}.w1`), W(w, `${p}.b1`))) as tf.Tensor2D;
+    if (useFused(ctx.config)) {
+      y = fusedFfn(u, { w1: W(w, `${p}.w1`), b1: W(w, `${p}.b1`), w2: W(w, `${p}.w2`), b2: W(w, `${p}.b2`) }, act, y);
+      continue;
+    }
+    const a = activation(act, linear(u, W(w, `${p}.w1`), W(w, `${p}.b1`))) as tf.Tensor2D;
     const o = linear(a, W(w, `${p}.w2`), W(w, `${p}.b2`));
     y = y ? (y.add(o) as tf.Tensor2D) : o;
   }
@@ -95,20 +122,25 @@ export function sharedExperts(u: tf.Tensor2D, l: number, w: Weights, ctx: BlockC
 }
 
 /** Router logits z = (x ⊙ jitter)·W_r in float32 (selective precision, paper §2.4). → [B·T, E] */
-export function routerLogits(x: tf.Tensor2D, l: number, w: Weights, jitter: tf.Tensor | undefined): tf.Tensor2D {
+export function routerLogits(x: tf.Tensor2D, l: number, w: Weights, jitter: tf.Tensor | undefined, fused = false): tf.Tensor2D {
   PROFILE?.begin('router_logits', 'compute', l);
-  const h = jitter ? x.mul(jitter) : x;
-  const z = tf.matMul(h as tf.Tensor2D, W(w, `h.${l}.router.w`) as tf.Tensor2D) as tf.Tensor2D;
+  const h = (jitter ? x.mul(jitter) : x) as tf.Tensor2D;
+  const z = fused ? fusedLinear(h, W(w, `h.${l}.router.w`)) : (tf.matMul(h, W(w, `h.${l}.router.w`) as tf.Tensor2D) as tf.Tensor2D);
   PROFILE?.end();
   return z;
 }
 
 /** Mean cross-entropy of the LM head's next-token prediction. */
-export function lmLoss(h: tf.Tensor2D, targets: tf.Tensor1D, w: Weights): tf.Scalar {
+export function lmLoss(h: tf.Tensor2D, targets: tf.Tensor1D, w: Weights, fused = false): tf.Scalar {
   PROFILE?.begin('ln_f');
-  const x = layerNorm(h, W(w, 'ln_f.g'), W(w, 'ln_f.b'));
+  const x = (fused ? fusedLayerNorm : layerNorm)(h, W(w, 'ln_f.g'), W(w, 'ln_f.b'));
   PROFILE?.end();
   PROFILE?.begin('loss');
+  if (fused) {
+    const ce = fusedLmLoss(x, W(w, 'lm_head'), targets);
+    PROFILE?.end();
+    return ce;
+  }
   const logits = tf.matMul(x, W(w, 'lm_head') as tf.Tensor2D); // [B·T, V]
   const logp = tf.logSoftmax(logits);
   const onehot = tf.oneHot(targets, logits.shape[1] as number).toFloat();

@@ -5,6 +5,7 @@ import { attentionBlock, denseFfnBlock, embed, ffnInput, lmLoss, routerLogits, s
 import { dropout } from './layers.js';
 import { isRoutingState, isSwitchBlock } from './params.js';
 import { PROFILE } from '../instrument/recorder.js';
+import { useFused } from './fused/io.js';
 
 /**
  * The model, cut at its Switch layers into stages that the coordinator runs with tfjs autodiff.
@@ -97,15 +98,15 @@ export function runStage(k: number, input: StageInput | undefined, w: Weights, c
   for (let l = from; l <= to; l++) {
     h = attentionBlock(h, l, w, ctx);
     if (!final && l === to) {
-      const u = ffnInput(h, l, w);
+      const u = ffnInput(h, l, w, useFused(config));
       // a hash router has no weights: constant logits, never read (the hash chooses, the gate is 1)
-      const logits = config.moe.router === 'hash' ? tf.zeros([u.shape[0], config.moe.n_experts]) as tf.Tensor2D : routerLogits(u, l, w, ctx.jitter(l, u.shape));
+      const logits = config.moe.router === 'hash' ? tf.zeros([u.shape[0], config.moe.n_experts]) as tf.Tensor2D : routerLogits(u, l, w, ctx.jitter(l, u.shape), useFused(config));
       const shared = config.moe.shared_experts > 0 ? sharedExperts(u, l, w, ctx) : undefined;
       return { ...out, h, u, logits, ...(shared ? { shared } : {}) };
     }
     h = denseFfnBlock(h, l, w, ctx);
   }
-  if (ctx.targets) out.ce = lmLoss(h, ctx.targets, w);
+  if (ctx.targets) out.ce = lmLoss(h, ctx.targets, w, useFused(config));
   else out.h = h;
   return out;
 }

@@ -3,18 +3,23 @@ import type { Config } from '../../core/config/defaults.js';
 import type { LayerBuffers } from '../../core/comm/buffers.js';
 import { trainedActivation } from '../../core/model/trainable.js';
 import { absoluteNow } from '../../core/instrument/recorder.js';
-import { expertBackward, expertForward, type ExpertWeights } from './ffn.js';
+import { expertBackward, expertForward, hostExpertBackward, hostExpertForward, type ExpertWeights, type HostExpertWeights } from './ffn.js';
+import { useFused } from '../../core/model/fused/io.js';
 import type { BackwardRequest, ComputeReport, ExchangeMessage, ForwardRequest, TouchRequest } from './messages.js';
 import { copyRows, gather, rowsFor, scatter, slotView, type SlotView } from './slot-view.js';
-import type { ExpertStore, KernelStore } from './store.js';
+import { HostStore, type ExpertStore, type KernelStore } from './store.js';
 import type { GpuJsExperts, GpuJsWeights } from './gpujs-ffn.js';
 import type { Operand } from './gpujs-runtime.js';
 import { computeReport, newPhases, Transfers } from './device-io.js';
 import { straggle } from './fault.js';
 
 export const FIELDS = ['w1', 'b1', 'w2', 'b2'] as const;
-/** What an expert's forward keeps for its backward: tensors (tfjs backends) or gpu.js operands, with the bucket's rows. */
-type Kept = { kind: 'tensor'; x: tf.Tensor2D; a: tf.Tensor2D; rows: number } | { kind: 'kernel'; x: Operand; a: Operand; rows: number } | undefined;
+/** What an expert's forward keeps for its backward: tensors (tfjs backends), arrays (fused kernels) or gpu.js operands, with the bucket's rows. */
+type Kept =
+  | { kind: 'tensor'; x: tf.Tensor2D; a: tf.Tensor2D; rows: number }
+  | { kind: 'host'; x: Float32Array; a: Float32Array; rows: number }
+  | { kind: 'kernel'; x: Operand; a: Operand; rows: number }
+  | undefined;
 
 /** gpu.js's side of a device: the FFN kernels and where their operands live */
 export interface Kernels {
@@ -59,6 +64,17 @@ export class ExpertPasses {
     return { w1, b1, w2, b2 } as ExpertWeights;
   }
 
+  /** The host store when the fused kernels compute the experts (parallel.kernels fused on wasm or cpu), else undefined. */
+  private hostFused(): HostStore | undefined {
+    const store = this.t.store;
+    return !this.t.kernels && store instanceof HostStore && useFused(this.config) ? store : undefined;
+  }
+
+  private hostWeights(store: HostStore, layer: number, expert: number): HostExpertWeights {
+    const [w1, b1, w2, b2] = FIELDS.map((f) => store.array(this.name(layer, expert, f)));
+    return { w1: w1!, b1: b1!, w2: w2!, b2: b2! };
+  }
+
   private arrays(layer: number, expert: number): GpuJsWeights {
     const [w1, b1, w2, b2] = FIELDS.map((f) => this.t.kernels!.store.array(this.name(layer, expert, f)));
     return { w1: w1!, b1: b1!, w2: w2!, b2: b2! };
@@ -90,6 +106,7 @@ export class ExpertPasses {
     const kept: Kept[] = [];
     const phases = newPhases();
     const kernels = this.t.kernels;
+    const host = this.hostFused();
     let rows = 0;
     for (const e of this.t.experts) {
       const n = rowsFor(req.counts, E, e);
@@ -100,6 +117,12 @@ export class ExpertPasses {
       }
       const m = this.bucket(n);
       const xs = gather(input, e, req.counts, E, d, m);
+      if (host) {
+        const f = hostExpertForward(xs, m, this.hostWeights(host, req.layer, e), trainedActivation(this.config));
+        scatter(output, e, req.counts, E, d, f.o);
+        if (req.train) kept.push({ kind: 'host', x: xs, a: f.a, rows: m });
+        continue;
+      }
       if (kernels) {
         const x = await this.io.kernelUpload(xs, phases);
         const f = await kernels.ffn.forward(x, m, this.arrays(req.layer, e));
@@ -138,6 +161,13 @@ export class ExpertPasses {
       rows += n;
       if (!k || n === 0) continue;
       const gs = gather(input, e, req.counts, E, d, k.rows);
+      if (k.kind === 'host') {
+        const host = this.hostFused()!;
+        const r = hostExpertBackward(k.x, k.a, gs, k.rows, this.hostWeights(host, req.layer, e), trainedActivation(this.config));
+        scatter(output, e, req.counts, E, d, r.dx);
+        for (const f of FIELDS) host.accumulateHost(this.name(req.layer, e, f), r[f]);
+        continue;
+      }
       if (k.kind === 'kernel') {
         const { ffn, store } = this.t.kernels!;
         const g = await this.io.kernelUpload(gs, phases);

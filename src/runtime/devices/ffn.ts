@@ -2,6 +2,8 @@ import tf from '../../core/util/tfjs.cjs';
 import { activation, geluDerivative, swigluBackward, type Activation } from '../../core/model/layers.js';
 import { colSum } from '../../core/model/ops/col-sum.js';
 import { transpose2d } from '../../core/backend/transpose.js';
+import { fusedKernels } from '../../core/model/kernels/fused-wasm.js';
+import { ffnDims, ffnForwardAt, ffnBackwardAt } from '../../core/model/fused/ffn-core.js';
 
 export type { Activation };
 
@@ -53,4 +55,39 @@ export function expertBackward(x: tf.Tensor2D, a: tf.Tensor2D, g: tf.Tensor2D, w
     const dx = tf.matMul(dA, transpose2d(w.w1));
     return { dx: dx as tf.Tensor2D, w1: dW1 as tf.Tensor2D, b1: db1, w2: dW2 as tf.Tensor2D, b2: db2 };
   });
+}
+
+/** An expert's weights as the host store keeps them (flat, row-major), for the fused kernels. */
+export interface HostExpertWeights {
+  w1: Float32Array;
+  b1: Float32Array;
+  w2: Float32Array;
+  b2: Float32Array;
+}
+
+const dimsOf = (n: number, d: number, w: HostExpertWeights, act: Activation) => ffnDims(n, d, w.b1.length, w.w2.length / d, act);
+
+/**
+ * expertForward on the fused kernels (parallel.kernels fused, host backends): x [n, d] rows in, o as
+ * a view of the kernels' memory (read it before the next kernel call) and a = x·W1 + b1 as a copy.
+ */
+export function hostExpertForward(x: Float32Array, n: number, w: HostExpertWeights, act: Activation): { o: Float32Array; a: Float32Array } {
+  const k = fusedKernels()!.reset();
+  const d = x.length / n;
+  const s = dimsOf(n, d, w, act);
+  const f = ffnForwardAt(k, { x: k.put(x), w1: k.put(w.w1), b1: k.put(w.b1), w2: k.put(w.w2), b2: k.put(w.b2) }, s);
+  const a = k.view(f.a, n * s.U).slice();
+  return { o: k.view(f.o, n * d), a };
+}
+
+/**
+ * expertBackward on the fused kernels: the same equations, from the kept x and a and the output
+ * gradient g [n, d]; every result a view of the kernels' memory, valid until the next kernel call.
+ */
+export function hostExpertBackward(x: Float32Array, a: Float32Array, g: Float32Array, n: number, w: HostExpertWeights, act: Activation): HostExpertWeights & { dx: Float32Array } {
+  const k = fusedKernels()!.reset();
+  const d = x.length / n;
+  const s = dimsOf(n, d, w, act);
+  const r = ffnBackwardAt(k, { x: k.put(x), w1: k.put(w.w1), w2: k.put(w.w2), a: k.put(a), dO: k.put(g) }, s);
+  return { dx: k.view(r.dx, n * d), w1: k.view(r.w1, d * s.U), b1: k.view(r.b1, s.U), w2: k.view(r.w2, s.F * d), b2: k.view(r.b2, d) };
 }

@@ -48,7 +48,7 @@ export function checkLoad(params: Map<string, { shape: number[]; size: number }>
 
 export class HostStore implements ExpertStore, KernelStore {
   private readonly grads = new Map<string, Float32Array>();
-  private weights = new Map<string, tf.Tensor>();
+  private readonly weights = new Map<string, tf.Tensor>();
   private readonly optimizer: AdamW;
 
   constructor(config: Config, private readonly params: ParamSet) {
@@ -57,13 +57,19 @@ export class HostStore implements ExpertStore, KernelStore {
     this.upload();
   }
 
+  /** Drops the weights' tensors after the values changed; weight() makes them again when asked (the fused kernels read the arrays). */
   private upload(): void {
     tf.dispose([...this.weights.values()]);
-    this.weights = new Map([...this.params].map(([k, p]) => [k, tf.tensor(p.data, p.shape)]));
+    this.weights.clear();
   }
 
   weight(name: string): tf.Tensor {
-    return this.weights.get(name)!;
+    let t = this.weights.get(name);
+    if (!t) {
+      const p = this.params.get(name)!;
+      this.weights.set(name, (t = tf.keep(tf.tensor(p.data, p.shape)))); // kept: a caller's tidy must not free it
+    }
+    return t;
   }
 
   /** The weights themselves, for kernels that take arrays (gpu.js's CPU mode); valid until the next step. */

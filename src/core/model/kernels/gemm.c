@@ -1,0 +1,95 @@
+// Matrix products for the fused kernels (WebAssembly SIMD, wasm32 +simd128), one register-blocked loop
+// for every layout the forward and backward passes need. Built with the rest of fused.wasm by
+// scripts/build-kernels.sh. Row-major throughout; four rows by eight columns of C per tile.
+//
+//   C[M,N] (=|+=) Σ_r a(i, r) · B[r, j] (+ bias[j]),   a(i, r) = A[i·sa + r·sr]
+//   y = x·W + b      gemm(x, K, 1, W, ...)        (sa = K, sr = 1)
+//   dW += xᵀ·dY      gemm(x, 1, K, dY, ...)       (sa = 1, sr = K: x read down its columns)
+//   dX = dY·Wᵀ       transpose W first (gemm_nt): B must run along its rows
+#include "simd-math.h"
+
+static inline void store8(f32 *c, v128_t o0, v128_t o1, v128_t bias0, v128_t bias1, int acc) {
+  o0 = wasm_f32x4_add(o0, bias0);
+  o1 = wasm_f32x4_add(o1, bias1);
+  if (acc) { o0 = wasm_f32x4_add(o0, wasm_v128_load(c)); o1 = wasm_f32x4_add(o1, wasm_v128_load(c + 4)); }
+  wasm_v128_store(c, o0);
+  wasm_v128_store(c + 4, o1);
+}
+
+// one tile of 4 rows (rows = 4) or 1 row, 8 columns
+static void tile8(const f32 *A, int sa, int sr, const f32 *B, int ldb, f32 *C, int ldc, int rows, int R, const f32 *bias, int acc) {
+  v128_t c00 = wasm_f32x4_splat(0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  const f32 *a0 = A, *a1 = A + sa, *a2 = A + 2 * sa, *a3 = A + 3 * sa;
+  if (rows == 4) {
+    for (int r = 0; r < R; r++) {
+      const f32 *b = B + (long)r * ldb;
+      v128_t b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 4);
+      v128_t x = wasm_f32x4_splat(a0[r * sr]);
+      c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(x, b0)); c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(x, b1));
+      x = wasm_f32x4_splat(a1[r * sr]);
+      c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(x, b0)); c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(x, b1));
+      x = wasm_f32x4_splat(a2[r * sr]);
+      c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(x, b0)); c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(x, b1));
+      x = wasm_f32x4_splat(a3[r * sr]);
+      c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(x, b0)); c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(x, b1));
+    }
+  } else {
+    for (int r = 0; r < R; r++) {
+      const f32 *b = B + (long)r * ldb;
+      v128_t b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 4);
+      v128_t x = wasm_f32x4_splat(a0[r * sr]);
+      c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(x, b0)); c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(x, b1));
+    }
+  }
+  v128_t bias0 = bias ? wasm_v128_load(bias) : wasm_f32x4_splat(0), bias1 = bias ? wasm_v128_load(bias + 4) : bias0;
+  store8(C, c00, c01, bias0, bias1, acc);
+  if (rows == 1) return;
+  store8(C + ldc, c10, c11, bias0, bias1, acc);
+  store8(C + 2 * ldc, c20, c21, bias0, bias1, acc);
+  store8(C + 3 * ldc, c30, c31, bias0, bias1, acc);
+}
+
+// columns past the last multiple of 8: one at a time
+static void tail_col(const f32 *A, int sa, int sr, const f32 *B, int ldb, f32 *C, int ldc, int M, int R, const f32 *bias, int acc) {
+  for (int i = 0; i < M; i++) {
+    f32 s = 0;
+    for (int r = 0; r < R; r++) s += A[(long)i * sa + r * sr] * B[(long)r * ldb];
+    if (bias) s += bias[0];
+    C[(long)i * ldc] = acc ? C[(long)i * ldc] + s : s;
+  }
+}
+
+EXPORT(gemm) void gemm(const f32 *A, int sa, int sr, const f32 *B, f32 *C, int M, int R, int N, const f32 *bias, int acc) {
+  int j = 0;
+  for (; j + 8 <= N; j += 8) {
+    int i = 0;
+    for (; i + 4 <= M; i += 4) tile8(A + (long)i * sa, sa, sr, B + j, N, C + (long)i * N + j, N, 4, R, bias ? bias + j : 0, acc);
+    for (; i < M; i++) tile8(A + (long)i * sa, sa, sr, B + j, N, C + (long)i * N + j, N, 1, R, bias ? bias + j : 0, acc);
+  }
+  for (; j < N; j++) tail_col(A, sa, sr, B + j, N, C + j, N, M, R, bias ? bias + j : 0, acc);
+}
+
+// Bᵀ of B [R, N] into T [N, R]
+EXPORT(transpose) void transpose(const f32 *B, f32 *T, int R, int N) {
+  for (int r0 = 0; r0 < R; r0 += 16)
+    for (int j0 = 0; j0 < N; j0 += 16)
+      for (int r = r0; r < R && r < r0 + 16; r++)
+        for (int j = j0; j < N && j < j0 + 16; j++) T[(long)j * R + r] = B[(long)r * N + j];
+}
+
+// C[M,K] (=|+=) G[M,N]·W[K,N]ᵀ, through a transposed copy of W in scratch (K·N floats)
+EXPORT(gemm_nt) void gemm_nt(const f32 *G, const f32 *W, f32 *C, int M, int N, int K, f32 *scratch, int acc) {
+  transpose(W, scratch, K, N);
+  gemm(G, N, 1, scratch, C, M, N, K, 0, acc);
+}
+
+// out[N] (=|+=) Σ_i G[i, ·] over M rows
+EXPORT(col_sum) void col_sum(const f32 *G, f32 *out, int M, int N, int acc) {
+  if (!acc) for (int j = 0; j < N; j++) out[j] = 0;
+  int N4 = N & ~3;
+  for (int i = 0; i < M; i++) {
+    const f32 *g = G + (long)i * N;
+    for (int j = 0; j < N4; j += 4) wasm_v128_store(out + j, wasm_f32x4_add(wasm_v128_load(out + j), wasm_v128_load(g + j)));
+    for (int j = N4; j < N; j++) out[j] += g[j];
+  }
+}

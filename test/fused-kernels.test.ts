@@ -1,0 +1,114 @@
+import test, { type ExecutionContext } from 'ava';
+import tf from '../src/core/util/tfjs.cjs';
+import { layerNorm, linear, activation, dropout, type Activation } from '../src/core/model/layers.js';
+import { fusedLayerNorm } from '../src/core/model/fused/layer-norm.js';
+import { fusedLinear } from '../src/core/model/fused/linear.js';
+import { fusedFfn } from '../src/core/model/fused/ffn.js';
+import { fusedEmbed } from '../src/core/model/fused/embed.js';
+import { fusedLmLoss } from '../src/core/model/fused/lm-loss.js';
+import { expertBackward, expertForward, hostExpertBackward, hostExpertForward } from '../src/runtime/devices/ffn.js';
+import { backend, finiteDiff, maxAbsDiff, randomArray, relErr } from './helpers.js';
+
+/**
+ * Each fused WebAssembly operation (parallel.kernels fused) against the tfjs layers it replaces: the same
+ * outputs, the same gradients by tfjs autodiff of the reference, and its hand-written backward against
+ * central finite differences. Sizes are not multiples of the kernels' 4×8 tiles, so the tails run too.
+ */
+test.before(backend);
+
+const N = 9, D = 12, F = 10;
+
+/** A dropout mask: zeros and 1/(1 − p) = 2. */
+const maskOf = (n: number, seed: number) => tf.tensor2d(Float32Array.from(randomArray(n * D, seed), (u) => (u < -0.3 ? 0 : 2)), [n, D]);
+
+/**
+ * L(xs) = Σ f(xs) ⊙ R for the fused f and the reference g: outputs within 1e-5, gradients within 1e-4
+ * (scaled), and the fused gradients within 2% of finite differences at eight coordinates of each input.
+ */
+function checkOp(t: ExecutionContext, shapes: number[][], fused: (xs: tf.Tensor[]) => tf.Tensor, ref: (xs: tf.Tensor[]) => tf.Tensor, seed: number, h = 1e-2) {
+  const init = shapes.map((s, i) => randomArray(s.reduce((a, b) => a * b, 1), seed + i, 0.8));
+  const tensors = (vals: Float32Array[]) => vals.map((v, i) => tf.tensor(v, shapes[i]!));
+  const outShape = tf.tidy(() => ref(tensors(init)).shape);
+  const R = randomArray(outShape.reduce((a, b) => a * b, 1), seed + 99);
+  const loss = (f: typeof fused) => (...xs: tf.Tensor[]) => tf.sum(f(xs).mul(tf.tensor(R, outShape))) as tf.Scalar;
+  const [yf, yr] = tf.tidy(() => [fused(tensors(init)).dataSync(), ref(tensors(init)).dataSync()]);
+  t.true(maxAbsDiff(yf!, yr!) < 1e-5, `outputs differ by ${maxAbsDiff(yf!, yr!)}`);
+  const gf = tf.tidy(() => tf.grads(loss(fused))(tensors(init)).map((g) => g.dataSync()));
+  const gr = tf.tidy(() => tf.grads(loss(ref))(tensors(init)).map((g) => g.dataSync()));
+  gf.forEach((g, i) => {
+    const scale = Math.max(1, ...Array.from(gr[i]!, Math.abs));
+    t.true(maxAbsDiff(g, gr[i]!) < 1e-4 * scale, `input ${i}: gradients differ by ${maxAbsDiff(g, gr[i]!)}`);
+    const L = (v: Float32Array) => tf.tidy(() => loss(fused)(...tensors(init.map((x, j) => (j === i ? v : x)))).dataSync()[0]!);
+    const idx = Array.from({ length: 8 }, (_, j) => Math.floor(((j + 0.5) * init[i]!.length) / 8));
+    const fd = finiteDiff(L, init[i]!, idx, h);
+    idx.forEach((x, j) => t.true(relErr(g[x]!, fd[j]!) < 2e-2, `input ${i}[${x}]: analytic ${g[x]} vs finite difference ${fd[j]}`));
+  });
+}
+
+test('fused layer norm: the tfjs layer norm\'s values and gradients; finite differences for x, g, b', (t) => {
+  checkOp(t, [[N, D], [D], [D]], ([x, g, b]) => fusedLayerNorm(x as tf.Tensor2D, g!, b!), ([x, g, b]) => layerNorm(x as tf.Tensor2D, g!, b!), 1);
+});
+
+test('fused linear with bias, residual and dropout mask: y = r + (x·W + b) ⊙ m; finite differences for x, W, b, r', (t) => {
+  const mask = maskOf(N, 7);
+  checkOp(t, [[N, F], [F, D], [D], [N, D]],
+    ([x, w, b, r]) => fusedLinear(x as tf.Tensor2D, w!, { bias: b, residual: r as tf.Tensor2D, mask }),
+    ([x, w, b, r]) => r!.add(dropout(linear(x as tf.Tensor2D, w!, b), mask)), 11);
+  checkOp(t, [[N, F], [F, 13]], ([x, w]) => fusedLinear(x as tf.Tensor2D, w!), ([x, w]) => tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D), 15);
+  mask.dispose();
+});
+
+for (const act of ['relu', 'gelu', 'swiglu'] as Activation[]) {
+  test(`fused FFN (${act}) with residual and mask, and without: finite differences for x, W1, b1, W2, b2, r`, (t) => {
+    const U = act === 'swiglu' ? 2 * F : F;
+    const h = act === 'relu' ? 1e-3 : 1e-2; // a step of 1e-2 can cross relu's kink
+    const mask = maskOf(N, 8);
+    const ffn = (xs: tf.Tensor[]) => linear(activation(act, linear(xs[0] as tf.Tensor2D, xs[1]!, xs[2]!)) as tf.Tensor2D, xs[3]!, xs[4]!);
+    const weights = ([, w1, b1, w2, b2]: tf.Tensor[]) => ({ w1: w1!, b1: b1!, w2: w2!, b2: b2! });
+    const shapes = [[N, D], [D, U], [U], [F, D], [D]];
+    checkOp(t, [...shapes, [N, D]], (xs) => fusedFfn(xs[0] as tf.Tensor2D, weights(xs), act, xs[5] as tf.Tensor2D, mask),
+      (xs) => xs[5]!.add(dropout(ffn(xs), mask)), 21, h);
+    checkOp(t, shapes, (xs) => fusedFfn(xs[0] as tf.Tensor2D, weights(xs), act), ffn, 31, h);
+    mask.dispose();
+  });
+}
+
+test('fused embedding: wte rows plus positions, masked; finite differences for wte and wpe', (t) => {
+  const V = 7, B = 2, T = 4, P = 6;
+  const tokens = tf.tensor1d([0, 3, 3, 6, 1, 0, 5, 3], 'int32');
+  const mask = tf.tensor2d(Float32Array.from(randomArray(B * T * D, 3), (u) => (u < -0.5 ? 0 : 2)), [B * T, D]);
+  checkOp(t, [[V, D], [P, D]], ([wte, wpe]) => fusedEmbed(tokens, wte!, wpe!, B, mask),
+    ([wte, wpe]) => tf.matMul(tf.oneHot(tokens, V).toFloat(), wte as tf.Tensor2D).add(tf.tile(tf.slice(wpe!, [0, 0], [T, D]), [B, 1])).mul(mask), 41);
+  tf.dispose([tokens, mask]);
+});
+
+test('fused LM head and cross-entropy: the tfjs log-softmax loss and its gradients; finite differences for x and W', (t) => {
+  const V = 13;
+  const targets = tf.tensor1d(Array.from({ length: N }, (_, i) => (i * 5) % V), 'int32');
+  checkOp(t, [[N, D], [D, V]], ([x, w]) => fusedLmLoss(x as tf.Tensor2D, w!, targets).mul(2.5), ([x, w]) => {
+    const logp = tf.logSoftmax(tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D));
+    return tf.neg(tf.sum(logp.mul(tf.oneHot(targets, V).toFloat()))).div(N).mul(2.5);
+  }, 51);
+  targets.dispose();
+});
+
+for (const act of ['relu', 'gelu', 'swiglu'] as Activation[]) {
+  test(`an expert on the fused kernels (${act}): expertForward's output and expertBackward's gradients`, (t) => {
+    const n = 9, d = D, U = act === 'swiglu' ? 2 * F : F;
+    const w = { w1: randomArray(d * U, 61, 0.5), b1: randomArray(U, 62, 0.2), w2: randomArray(F * d, 63, 0.5), b2: randomArray(d, 64, 0.2) };
+    const x = randomArray(n * d, 65), g = randomArray(n * d, 66);
+    const f = hostExpertForward(x, n, w, act);
+    const o = f.o.slice();
+    const r = hostExpertBackward(x, f.a, g, n, w, act);
+    const got = { dx: r.dx.slice(), w1: r.w1.slice(), b1: r.b1.slice(), w2: r.w2.slice(), b2: r.b2.slice() };
+    tf.tidy(() => {
+      const wt = { w1: tf.tensor2d(w.w1, [d, U]), b1: tf.tensor1d(w.b1), w2: tf.tensor2d(w.w2, [F, d]), b2: tf.tensor1d(w.b2) };
+      const xt = tf.tensor2d(x, [n, d]);
+      const ref = expertForward(xt, wt, act);
+      t.true(maxAbsDiff(o, ref.o.dataSync()) < 1e-5, 'output');
+      t.true(maxAbsDiff(f.a, ref.a.dataSync()) < 1e-5, 'pre-activation');
+      const rb = expertBackward(xt, ref.a, tf.tensor2d(g, [n, d]), wt, act);
+      for (const k of ['dx', 'w1', 'b1', 'w2', 'b2'] as const) t.true(maxAbsDiff(got[k], rb[k].dataSync()) < 1e-4, `${k}: ${maxAbsDiff(got[k], rb[k].dataSync())}`);
+    });
+  });
+}
