@@ -6,6 +6,7 @@ import { DEFAULTS, type Config } from './defaults.js';
 import { ConfigSchema } from './schema.js';
 import { ConfigError, nearest, show } from './errors.js';
 import { hfConfig, isHfConfig } from './hf.js';
+import { megatronFlagOf, megatronOverlay } from './megatron-args.js';
 
 type Tree = { [key: string]: unknown };
 const isTree = (v: unknown): v is Tree => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -133,19 +134,45 @@ export interface ResolvedConfig {
   config: Config;
   /** Short name for run directories: the config file's base name, or `default`. */
   name: string;
+  /** the Megatron-LM flags of `megatron` accepted and ignored: they change nothing switch-sim models */
+  ignored?: string[];
 }
 
 /**
  * Layers defaults (or `base`, a whole config such as a checkpoint's) → `overlay` (a partial config
- * tree, such as a sweep's inline base) → file → `--set` overrides, then validates. Throws ConfigError.
+ * tree, such as a sweep's inline base) → file → `megatron` (a Megatron-LM command line's plan, shape and
+ * batches) → `--set` overrides, then validates. Throws ConfigError.
  */
-export function resolveConfig(opts: { file?: string; sets?: string[]; base?: Tree; overlay?: Tree } = {}): ResolvedConfig {
+export function resolveConfig(
+  opts: { file?: string; megatron?: string; sets?: string[]; base?: Tree; overlay?: Tree } = {},
+): ResolvedConfig {
   const shape = DEFAULTS as unknown as Tree;
   let tree: Tree = structuredClone(opts.base ?? shape);
   if (opts.overlay) tree = merge(tree, opts.overlay, shape);
   if (opts.file) tree = merge(tree, readConfigTree(opts.file), shape);
-  for (const s of opts.sets ?? []) tree = merge(tree, parseSet(s), shape);
-  return { config: validateConfig(tree), name: opts.file ? basename(opts.file, extname(opts.file)) : 'default' };
+  let flagged: { keys: Set<string>; ignored: string[] } | undefined;
+  if (opts.megatron !== undefined) {
+    const [m, e] = [tree.model as Tree, tree.moe as Tree];
+    const base = { n_layers: Number(m.n_layers), d_ff: Number(m.d_ff), d_ff_expert: Number(e.d_ff_expert) };
+    const o = megatronOverlay(opts.megatron, base);
+    tree = merge(tree, o.tree, shape);
+    flagged = { keys: new Set(allKeys(o.tree)), ignored: o.ignored };
+  }
+  for (const s of opts.sets ?? []) {
+    const set = parseSet(s);
+    tree = merge(tree, set, shape);
+    for (const k of allKeys(set)) flagged?.keys.delete(k);
+  }
+  const name = opts.file ? basename(opts.file, extname(opts.file)) : 'default';
+  try {
+    return { config: validateConfig(tree), name, ...(flagged ? { ignored: flagged.ignored } : {}) };
+  } catch (e) {
+    // a rule broken by a key the Megatron-LM flags set names the flag too
+    const key = e instanceof ConfigError ? /^config error: (\S+)/.exec(e.message)?.[1] : undefined;
+    const flag = key && flagged?.keys.has(key) ? megatronFlagOf(key) : undefined;
+    if (!flag) throw e;
+    throw new ConfigError((e as Error).message.replace(key!, `${key} (${flag})`));
+  }
 }
 
 /**
