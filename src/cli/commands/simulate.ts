@@ -12,6 +12,8 @@ interface Options {
   run?: string;
   config?: string;
   set: string[];
+  megatronArgs?: string;
+  emit?: string;
   vary?: string;
   out?: string;
   dispatch?: string;
@@ -31,6 +33,8 @@ export function register(program: Command): void {
     .option('--run <dir>', 'a run directory: replays what it routed, step by step')
     .option('-c, --config <file>', 'a config instead of a run: uniform routing')
     .option('-s, --set <key=value>', 'override one config key, plan.* included (repeatable)', collect, [])
+    .option('--megatron-args <flags>', 'a Megatron-LM command line (quoted): its plan, batches and model shape, after --config and before --set')
+    .option('--emit <format>', 'print the plan instead of projecting it: megatron (one line of Megatron-LM flags)')
     .option('--vary <key=v1,v2,...>', 'a what-if table over a config key (plan.tp, moe.capacity_factor, ...) or cluster.<key>')
     .option('--dispatch <mode>', 'shorthand for --set plan.dispatch=MODE: dropless (rows as kept) or padded (E×C slots)')
     .option('--collective <name>', `one collective alone: ${COLLECTIVES.join('|')}`)
@@ -62,6 +66,7 @@ export function register(program: Command): void {
       }
       if (!!o.run === !!o.config) throw new ConfigError(`give exactly one of --run DIR, --config FILE and --collective NAME (got ${o.run ? 'both --run and --config' : 'none'})`);
       if (o.dispatch !== undefined && o.dispatch !== 'dropless' && o.dispatch !== 'padded') throw new ConfigError(`--dispatch must be one of dropless|padded (got ${JSON.stringify(o.dispatch)})`);
+      if (o.emit !== undefined && o.emit !== 'megatron') throw new ConfigError(`--emit must be megatron (got ${JSON.stringify(o.emit)})`);
       const { measuredBreakdown } = await import('../../sim/measured.js');
       const { project } = await import('../../sim/project.js');
       const { projectionPage, projectionTrace, summaryLines, varyTable } = await import('../../sim/report.js');
@@ -69,15 +74,25 @@ export function register(program: Command): void {
       const { checkReplay } = await import('../../sim/replay.js');
       const { runWorkload, uniformWorkload } = await import('../../sim/workload.js');
       const sets = [...o.set, ...(o.dispatch ? [`plan.dispatch=${o.dispatch}`] : [])];
-      let w = o.run ? runWorkload(o.run) : uniformWorkload(resolveConfig({ file: o.config, sets }).config);
-      if (o.run && sets.length > 0) {
-        const config = resolveConfig({ base: w.config as unknown as Record<string, unknown>, sets }).config;
+      const megatron = o.megatronArgs;
+      const resolved = o.run ? undefined : resolveConfig({ file: o.config, megatron, sets });
+      if (resolved?.ignored?.length) process.stderr.write(`warning: --megatron-args ignores ${resolved.ignored.join(' ')}: they change nothing switch-sim models\n`);
+      let w = o.run ? runWorkload(o.run) : uniformWorkload(resolved!.config);
+      if (o.run && (sets.length > 0 || megatron !== undefined)) {
+        const config = resolveConfig({ base: w.config as unknown as Record<string, unknown>, megatron, sets }).config;
         checkReplay(w.config, config, '--set');
         w = { ...w, config };
       }
       for (const warning of w.warnings ?? []) process.stderr.write(`warning: ${warning}\n`);
       const { clusterFor } = await import('../../sim/machine.js');
       const on = clusterFor(cluster, w.config); // this machine: the run's own device threads
+      if (o.emit === 'megatron') {
+        const { megatronLine } = await import('../../core/config/megatron-emit.js');
+        const { resolveLayout } = await import('../../sim/layout.js');
+        const L = resolveLayout(w.config, on.cluster, w.vocabSize); // plan.ep and plan.micro_batch 0 as the cluster resolves them
+        console.log(megatronLine(w.config, { ep: L.ep, micro_batch: L.microBatch }));
+        return;
+      }
       const p = { ...project(on.cluster, w), notes: on.notes };
       const varied = o.vary ? (() => {
         const { key, values } = parseVary(o.vary!);
