@@ -55,7 +55,8 @@ test('the defaults are the schema parsed from {}, with the values and key order 
     },
     parallel: {
       layout: 'coordinator', transport: 'threads', devices: 2, backend: 'wasm', coordinator_backend: 'wasm',
-      payload: 'shared', timeout_ms: 60000, microbatches: 1, fault: { device: -1, step: 0, kind: 'crash', delay_ms: 20 },
+      payload: 'shared', timeout_ms: 60000, microbatches: 1, kernels: 'fused',
+      fault: { device: -1, step: 0, kind: 'crash', delay_ms: 20 },
     },
     plan: {
       tp: 1, pp: 1, vpp: 1, decoder_first_pipeline_num_layers: 0, decoder_last_pipeline_num_layers: 0,
