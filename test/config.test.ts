@@ -98,7 +98,9 @@ test('every --set and file error is one line naming the key, whatever the key an
   t.is(err([], file), 'config error: unknown key moe.top\\nk (did you mean moe.top_k?)');
   const partial = structuredClone(DEFAULTS) as Partial<typeof DEFAULTS>;
   delete partial.plan;
-  t.throws(() => validateConfig(partial), { message: 'config error: plan.tp is missing (got nothing)' },
-    'a whole config (a checkpoint\'s) must not lean on the defaults');
+  t.deepEqual(validateConfig(partial).plan, DEFAULTS.plan, 'a saved config from before a key existed takes its default');
+  const older = structuredClone(DEFAULTS) as unknown as { plan: Record<string, unknown> };
+  delete older.plan.cp;
+  t.is(validateConfig(older).plan.cp, 1);
   t.throws(() => validateConfig(3), { message: 'config error: the config must be a mapping of keys (got 3)' });
 });

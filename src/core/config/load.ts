@@ -176,17 +176,13 @@ export function resolveConfig(
 }
 
 /**
- * Validates a complete config tree (for instance one read back from a checkpoint). The schema would fill a
- * missing key with its default; a complete tree must not rely on that, so a missing key is an error.
+ * Validates a saved config tree (a checkpoint's, a run directory's). A key the tree lacks was added to
+ * switch-sim after it was saved, and takes its default: every key's default keeps the behaviour that
+ * switch-sim had before the key existed, so the saved run means what it meant. Unknown keys are refused.
  */
 export function validateConfig(tree: unknown): Config {
-  if (isTree(tree)) {
-    merge(DEFAULTS as unknown as Tree, tree, DEFAULTS as unknown as Tree);
-    const at = (key: string) => key.split('.').reduce<unknown>((v, p) => (isTree(v) ? v[p] : undefined), tree);
-    const missing = allKeys().find((k) => at(k) === undefined);
-    if (missing) throw new ConfigError(`${missing} is missing (got nothing)`);
-  }
-  const parsed = ConfigSchema.safeParse(tree);
-  if (!parsed.success) throw describe(parsed.error, tree as Tree);
+  const full = isTree(tree) ? merge(DEFAULTS as unknown as Tree, tree, DEFAULTS as unknown as Tree) : tree;
+  const parsed = ConfigSchema.safeParse(full);
+  if (!parsed.success) throw describe(parsed.error, full as Tree);
   return parsed.data as Config;
 }
