@@ -1,5 +1,5 @@
 import test from 'ava';
-import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
@@ -130,6 +130,23 @@ test.serial('a run its simulate cluster cannot hold: ok, with why it has no proj
   const md = await cli('report', out, '--markdown');
   t.is(md.status, 0, md.stderr);
   t.true(md.stdout.includes(`\n${note}\n`), md.stdout);
+});
+
+test.serial('record: profile profiles each point\'s own trained model, from its final checkpoint, and leaves its run as training left it', async (t) => {
+  const dir = tempDir(t);
+  const file = sweepFile(dir, { base: BASE, grid: { 'moe.n_experts': [2, 4] }, set: SET, record: ['train', 'profile'] });
+  const out = join(dir, 'out');
+  const r = await runSweep({ file, outDir: out, profileSteps: 1 });
+  t.deepEqual(r.rows.map((x) => x.status), ['ok', 'ok'], JSON.stringify(r.rows.map((x) => x.error)));
+  for (const row of r.rows) {
+    const runDir = join(out, 'runs', row.point);
+    const profile = JSON.parse(readFileSync(join(runDir, 'profile', 'profile.json'), 'utf8'));
+    t.deepEqual(profile.from_checkpoint, { dir: realpathSync(join(runDir, 'checkpoints', 'step-4')), step: 4 }, `${row.point}: its own final checkpoint`);
+    t.deepEqual(profile.steps, [7], 'after the 4 trained steps: a warm-up step (5), an unprofiled one, a profiled one');
+    t.is(row.dispatch_overhead_fraction, profile.dispatch_overhead.fraction);
+    t.deepEqual(readdirSync(join(runDir, 'checkpoints')), ['step-4'], 'the run\'s checkpoints as training left them');
+    t.is(JSON.parse(readFileSync(join(runDir, 'summary.json'), 'utf8')).steps, 4);
+  }
 });
 
 test.serial('a point with a bad value fails validation before anything runs, naming the key and the point', async (t) => {

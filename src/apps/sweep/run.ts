@@ -1,11 +1,11 @@
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { configParamCounts } from '../../core/model/params.js';
 import { configHash } from '../../core/config/hash.js';
 import { timestampedRunDir } from '../../core/util/run-name.js';
 import { runPointCommand, runPointInProcess, signalPoints, type PointMain } from './child.js';
-import { pointState } from './point-state.js';
+import { runPoint } from './point.js';
 import { loadSweep, type Sweep, type SweepPoint } from './file.js';
 import { collectResult, readResults, writeResults, type ResultRow } from './results.js';
 
@@ -63,22 +63,12 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
     signalPoints('SIGINT'); // once: each point finishes its step, saves a checkpoint and exits 130
   };
   opts.signal?.addEventListener('abort', onAbort);
-  const runPoint = async (p: SweepPoint): Promise<void> => {
+  const profileSteps = sweep.record.profile ? opts.profileSteps ?? 3 : null;
+  const run = (args: string[], log: string) => (opts.inProcess ? runPointInProcess(opts.inProcess, args, log) : runPointCommand(args, log));
+  const runOne = async (p: SweepPoint): Promise<void> => {
     const runDir = join(dir, 'runs', p.name);
-    const state = opts.resume ? pointState(runDir, p.config, sweep.record.profile) : { kind: 'fresh' as const };
-    if (state.kind === 'fresh') rmSync(runDir, { recursive: true, force: true }); // nothing of this config to continue
-    mkdirSync(runDir, { recursive: true });
-    const configFile = join(runDir, 'point.yaml');
-    writeFileSync(configFile, YAML.stringify(p.config));
-    const log = join(runDir, 'log.txt');
     const t0 = performance.now();
-    const run = (args: string[]) => (opts.inProcess ? runPointInProcess(opts.inProcess, args, log) : runPointCommand(args, log));
-    let r = { code: 0, lastError: '' };
-    if (state.kind === 'fresh') r = await run(['train', '--config', configFile, '--out', runDir]);
-    else if (state.kind === 'resume') r = await run(['train', '--resume', runDir, '--config', configFile]);
-    if (r.code === 0 && sweep.record.profile && state.kind !== 'done') {
-      r = await run(['profile', '--config', configFile, '--steps', String(opts.profileSteps ?? 3), '--warmup', '1', '--out', join(runDir, 'profile')]);
-    }
+    const r = await runPoint({ runDir, config: p.config, profileSteps, continueRun: opts.resume === true, run });
     if (interrupted) return; // neither done nor failed: --resume continues it from its checkpoint
     const row = await collectResult(p, runDir, r.code === 0 ? 'ok' : 'failed', r.code === 0 ? null : r.lastError || `exit code ${r.code}`, (performance.now() - t0) / 1000, sweep.simulate);
     results.set(p.name, row);
@@ -88,7 +78,7 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
   try {
     const queue = [...todo];
     const worker = async () => {
-      for (let p = queue.shift(); p && !interrupted; p = queue.shift()) await runPoint(p);
+      for (let p = queue.shift(); p && !interrupted; p = queue.shift()) await runOne(p);
     };
     await Promise.all(Array.from({ length: opts.inProcess ? 1 : Math.max(1, Math.min(opts.jobs ?? 1, todo.length)) }, worker));
   } finally {

@@ -1,12 +1,11 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import YAML from 'yaml';
 import { missingAs, readJson as readJsonFile } from '../../core/util/fs.js';
 import { runPointCommand, signalPoints } from './child.js';
-import { pointState } from './point-state.js';
+import { runPoint } from './point.js';
 import { WorkerFailedError } from './errors.js';
 import { connectRedis, isConnectionLoss, SCHEMA, sweepQueues, VERSION, type PointJob, type PointResult } from './queue.js';
 
@@ -40,8 +39,9 @@ class PointWorker extends Worker<PointJob, PointResult> {
 }
 
 /**
- * One point: train (resuming from a checkpoint a previous worker left in the shared runs directory,
- * only if that checkpoint is of this job's very config), profile if asked.
+ * One point, as a local sweep runs it (runPoint): train, resuming from a checkpoint a previous worker
+ * left in the shared runs directory only if that checkpoint is of this job's very config; then the
+ * profile of its final checkpoint, if asked.
  */
 async function processPoint(job: Job<PointJob>, runsDir: string): Promise<PointResult> {
   const d = job.data;
@@ -49,22 +49,12 @@ async function processPoint(job: Job<PointJob>, runsDir: string): Promise<PointR
     throw new UnrecoverableError(`worker ${me()} runs switch-sim ${VERSION} (config schema ${SCHEMA}); point ${d.point} was enqueued by ${d.version} (schema ${d.schema}): run workers of the sweep's version`);
   }
   const runDir = join(runsDir, d.sweep, `${d.point}-${d.key}`);
-  const state = pointState(runDir, d.config, d.profileSteps !== null);
-  if (state.kind === 'fresh') rmSync(runDir, { recursive: true, force: true });
-  mkdirSync(runDir, { recursive: true });
-  const configFile = join(runDir, 'point.yaml');
-  writeFileSync(configFile, YAML.stringify(d.config));
-  const log = join(runDir, 'log.txt');
   const progress = (line: string) => {
     const m = /step (\d+)\/(\d+) loss ([\d.]+) .* (\d+) tok\/s/.exec(line);
     if (m) void job.updateProgress({ worker: me(), step: +m[1]!, steps: +m[2]!, loss: +m[3]!, tokens_per_s: +m[4]! }).catch(() => {});
   };
-  let r = { code: 0, lastError: '' };
-  if (state.kind === 'fresh') r = await runPointCommand(['train', '--config', configFile, '--out', runDir], log, progress);
-  else if (state.kind === 'resume') r = await runPointCommand(['train', '--resume', runDir, '--config', configFile], log, progress);
-  if (r.code === 0 && d.profileSteps && state.kind !== 'done') {
-    r = await runPointCommand(['profile', '--config', configFile, '--steps', String(d.profileSteps), '--warmup', '1', '--out', join(runDir, 'profile')], log);
-  }
+  const r = await runPoint({ runDir, config: d.config, profileSteps: d.profileSteps, continueRun: true, run: (args, log) => runPointCommand(args, log, progress) });
+  const state = r.state;
   if (r.code !== 0) throw new Error(r.lastError || `exit code ${r.code}`);
   return {
     worker: me(), summary: readJson(join(runDir, 'summary.json')), metrics: readFileSync(join(runDir, 'metrics.jsonl'), 'utf8'),
