@@ -64,9 +64,13 @@ test.serial('a 2 × 2 sweep over a Redis queue and two workers: every point done
     const workersUsed = new Set(remote.rows.map((r) => JSON.parse(readFileSync(join(dir, 'remote', 'runs', r.point, 'worker.json'), 'utf8')).worker));
     t.true(workersUsed.size >= 1);
     t.true(existsSync(join(dir, 'remote', 'report.html')));
-    // rerunning the sweep enqueues nothing: every point is finished
+    // --resume keeps the finished rows of --out; without it every point's job is followed again, and a finished job
+    // of the same config is collected again, not rerun (the same run: its wall time is the job's own)
+    const resumed = await runRemoteSweep({ file, outDir: join(dir, 'remote'), queue: redis.url, pollMs: 200, resume: true });
+    t.is(resumed.skipped, 4);
     const again = await runRemoteSweep({ file, outDir: join(dir, 'remote'), queue: redis.url, pollMs: 200 });
-    t.is(again.skipped, 4);
+    t.is(again.skipped, 0);
+    t.deepEqual(again.rows.map((r) => [r.point, r.train_ce, r.wall_s]), remote.rows.map((r) => [r.point, r.train_ce, r.wall_s]));
   } finally {
     await Promise.all(ws.map(stop));
   }
@@ -100,6 +104,35 @@ test.serial('a worker killed in the middle of a point: another worker finishes i
   } finally {
     await stop(first);
     if (second) await stop(second);
+  }
+});
+
+test.serial('--jobs with --queue and --attempts without it are refused, one line and exit 2, before anything runs', async (t) => {
+  const dir = tempDir(t);
+  const file = smallSweep(dir, 'refused', 1);
+  const jobs = await cli('sweep', file, '--queue', redis.url, '--jobs', '2', '--out', join(dir, 'out'));
+  t.is(jobs.status, 2);
+  t.is(jobs.stderr.trim(), 'config error: --jobs must be left out with --queue: the workers run the points, each worker\'s --concurrency at once (got --jobs 2)');
+  const attempts = await cli('sweep', file, '--attempts', '3', '--out', join(dir, 'out'));
+  t.is(attempts.status, 2);
+  t.is(attempts.stderr.trim(), 'config error: --attempts needs --queue: only a queued point is retried (got --attempts 3 without --queue)');
+  t.false(existsSync(join(dir, 'out')), 'nothing ran');
+});
+
+test.serial('a queued point that records a profile profiles its own final checkpoint on the worker, as a local sweep does', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'profiled.yaml');
+  writeFileSync(file, YAML.stringify({ base: BASE, record: ['train', 'profile'], set: { 'train.steps': 4, 'train.eval_every': 0, 'train.eval_batches': 1, 'train.log_every': 2 } }));
+  const w = worker(join(dir, 'worker-runs'));
+  try {
+    const r = await runRemoteSweep({ file, outDir: join(dir, 'remote'), queue: redis.url, pollMs: 200, profileSteps: 1 });
+    t.deepEqual(r.rows.map((x) => x.status), ['ok'], JSON.stringify(r.rows.map((x) => x.error)));
+    const profile = JSON.parse(readFileSync(join(dir, 'remote', 'runs', r.rows[0]!.point, 'profile', 'profile.json'), 'utf8'));
+    t.is(profile.from_checkpoint.step, 4);
+    t.regex(profile.from_checkpoint.dir, new RegExp(`/worker-runs/profiled/${r.rows[0]!.point}-[0-9a-f]+/checkpoints/step-4$`));
+    t.is(r.rows[0]!.dispatch_overhead_fraction, profile.dispatch_overhead.fraction);
+  } finally {
+    await stop(w);
   }
 });
 

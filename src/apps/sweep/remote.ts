@@ -10,7 +10,8 @@ import { connectRedis, jobId, pointKey, queueName, SCHEMA, VERSION, type PointJo
 import { collectResult, readResults, writeResults, type ResultRow } from './results.js';
 import type { SweepOptions, SweepResult } from './run.js';
 
-export interface RemoteSweepOptions extends Omit<SweepOptions, 'jobs' | 'resume'> {
+/** A queued sweep's options: a local sweep's, less what the workers decide (points at once, how they run). */
+export interface RemoteSweepOptions extends Omit<SweepOptions, 'jobs' | 'inProcess'> {
   /** redis://HOST:PORT[/DB] */
   queue: string;
   /** tries per point before it is recorded as failed */
@@ -36,7 +37,8 @@ function writePoint(dir: string, p: SweepPoint, job: Job<PointJob, PointResult>,
 }
 
 /**
- * `switch-sim sweep FILE --queue URL`: every point not finished yet becomes a BullMQ job whose id is
+ * `switch-sim sweep FILE --queue URL`: every point (with `resume`, every point not finished in the
+ * sweep directory) becomes a BullMQ job whose id is
  * the point's name and its config's hash (pointKey): the same config is the same job (a rerun adds
  * nothing twice and collects its result), another config is another job. Then the sweep follows the
  * jobs and collects their results into results.jsonl, results.csv and report.html as a local sweep
@@ -51,7 +53,9 @@ export async function runRemoteSweep(opts: RemoteSweepOptions): Promise<SweepRes
   writeFileSync(join(dir, 'sweep.yaml'), YAML.stringify(sweep.resolved));
   const profileSteps = sweep.record.profile ? opts.profileSteps ?? 3 : null;
   const ids = new Map(sweep.points.map((p) => [p.name, jobId(p.name, pointKey(p.config, profileSteps))]));
-  const previous = readResults(dir, sweep.keys);
+  // --resume: the rows already in --out (ok, same config) are kept; otherwise every point's job is followed anew
+  // (a finished job of the same config is collected again, not rerun)
+  const previous = opts.resume ? readResults(dir, sweep.keys) : new Map<string, ResultRow>();
   const results = new Map(sweep.points.flatMap((p) => {
     const r = previous.get(p.name);
     return r && r.status === 'ok' && r.config_hash === configHash(p.config) ? [[p.name, r] as const] : [];
@@ -118,7 +122,7 @@ export async function runRemoteSweep(opts: RemoteSweepOptions): Promise<SweepRes
     }
     writeResults(dir, sweep.keys, ordered());
     const { writeReport } = await import('./report.js'); // vega, only once the results are in
-  await writeReport(dir);
+    await writeReport(dir);
     return { dir, sweep, rows: ordered(), skipped, interrupted: pending.size > 0 };
   } finally {
     await queue.close().catch(() => {});

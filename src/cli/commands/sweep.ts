@@ -17,13 +17,17 @@ export function register(program: Command): void {
     .option('-s, --set <key=value>', 'set a config key for every point, after the file\'s set (repeatable), e.g. data.path=FILE', collect, [])
     .option('--seeds <list>', 'run every point once per seed of this comma-separated list instead of the file\'s seeds, e.g. 1,2', seedList)
     .option('-o, --out <dir>', 'sweep directory (default runs/sweep-<name>-<timestamp>)')
-    .option('--resume', 'continue the sweep in --out: finished points are skipped, failed ones rerun')
+    .option('--resume', 'continue the sweep in --out: finished points are skipped, failed ones rerun (with --queue: finished rows kept, the rest followed on the queue)')
     .option('--dry-run', 'list the points with their parameter counts and exit')
-    .option('--jobs <n>', 'points at once, each a child process (the default 1 keeps speed measurements fair)', number('--jobs', 1, true), 1)
+    .option('--jobs <n>', 'points at once, each a child process (default 1, which keeps speed measurements fair); not with --queue', number('--jobs', 1, true))
     .option('--profile-steps <n>', 'profiled steps per point when the sweep records profile', number('--profile-steps', 1, true), 3)
     .option('--queue <url>', 'redis://HOST:PORT[/DB]: enqueue the points for `switch-sim worker`s anywhere, follow them and collect the results')
-    .option('--attempts <n>', 'with --queue: tries per point before it is recorded as failed', number('--attempts', 1, true), 2)
-    .action(async (file: string, o: { set: string[]; seeds?: number[]; out?: string; resume?: boolean; dryRun?: boolean; jobs: number; profileSteps: number; queue?: string; attempts: number }) => {
+    .option('--attempts <n>', 'with --queue: tries per point before it is recorded as failed (default 2)', number('--attempts', 1, true))
+    .action(async (file: string, o: { set: string[]; seeds?: number[]; out?: string; resume?: boolean; dryRun?: boolean; jobs?: number; profileSteps: number; queue?: string; attempts?: number }) => {
+      // an option that would be silently ignored is refused: the workers run a queued sweep's points, at their --concurrency
+      if (o.queue && o.jobs !== undefined) throw new ConfigError(`--jobs must be left out with --queue: the workers run the points, each worker's --concurrency at once (got --jobs ${o.jobs})`);
+      if (!o.queue && o.attempts !== undefined) throw new ConfigError(`--attempts needs --queue: only a queued point is retried (got --attempts ${o.attempts} without --queue)`);
+      const jobs = o.jobs ?? 1;
       const { loadCorpus } = await import('../../core/data/corpus.js');
       const { CharTokenizer } = await import('../../core/data/tokenizer.js');
       const { loadSweep } = await import('../../apps/sweep/file.js');
@@ -44,7 +48,7 @@ export function register(program: Command): void {
         return;
       }
       if (o.resume && !o.out) throw new ConfigError('--resume needs --out DIR, the sweep directory to continue');
-      if (o.jobs > 1) console.log(`note: --jobs ${o.jobs} runs points side by side on the same cores: their tokens/s and step_ms are not comparable with a --jobs 1 sweep`);
+      if (jobs > 1) console.log(`note: --jobs ${jobs} runs points side by side on the same cores: their tokens/s and step_ms are not comparable with a --jobs 1 sweep`);
       const abort = new AbortController();
       const offCtrlC = onCtrlC({
         first: 'stopping the running points (they save a checkpoint) and keeping what is done',
@@ -69,10 +73,10 @@ export function register(program: Command): void {
         };
         const r = o.queue
           ? await runRemoteSweep({
-            file, sets: o.set, seeds: o.seeds, outDir: o.out, profileSteps: o.profileSteps, signal: abort.signal, queue: o.queue, attempts: o.attempts, onPoint,
+            file, sets: o.set, seeds: o.seeds, outDir: o.out, resume: o.resume, profileSteps: o.profileSteps, signal: abort.signal, queue: o.queue, attempts: o.attempts, onPoint,
             onProgress: (point, g) => (bar ? process.stderr.write('\r\x1b[K') : undefined, console.log(`  ${point} on ${g.worker ?? '?'}: step ${g.step}/${g.steps} loss ${g.loss} ${g.tokens_per_s} tok/s`)),
           })
-          : await runSweep({ file, sets: o.set, seeds: o.seeds, outDir: o.out, resume: o.resume, jobs: o.jobs, profileSteps: o.profileSteps, signal: abort.signal, onPoint });
+          : await runSweep({ file, sets: o.set, seeds: o.seeds, outDir: o.out, resume: o.resume, jobs, profileSteps: o.profileSteps, signal: abort.signal, onPoint });
         bar?.stop();
         if (r.skipped > 0) console.log(`skipped ${r.skipped} finished points`);
         const report = join(r.dir, 'report.html');
