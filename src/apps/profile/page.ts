@@ -35,6 +35,7 @@ const GROUPS: Record<string, string[]> = {
   'waiting on devices': ['wait'],
   'expert compute': ['expert_forward', 'expert_backward'],
   'optimizer and norm': ['optimizer', 'grad_norm'],
+  'garbage collection': ['gc'],
 };
 
 /** A few colours for the timeline: what kind of work a phase is. */

@@ -8,6 +8,7 @@ import type { Session } from '../../runtime/coordinator/session.js';
 import type { ExpertDevice } from '../../runtime/devices/device.js';
 import type { LoadedCheckpoint } from '../../training/checkpoint.js';
 import { train } from '../../training/trainer.js';
+import { addGcSpans, gcPauses } from './gc.js';
 
 export interface ProfileOptions {
   config: Config;
@@ -91,7 +92,8 @@ function checkNotARun(dir: string): void {
 
 /**
  * Trains warm-up steps, then alternates unprofiled and profiled steps, recording the profiled ones;
- * from a checkpoint, the steps follow its step.
+ * from a checkpoint, the steps follow its step. The coordinator's garbage-collection pauses during
+ * the profiled steps become spans of their own (`gc`).
  */
 export async function recordRun(opts: ProfileOptions): Promise<Recorded> {
   const start = opts.checkpoint?.step ?? 0;
@@ -109,6 +111,7 @@ export async function recordRun(opts: ProfileOptions): Promise<Recorded> {
   const times = { on: [] as number[], off: [] as number[] };
   let clock: ClockCheck[] = [];
   let t0 = 0;
+  const gc = gcPauses();
   try {
     await train({
       config, name: opts.name, outDir: dir, force: true, log: opts.log, // a profile is recorded afresh: one already in dir is replaced
@@ -128,6 +131,7 @@ export async function recordRun(opts: ProfileOptions): Promise<Recorded> {
     });
   } finally {
     setProfile(null);
+    addGcSpans(rec, gc.stop());
   }
   return { rec, dir, config, times, clock };
 }
