@@ -44,7 +44,7 @@ test.serial('profile --checkpoint: the steps continue the checkpoint\'s, profile
   t.deepEqual(snapshot(run), before);
 });
 
-test.serial('profile --checkpoint refuses, one line and exit 2, an --out that is the run directory or inside its checkpoints, and never replaces a training run', async (t) => {
+test.serial('profile refuses (one line, exit 2) an --out that is the checkpoint\'s run directory or in its checkpoints, or holds a training run', async (t) => {
   const dir = tempDir(t);
   const run = join(dir, 'run');
   await train({ config, name: 't', outDir: run });
@@ -53,10 +53,13 @@ test.serial('profile --checkpoint refuses, one line and exit 2, an --out that is
   for (const out of [run, join(run, 'checkpoints'), join(run, 'checkpoints', 'step-6', 'p')]) {
     const r = await cli('profile', '--checkpoint', run, '--steps', '1', '--out', out);
     t.is(r.status, 2, out);
-    t.deepEqual(lines(r.stderr), [`config error: profile --out must not be the checkpoint's run directory or inside its checkpoints, which the profile leaves as they are (got "${out}")`]);
+    const rule = 'profile --out must not be the checkpoint\'s run directory or inside its checkpoints, which the profile leaves as they are';
+    t.deepEqual(lines(r.stderr), [`config error: ${rule} (got "${out}")`]);
   }
   const plain = await cli('profile', '--set', `data.dataset=${CORPUS}`, '--steps', '1', '--out', run);
   t.is(plain.status, 2);
-  t.regex(lines(plain.stderr).join('\n'), /^config error: profile --out must be a new directory or an earlier profile's, which it replaces \(got ".*run", which holds a run: run\.json, config\.yaml, metrics\.jsonl, summary\.json, checkpoints\)$/);
+  const rule = /^config error: profile --out must be a new directory or an earlier profile's, which it replaces /;
+  const held = 'run\\.json, config\\.yaml, metrics\\.jsonl, summary\\.json, checkpoints';
+  t.regex(lines(plain.stderr).join('\n'), new RegExp(`${rule.source}\\(got ".*run", which holds a run: ${held}\\)$`));
   t.deepEqual(snapshot(run), before);
 });

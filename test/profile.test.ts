@@ -78,12 +78,16 @@ test('profile.json: the coordinator\'s phases (garbage collection one of them) c
   const coordinator = r.phases.filter((p) => p.where === 'coordinator').reduce((a, p) => a + p.mean_ms, 0);
   const unclaimed = r.critical_path.reduce((a, c) => a + c.unattributed_ms, 0) / r.critical_path.length;
   // an identity of the accounting (each span's self time, the step's own as unclaimed): it fails only if two coordinator spans overlap
-  t.true(Math.abs(coordinator + unclaimed - r.split.step_ms) < 1e-6 * r.split.step_ms, `phases ${coordinator} + unclaimed ${unclaimed} vs step ${r.split.step_ms}`);
-  // coverage, which can fail: the step time no phase claims (code between two phases) on the median profiled step is under 2%
-  // (0.5-1.5% measured here); garbage collection is a phase of its own, so a 5-15 ms pause between two phases is not unclaimed;
+  const sum = `phases ${coordinator} + unclaimed ${unclaimed} vs step ${r.split.step_ms}`;
+  t.true(Math.abs(coordinator + unclaimed - r.split.step_ms) < 1e-6 * r.split.step_ms, sum);
+  // coverage, which can fail: what no phase claims is the bookkeeping between two phases (the recorder's own and a dispose or
+  // two: 2-5 µs per coordinator span measured here, however fast the step), under 10 µs per span on the median profiled step.
+  // Garbage collection is a phase of its own, so a 5-15 ms pause between two phases is not unclaimed (it was 30-100 µs a span);
   // the median, since the OS may run another process while the coordinator is between two phases on one step
-  const shares = r.critical_path.map((c) => c.unattributed_ms / c.step_ms).sort((a, b) => a - b);
-  t.true(shares[Math.floor(shares.length / 2)]! < 0.02, `unclaimed share of each step: ${shares.map((x) => `${(100 * x).toFixed(2)}%`).join(', ')}`);
+  const spans = (step: number) =>
+    base.trace.traceEvents.filter((e) => e.ph === 'X' && e.pid === 1 && e.name !== 'step' && (e.args as { step: number }).step === step).length;
+  const perSpan = r.critical_path.map((c) => (1000 * c.unattributed_ms) / spans(c.step)).sort((a, b) => a - b);
+  t.true(perSpan[Math.floor(perSpan.length / 2)]! < 10, `unclaimed µs per coordinator span, each step: ${perSpan.map((x) => x.toFixed(2)).join(', ')}`);
   t.true(r.dispatch_overhead.fraction >= 0 && r.dispatch_overhead.fraction <= 1);
   for (const p of ['attention fwd', 'attention bwd', 'ln1 fwd', 'embed fwd', 'router_logits fwd', 'routing_plan fwd', 'pack fwd', 'unpack bwd', 'combine fwd', 'loss fwd', 'optimizer', 'grad_norm']) {
     t.truthy(r.phases.find((x) => x.phase === p && x.where === 'coordinator'), `phase ${p}`);
@@ -113,9 +117,10 @@ test('profile.json: the coordinator\'s phases (garbage collection one of them) c
   t.true(r.instrumentation.spans_per_step > 50 && r.instrumentation.ns_per_span > 0);
 });
 
-test('garbage-collection pauses become coordinator phases of their own, nested in the phase they interrupted; a pause between two phases is no longer unclaimed', (t) => {
+test('garbage-collection pauses are coordinator phases of their own, inside the phase they interrupt; one between two phases is not unclaimed', (t) => {
   const rec = new Recorder();
-  const span = (name: string, ts: number, dur: number, step = 1): Span => ({ name, cat: name === 'wait' ? 'wait' : 'compute', lane: { kind: 'coordinator' }, ts, dur, step });
+  const span = (name: string, ts: number, dur: number): Span =>
+    ({ name, cat: name === 'wait' ? 'wait' : 'compute', lane: { kind: 'coordinator' }, ts, dur, step: 1 });
   // a 50 ms step: a 19 ms stage, a 2 ms gap, a 27 ms wait; 1 ms unclaimed before and after
   rec.spans.push(span('step', 0, 50), span('stage_forward', 1, 19), span('wait', 22, 27));
   addGcSpans(rec, [{ ts: 20.5, dur: 1 }, { ts: 30, dur: 3 }, { ts: 60, dur: 5 }]); // in the gap, inside the wait, after the step

@@ -112,7 +112,8 @@ test.serial('--jobs with --queue and --attempts without it are refused, one line
   const file = smallSweep(dir, 'refused', 1);
   const jobs = await cli('sweep', file, '--queue', redis.url, '--jobs', '2', '--out', join(dir, 'out'));
   t.is(jobs.status, 2);
-  t.is(jobs.stderr.trim(), 'config error: --jobs must be left out with --queue: the workers run the points, each worker\'s --concurrency at once (got --jobs 2)');
+  const why = 'the workers run the points, each worker\'s --concurrency at once';
+  t.is(jobs.stderr.trim(), `config error: --jobs must be left out with --queue: ${why} (got --jobs 2)`);
   const attempts = await cli('sweep', file, '--attempts', '3', '--out', join(dir, 'out'));
   t.is(attempts.status, 2);
   t.is(attempts.stderr.trim(), 'config error: --attempts needs --queue: only a queued point is retried (got --attempts 3 without --queue)');
@@ -122,7 +123,8 @@ test.serial('--jobs with --queue and --attempts without it are refused, one line
 test.serial('a queued point that records a profile profiles its own final checkpoint on the worker, as a local sweep does', async (t) => {
   const dir = tempDir(t);
   const file = join(dir, 'profiled.yaml');
-  writeFileSync(file, YAML.stringify({ base: BASE, record: ['train', 'profile'], set: { 'train.steps': 4, 'train.eval_every': 0, 'train.eval_batches': 1, 'train.log_every': 2 } }));
+  const set = { 'train.steps': 4, 'train.eval_every': 0, 'train.eval_batches': 1, 'train.log_every': 2 };
+  writeFileSync(file, YAML.stringify({ base: BASE, record: ['train', 'profile'], set }));
   const w = worker(join(dir, 'worker-runs'));
   try {
     const r = await runRemoteSweep({ file, outDir: join(dir, 'remote'), queue: redis.url, pollMs: 200, profileSteps: 1 });

@@ -45,7 +45,8 @@ test.serial('a 2 × 2 grid writes every output: runs, results.jsonl and .csv, sw
   t.is(jsonl[0].params_active_per_token, jsonl[1].params_active_per_token);
   t.true(jsonl.every((r) => r.drop_fraction >= 0 && r.drop_fraction <= 1));
   const csv = readFileSync(join(gridDir, 'results.csv'), 'utf8').trim().split('\n');
-  t.is(csv[0], 'point,moe.n_experts,moe.capacity_factor,seed,params_total,params_active_per_token,train_ce,val_ce,tokens_per_s,step_ms,dispatch_overhead_fraction,drop_fraction,load_max_over_mean,projected_step_ms,projected_tokens_per_s,projection_error,wall_s,status,error,config_hash');
+  t.is(csv[0], 'point,moe.n_experts,moe.capacity_factor,seed,params_total,params_active_per_token,train_ce,val_ce,tokens_per_s,step_ms,'
+    + 'dispatch_overhead_fraction,drop_fraction,load_max_over_mean,projected_step_ms,projected_tokens_per_s,projection_error,wall_s,status,error,config_hash');
   t.is(csv.length, 5);
   for (const r of grid.rows) {
     for (const f of ['metrics.jsonl', 'summary.json', 'config.yaml', 'point.yaml', 'log.txt']) t.true(existsSync(join(gridDir, 'runs', r.point, f)), `${r.point}/${f}`);
@@ -79,7 +80,7 @@ test.serial('report.html opens offline in headless Chromium: every chart draws i
   t.is(rebuilt.status, 0, rebuilt.stderr);
 });
 
-test.serial('report: exit 2 only for a directory that is not a sweep\'s (each one line naming it); a failure to write the report exits 1 with its error', async (t) => {
+test.serial('report: exit 2 only for a directory that is not a sweep\'s (one line naming it); failing to write a report exits 1 with the error', async (t) => {
   const dir = tempDir(t);
   const one = async (...args: string[]) => {
     const r = await cli('report', ...args);

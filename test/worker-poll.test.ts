@@ -64,7 +64,10 @@ test.serial('a lost Redis is said once with its URL and waited for; once it is b
     await returned;
     const file = join(dir, 'after.yaml');
     writeFileSync(file, YAML.stringify({
-      base: { data: { dataset: CORPUS, seq_len: 16, batch_size: 4 }, model: { d_model: 16, n_heads: 2, n_layers: 2, d_ff: 32 }, parallel: { transport: 'local', devices: 2 } },
+      base: {
+        data: { dataset: CORPUS, seq_len: 16, batch_size: 4 }, model: { d_model: 16, n_heads: 2, n_layers: 2, d_ff: 32 },
+        parallel: { transport: 'local', devices: 2 },
+      },
       set: { 'train.steps': 2, 'train.eval_every': 0, 'train.eval_batches': 1, 'train.log_every': 1 },
     }));
     const r = await runRemoteSweep({ file, outDir: join(dir, 'out'), queue: back.url, pollMs: 100 });

@@ -78,7 +78,8 @@ function checkOutDir(outDir: string, ck: LoadedCheckpoint): void {
     return !isAbsolute(rel) && rel.split(sep)[0] !== '..';
   };
   if ((home && out === real(home)) || inside(home ? checkpoints : ck.dir)) {
-    throw new ConfigError(`profile --out must not be the checkpoint's run directory or inside its checkpoints, which the profile leaves as they are (got ${show(outDir)})`);
+    throw new ConfigError('profile --out must not be the checkpoint\'s run directory or inside its checkpoints, which the profile leaves '
+      + `as they are (got ${show(outDir)})`);
   }
 }
 
@@ -86,7 +87,8 @@ function checkOutDir(outDir: string, ck: LoadedCheckpoint): void {
 function checkNotARun(dir: string): void {
   const held = ['run.json', 'config.yaml', 'metrics.jsonl', 'summary.json', 'checkpoints'].filter((f) => existsSync(join(dir, f)));
   if (held.length > 0 && !existsSync(join(dir, 'profile.json'))) {
-    throw new ConfigError(`profile --out must be a new directory or an earlier profile's, which it replaces (got ${show(dir)}, which holds a run: ${held.join(', ')})`);
+    throw new ConfigError(`profile --out must be a new directory or an earlier profile's, which it replaces (got ${show(dir)}, `
+      + `which holds a run: ${held.join(', ')})`);
   }
 }
 

@@ -59,13 +59,17 @@ export async function profileSpmdRun(opts: ProfileOptions): Promise<{ dir: strin
   const { rec, dir, config, times } = await recordRun(opts);
   const D = config.parallel.devices;
   const analysis = analyseSpmd(rec, D);
-  const report: SpmdProfileReport = { config: { ...reportConfig(opts, config), layout: 'spmd' }, from_checkpoint: fromCheckpoint(opts), warmup: opts.warmup, instrumentation: instrumentation(rec, analysis.steps, times), ...analysis };
+  const report: SpmdProfileReport = {
+    config: { ...reportConfig(opts, config), layout: 'spmd' }, from_checkpoint: fromCheckpoint(opts), warmup: opts.warmup,
+    instrumentation: instrumentation(rec, analysis.steps, times), ...analysis,
+  };
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'trace.json'), JSON.stringify(toChromeTrace(rec, D, { config: report.config })));
   writeFileSync(join(dir, 'profile.json'), `${JSON.stringify(report, null, 1)}\n`);
   const worst = maxOf(analysis.devices.map((d) => d.barrier_share));
   const intro = [
-    `${opts.name}: spmd, ${D} devices, ${config.moe.n_experts} experts; ${analysis.steps.length} profiled steps after ${after(opts)}, ${analysis.step_ms.toFixed(1)} ms per step.`,
+    `${opts.name}: spmd, ${D} devices, ${config.moe.n_experts} experts; ${analysis.steps.length} profiled steps after ${after(opts)}, ` +
+      `${analysis.step_ms.toFixed(1)} ms per step.`,
     `Up to ${(100 * worst).toFixed(1)}% of a device's step is spent at barriers waiting for the slowest device. Open trace.json in https://ui.perfetto.dev for every event.`,
   ];
   writeFileSync(join(dir, 'profile.html'), spmdPage(analysis, `switch-sim profile: ${opts.name} (spmd)`, intro));

@@ -36,7 +36,8 @@ export interface ResultRow {
 }
 
 export const FIXED_COLUMNS = ['seed', 'params_total', 'params_active_per_token', 'train_ce', 'val_ce', 'tokens_per_s', 'step_ms',
-  'dispatch_overhead_fraction', 'drop_fraction', 'load_max_over_mean', 'projected_step_ms', 'projected_tokens_per_s', 'projection_error', 'wall_s', 'status', 'error', 'config_hash'] as const;
+  'dispatch_overhead_fraction', 'drop_fraction', 'load_max_over_mean', 'projected_step_ms', 'projected_tokens_per_s', 'projection_error',
+  'wall_s', 'status', 'error', 'config_hash'] as const;
 
 /** The columns that are measurements of a run (what summary.csv estimates over seeds). */
 export const METRIC_COLUMNS = ['train_ce', 'val_ce', 'tokens_per_s', 'step_ms', 'dispatch_overhead_fraction', 'drop_fraction', 'load_max_over_mean', 'projected_step_ms', 'projected_tokens_per_s'] as const;
@@ -68,7 +69,9 @@ function jsonLines(file: string): Record<string, unknown>[] {
     } catch (e) {
       throw new SweepDirError(`${file} line ${i + 1} must be a JSON object (got ${show(line.slice(0, 40))}: ${(e as Error).message})`);
     }
-    if (typeof r !== 'object' || r === null || Array.isArray(r)) throw new SweepDirError(`${file} line ${i + 1} must be a JSON object (got ${show(line.slice(0, 40))})`);
+    if (typeof r !== 'object' || r === null || Array.isArray(r)) {
+      throw new SweepDirError(`${file} line ${i + 1} must be a JSON object (got ${show(line.slice(0, 40))})`);
+    }
     return [r as Record<string, unknown>];
   });
 }
@@ -150,7 +153,8 @@ export function readResults(dir: string, keys: string[]): Map<string, ResultRow>
     if (typeof r.point !== 'string' || (r.status !== 'ok' && r.status !== 'failed')) {
       throw new SweepDirError(`${file} row ${i + 1} must have a point name and a status ok or failed (got point ${show(r.point)}, status ${show(r.status)})`);
     }
-    out.set(r.point as string, { ...(r as unknown as ResultRow), projection_error: (r.projection_error as string | undefined) ?? null, vary: Object.fromEntries(keys.map((k) => [k, r[k]])) });
+    const projectionError = (r.projection_error as string | undefined) ?? null; // absent from rows written before the column
+    out.set(r.point as string, { ...(r as unknown as ResultRow), projection_error: projectionError, vary: Object.fromEntries(keys.map((k) => [k, r[k]])) });
   }
   return out;
 }

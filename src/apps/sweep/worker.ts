@@ -53,7 +53,8 @@ async function processPoint(job: Job<PointJob>, runsDir: string): Promise<PointR
     const m = /step (\d+)\/(\d+) loss ([\d.]+) .* (\d+) tok\/s/.exec(line);
     if (m) void job.updateProgress({ worker: me(), step: +m[1]!, steps: +m[2]!, loss: +m[3]!, tokens_per_s: +m[4]! }).catch(() => {});
   };
-  const r = await runPoint({ runDir, config: d.config, profileSteps: d.profileSteps, continueRun: true, run: (args, log) => runPointCommand(args, log, progress) });
+  const run = (args: string[], log: string) => runPointCommand(args, log, progress);
+  const r = await runPoint({ runDir, config: d.config, profileSteps: d.profileSteps, continueRun: true, run });
   const state = r.state;
   if (r.code !== 0) throw new Error(r.lastError || `exit code ${r.code}`);
   return {

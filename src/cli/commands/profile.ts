@@ -11,7 +11,8 @@ export function register(program: Command): void {
     .option('-s, --set <key=value>', 'override one config key (repeatable)', collect, [])
     .option('--steps <n>', 'profiled steps (as many unprofiled ones are interleaved, to measure the profiler\'s cost)', number('--steps', 1, true), 10)
     .option('--warmup <n>', 'unmeasured steps first', number('--warmup', 0, true), 3)
-    .option('--checkpoint <dir>', 'profile the trained model: continue from this checkpoint (or a run directory\'s latest), its config the base; the run is left as it is')
+    .option('--checkpoint <dir>', 'profile the trained model: continue from this checkpoint (or a run directory\'s latest), its config '
+      + 'the base; the run is left as it is')
     .option('-o, --out <dir>', 'output directory (default runs/profile-<config>-<timestamp>)')
     .action(async (o: { config?: string; set: string[]; steps: number; warmup: number; checkpoint?: string; out?: string }) => {
       const { profileRun, profileSpmdRun } = await import('../../apps/profile/run.js');

@@ -17,16 +17,23 @@ export function register(program: Command): void {
     .option('-s, --set <key=value>', 'set a config key for every point, after the file\'s set (repeatable), e.g. data.path=FILE', collect, [])
     .option('--seeds <list>', 'run every point once per seed of this comma-separated list instead of the file\'s seeds, e.g. 1,2', seedList)
     .option('-o, --out <dir>', 'sweep directory (default runs/sweep-<name>-<timestamp>)')
-    .option('--resume', 'continue the sweep in --out: finished points are skipped, failed ones rerun (with --queue: finished rows kept, the rest followed on the queue)')
+    .option('--resume', 'continue the sweep in --out: finished points are skipped, failed ones rerun '
+      + '(with --queue: finished rows kept, the rest followed on the queue)')
     .option('--dry-run', 'list the points with their parameter counts and exit')
     .option('--jobs <n>', 'points at once, each a child process (default 1, which keeps speed measurements fair); not with --queue', number('--jobs', 1, true))
     .option('--profile-steps <n>', 'profiled steps per point when the sweep records profile', number('--profile-steps', 1, true), 3)
     .option('--queue <url>', 'redis://HOST:PORT[/DB]: enqueue the points for `switch-sim worker`s anywhere, follow them and collect the results')
     .option('--attempts <n>', 'with --queue: tries per point before it is recorded as failed (default 2)', number('--attempts', 1, true))
-    .action(async (file: string, o: { set: string[]; seeds?: number[]; out?: string; resume?: boolean; dryRun?: boolean; jobs?: number; profileSteps: number; queue?: string; attempts?: number }) => {
+    .action(async (file: string, o: {
+      set: string[]; seeds?: number[]; out?: string; resume?: boolean; dryRun?: boolean; jobs?: number; profileSteps: number; queue?: string; attempts?: number;
+    }) => {
       // an option that would be silently ignored is refused: the workers run a queued sweep's points, at their --concurrency
-      if (o.queue && o.jobs !== undefined) throw new ConfigError(`--jobs must be left out with --queue: the workers run the points, each worker's --concurrency at once (got --jobs ${o.jobs})`);
-      if (!o.queue && o.attempts !== undefined) throw new ConfigError(`--attempts needs --queue: only a queued point is retried (got --attempts ${o.attempts} without --queue)`);
+      if (o.queue && o.jobs !== undefined) {
+        throw new ConfigError(`--jobs must be left out with --queue: the workers run the points, each worker's --concurrency at once (got --jobs ${o.jobs})`);
+      }
+      if (!o.queue && o.attempts !== undefined) {
+        throw new ConfigError(`--attempts needs --queue: only a queued point is retried (got --attempts ${o.attempts} without --queue)`);
+      }
       const jobs = o.jobs ?? 1;
       const { loadCorpus } = await import('../../core/data/corpus.js');
       const { CharTokenizer } = await import('../../core/data/tokenizer.js');
@@ -59,7 +66,8 @@ export function register(program: Command): void {
         ? new cliProgress.SingleBar({ format: 'sweep |{bar}| {value}/{total} points | ETA {eta_formatted} | {last}', hideCursor: true, stream: process.stderr }, cliProgress.Presets.shades_classic)
         : undefined;
       const line = (r: ResultRow, done: number, total: number) =>
-        `${r.point}: ${r.status}${r.status === 'ok' ? `, val_ce ${r.val_ce?.toFixed(4) ?? '-'}, ${r.tokens_per_s?.toFixed(0) ?? '-'} tokens/s` : `: ${r.error}`}` +
+        `${r.point}: ${r.status}` +
+        `${r.status === 'ok' ? `, val_ce ${r.val_ce?.toFixed(4) ?? '-'}, ${r.tokens_per_s?.toFixed(0) ?? '-'} tokens/s` : `: ${r.error}`}` +
         `${r.projection_error ? `, not projected: ${r.projection_error}` : ''} (${r.wall_s.toFixed(1)} s) [${done}/${total}]`;
       try {
         let started = false;
@@ -73,7 +81,8 @@ export function register(program: Command): void {
         };
         const r = o.queue
           ? await runRemoteSweep({
-            file, sets: o.set, seeds: o.seeds, outDir: o.out, resume: o.resume, profileSteps: o.profileSteps, signal: abort.signal, queue: o.queue, attempts: o.attempts, onPoint,
+            file, sets: o.set, seeds: o.seeds, outDir: o.out, resume: o.resume, profileSteps: o.profileSteps, signal: abort.signal,
+            queue: o.queue, attempts: o.attempts, onPoint,
             onProgress: (point, g) => (bar ? process.stderr.write('\r\x1b[K') : undefined, console.log(`  ${point} on ${g.worker ?? '?'}: step ${g.step}/${g.steps} loss ${g.loss} ${g.tokens_per_s} tok/s`)),
           })
           : await runSweep({ file, sets: o.set, seeds: o.seeds, outDir: o.out, resume: o.resume, jobs, profileSteps: o.profileSteps, signal: abort.signal, onPoint });
