@@ -46,6 +46,24 @@ export const ClusterSchema = z.strictObject({
   inter_node: z.strictObject({ gbps: positive(), latency_us: z.number().min(0), nics_per_node: z.number().int().min(1).optional() }),
   /** NCCL's base latency of one collective (its launch), µs */
   collective_latency_us: z.number().min(0).optional(),
+  /**
+   * Kernel-level costs beyond the GEMMs (src/sim/kernels.ts, src/sim/host.ts). Without it elementwise work is
+   * its bytes at peak HBM bandwidth and nothing else: the coarse model this machine's calibration was fitted with.
+   */
+  kernels: z.strictObject({
+    /** the fraction of HBM bandwidth streaming elementwise kernels achieve (norms, activations, adds, the optimizer) */
+    hbm_efficiency: fraction(),
+    /** the fraction row gathers and scatters achieve (the MoE layer's token permutation and unpermutation) */
+    gather_efficiency: fraction(),
+    /** a memory-bound kernel's fixed cost on the GPU, µs */
+    floor_us: z.number().min(0),
+    /** the host's time per kernel it issues (framework, dispatcher and launch), forward and backward threads, µs */
+    host_forward_us: z.number().min(0),
+    host_backward_us: z.number().min(0),
+    /** small framework kernels an MoE layer launches beyond those the model names (router bookkeeping, copies) */
+    moe_glue_forward: z.number().int().min(0),
+    moe_glue_backward: z.number().int().min(0),
+  }).optional(),
   all_to_all: z.enum(['flat', 'hierarchical']),
   /** the data-parallel gradient reduction runs during the last micro-batch's backward (Megatron-Core's overlap_grad_reduce); default true */
   overlap_grad_reduce: z.boolean().optional(),

@@ -1,5 +1,6 @@
 import type { Config } from '../core/config/defaults.js';
 import { gpuCount, interpolate, type Cluster } from './cluster.js';
+import { memoryBoundUs } from './kernels.js';
 
 /** One GEMM [m, k] · [k, n], `count` times the same shape. */
 export interface Gemm {
@@ -7,6 +8,8 @@ export interface Gemm {
   k: number;
   n: number;
   count?: number;
+  /** the product is added into its output (a weight gradient accumulated over micro-batches): [m, n] read and written */
+  accumulate?: boolean;
 }
 
 /** What a piece of work costs one GPU: GEMM kernels (each a list of GEMMs launched together: a grouped GEMM), fused attention, memory-bound bytes. */
@@ -19,6 +22,11 @@ export interface Work {
   bytes: number;
   /** fixed costs (this machine's per-block overhead), µs */
   fixedUs: number;
+  /** memory-bound kernels launched (each its fixed cost, cluster.kernels.floor_us; `bytes` and `gatherBytes` are theirs) */
+  memKernels?: number;
+  /** bytes of row gathers and scatters (token permutation), at their own achieved bandwidth; and their backward's */
+  gatherBytes?: number;
+  gatherBackwardBytes?: number;
 }
 
 
@@ -44,22 +52,39 @@ function machineShare(c: Cluster): number {
 /**
  * A GEMM kernel's time: a fixed cost per launch, then its FLOPs at the achievable rate, each GEMM's rows
  * padded to the tile height (an expert's 37 rows cost a full 128-row tile). Work is spread over all
- * SMs whatever the tile count (Hopper's GEMMs split K or stream tiles: no wave quantization), so
- *   T = kernel_us + Σ 2·⌈m/TM⌉·TM·k·n / (peak · matmul_efficiency)
- * Held against XLA's measured sm_90 GEMM table (test/simulate-gemm.test.ts): median error 5%.
+ * SMs whatever the tile count (Hopper's GEMMs split K or stream tiles: no wave quantization). With
+ * kernel-level constants (cluster.kernels) the kernel is also no faster than its operands move: A and B
+ * read, C written (read and written when accumulated), at the streaming fraction of HBM bandwidth:
+ *   T = kernel_us + max( Σ 2·⌈m/TM⌉·TM·k·n / (peak · matmul_efficiency),  Σ bytes / (B_HBM · e) )
+ *   bytes = a·(m·k + k·n) + c·m·n·(2 if accumulated else 1)     a: 1 byte in FP8, else c; c the value size
+ * A few rows per expert then cost the whole expert's weights read (m·k·n / (m·k + k·n + m·n) FLOP a byte,
+ * below the H100's ~330 when m is a few hundred), and a weight gradient its accumulation.
+ * Held against XLA's measured sm_90 GEMM table (test/simulate-world.test.ts).
  */
 export function gemmUs(c: Cluster, config: Config, kernel: Gemm[]): number {
   const rate = peakFlops(c, config) * c.gpu.matmul_efficiency;
   const TM = c.gpu.gemm_tile_rows ?? 1;
+  const out = valueBytes(c);
+  const input = config.plan.precision === 'fp8' ? 1 : out;
   let flops = 0;
-  for (const g of kernel) flops += 2 * Math.ceil(g.m / TM) * TM * g.k * g.n * (g.count ?? 1);
+  let bytes = 0;
+  for (const g of kernel) {
+    const n = g.count ?? 1;
+    flops += 2 * Math.ceil(g.m / TM) * TM * g.k * g.n * n;
+    bytes += n * (input * (g.m * g.k + g.k * g.n) + out * g.m * g.n * (g.accumulate ? 2 : 1));
+  }
   if (flops === 0) return 0;
-  return (c.gpu.kernel_us ?? 0) + (flops / rate) * 1e6;
+  const memory = c.kernels ? bytes / (c.gpu.hbm_gbps * 1e9 * c.kernels.hbm_efficiency) : 0;
+  return (c.gpu.kernel_us ?? 0) + Math.max(flops / rate, memory) * 1e6;
 }
 
-/** Compute time of a piece of work on one GPU, µs: GEMMs, fused attention, memory-bound bytes at HBM bandwidth, fixed costs. */
+/** Compute time of a piece of work on one GPU, µs: GEMMs, fused attention, memory-bound kernels (kernels.ts), fixed costs. */
 export function computeUs(c: Cluster, config: Config, w: Work): number {
-  const attention = w.attentionFlops > 0 ? (w.attentionFlops / (peakFlops(c, config) * (c.gpu.attention_efficiency ?? c.gpu.matmul_efficiency))) * 1e6 + w.attentionKernels * (c.gpu.kernel_us ?? 0) : 0;
+  const attentionRate = peakFlops(c, config) * (c.gpu.attention_efficiency ?? c.gpu.matmul_efficiency);
+  const attention = w.attentionFlops > 0 ? (w.attentionFlops / attentionRate) * 1e6 + w.attentionKernels * (c.gpu.kernel_us ?? 0) : 0;
   const gemms = w.kernels.reduce((a, k) => a + gemmUs(c, config, k), 0);
-  return (w.fixedUs + gemms + attention + (w.bytes / (c.gpu.hbm_gbps * 1e9)) * 1e6) * machineShare(c);
+  return (w.fixedUs + gemms + attention + memoryBoundUs(c, w)) * machineShare(c);
 }
+
+/** Kernels the host issues for a piece of work: each GEMM kernel, the attention kernels, the memory-bound ones. */
+export const kernelCount = (w: Work) => w.kernels.length + w.attentionKernels + (w.memKernels ?? 0);

@@ -20,6 +20,8 @@ export interface Breakdown {
   pipeline_p2p: number;
   fsdp: number;
   recompute: number;
+  /** what the host's issuing of kernels adds beyond the GPU's time (src/sim/host.ts) */
+  host: number;
   /** 1F1B's fill and drain: (pp − 1)/vpp of the slowest stage's micro-batch */
   bubble: number;
   /** the gradient reduction (and the distributed optimizer's parameter gather) that the backward does not hide */
@@ -170,7 +172,7 @@ export function project(c: Cluster, w: Workload): Projection {
   const part = (k: keyof StageTime) => mean((x) => (x.parts.slowest[k] as number) * m) / 1000;
   const breakdown: Breakdown = {
     dense: part('dense_us'), experts: part('experts_us'), all_to_all: part('a2a_us'), tensor_parallel: part('tensor_parallel_us'),
-    pipeline_p2p: part('p2p_us'), fsdp: part('fsdp_us'), recompute: part('recompute_us'),
+    pipeline_p2p: part('p2p_us'), fsdp: part('fsdp_us'), recompute: part('recompute_us'), host: part('host_us'),
     bubble: mean((x) => (x.parts.slowest.total_us * (L.pp - 1)) / L.vpp) / 1000,
     data_parallel: mean((x) => x.parts.dpExposedUs) / 1000, optimizer: mean((x) => x.parts.optimizerUs) / 1000, other: (c.step_overhead_us ?? 0) / 1000,
   };
@@ -190,11 +192,13 @@ export function project(c: Cluster, w: Workload): Projection {
   const commMs = collectives.reduce((a, x) => a + x.ms_per_step, 0);
   const exposedMs = breakdown.all_to_all + breakdown.tensor_parallel + breakdown.pipeline_p2p + breakdown.fsdp + breakdown.data_parallel;
   const switchLayers = first.stages.flatMap((st) => st.switch_layers.map((x) => x.block));
+  const byBlock = stepsOut.map((x) => new Map(x.parts.stages.flatMap((st) => st.switch_layers).map((y) => [y.block, y] as const)));
   const layers: LayerProjection[] = switchLayers.map((block, i) => {
-    const all = stepsOut.map((x) => x.parts.stages.flatMap((st) => st.switch_layers).find((y) => y.block === block)!);
+    const all = byBlock.map((step) => step.get(block)!);
     const avg = (f: (y: SwitchLayerTime) => number) => all.reduce((a, y) => a + f(y), 0) / all.length;
     return {
       layer: i, block, a2a_us: avg((y) => y.a2a_us), comm_us: avg((y) => y.comm_us), exposed_comm_us: avg((y) => y.exposed_comm_us), expert_us: avg((y) => y.expert_us),
+      expert_forward_us: avg((y) => y.expert_forward_us),
       straggler_factor: avg((y) => y.straggler_factor), drop_fraction: avg((y) => y.drop_fraction), groups_per_token: avg((y) => y.groups_per_token), bytes_intra_node: avg((y) => y.bytes_intra_node), bytes_inter_node: avg((y) => y.bytes_inter_node),
     };
   });

@@ -56,6 +56,7 @@ export function projectionTrace(p: Projection): ChromeTrace {
     all('dense_backward', 'compute', (2 * dense) / 3, l, 'bwd');
   }
   all('fsdp', 'comm', st.fsdp_us);
+  all('host_bound', 'wait', st.host_us);
   all('pipeline_bubble', 'wait', d.bubble_us);
   all('data_parallel', 'comm', d.data_parallel_us);
   all('optimizer', 'optimizer', d.optimizer_us);
@@ -65,7 +66,9 @@ export function projectionTrace(p: Projection): ChromeTrace {
   return trace;
 }
 
-const PARTS: (keyof Breakdown)[] = ['dense', 'recompute', 'experts', 'all_to_all', 'tensor_parallel', 'pipeline_p2p', 'fsdp', 'bubble', 'data_parallel', 'optimizer', 'other'];
+const PARTS: (keyof Breakdown)[] = [
+  'dense', 'recompute', 'experts', 'all_to_all', 'tensor_parallel', 'pipeline_p2p', 'fsdp', 'host', 'bubble', 'data_parallel', 'optimizer', 'other',
+];
 
 /** Bars of parts as shares of each run's own step (a 0.24 ms projection beside a 147 ms measurement stays readable), absolute ms in the tooltip and the label. */
 function shares(runs: { run: string; parts: Record<string, number> }[]) {
@@ -128,7 +131,7 @@ export function summaryLines(p: Projection): string[] {
     `${p.cluster}: ${p.gpus} GPUs; tp ${pl.tp}, pp ${pl.pp}, vpp ${pl.vpp}, dp ${pl.dp}, ep ${pl.ep}, etp ${pl.etp}, edp ${pl.edp}; ${pl.micro_batches} micro-batch${pl.micro_batches > 1 ? 'es' : ''} of ${pl.micro_batch} (global batch ${pl.global_batch}); shard ${pl.shard}, recompute ${pl.recompute}, ${pl.precision}, overlap ${pl.overlap}.`,
     `all-to-all ${p.all_to_all}, dispatch ${p.dispatch}, ${p.source === 'run' ? `routing ${p.routing === 'recorded' ? 'as recorded' : 'uniform (forced)'}` : 'uniform routing from the config'}, ${Math.round(p.tokens_per_gpu)} tokens per GPU per micro-batch.`,
     `step ${p.step_ms.toFixed(3)} ms, ${Math.round(p.tokens_per_s).toLocaleString('en-US')} tokens/s (${Math.round(p.tokens_per_s_per_gpu).toLocaleString('en-US')} per GPU), ${p.model_tflops_per_gpu.toFixed(1)} model TFLOP/s per GPU, MFU ${(100 * p.mfu).toFixed(1)}% (Megatron's FLOP count, recompute not counted), bubble ${(100 * p.bubble_fraction).toFixed(1)}%.`,
-    `dense ${b.dense.toFixed(3)} ms, experts ${b.experts.toFixed(3)}, all-to-all ${b.all_to_all.toFixed(3)}, tensor parallel ${b.tensor_parallel.toFixed(3)}, pipeline p2p ${b.pipeline_p2p.toFixed(3)}, fsdp ${b.fsdp.toFixed(3)}, recompute ${b.recompute.toFixed(3)}, bubble ${b.bubble.toFixed(3)}, data parallel ${b.data_parallel.toFixed(3)}, optimizer ${b.optimizer.toFixed(3)} ms` +
+    `dense ${b.dense.toFixed(3)} ms, experts ${b.experts.toFixed(3)}, all-to-all ${b.all_to_all.toFixed(3)}, tensor parallel ${b.tensor_parallel.toFixed(3)}, pipeline p2p ${b.pipeline_p2p.toFixed(3)}, fsdp ${b.fsdp.toFixed(3)}, recompute ${b.recompute.toFixed(3)}, host-bound ${b.host.toFixed(3)}, bubble ${b.bubble.toFixed(3)}, data parallel ${b.data_parallel.toFixed(3)}, optimizer ${b.optimizer.toFixed(3)} ms` +
       (p.measured_ms_per_step ? `; measured on this machine: ${p.measured_ms_per_step.toFixed(1)} ms per step.` : '.'),
     `communication ${p.exposed_comm_ms.toFixed(3)} ms exposed, ${p.overlapped_comm_ms.toFixed(3)} ms hidden behind compute; dispatch overhead ${(100 * p.dispatch_overhead_fraction).toFixed(1)}% of the step.`,
     `memory ${p.memory.total_gb.toFixed(1)} GB per GPU (weights ${p.memory.weights_gb.toFixed(1)}, gradients ${p.memory.grads_gb.toFixed(1)}, optimizer ${p.memory.optimizer_gb.toFixed(1)}, activations ${p.memory.activations_gb.toFixed(1)})${p.fits === null ? '' : p.fits ? ', fits' : ', DOES NOT FIT'}` +
