@@ -42,19 +42,29 @@ export function layerRows(config: Config, L: Layout, load: LayerLoad | undefined
   const m = config.moe;
   const T = L.tokensPerGpu;
   const padded = config.plan.dispatch === 'padded';
-  const routed = Array.from({ length: gpus }, (_, i) => routedRows(config, L, load, i));
+  // GPUs that route as the same recorded group (gpu mod G), or all of them under uniform routing: one row list
+  const sources = config.plan.routing === 'recorded' && load ? load.routed.length : 1;
+  const bySource: number[][] = [];
+  const routed = Array.from({ length: gpus }, (_, i) => (bySource[i % sources] ??= routedRows(config, L, load, i)));
   const C = m.drop_tokens
     ? expertCapacity({ tokensPerGroup: T, experts: L.experts, topK: m.top_k, capacityFactor: m.capacity_factor, minCapacity: m.min_capacity })
     : Infinity;
   // whole slots: the busiest expert's rows rounded up (the 1e-9 forgives float error in the scaled counts)
   const busiest = (gpu: number) => Math.ceil(Math.max(...epGroup(L, gpu).map((j) => Math.max(...routed[j]!))) - 1e-9);
+  // the same rows give the same result, unless padding to the busiest expert of the GPU's own EP group
+  const alike = new Map<number[], GpuRows>();
   return routed.map((rows, i) => {
+    const own = padded && !m.drop_tokens;
+    const seen = own ? undefined : alike.get(rows);
+    if (seen) return seen;
     const kept = rows.map((n) => Math.min(n, C));
     const slots = !padded ? 0 : m.drop_tokens ? C : Math.min(T, Math.max(m.min_capacity, busiest(i)));
-    return {
+    const out = {
       sent: padded ? new Array<number>(L.experts).fill(slots) : kept,
       routed: T * m.top_k,
       dropped: rows.reduce((a, n, e) => a + n - kept[e]!, 0),
     };
+    if (!own) alike.set(rows, out);
+    return out;
   });
 }
