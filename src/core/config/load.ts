@@ -95,9 +95,13 @@ export function parseSet(assignment: string): Tree {
 /** A schema violation as one line: the field (after `prefix`), the rule, the value. */
 export function describe(error: ZodError, config: Tree, prefix = ''): ConfigError {
   const issue = error.issues[0]!;
-  // an item of a list is reported under the list's key, with the item as the value
-  const key = prefix + issue.path.filter((p) => typeof p !== 'number').join('.');
-  const got = issue.path.reduce<unknown>((v, p) => (isTree(v) ? v[p as string] : Array.isArray(v) ? v[p as number] : undefined), config);
+  const at = (path: PropertyKey[]) =>
+    path.reduce<unknown>((v, p) => (isTree(v) ? v[p as string] : Array.isArray(v) ? v[p as number] : undefined), config);
+  // an item of a flat list (plan.recompute_modules) is reported under the list's key, with the item as the
+  // value; a point of a curve (a list of lists: a cluster's [x, y] points) is named by its indices
+  const curve = issue.path.some((p, i) => typeof p === 'number' && Array.isArray(at(issue.path.slice(0, i + 1))));
+  const key = prefix + issue.path.filter((p) => curve || typeof p !== 'number').join('.');
+  const got = at(issue.path);
   const i = issue as unknown as Record<string, unknown>;
   let rule: string;
   switch (issue.code) {
