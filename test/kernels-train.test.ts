@@ -36,7 +36,9 @@ for (const [name, sets] of OPTIONS) {
     t.is(ref.losses.length, 20);
     for (const [how, run] of RUNS) {
       const got = await train({ config: small(...sets, ...run), name: 't', outDir: tempDir(t) });
-      got.losses.forEach((l, i) => t.true(Math.abs(l - ref.losses[i]!) <= 1e-4 * Math.abs(ref.losses[i]!), `${how} step ${i + 1}: ${l} vs tfjs in-process ${ref.losses[i]}`));
+      got.losses.forEach((l, i) => {
+        t.true(Math.abs(l - ref.losses[i]!) <= 1e-4 * Math.abs(ref.losses[i]!), `${how} step ${i + 1}: ${l} vs tfjs in-process ${ref.losses[i]}`);
+      });
     }
   });
 }

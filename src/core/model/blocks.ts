@@ -11,6 +11,7 @@ import { fusedLinear } from './fused/linear.js';
 import { fusedFfn } from './fused/ffn.js';
 import { fusedEmbed } from './fused/embed.js';
 import { fusedLmLoss } from './fused/lm-loss.js';
+import { fusedAttention } from './fused/attention.js';
 
 /** Parameters by name, as tensors, for one forward pass. */
 export type Weights = Map<string, tf.Tensor>;
@@ -63,7 +64,7 @@ export function attentionBlock(h: tf.Tensor2D, l: number, w: Weights, ctx: Block
   const lin = fused ? (v: tf.Tensor2D, m: tf.Tensor, b: tf.Tensor) => fusedLinear(v, m, { bias: b }) : linear;
   const qkv = lin(x, W(w, `${p}.attn.w_qkv`), W(w, `${p}.attn.b_qkv`)); // [B·T, 3d]: q | k | v, each [B·T, H·hd]
   const shape = { batch: ctx.batch, seqLen: h.shape[0] / ctx.batch, heads: n_heads };
-  const a = causalAttention(qkv, shape); // [B·T, d]
+  const a = (fused ? fusedAttention : causalAttention)(qkv, shape); // [B·T, d]
   const mask = ctx.mask(`${p}.attn`, h.shape);
   const [wo, bo] = [W(w, `${p}.attn.w_o`), W(w, `${p}.attn.b_o`)];
   // y = h + dropout(a·W_o + b_o)

@@ -6,6 +6,8 @@ import { dropout } from './layers.js';
 import { isRoutingState, isSwitchBlock } from './params.js';
 import { PROFILE } from '../instrument/recorder.js';
 import { useFused } from './fused/io.js';
+import { fusedCombine } from './fused/switch-combine.js';
+import { fusedBalanceLoss, fusedZLoss } from './fused/router-losses.js';
 
 /**
  * The model, cut at its Switch layers into stages that the coordinator runs with tfjs autodiff.
@@ -27,6 +29,8 @@ export interface StageInput {
   routing: RoutingConstants;
   /** Σ of the shared experts on the layer's input, [N, d] (moe.shared_experts > 0) */
   shared?: tf.Tensor2D;
+  /** the router's scores of `logits` [N, E], when the caller computed them (the fused kernels reuse them) */
+  probs?: Float32Array;
 }
 
 export interface StageOutput {
@@ -85,14 +89,19 @@ export function runStage(k: number, input: StageInput | undefined, w: Weights, c
   if (k === 0) h = embed(ctx.tokens, w, ctx);
   else {
     const inp = input!;
+    const fused = useFused(config);
     PROFILE?.begin('combine', 'compute', from - 1);
-    const routed = combine(inp.logits, inp.outputs, inp.routing, config.moe);
-    const y = inp.shared ? (routed.add(inp.shared) as tf.Tensor2D) : routed; // shared experts: added unweighted
-    h = inp.h.add(dropout(y, ctx.mask(`h.${from - 1}.switch`, y.shape))) as tf.Tensor2D;
+    const mask = ctx.mask(`h.${from - 1}.switch`, inp.h.shape);
+    if (fused) h = fusedCombine(inp.h, inp.logits, inp.outputs, inp.routing, config.moe, inp.shared, mask, inp.probs);
+    else {
+      const routed = combine(inp.logits, inp.outputs, inp.routing, config.moe);
+      const y = inp.shared ? (routed.add(inp.shared) as tf.Tensor2D) : routed; // shared experts: added unweighted
+      h = inp.h.add(dropout(y, mask)) as tf.Tensor2D;
+    }
     PROFILE?.end();
     PROFILE?.begin('aux_losses', 'compute', from - 1);
-    out.balance = balanceLoss(inp.logits, inp.routing, config.moe);
-    out.z = zLoss(inp.logits, config.moe);
+    out.balance = fused ? fusedBalanceLoss(inp.logits, inp.routing, config.moe, inp.probs) : balanceLoss(inp.logits, inp.routing, config.moe);
+    out.z = (fused ? fusedZLoss : zLoss)(inp.logits, config.moe);
     PROFILE?.end();
   }
   for (let l = from; l <= to; l++) {
@@ -100,7 +109,9 @@ export function runStage(k: number, input: StageInput | undefined, w: Weights, c
     if (!final && l === to) {
       const u = ffnInput(h, l, w, useFused(config));
       // a hash router has no weights: constant logits, never read (the hash chooses, the gate is 1)
-      const logits = config.moe.router === 'hash' ? tf.zeros([u.shape[0], config.moe.n_experts]) as tf.Tensor2D : routerLogits(u, l, w, ctx.jitter(l, u.shape), useFused(config));
+      const logits = config.moe.router === 'hash'
+        ? (tf.zeros([u.shape[0], config.moe.n_experts]) as tf.Tensor2D)
+        : routerLogits(u, l, w, ctx.jitter(l, u.shape), useFused(config));
       const shared = config.moe.shared_experts > 0 ? sharedExperts(u, l, w, ctx) : undefined;
       return { ...out, h, u, logits, ...(shared ? { shared } : {}) };
     }

@@ -14,6 +14,8 @@ import { layerStats, type LayerStats } from './layer-stats.js';
 import type { StepContext } from './step-context.js';
 import { early, perChoice } from './rows.js';
 import { forwardStage, type RecordedStage } from './stage-tape.js';
+import { useFused } from '../../core/model/fused/io.js';
+import { scores } from '../../core/model/fused/scores.js';
 import type { Exchanger, SwitchForward } from './switch-dispatch.js';
 
 /** One micro-batch's forward: what its backward needs, and what it measured. */
@@ -81,7 +83,7 @@ export async function forwardPass(p: ForwardDeps, ctxs: StepContext[]): Promise<
           const seqLen = config.moe.balance === 'seq_aux_loss' ? rec.ctx.ids.length / rec.ctx.batch : undefined;
           const outputs = perChoice(sw.outputs, sw.plan.topK, config.model.d_model);
           const routing = routingConstants(sw.plan, seqLen);
-          input = { h: prev.h!, logits: prev.logits!, outputs, routing, ...(prev.shared ? { shared: prev.shared } : {}) };
+          input = { h: prev.h!, logits: prev.logits!, outputs, routing, ...(prev.shared ? { shared: prev.shared } : {}), probs: probs[m] };
           PROFILE?.end();
         }
         PROFILE?.at(m, k, 'fwd');
@@ -101,9 +103,12 @@ export async function forwardPass(p: ForwardDeps, ctxs: StepContext[]): Promise<
         }
         const block = switchBlocks(config)[k]!;
         PROFILE?.begin('router_softmax', 'compute', block);
-        const probsT = routerScores(out.logits!, config.moe);
-        probs[m] = probsT.dataSync() as Float32Array; // router scores (softmax or sigmoid), float32 [N, E]
-        probsT.dispose();
+        if (useFused(config)) probs[m] = scores(readView(out.logits!), out.logits!.shape[0], config.moe.n_experts, config.moe);
+        else {
+          const probsT = routerScores(out.logits!, config.moe);
+          probs[m] = probsT.dataSync() as Float32Array; // router scores (softmax or sigmoid), float32 [N, E]
+          probsT.dispose();
+        }
         PROFILE?.end();
         PROFILE?.begin('routing_plan', 'compute', block);
         const plan = dispatcher.route(k, probs[m]!, rec.ctx.mode, rec.ctx.step, p.groups(rec.ctx, M), p.routing.inputs(block, rec.ctx.ids));

@@ -75,19 +75,22 @@ export function hostExpertForward(x: Float32Array, n: number, w: HostExpertWeigh
   const k = fusedKernels()!.reset();
   const d = x.length / n;
   const s = dimsOf(n, d, w, act);
-  const f = ffnForwardAt(k, { x: k.put(x), w1: k.put(w.w1), b1: k.put(w.b1), w2: k.put(w.w2), b2: k.put(w.b2) }, s);
-  const a = k.view(f.a, n * s.U).slice();
-  return { o: k.view(f.o, n * d), a };
+  const [o, a] = [k.alloc(n * d), k.alloc(n * s.U)];
+  ffnForwardAt(k, { x: k.put(x), w1: k.put(w.w1), b1: k.put(w.b1), w2: k.put(w.w2), b2: k.put(w.b2) }, s, { o, a });
+  return { o: k.view(o, n * d), a: k.view(a, n * s.U).slice() };
 }
 
 /**
  * expertBackward on the fused kernels: the same equations, from the kept x and a and the output
  * gradient g [n, d]; every result a view of the kernels' memory, valid until the next kernel call.
  */
-export function hostExpertBackward(x: Float32Array, a: Float32Array, g: Float32Array, n: number, w: HostExpertWeights, act: Activation): HostExpertWeights & { dx: Float32Array } {
+export function hostExpertBackward(
+  x: Float32Array, a: Float32Array, g: Float32Array, n: number, w: HostExpertWeights, act: Activation,
+): HostExpertWeights & { dx: Float32Array } {
   const k = fusedKernels()!.reset();
   const d = x.length / n;
   const s = dimsOf(n, d, w, act);
-  const r = ffnBackwardAt(k, { x: k.put(x), w1: k.put(w.w1), w2: k.put(w.w2), a: k.put(a), dO: k.put(g) }, s);
-  return { dx: k.view(r.dx, n * d), w1: k.view(r.w1, d * s.U), b1: k.view(r.b1, s.U), w2: k.view(r.w2, s.F * d), b2: k.view(r.b2, d) };
+  const r = { x: k.alloc(n * d), w1: k.alloc(d * s.U), b1: k.alloc(s.U), w2: k.alloc(s.F * d), b2: k.alloc(d) };
+  ffnBackwardAt(k, { x: k.put(x), w1: k.put(w.w1), w2: k.put(w.w2), a: k.put(a), dO: k.put(g) }, s, r);
+  return { dx: k.view(r.x, n * d), w1: k.view(r.w1, d * s.U), b1: k.view(r.b1, s.U), w2: k.view(r.w2, s.F * d), b2: k.view(r.b2, d) };
 }

@@ -1,5 +1,5 @@
 import tf from '../../util/tfjs.cjs';
-import { customOp, kernels, put, take } from './io.js';
+import { customOp, kernels, output, ptr } from './io.js';
 import { maskedGrad } from './linear.js';
 
 /**
@@ -9,25 +9,26 @@ import { maskedGrad } from './linear.js';
  * tokens [B·T] int32 → [B·T, d]; the token ids are constants.
  */
 export function fusedEmbed(tokens: tf.Tensor1D, wte: tf.Tensor, wpe: tf.Tensor, batch: number, mask?: tf.Tensor): tf.Tensor2D {
-  const ids = tokens.dataSync() as Int32Array;
-  const N = ids.length;
+  const N = tokens.shape[0];
   const T = N / batch;
   const [V, d] = wte.shape as [number, number];
   const P = wpe.shape[0]!;
   return customOp([wte, wpe], ([we, wp], save) => {
     const k = kernels();
-    const [pt, pe, pp, ph] = [k.putInts(ids), put(k, we!), put(k, wp!), k.alloc(N * d)];
-    k.k.embed_fwd(pt, pe, pp, ph, batch, T, d);
-    if (mask) k.k.mul(ph, put(k, mask), ph, N * d);
-    save(mask ? [mask] : []);
+    const h = output(k, [N, d]);
+    k.k.embed_fwd(ptr(k, tokens), ptr(k, we!), ptr(k, wp!), h.p, batch, T, d);
+    if (mask) k.k.mul(h.p, ptr(k, mask), h.p, N * d);
+    save([tokens, ...(mask ? [mask] : [])]);
     return {
-      value: take(k, ph, [N, d]),
-      grad: (dy, [sm]) => {
+      value: h.t,
+      grad: (dy, [ids, sm]) => {
         const q = kernels();
         const pd = maskedGrad(q, dy, sm);
-        const [qt, dwe, dwp] = [q.putInts(ids), q.zeros(V * d), q.zeros(P * d)];
-        q.k.embed_bwd(qt, pd, dwe, dwp, batch, T, d);
-        return [take(q, dwe, [V, d]), take(q, dwp, [P, d])];
+        const [dwe, dwp] = [output(q, [V, d]), output(q, [P, d])];
+        q.zero(dwe.p, V * d);
+        q.zero(dwp.p, P * d);
+        q.k.embed_bwd(ptr(q, ids!), pd, dwe.p, dwp.p, batch, T, d);
+        return [dwe.t, dwp.t];
       },
     };
   }) as tf.Tensor2D;

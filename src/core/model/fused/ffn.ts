@@ -1,8 +1,8 @@
 import tf from '../../util/tfjs.cjs';
 import type { Activation } from '../layers.js';
 import { ffnBackwardAt, ffnDims, ffnForwardAt } from './ffn-core.js';
-import { customOp, kernels, put, take, taping } from './io.js';
-import { maskedGrad, residualOut } from './linear.js';
+import { customOp, kernels, output, ptr, taping } from './io.js';
+import { maskedGrad, residualInPlace } from './linear.js';
 
 /** An FFN's weights: W1 [d, U] (U = F, or 2F for swiglu: gate | up), b1 [U], W2 [F, d], b2 [d]. */
 export interface FfnWeights {
@@ -24,16 +24,20 @@ export function fusedFfn(x: tf.Tensor2D, w: FfnWeights, act: Activation, residua
   const inputs = [x, w.w1, w.b1, w.w2, w.b2, ...(residual ? [residual] : [])];
   return customOp(inputs, ([xt, w1, b1, w2, b2, rt], save) => {
     const k = kernels();
-    const p = { x: put(k, xt!), w1: put(k, w1!), b1: put(k, b1!), w2: put(k, w2!), b2: put(k, b2!) };
-    const f = ffnForwardAt(k, p, s);
-    if (taping()) save([xt!, w1!, w2!, take(k, f.a, [N, s.U]), ...(mask ? [mask] : [])]);
+    const [o, a] = [output(k, [N, d]), taping() ? output(k, [N, s.U]) : undefined];
+    const p = { x: ptr(k, xt!), w1: ptr(k, w1!), b1: ptr(k, b1!), w2: ptr(k, w2!), b2: ptr(k, b2!) };
+    ffnForwardAt(k, p, s, { o: o.p, a: a?.p ?? k.alloc(N * s.U) });
+    residualInPlace(k, o.p, rt, mask, N * d);
+    if (a) save([xt!, w1!, w2!, a.t, ...(mask ? [mask] : [])]);
     return {
-      value: residualOut(k, f.o, rt, mask, [N, d]),
+      value: o.t,
       grad: (dy, [sx, s1, s2, sa, sm]) => {
         const q = kernels();
         const dO = maskedGrad(q, dy, sm);
-        const g = ffnBackwardAt(q, { x: put(q, sx!), w1: put(q, s1!), w2: put(q, s2!), a: put(q, sa!), dO }, s);
-        const grads = [take(q, g.dx, [N, d]), take(q, g.w1, [d, s.U]), take(q, g.b1, [s.U]), take(q, g.w2, [s.F, d]), take(q, g.b2, [d])];
+        const g = [output(q, [N, d]), output(q, [d, s.U]), output(q, [s.U]), output(q, [s.F, d]), output(q, [d])];
+        const [gx, g1, gb1, g2, gb2] = g.map((o) => o.p) as number[];
+        ffnBackwardAt(q, { x: ptr(q, sx!), w1: ptr(q, s1!), w2: ptr(q, s2!), a: ptr(q, sa!), dO }, s, { x: gx!, w1: g1!, b1: gb1!, w2: g2!, b2: gb2! });
+        const grads = g.map((o) => o.t);
         return residual ? [...grads, dy.clone()] : grads;
       },
     };

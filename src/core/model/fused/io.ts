@@ -1,27 +1,33 @@
 import tf from '../../util/tfjs.cjs';
 import type { Config } from '../../config/defaults.js';
-import { onHost, readView, tensorFrom } from '../../backend/view.js';
 import { fusedKernels, type FusedKernels } from '../kernels/fused-wasm.js';
 
 export type { FusedKernels };
 
 /**
- * Whether this thread runs the fused WebAssembly kernels: parallel.kernels fused, tensors in this
- * thread's memory (wasm, cpu) and WebAssembly SIMD present. Otherwise the tfjs layers run.
+ * Whether this thread runs the fused WebAssembly kernels: parallel.kernels fused on the tfjs wasm backend
+ * (whose heap they share) with WebAssembly SIMD. Otherwise (cpu, GPU backends) the tfjs layers run.
  */
 export function useFused(config: Config): boolean {
-  return config.parallel.kernels === 'fused' && onHost() && fusedKernels() !== null;
+  return config.parallel.kernels === 'fused' && tf.getBackend() === 'wasm' && fusedKernels() !== null;
 }
 
 /** The loaded kernels, arena reset for a new operation. */
 export const kernels = (): FusedKernels => fusedKernels()!.reset();
 
-/** Copies a float32 tensor into the kernels' memory; its pointer. */
-export const put = (k: FusedKernels, t: tf.Tensor): number => k.put(readView(t));
+/** Where a tensor's values are (the kernels read them in place). */
+export const ptr = (k: FusedKernels, t: tf.Tensor): number => k.ptr(t);
 
-/** A tensor of the n floats at p in the kernels' memory (copied out). */
-export const take = (k: FusedKernels, p: number, shape: number[]): tf.Tensor =>
-  tensorFrom(k.view(p, shape.reduce((a, b) => a * b, 1)), shape);
+/** A new tensor of this shape for a kernel to write, and its pointer. */
+export const output = (k: FusedKernels, shape: number[]): { t: tf.Tensor; p: number } => k.output(shape);
+
+/** A new tensor holding a copy of the n floats at p (an arena temporary). */
+export function take(k: FusedKernels, p: number, shape: number[]): tf.Tensor {
+  const o = k.output(shape);
+  const n = shape.reduce((a, b) => a * b, 1);
+  k.f32.copyWithin(o.p >> 2, p >> 2, (p >> 2) + n);
+  return o.t;
+}
 
 /** The op's gradient function signature in tf.customGrad, with the saved tensors typed. */
 export type SaveFn = tf.GradSaveFunc;

@@ -1,5 +1,5 @@
 import tf from '../../util/tfjs.cjs';
-import { customOp, kernels, put, take } from './io.js';
+import { customOp, kernels, output, ptr } from './io.js';
 
 /**
  * LayerNorm over the last axis as one fused kernel, forward and backward (kernels/norm.c):
@@ -11,19 +11,19 @@ export function fusedLayerNorm(x: tf.Tensor2D, g: tf.Tensor, b: tf.Tensor, eps =
   const [N, C] = x.shape;
   return customOp([x, g, b], ([xt, gt, bt], save) => {
     const k = kernels();
-    const [px, pg, pb] = [put(k, xt!), put(k, gt!), put(k, bt!)];
-    const [py, pm] = [k.alloc(N * C), k.alloc(2 * N)]; // mean | rstd
-    k.k.layernorm_fwd(px, pg, pb, py, pm, pm + 4 * N, N, C, eps);
-    const y = take(k, py, [N, C]);
-    save([xt!, gt!, take(k, pm, [2, N])]);
+    const [y, stats] = [output(k, [N, C]), output(k, [2, N])]; // stats: mean | rstd
+    k.k.layernorm_fwd(ptr(k, xt!), ptr(k, gt!), ptr(k, bt!), y.p, stats.p, stats.p + 4 * N, N, C, eps);
+    save([xt!, gt!, stats.t]);
     return {
-      value: y,
-      grad: (dy, [sx, sg, stats]) => {
+      value: y.t,
+      grad: (dy, [sx, sg, ss]) => {
         const q = kernels();
-        const [qx, qg, qs, qdy] = [put(q, sx!), put(q, sg!), put(q, stats!), put(q, dy)];
-        const [qdx, qdg, qdb] = [q.alloc(N * C), q.zeros(C), q.zeros(C)];
-        q.k.layernorm_bwd(qx, qg, qs, qs + 4 * N, qdy, qdx, qdg, qdb, N, C);
-        return [take(q, qdx, [N, C]), take(q, qdg, [C]), take(q, qdb, [C])];
+        const [dx, dg, db] = [output(q, [N, C]), output(q, [C]), output(q, [C])];
+        q.zero(dg.p, C);
+        q.zero(db.p, C);
+        const st = ptr(q, ss!);
+        q.k.layernorm_bwd(ptr(q, sx!), ptr(q, sg!), st, st + 4 * N, ptr(q, dy), dx.p, dg.p, db.p, N, C);
+        return [dx.t, dg.t, db.t];
       },
     };
   }) as tf.Tensor2D;

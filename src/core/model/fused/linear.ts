@@ -1,5 +1,5 @@
 import tf from '../../util/tfjs.cjs';
-import { customOp, kernels, put, take, type FusedKernels } from './io.js';
+import { customOp, kernels, output, ptr, type FusedKernels } from './io.js';
 
 /**
  * y = r + (x·W + b) ⊙ m as one fused operation (kernels/gemm.c): a linear layer with its bias, and
@@ -13,19 +13,18 @@ export interface LinearExtras {
   mask?: tf.Tensor;
 }
 
-/** dO = dy ⊙ m into the kernels' memory (dy itself without a mask); its pointer. */
+/** dO = dy ⊙ m in the arena (dy itself without a mask); its pointer. */
 export function maskedGrad(k: FusedKernels, dy: tf.Tensor, mask: tf.Tensor | undefined): number {
-  const p = put(k, dy);
-  if (mask) k.k.mul(p, put(k, mask), p, dy.size);
+  if (!mask) return ptr(k, dy);
+  const p = k.alloc(dy.size);
+  k.k.mul(ptr(k, dy), ptr(k, mask), p, dy.size);
   return p;
 }
 
-/** y = r + o ⊙ m from o at po (in place), as a tensor */
-export function residualOut(k: FusedKernels, po: number, residual: tf.Tensor | undefined, mask: tf.Tensor | undefined, shape: number[]): tf.Tensor {
-  const n = shape[0]! * shape[1]!;
-  if (mask && !residual) k.k.mul(po, put(k, mask), po, n);
-  if (residual) k.k.add_masked(put(k, residual), po, mask ? put(k, mask) : 0, po, n);
-  return take(k, po, shape);
+/** y = r + o ⊙ m in place at po (an output tensor's values) */
+export function residualInPlace(k: FusedKernels, po: number, residual: tf.Tensor | undefined, mask: tf.Tensor | undefined, n: number): void {
+  if (mask && !residual) k.k.mul(po, ptr(k, mask), po, n);
+  if (residual) k.k.add_masked(ptr(k, residual), po, mask ? ptr(k, mask) : 0, po, n);
 }
 
 export function fusedLinear(x: tf.Tensor2D, w: tf.Tensor, extras: LinearExtras = {}): tf.Tensor2D {
@@ -34,27 +33,24 @@ export function fusedLinear(x: tf.Tensor2D, w: tf.Tensor, extras: LinearExtras =
   const F = w.shape[1]!;
   const inputs = [x, w, ...(bias ? [bias] : []), ...(residual ? [residual] : [])];
   return customOp(inputs, ([xt, wt, ...rest], save) => {
-    const bt = bias ? rest[0] : undefined;
     const k = kernels();
-    const [px, pw, pb] = [put(k, xt!), put(k, wt!), bt ? put(k, bt) : 0];
-    const py = k.alloc(N * F);
-    k.k.gemm(px, K, 1, pw, py, N, K, F, pb, 0);
-    const y = residualOut(k, py, residual ? rest.at(-1) : undefined, mask, [N, F]);
+    const y = output(k, [N, F]);
+    k.k.gemm(ptr(k, xt!), K, 1, ptr(k, wt!), y.p, N, K, F, bias ? ptr(k, rest[0]!) : 0, 0);
+    residualInPlace(k, y.p, residual ? rest.at(-1) : undefined, mask, N * F);
     save([xt!, wt!, ...(mask ? [mask] : [])]);
     return {
-      value: y,
+      value: y.t,
       grad: (dy, [sx, sw, sm]) => {
         const q = kernels();
         const pd = maskedGrad(q, dy, sm);
-        const [qx, qw] = [put(q, sx!), put(q, sw!)];
-        const [pdx, pdw, scratch] = [q.alloc(N * K), q.alloc(K * F), q.alloc(K * F)];
-        q.k.gemm_nt(pd, qw, pdx, N, F, K, scratch, 0);
-        q.k.gemm(qx, 1, K, pd, pdw, K, N, F, 0, 0);
-        const grads = [take(q, pdx, [N, K]), take(q, pdw, [K, F])];
+        const [dx, dw] = [output(q, [N, K]), output(q, [K, F])];
+        q.k.gemm_nt(pd, ptr(q, sw!), dx.p, N, F, K, q.alloc(K * F), 0);
+        q.k.gemm(ptr(q, sx!), 1, K, pd, dw.p, K, N, F, 0, 0);
+        const grads = [dx.t, dw.t];
         if (bias) {
-          const pdb = q.alloc(F);
-          q.k.col_sum(pd, pdb, N, F, 0);
-          grads.push(take(q, pdb, [F]));
+          const db = output(q, [F]);
+          q.k.col_sum(pd, db.p, N, F, 0);
+          grads.push(db.t);
         }
         if (residual) grads.push(dy.clone());
         return grads;

@@ -23,69 +23,76 @@ static inline v128_t dact4(int kind, v128_t a) {
   return ADD(MUL(ADD(t, SPLAT(1.0f)), SPLAT(0.5f)), MUL(MUL(a, SPLAT(0.5f)), dt));
 }
 
-// four columns of a row, or fewer at its end (the rest of the lanes unused)
-static inline v128_t load_n(const f32 *p, int n) {
-  if (n >= 4) return LOAD(p);
-  f32 t[4] = {0, 0, 0, 0};
-  for (int i = 0; i < n; i++) t[i] = p[i];
-  return LOAD(t);
-}
-static inline void store_n(f32 *p, v128_t v, int n) {
-  if (n >= 4) { STORE(p, v); return; }
-  f32 t[4];
-  STORE(t, v);
-  for (int i = 0; i < n; i++) p[i] = t[i];
-}
+// lane 0, for the columns past the last multiple of 4
+#define LANE0(v) wasm_f32x4_extract_lane(v, 0)
+
+static inline v128_t swiglu4(v128_t g, v128_t u) { return MUL(MUL(g, sigmoid4(g)), u); }
 
 // h [N, F] from a [N, F] (relu, gelu) or [N, 2F] (swiglu)
 EXPORT(act_fwd) void act_fwd(int kind, const f32 *a, f32 *h, int N, int F) {
-  int W = kind == SWIGLU ? 2 * F : F;
+  int W = kind == SWIGLU ? 2 * F : F, F4 = F & ~3;
   for (int i = 0; i < N; i++) {
     const f32 *ai = a + (long)i * W;
     f32 *hi = h + (long)i * F;
-    for (int c = 0; c < F; c += 4) {
-      int n = F - c;
-      v128_t v = load_n(ai + c, n);
-      if (kind == SWIGLU) v = MUL(MUL(v, sigmoid4(v)), load_n(ai + F + c, n));
-      else v = act4(kind, v);
-      store_n(hi + c, v, n);
+    if (kind == SWIGLU) {
+      for (int c = 0; c < F4; c += 4) STORE(hi + c, swiglu4(LOAD(ai + c), LOAD(ai + F + c)));
+      for (int c = F4; c < F; c++) hi[c] = LANE0(swiglu4(SPLAT(ai[c]), SPLAT(ai[F + c])));
+    } else {
+      for (int c = 0; c < F4; c += 4) STORE(hi + c, act4(kind, LOAD(ai + c)));
+      for (int c = F4; c < F; c++) hi[c] = LANE0(act4(kind, SPLAT(ai[c])));
     }
   }
 }
 
+// [da_g | da_u] of swiglu for four columns
+static inline void dswiglu4(v128_t g, v128_t u, v128_t d, v128_t *dg, v128_t *du) {
+  v128_t s = sigmoid4(g);
+  *dg = MUL(MUL(d, u), MUL(s, ADD(MUL(g, SUB(SPLAT(1.0f), s)), SPLAT(1.0f))));
+  *du = MUL(d, MUL(g, s));
+}
+
 // da (shape of a) from dh [N, F]
 EXPORT(act_bwd) void act_bwd(int kind, const f32 *a, const f32 *dh, f32 *da, int N, int F) {
-  int W = kind == SWIGLU ? 2 * F : F;
+  int W = kind == SWIGLU ? 2 * F : F, F4 = F & ~3;
   for (int i = 0; i < N; i++) {
     const f32 *ai = a + (long)i * W, *dhi = dh + (long)i * F;
     f32 *dai = da + (long)i * W;
-    for (int c = 0; c < F; c += 4) {
-      int n = F - c;
-      v128_t v = load_n(ai + c, n), d = load_n(dhi + c, n);
-      if (kind == SWIGLU) {
-        v128_t u = load_n(ai + F + c, n), s = sigmoid4(v);
-        v128_t dsilu = MUL(s, ADD(MUL(v, SUB(SPLAT(1.0f), s)), SPLAT(1.0f)));
-        store_n(dai + c, MUL(MUL(d, u), dsilu), n);
-        store_n(dai + F + c, MUL(d, MUL(v, s)), n);
-      } else store_n(dai + c, MUL(d, dact4(kind, v)), n);
+    v128_t dg, du;
+    if (kind == SWIGLU) {
+      for (int c = 0; c < F4; c += 4) {
+        dswiglu4(LOAD(ai + c), LOAD(ai + F + c), LOAD(dhi + c), &dg, &du);
+        STORE(dai + c, dg);
+        STORE(dai + F + c, du);
+      }
+      for (int c = F4; c < F; c++) {
+        dswiglu4(SPLAT(ai[c]), SPLAT(ai[F + c]), SPLAT(dhi[c]), &dg, &du);
+        dai[c] = LANE0(dg);
+        dai[F + c] = LANE0(du);
+      }
+    } else {
+      for (int c = 0; c < F4; c += 4) STORE(dai + c, MUL(LOAD(dhi + c), dact4(kind, LOAD(ai + c))));
+      for (int c = F4; c < F; c++) dai[c] = dhi[c] * LANE0(dact4(kind, SPLAT(ai[c])));
     }
   }
 }
 
 // y = h + o ⊙ m (m null: no mask), n floats
 EXPORT(add_masked) void add_masked(const f32 *h, const f32 *o, const f32 *m, f32 *y, int n) {
-  for (int i = 0; i < n; i += 4) {
-    int k = n - i;
-    v128_t v = load_n(o + i, k);
-    if (m) v = MUL(v, load_n(m + i, k));
-    store_n(y + i, ADD(load_n(h + i, k), v), k);
-  }
+  int n4 = n & ~3;
+  for (int i = 0; i < n4; i += 4) STORE(y + i, ADD(LOAD(h + i), m ? MUL(LOAD(o + i), LOAD(m + i)) : LOAD(o + i)));
+  for (int i = n4; i < n; i++) y[i] = h[i] + (m ? o[i] * m[i] : o[i]);
 }
 
 // y = a ⊙ b, n floats
 EXPORT(mul) void mul(const f32 *a, const f32 *b, f32 *y, int n) {
-  for (int i = 0; i < n; i += 4) {
-    int k = n - i;
-    store_n(y + i, MUL(load_n(a + i, k), load_n(b + i, k)), k);
-  }
+  int n4 = n & ~3;
+  for (int i = 0; i < n4; i += 4) STORE(y + i, MUL(LOAD(a + i), LOAD(b + i)));
+  for (int i = n4; i < n; i++) y[i] = a[i] * b[i];
+}
+
+// y = s · x, n floats
+EXPORT(scale) void scale(const f32 *x, f32 s, f32 *y, int n) {
+  int n4 = n & ~3;
+  for (int i = 0; i < n4; i += 4) STORE(y + i, MUL(LOAD(x + i), SPLAT(s)));
+  for (int i = n4; i < n; i++) y[i] = x[i] * s;
 }

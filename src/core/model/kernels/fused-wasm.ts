@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import tf from '../../util/tfjs.cjs';
 
 /**
- * Loader for fused.wasm (WebAssembly SIMD, built from gemm.c, norm.c, act.c and xent.c by
- * scripts/build-kernels.sh): the matmuls, layer norm, activations, cross-entropy and embedding of the
- * fused kernels (parallel.kernels: fused). Pointers are byte offsets into the module's own memory.
- * Each operation lays out its operands from the heap base again (an arena reset per call), copies its
- * inputs in, runs, and copies its outputs out: nothing persists in this memory between calls.
+ * Loader for fused.wasm (WebAssembly SIMD, built from gemm.c, norm.c, act.c, xent.c, attn.c and combine.c by
+ * scripts/build-kernels.sh): the matmuls, layer norm, activations, cross-entropy, embedding, attention and Switch combine of the
+ * fused kernels (parallel.kernels: fused). Pointers are byte offsets into tfjs's wasm heap.
  */
 export interface FusedExports {
   gemm(A: number, sa: number, sr: number, B: number, C: number, M: number, R: number, N: number, bias: number, acc: number): void;
@@ -20,38 +20,85 @@ export interface FusedExports {
   softmax_xent(z: number, targets: number, G: number, N: number, V: number): number;
   embed_fwd(tokens: number, wte: number, wpe: number, h: number, B: number, T: number, d: number): void;
   embed_bwd(tokens: number, dh: number, dwte: number, dwpe: number, B: number, T: number, d: number): void;
-  __heap_base: WebAssembly.Global;
+  combine_fwd(h: number, outs: number, coef: number, shared: number, m: number, y: number, N: number, d: number, K: number): void;
+  combine_bwd(dy: number, m: number, outs: number, coef: number, keep: number, dM: number, dOuts: number, dG: number, N: number, d: number, K: number): void;
+  scale(x: number, s: number, y: number, n: number): void;
+  attn_fwd(qkv: number, o: number, lse: number, B: number, T: number, H: number, hd: number, scratch: number): void;
+  attn_bwd(qkv: number, o: number, lse: number, dO: number, dqkv: number, B: number, T: number, H: number, hd: number, scratch: number): void;
 }
 
-/** The module and a bump allocator over its memory, reset by each operation. */
+interface WasmBackend {
+  wasm: { asm: { memory: WebAssembly.Memory }; _malloc(bytes: number): number; _free(p: number): void };
+  dataIdMap: { get(id: object): { memoryOffset: number } | undefined };
+  makeOutput(shape: number[], dtype: 'float32'): { dataId: object; shape: number[]; dtype: 'float32' };
+}
+
+/**
+ * The module, instantiated on the tfjs wasm backend's own memory: the kernels read and write tensors
+ * where they are (no copies), and keep their temporaries in a scratch arena malloc'd from that heap,
+ * reset by each operation. The module has no data segments and uses no shadow stack (the build keeps
+ * it so), so nothing of tfjs's heap is touched but what the operations are given.
+ */
 export class FusedKernels {
-  private at: number;
+  private blocks: { raw: number; p: number; bytes: number }[] = [];
+  private at = 0;
+  private used = 0;
   private f32View: Float32Array;
   private i32View: Int32Array;
 
-  constructor(readonly k: FusedExports, private readonly memory: WebAssembly.Memory) {
-    this.at = this.base;
-    this.f32View = new Float32Array(memory.buffer);
-    this.i32View = new Int32Array(memory.buffer);
+  constructor(readonly k: FusedExports, private readonly backend: WasmBackend) {
+    this.f32View = new Float32Array(this.memory.buffer);
+    this.i32View = new Int32Array(this.memory.buffer);
   }
 
-  private get base(): number {
-    return Math.ceil(Number(this.k.__heap_base.value) / 16) * 16;
+  private get memory(): WebAssembly.Memory {
+    return this.backend.wasm.asm.memory;
   }
 
-  /** Starts an operation's layout from the heap base. */
+  /** Starts an operation's temporaries; what the last one used is one block from now on. */
   reset(): this {
-    this.at = this.base;
+    if (this.blocks.length > 1) {
+      const total = this.blocks.reduce((a, b) => a + b.bytes, 0);
+      for (const b of this.blocks) this.backend.wasm._free(b.raw);
+      this.blocks = [];
+      this.newBlock(total);
+    }
+    this.at = 0;
+    this.used = 0;
     return this;
   }
 
-  /** Room for n floats (or ints), 16-byte aligned; grows the memory (views taken before are then stale). */
+  private newBlock(bytes: number): { raw: number; p: number; bytes: number } {
+    const raw = this.backend.wasm._malloc(bytes + 16);
+    const block = { raw, p: Math.ceil(raw / 16) * 16, bytes };
+    this.blocks.push(block);
+    return block;
+  }
+
+  /** Room for n floats (or ints) in the arena, 16-byte aligned, valid until the next reset. */
   alloc(n: number): number {
-    const p = this.at;
-    this.at += Math.ceil((n * 4) / 16) * 16;
-    const need = this.at - this.memory.buffer.byteLength;
-    if (need > 0) this.memory.grow(Math.ceil(need / 65536));
+    const bytes = Math.ceil((n * 4) / 16) * 16;
+    let block = this.blocks[this.at];
+    if (block && this.used + bytes > block.bytes) {
+      block = this.blocks[++this.at];
+      this.used = 0;
+    }
+    block ??= this.newBlock(Math.max(bytes, 2 * (this.blocks.at(-1)?.bytes ?? 1 << 19)));
+    const p = block.p + this.used;
+    this.used += bytes;
     return p;
+  }
+
+  /** Where a float32 or int32 tensor's values are. */
+  ptr(t: tf.Tensor): number {
+    return this.backend.dataIdMap.get(t.dataId)!.memoryOffset;
+  }
+
+  /** A new float32 tensor of this shape and where its values go (uninitialised). */
+  output(shape: number[]): { t: tf.Tensor; p: number } {
+    const info = this.backend.makeOutput(shape, 'float32');
+    const t = (tf.engine() as unknown as { makeTensorFromTensorInfo(i: unknown): tf.Tensor }).makeTensorFromTensorInfo(info);
+    return { t, p: this.ptr(t) };
   }
 
   get f32(): Float32Array {
@@ -64,7 +111,7 @@ export class FusedKernels {
     return this.i32View;
   }
 
-  /** Copies values in; returns their pointer. */
+  /** Copies values into the arena; returns their pointer. */
   put(values: Float32Array): number {
     const p = this.alloc(values.length);
     this.f32.set(values, p >> 2);
@@ -77,14 +124,13 @@ export class FusedKernels {
     return p;
   }
 
-  /** n zeros; returns their pointer. */
-  zeros(n: number): number {
-    const p = this.alloc(n);
+  /** Zeros n floats at p. */
+  zero(p: number, n: number): number {
     this.f32.fill(0, p >> 2, (p >> 2) + n);
     return p;
   }
 
-  /** A view of n floats at p, valid until the next alloc or operation. */
+  /** A view of n floats at p, valid until the next allocation (which may grow the memory). */
   view(p: number, n: number): Float32Array {
     return this.f32.subarray(p >> 2, (p >> 2) + n);
   }
@@ -92,14 +138,18 @@ export class FusedKernels {
 
 let loaded: FusedKernels | null | undefined;
 
-/** The kernels, or null where WebAssembly SIMD is missing (the tfjs path then runs). */
+/** The kernels on this thread's tfjs wasm backend, or null on another backend or without WebAssembly SIMD. */
 export function fusedKernels(): FusedKernels | null {
   if (loaded !== undefined) return loaded;
+  if (tf.getBackend() !== 'wasm') return null; // not cached: the backend may not be started yet
   try {
     const bytes = readFileSync(new URL('./fused.wasm', import.meta.url));
-    const memory = new WebAssembly.Memory({ initial: 64 });
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
-    loaded = new FusedKernels(instance.exports as unknown as FusedExports, memory);
+    // V8 first runs WebAssembly from its baseline compiler and moves hot functions to its optimizing one
+    // later, in the background: these kernels are few and all hot, so optimize them once, now
+    setFlagsFromString('--no-wasm-dynamic-tiering');
+    const backend = tf.backend() as unknown as WasmBackend;
+    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory: backend.wasm.asm.memory } });
+    loaded = new FusedKernels(instance.exports as unknown as FusedExports, backend);
   } catch {
     loaded = null;
   }

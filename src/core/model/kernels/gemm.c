@@ -17,7 +17,7 @@ static inline void store8(f32 *c, v128_t o0, v128_t o1, v128_t bias0, v128_t bia
 }
 
 // one tile of 4 rows (rows = 4) or 1 row, 8 columns
-static void tile8(const f32 *A, int sa, int sr, const f32 *B, int ldb, f32 *C, int ldc, int rows, int R, const f32 *bias, int acc) {
+void tile8(const f32 *A, int sa, int sr, const f32 *B, int ldb, f32 *C, int ldc, int rows, int R, const f32 *bias, int acc) {
   v128_t c00 = wasm_f32x4_splat(0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
   const f32 *a0 = A, *a1 = A + sa, *a2 = A + 2 * sa, *a3 = A + 3 * sa;
   if (rows == 4) {

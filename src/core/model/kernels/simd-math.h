@@ -56,3 +56,6 @@ static inline f32 log_f(f32 x) {
   f32 s = t * (2.0f + t2 * (2.0f / 3 + t2 * (2.0f / 5 + t2 * (2.0f / 7 + t2 * (2.0f / 9 + t2 * (2.0f / 11))))));
   return s + (f32)e * 0.6931471805599453f;
 }
+
+// gemm.c's tile: C[rows, 8] (=|+=) Σ_{r<R} a(i, r) · B[r, 0..8) (+ bias), a(i, r) = A[i·sa + r·sr], rows 4 or 1
+void tile8(const f32 *A, int sa, int sr, const f32 *B, int ldb, f32 *C, int ldc, int rows, int R, const f32 *bias, int acc);

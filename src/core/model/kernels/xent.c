@@ -4,7 +4,7 @@
 //   h_{b,t} = wte[x_{b,t}] + wpe[t];  ∂/∂wte[v] = Σ_{x_{b,t} = v} dh_{b,t},  ∂/∂wpe[t] = Σ_b dh_{b,t}
 #include "simd-math.h"
 
-// z [N, V] logits, targets [N]; G [N, V] = ∂ce/∂z written; returns ce
+// z [N, V] logits, targets [N]; G [N, V] = ∂ce/∂z written (G may be z itself); returns ce
 EXPORT(softmax_xent) f32 softmax_xent(const f32 *z, const int *targets, f32 *G, int N, int V) {
   double total = 0;
   int V4 = V & ~3;
@@ -12,7 +12,7 @@ EXPORT(softmax_xent) f32 softmax_xent(const f32 *z, const int *targets, f32 *G, 
   for (int i = 0; i < N; i++) {
     const f32 *zi = z + (long)i * V;
     f32 *gi = G + (long)i * V;
-    f32 m = zi[0];
+    f32 zt = zi[targets[i]], m = zi[0];
     for (int v = 1; v < V; v++) if (zi[v] > m) m = zi[v];
     v128_t m4 = SPLAT(m), s4 = SPLAT(0);
     for (int v = 0; v < V4; v += 4) {
@@ -23,7 +23,7 @@ EXPORT(softmax_xent) f32 softmax_xent(const f32 *z, const int *targets, f32 *G, 
     f32 s = hsum4(s4);
     for (int v = V4; v < V; v++) s += (gi[v] = SCALAR(exp4, zi[v] - m));
     f32 lse = m + log_f(s);
-    total += lse - zi[targets[i]];
+    total += lse - zt;
     v128_t k4 = SPLAT(invN / s);
     for (int v = 0; v < V4; v += 4) STORE(gi + v, MUL(LOAD(gi + v), k4));
     for (int v = V4; v < V; v++) gi[v] *= invN / s;

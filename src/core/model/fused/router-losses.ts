@@ -1,0 +1,83 @@
+import tf from '../../util/tfjs.cjs';
+import type { Config } from '../../config/defaults.js';
+import type { RoutingConstants } from '../../router/gates.js';
+import { readView, tensorFrom } from '../../backend/view.js';
+import { customOp } from './io.js';
+import { normalised, normalisedBackward, scores, scoresBackward } from './scores.js';
+
+type Moe = Config['moe'];
+
+/**
+ * router/gates.ts's balance loss as one fused operation on the logits [N, E], α = moe.balance_loss_coef:
+ *   aux_loss      B = (α·E/G) Σ_g Σ_i f_{g,i} P_{g,i},  P_{g,i} = (1/S) Σ_{t in g} s'_{t,i}  (S = N/G tokens a group)
+ *   seq_aux_loss  B = (α/B_s) Σ_b Σ_i f'_{b,i} P_{b,i}, the same over the B_s sequences
+ *   ∂s'_{t,i} = ∂B · coef · f_{g(t),i} / S, then through s' = s/Σs (sigmoid) and the scores (scores.ts)
+ * aux_free and none: 0 (a constant, no operation). `probs`: the scores s of the logits when the caller has them.
+ */
+export function fusedBalanceLoss(logits: tf.Tensor2D, rc: RoutingConstants, moe: Moe, probs?: Float32Array): tf.Scalar {
+  const [N, E] = logits.shape;
+  const seq = moe.balance === 'seq_aux_loss';
+  if (!seq && moe.balance !== 'aux_loss') return tf.scalar(0);
+  if (seq && !rc.seqFraction) throw new Error('seq_aux_loss needs the sequences\' routing fractions');
+  const fractions = seq ? rc.seqFraction! : rc.fraction;
+  const G = fractions.shape[0];
+  const f = Float32Array.from(readView(fractions));
+  const S = N / G;
+  const coef = seq ? moe.balance_loss_coef / G : (moe.balance_loss_coef * E) / G;
+  return customOp([logits], ([z], save) => {
+    const s = probs ?? scores(readView(z!), N, E, moe);
+    const sn = normalised(s, N, E, moe);
+    let total = 0;
+    for (let g = 0; g < G; g++) {
+      for (let i = 0; i < E; i++) {
+        let p = 0;
+        for (let t = g * S; t < (g + 1) * S; t++) p += sn[t * E + i]!;
+        total += (p / S) * f[g * E + i]!;
+      }
+    }
+    save([]);
+    return {
+      value: tf.scalar(total * coef),
+      grad: (dy) => {
+        const k = (readView(dy)[0]! * coef) / S;
+        const dn = new Float32Array(N * E);
+        for (let t = 0; t < N; t++) for (let i = 0; i < E; i++) dn[t * E + i] = k * f[Math.floor(t / S) * E + i]!;
+        return [tensorFrom(scoresBackward(normalisedBackward(dn, s, N, E, moe), s, N, E, moe), [N, E])];
+      },
+    };
+  }) as tf.Scalar;
+}
+
+/**
+ * The router z-loss (ST-MoE §3.1) as one fused operation: Z = c · (1/N) Σ_t (lse_t)², lse_t = log Σ_i e^{z_{t,i}};
+ *   ∂z_{t,i} = ∂Z · c · (2/N) · lse_t · softmax(z_t)_i.  None for hash routing or c = 0.
+ */
+export function fusedZLoss(logits: tf.Tensor2D, moe: Moe): tf.Scalar {
+  if (moe.router === 'hash' || moe.z_loss_coef === 0) return tf.scalar(0);
+  const [N, E] = logits.shape;
+  const c = moe.z_loss_coef;
+  return customOp([logits], ([z], save) => {
+    const zv = readView(z!);
+    const lse = new Float64Array(N);
+    let total = 0;
+    for (let t = 0; t < N; t++) {
+      let m = -Infinity;
+      for (let i = 0; i < E; i++) m = Math.max(m, zv[t * E + i]!);
+      let sum = 0;
+      for (let i = 0; i < E; i++) sum += Math.exp(zv[t * E + i]! - m);
+      lse[t] = m + Math.log(sum);
+      total += lse[t]! * lse[t]!;
+    }
+    const zc = Float32Array.from(zv);
+    save([]);
+    return {
+      value: tf.scalar((c * total) / N),
+      grad: (dy) => {
+        const k = (readView(dy)[0]! * c * 2) / N;
+        const dz = new Float32Array(N * E);
+        for (let t = 0; t < N; t++) for (let i = 0; i < E; i++) dz[t * E + i] = k * lse[t]! * Math.exp(zc[t * E + i]! - lse[t]!);
+        return [tensorFrom(dz, [N, E])];
+      },
+    };
+  }) as tf.Scalar;
+}
