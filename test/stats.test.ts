@@ -41,7 +41,8 @@ test('a difference from the baseline: Welch\'s interval, and clear only when it 
 
 const row = (vary: Record<string, unknown>, seed: number, val: number, tokens: number): ResultRow => ({
   point: `${JSON.stringify(vary)}-${seed}`, vary, seed, params_total: 1, params_active_per_token: 1, train_ce: val + 0.1, val_ce: val, tokens_per_s: tokens, step_ms: 1000 / tokens,
-  dispatch_overhead_fraction: null, drop_fraction: 0, load_max_over_mean: 1, projected_step_ms: null, projected_tokens_per_s: null, projection_error: null, wall_s: 1, status: 'ok', error: null, config_hash: 'x',
+  dispatch_overhead_fraction: null, drop_fraction: 0, load_max_over_mean: 1, projected_step_ms: null, projected_tokens_per_s: null, projection_error: null,
+  projection_note: null, run_note: null, wall_s: 1, status: 'ok', error: null, config_hash: 'x',
 });
 
 test('summary: one row per point over its seeds, each measurement\'s interval and its difference from the baseline; unrecorded columns left out', (t) => {

@@ -40,13 +40,14 @@ test.serial('a 2 × 2 grid writes every output: runs, results.jsonl and .csv, sw
   const jsonl = readFileSync(join(gridDir, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   t.deepEqual(jsonl.map((r) => [r['moe.n_experts'], r['moe.capacity_factor']]), [[2, 1], [2, 2], [4, 1], [4, 2]]);
   for (const k of ['seed', 'params_total', 'params_active_per_token', 'train_ce', 'val_ce', 'tokens_per_s', 'step_ms', 'dispatch_overhead_fraction',
-    'drop_fraction', 'load_max_over_mean', 'projection_error', 'wall_s', 'status', 'error', 'config_hash']) t.true(k in jsonl[0], `results have ${k}`);
+    'drop_fraction', 'load_max_over_mean', 'projection_error', 'projection_note', 'run_note', 'wall_s', 'status', 'error', 'config_hash']) t.true(k in jsonl[0], `results have ${k}`);
   t.true(jsonl[0].params_total < jsonl[2].params_total, 'more experts, more parameters');
   t.is(jsonl[0].params_active_per_token, jsonl[1].params_active_per_token);
   t.true(jsonl.every((r) => r.drop_fraction >= 0 && r.drop_fraction <= 1));
   const csv = readFileSync(join(gridDir, 'results.csv'), 'utf8').trim().split('\n');
   t.is(csv[0], 'point,moe.n_experts,moe.capacity_factor,seed,params_total,params_active_per_token,train_ce,val_ce,tokens_per_s,step_ms,'
-    + 'dispatch_overhead_fraction,drop_fraction,load_max_over_mean,projected_step_ms,projected_tokens_per_s,projection_error,wall_s,status,error,config_hash');
+    + 'dispatch_overhead_fraction,drop_fraction,load_max_over_mean,projected_step_ms,projected_tokens_per_s,projection_error,projection_note,run_note,'
+    + 'wall_s,status,error,config_hash');
   t.is(csv.length, 5);
   for (const r of grid.rows) {
     for (const f of ['metrics.jsonl', 'summary.json', 'config.yaml', 'point.yaml', 'log.txt']) t.true(existsSync(join(gridDir, 'runs', r.point, f)), `${r.point}/${f}`);

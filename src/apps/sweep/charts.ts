@@ -13,7 +13,9 @@ const METRICS: Record<MetricColumn, { title: string; unrecorded: string }> = {
   step_ms: { title: 'ms a step here', unrecorded: 'every run records it' },
   dispatch_overhead_fraction: { title: 'dispatch-overhead fraction (profiled steps)', unrecorded: 'add `record: [train, profile]` to the sweep file' },
   drop_fraction: { title: 'drop fraction (last logged step)', unrecorded: 'only Switch layers drop tokens' },
-  load_max_over_mean: { title: 'load, busiest expert over the mean', unrecorded: 'only Switch layers have a load' },
+  load_max_over_mean: {
+    title: 'load: busiest expert\'s kept token-choices over the mean (last logged step)', unrecorded: 'only Switch layers have a load',
+  },
   projected_step_ms: { title: 'ms a step projected (simulate)', unrecorded: 'add `simulate: <cluster file>` to the sweep file' },
   projected_tokens_per_s: { title: 'tokens/s projected (simulate)', unrecorded: 'add `simulate: <cluster file>` to the sweep file' },
 };
@@ -83,8 +85,10 @@ export function sweepCharts(dir: string, rows: ResultRow[], keys: string[], poin
   const labelOf = (r: ResultRow) => pointLabel(r.vary, keys);
   const records = new Map(ok.map((r) => [r.point, trainingRecords(join(dir, 'runs', r.point))]));
   const evals = (r: ResultRow) => evalRecords(join(dir, 'runs', r.point));
-  const msPerStep = (r: ResultRow) => r.step_ms ?? 0;
-  const valSeries = ok.flatMap((r) => evals(r).map((e) => ({ point: labelOf(r), seed: r.seed, step: e.step, y: e.val_ce, seconds: (e.step * msPerStep(r)) / 1000, projected: r.projected_step_ms !== null ? (e.step * r.projected_step_ms) / 1000 : undefined })));
+  const at = (step: number, ms: number | null) => (ms !== null ? (step * ms) / 1000 : undefined); // no time known: no x
+  const valSeries = ok.flatMap((r) => evals(r).map((e) => ({
+    point: labelOf(r), seed: r.seed, step: e.step, y: e.val_ce, seconds: at(e.step, r.step_ms), projected: at(e.step, r.projected_step_ms),
+  })));
   const recorded = recordedColumns(points);
   const charts: Chart[] = [
     curves('loss', 'Training loss against step, every point', 'Mean over seeds and its 95% band (ce + auxiliary losses).', ok.flatMap((r) => (records.get(r.point) ?? []).map((m) => ({ point: labelOf(r), seed: r.seed, x: m.step, y: m.loss }))), 'step', 'training loss'),
@@ -96,11 +100,21 @@ export function sweepCharts(dir: string, rows: ResultRow[], keys: string[], poin
   const drops = layerMean((l) => l.drop_fraction);
   if (drops.length > 0) {
     charts.push(curves('drops_steps', 'Drop fraction over training', 'Token-choices dropped over capacity at each logged step, mean over Switch layers; mean over seeds and its 95% band.', drops, 'step', 'drop fraction'));
-    charts.push(curves('load_steps', 'Load imbalance over training', 'Busiest expert\'s routed tokens over the mean at each logged step, mean over Switch layers; mean over seeds and its 95% band.', layerMean((l) => l.load_max_over_mean), 'step', 'load, busiest over mean'));
+    const loadNote = 'The busiest expert\'s kept token-choices (all k, after capacity drops) over the mean, at each logged step, '
+      + 'mean over Switch layers; mean over seeds and its 95% band (metrics.jsonl\'s load_max_over_mean_first is the '
+      + 'first-choice figure, before drops).';
+    const busiest = layerMean((l) => l.load_max_over_mean);
+    charts.push(curves('load_steps', 'Load imbalance over training', loadNote, busiest, 'step', 'load: busiest expert\'s kept over mean'));
   }
   if (valSeries.length > 0) {
     charts.push(curves('val_steps', 'Validation loss against step', 'Mean over seeds and its 95% band, at every evaluation.', valSeries.map((v) => ({ ...v, x: v.step })), 'step', 'validation cross-entropy'));
-    charts.push(curves('val_seconds', 'Validation loss against training time here', 'Each run\'s steps at its own mean step time on this machine (evaluation excluded).', valSeries.map((v) => ({ ...v, x: v.seconds })), 'seconds of training here', 'validation cross-entropy'));
+    const timed = valSeries.filter((v) => v.seconds !== undefined); // a run whose training time is unknown is left out
+    const hereNote = 'Each run\'s steps at its own mean step time on this machine (evaluation excluded); '
+      + 'runs whose training time is unknown are left out.';
+    if (timed.length > 0) {
+      const here = timed.map((v) => ({ ...v, x: v.seconds! }));
+      charts.push(curves('val_seconds', 'Validation loss against training time here', hereNote, here, 'seconds of training here', 'validation cross-entropy'));
+    }
     if (valSeries.every((v) => v.projected !== undefined)) {
       charts.push(curves('val_projected', 'Validation loss against projected training time', 'Each run\'s steps at its own projected step time (simulate, its own routing).', valSeries.map((v) => ({ ...v, x: v.projected! })), 'projected seconds of training', 'validation cross-entropy'));
     }
@@ -132,13 +146,14 @@ export function sweepCharts(dir: string, rows: ResultRow[], keys: string[], poin
   const names = [...new Set(loads.map((l) => l.point))];
   if (names.length > 0) {
     charts.push({
-      id: 'load', title: 'Per-expert load over steps', note: 'Share of kept tokens per expert (all Switch layers); choose the run below the chart.',
+      id: 'load', title: 'Per-expert load over steps', note: 'Each expert\'s share of the kept token-choices (all k, after capacity drops; all Switch layers); '
+        + 'choose the run below the chart.',
       spec: {
         width: 700, height: 220, data: { values: loads },
         params: [{ name: 'point', value: names.at(-1)!, bind: { input: 'select', options: names, name: 'run ' } }],
         transform: [{ filter: 'datum.point === point' }],
         mark: { type: 'rect', tooltip: true },
-        encoding: { x: { field: 'step', type: 'ordinal', title: 'step', axis: { labelOverlap: true } }, y: { field: 'expert', type: 'ordinal', title: 'expert' }, color: { field: 'share', type: 'quantitative', title: 'share of kept tokens', scale: { scheme: 'viridis' } } },
+        encoding: { x: { field: 'step', type: 'ordinal', title: 'step', axis: { labelOverlap: true } }, y: { field: 'expert', type: 'ordinal', title: 'expert' }, color: { field: 'share', type: 'quantitative', title: 'share of kept token-choices', scale: { scheme: 'viridis' } } },
       },
     });
   }

@@ -6,6 +6,7 @@ import { chartSvg, htmlPage, type Table } from '../../core/instrument/page.js';
 import { minOf } from '../../core/util/extremes.js';
 import { sweepCharts } from './charts.js';
 import { SweepDirError } from './errors.js';
+import { runNotes } from './notes.js';
 import { FIXED_COLUMNS, readResults, type MetricColumn, type ResultRow } from './results.js';
 import { pointLabel, recordedColumns, summarise, writeSummary, type PointSummary } from './summary.js';
 
@@ -80,31 +81,28 @@ export function readSweepDir(dir: string): SweepDir {
   return { name: resolved.name ?? basename(dir), keys, rows, planned: resolved.points.length, baseline, points: summarise(rows, keys, baseline) };
 }
 
-/** A line per reason some runs were not projected onto the sweep's `simulate` cluster: how many, which, and why. */
-export function projectionNotes(rows: ResultRow[]): string[] {
-  const byReason = new Map<string, string[]>();
-  for (const r of rows) if (r.projection_error) byReason.set(r.projection_error, [...(byReason.get(r.projection_error) ?? []), r.point]);
-  return [...byReason].map(([reason, runs]) => `Not projected (simulate): ${runs.length} run${runs.length > 1 ? 's' : ''} (${runs.join(', ')}): ${reason}`);
-}
-
 /** The table and the notes under it, as markdown (summary.md, `report --markdown`). */
 const markdownWithNotes = (table: Table, notes: string[]) => `${markdownTable(table)}${notes.map((n) => `\n${n}\n`).join('')}`;
 
+/** The lines under a sweep's table: why some cells are empty (runNotes). */
+const sweepNotes = (s: SweepDir) => runNotes(s.rows);
+
 /**
  * The per-point table of a sweep directory as markdown, with only the `only` measurements when given,
- * and a line under it per reason some runs were not projected.
+ * and a line under it per reason some cells are empty.
  */
 export function summaryMarkdown(dir: string, only?: MetricColumn[]): string {
   const s = readSweepDir(dir);
-  return markdownWithNotes(summaryTable(s.points, s.baseline ? pointLabel(s.baseline, s.keys) : undefined, only), projectionNotes(s.rows));
+  return markdownWithNotes(summaryTable(s.points, s.baseline ? pointLabel(s.baseline, s.keys) : undefined, only), sweepNotes(s));
 }
 
 /** Writes DIR/report.html, DIR/summary.csv (and .jsonl, .md) and DIR/charts/<chart>.svg from what the sweep directory holds. */
 export async function writeReport(dir: string): Promise<string> {
-  const { name, keys, rows, planned, baseline, points } = readSweepDir(dir);
+  const s = readSweepDir(dir);
+  const { name, keys, rows, planned, baseline, points } = s;
   writeSummary(dir, keys, points);
   const summary = summaryTable(points, baseline ? pointLabel(baseline, keys) : undefined);
-  const notes = projectionNotes(rows);
+  const notes = sweepNotes(s);
   writeFileSync(join(dir, 'summary.md'), `${summary.title}\n\n${markdownWithNotes(summary, notes)}`);
   const { charts, missing } = sweepCharts(dir, rows, keys, points);
   mkdirSync(join(dir, 'charts'), { recursive: true });

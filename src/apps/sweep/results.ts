@@ -17,17 +17,26 @@ export interface ResultRow {
   train_ce: number | null;
   val_ce: number | null;
   tokens_per_s: number | null;
+  /** training time over steps, the whole run's; null when its time is unknown (run_note says why) */
   step_ms: number | null;
   /** from the point's profile (record: profile), else null */
   dispatch_overhead_fraction: number | null;
   /** mean over Switch layers, last logged training step */
   drop_fraction: number | null;
+  /**
+   * the busiest expert's kept token-choices (all k, after capacity drops) over the mean, mean over Switch
+   * layers, last logged training step (metrics.jsonl's load_max_over_mean_first is the first-choice figure before drops)
+   */
   load_max_over_mean: number | null;
   /** the run projected onto the sweep's `simulate` cluster from its own routing (null without one) */
   projected_step_ms: number | null;
   projected_tokens_per_s: number | null;
   /** why the run could not be projected onto the sweep's `simulate` cluster (null when it was, or without one) */
   projection_error: string | null;
+  /** what to know about the projection (this machine: a layout or device count its calibration never saw), else null */
+  projection_note: string | null;
+  /** summary.json's note: why some of the run's figures (its times: tokens_per_s, step_ms) are unknown, else null */
+  run_note: string | null;
   wall_s: number;
   status: 'ok' | 'failed';
   error: string | null;
@@ -37,7 +46,7 @@ export interface ResultRow {
 
 export const FIXED_COLUMNS = ['seed', 'params_total', 'params_active_per_token', 'train_ce', 'val_ce', 'tokens_per_s', 'step_ms',
   'dispatch_overhead_fraction', 'drop_fraction', 'load_max_over_mean', 'projected_step_ms', 'projected_tokens_per_s', 'projection_error',
-  'wall_s', 'status', 'error', 'config_hash'] as const;
+  'projection_note', 'run_note', 'wall_s', 'status', 'error', 'config_hash'] as const;
 
 /** The columns that are measurements of a run (what summary.csv estimates over seeds). */
 export const METRIC_COLUMNS = ['train_ce', 'val_ce', 'tokens_per_s', 'step_ms', 'dispatch_overhead_fraction', 'drop_fraction', 'load_max_over_mean', 'projected_step_ms', 'projected_tokens_per_s'] as const;
@@ -88,22 +97,34 @@ interface Projected {
   tokens_per_s: number | null;
   /** why there is no projection, when one was asked for */
   error: string | null;
+  /** the cluster's notes on this run (clusterFor), '; ' between them, else null */
+  note: string | null;
 }
+
+const NOT_PROJECTED: Projected = { step_ms: null, tokens_per_s: null, error: null, note: null };
 
 /**
  * A run projected onto a cluster from its own recorded routing (simulate). A run the cluster cannot
  * hold (its batch over the GPUs, a plan that does not divide them) has no projection, and says why.
  */
 async function projected(runDir: string, cluster: string | undefined): Promise<Projected> {
-  if (!cluster) return { step_ms: null, tokens_per_s: null, error: null };
-  const [{ loadCluster }, { project }, { runWorkload }] = await Promise.all([import('../../sim/cluster.js'), import('../../sim/project.js'), import('../../sim/workload.js')]);
+  if (!cluster) return NOT_PROJECTED;
+  const [{ loadCluster }, { clusterFor }, { project }, { runWorkload }] = await Promise.all([
+    import('../../sim/cluster.js'), import('../../sim/machine.js'), import('../../sim/project.js'), import('../../sim/workload.js')]);
   try {
-    const p = project(loadCluster(cluster), runWorkload(runDir));
-    return { step_ms: p.step_ms, tokens_per_s: p.tokens_per_s, error: null };
+    const w = runWorkload(runDir);
+    const on = clusterFor(loadCluster(cluster), w.config); // this machine: the run's own device threads
+    const p = project(on.cluster, w);
+    const note = on.notes.length > 0 ? on.notes.map((n) => n.replace(/^note: /, '')).join('; ') : null;
+    return { step_ms: p.step_ms, tokens_per_s: p.tokens_per_s, error: null, note };
   } catch (e) {
-    return { step_ms: null, tokens_per_s: null, error: (e as Error).message.replace(/^config error: /, '') };
+    return { ...NOT_PROJECTED, error: (e as Error).message.replace(/^config error: /, '') };
   }
 }
+
+/** Mean ms a training step over the whole run; null when summary.json does not know its training time. */
+const stepMs = (summary: { train_s?: number | null; steps?: number } | undefined) =>
+  typeof summary?.train_s === 'number' ? (summary.train_s * 1000) / Math.max(1, summary.steps ?? 0) : null;
 
 /** Reads what a finished point wrote: summary.json, metrics.jsonl, profile/profile.json; and projects it onto `cluster` when given. */
 export async function collectResult(p: SweepPoint, runDir: string, status: 'ok' | 'failed', error: string | null, wallS: number, cluster?: string): Promise<ResultRow> {
@@ -112,7 +133,7 @@ export async function collectResult(p: SweepPoint, runDir: string, status: 'ok' 
   const last = trainingRecords(runDir).at(-1);
   const mean = (f: (l: NonNullable<typeof last>['layers'] extends (infer L)[] | undefined ? L : never) => number) =>
     last?.layers && last.layers.length > 0 ? last.layers.reduce((a, l) => a + f(l), 0) / last.layers.length : null;
-  const proj: Projected = status === 'ok' ? await projected(runDir, cluster) : { step_ms: null, tokens_per_s: null, error: null };
+  const proj = status === 'ok' ? await projected(runDir, cluster) : NOT_PROJECTED;
   return {
     point: p.name, vary: p.vary, seed: p.seed,
     params_total: summary?.params_total ?? null,
@@ -120,11 +141,12 @@ export async function collectResult(p: SweepPoint, runDir: string, status: 'ok' 
     train_ce: summary?.train_ce ?? null,
     val_ce: summary?.val_ce ?? null,
     tokens_per_s: summary?.tokens_per_s ?? null,
-    step_ms: summary ? (summary.train_s * 1000) / Math.max(1, summary.steps) : null,
+    step_ms: stepMs(summary),
     dispatch_overhead_fraction: profile?.dispatch_overhead?.fraction ?? spmdOverhead(profile),
     drop_fraction: mean((l) => l.drop_fraction),
     load_max_over_mean: mean((l) => l.load_max_over_mean),
-    projected_step_ms: proj.step_ms, projected_tokens_per_s: proj.tokens_per_s, projection_error: proj.error,
+    projected_step_ms: proj.step_ms, projected_tokens_per_s: proj.tokens_per_s, projection_error: proj.error, projection_note: proj.note,
+    run_note: typeof summary?.note === 'string' ? summary.note : null,
     wall_s: wallS, status, error, config_hash: configHash(p.config),
   };
 }
@@ -153,8 +175,10 @@ export function readResults(dir: string, keys: string[]): Map<string, ResultRow>
     if (typeof r.point !== 'string' || (r.status !== 'ok' && r.status !== 'failed')) {
       throw new SweepDirError(`${file} row ${i + 1} must have a point name and a status ok or failed (got point ${show(r.point)}, status ${show(r.status)})`);
     }
-    const projectionError = (r.projection_error as string | undefined) ?? null; // absent from rows written before the column
-    out.set(r.point as string, { ...(r as unknown as ResultRow), projection_error: projectionError, vary: Object.fromEntries(keys.map((k) => [k, r[k]])) });
+    // columns absent from rows written before them
+    const since = { projection_error: r.projection_error ?? null, projection_note: r.projection_note ?? null, run_note: r.run_note ?? null };
+    const vary = Object.fromEntries(keys.map((k) => [k, r[k]]));
+    out.set(r.point as string, { ...(r as unknown as ResultRow), ...since, vary } as ResultRow);
   }
   return out;
 }
