@@ -33,6 +33,9 @@ for (const file of readdirSync(SWEEPS).filter((f) => f.endsWith('.yaml')).sort()
       t.true(diff > 0, 'a difference column');
       const rows = summary.slice(1).map((l) => l.split(','));
       t.is(rows.filter((row) => row[diff] === '').length, 1, 'every point but the baseline has a difference');
+      const pairs = header.indexOf('val_ce_pairs');
+      t.true(header.indexOf('val_ce_paired_diff') > diff && pairs > diff, 'the difference paired by seed beside it');
+      t.deepEqual(rows.map((row) => row[pairs]).filter((n) => n !== '').map(Number), Array(points - 1).fill(2), 'paired over both seeds');
     }
     if (r.sweep.simulate) t.true(r.rows.every((x) => typeof x.projected_step_ms === 'number' && x.projected_step_ms > 0), 'every run projected');
     if (r.sweep.record.profile) t.true(r.rows.every((x) => typeof x.dispatch_overhead_fraction === 'number'), 'every run profiled');

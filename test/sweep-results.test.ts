@@ -81,6 +81,7 @@ test('a run whose training time is unknown has no step_ms (not 0), and the row, 
   const md = summaryMarkdown(dir);
   t.true(md.includes(`\nNo tokens_per_s or step_ms: 1 run (cf2): ${NOTE}\n`), md);
   t.true(md.includes('\nProjection note (simulate): 2 runs (cf1, cf2): this-machine was calibrated on spmd runs;'), md);
+  t.regex(md, /\nΔ Welch: .* Δ paired: the mean over the seeds both ran of \(point − baseline\) at the same seed/);
   // validation loss against training time here: the run without a time is left out, not drawn at 0 s
   const { charts } = sweepCharts(dir, rows, [KEY], points);
   const values = (id: string) => (charts.find((c) => c.id === id)!.spec as { data: { values: { point: string; x: number }[] } }).data.values;

@@ -6,13 +6,13 @@ import { chartSvg, htmlPage, type Table } from '../../core/instrument/page.js';
 import { minOf } from '../../core/util/extremes.js';
 import { sweepCharts } from './charts.js';
 import { SweepDirError } from './errors.js';
-import { runNotes } from './notes.js';
+import { DIFFERENCE_NOTE, runNotes } from './notes.js';
 import { FIXED_COLUMNS, readResults, type MetricColumn, type ResultRow } from './results.js';
 import { pointLabel, recordedColumns, summarise, writeSummary, type PointSummary } from './summary.js';
 
 const fmt = (v: number | undefined, digits = 4) => (v === undefined || Number.isNaN(v) ? '' : v.toFixed(digits));
 
-/** The per-point table: each measurement's mean ± the 95% half-width, and the difference from the baseline with its interval; ✓ where the interval excludes zero. */
+/** The per-point table: each measurement's mean ± 95% half-width, its difference from the baseline unpaired and paired by seed. */
 export function summaryTable(points: PointSummary[], baseline?: string, only?: MetricColumn[]): Table {
   const measured = recordedColumns(points).filter((c) => !only || only.includes(c));
   // losses and fractions to 4 decimals; times and rates to 4 significant digits of the column's smallest mean
@@ -23,19 +23,30 @@ export function summaryTable(points: PointSummary[], baseline?: string, only?: M
     return [c, Number.isFinite(least) ? Math.min(4, Math.max(0, 3 - Math.floor(Math.log10(least)))) : 1];
   }));
   const digits = (c: MetricColumn) => places.get(c)!;
+  const base = points.find((p) => p.baseline);
+  const delta = (c: MetricColumn, d: { mean: number; se: number; lo: number; hi: number; clear: boolean } | undefined) => {
+    if (!d) return '';
+    const interval = d.se > 0 ? ` [${fmt(d.lo, digits(c))}, ${fmt(d.hi, digits(c))}]` : '';
+    return `${d.mean >= 0 ? '+' : ''}${fmt(d.mean, digits(c))}${interval}${d.clear ? ' ✓' : ''}`;
+  };
+  // "(n pairs)" where some seed of the point or of the baseline has no partner
+  const paired = (p: PointSummary, c: MetricColumn) => {
+    const q = p.paired[c];
+    if (!q) return '';
+    const seeds = Math.max(p.estimates[c]?.n ?? 0, base?.estimates[c]?.n ?? 0);
+    return `${delta(c, q)}${q.n < seeds ? ` (${q.n} pair${q.n > 1 ? 's' : ''})` : ''}`;
+  };
   return {
-    title: `Per point, over its seeds: mean ± 95% half-width${baseline ? `; Δ from the baseline (${baseline}) [95% interval], ✓ where it excludes zero` : ''}`,
-    columns: ['point', 'seeds ok', ...measured.flatMap((c) => (baseline ? [c, `Δ ${c}`] : [c]))],
+    title: `Per point, over its seeds: mean ± 95% half-width${baseline
+      ? `; Δ from the baseline (${baseline}), unpaired (Welch) and paired by seed, [95% interval], ✓ where it excludes zero` : ''}`,
+    columns: ['point', 'seeds ok', ...measured.flatMap((c) => (baseline ? [c, `Δ ${c} Welch`, `Δ ${c} paired`] : [c]))],
     rows: points.map((p) => [
       `${p.label}${p.baseline ? ' (baseline)' : ''}`, `${p.ok}/${p.seeds.length}`,
       ...measured.flatMap((c) => {
         const e = p.estimates[c];
-        const d = p.differences[c];
         // one seed: the value alone, no interval (nothing says how large chance is)
         const mean = e ? (e.n > 1 ? `${fmt(e.mean, digits(c))} ± ${fmt((e.hi - e.lo) / 2, digits(c))}` : fmt(e.mean, digits(c))) : '';
-        if (!baseline) return [mean];
-        const sign = d && d.mean >= 0 ? '+' : '';
-        return [mean, d ? `${sign}${fmt(d.mean, digits(c))}${d.se > 0 ? ` [${fmt(d.lo, digits(c))}, ${fmt(d.hi, digits(c))}]` : ''}${d.clear ? ' ✓' : ''}` : ''];
+        return baseline ? [mean, delta(c, p.differences[c]), paired(p, c)] : [mean];
       }),
     ]),
   };
@@ -84,12 +95,12 @@ export function readSweepDir(dir: string): SweepDir {
 /** The table and the notes under it, as markdown (summary.md, `report --markdown`). */
 const markdownWithNotes = (table: Table, notes: string[]) => `${markdownTable(table)}${notes.map((n) => `\n${n}\n`).join('')}`;
 
-/** The lines under a sweep's table: why some cells are empty (runNotes). */
-const sweepNotes = (s: SweepDir) => runNotes(s.rows);
+/** The lines under a sweep's table: what its Δ columns are (with a baseline), and why some cells are empty (runNotes). */
+const sweepNotes = (s: SweepDir) => [...(s.baseline ? [DIFFERENCE_NOTE] : []), ...runNotes(s.rows)];
 
 /**
  * The per-point table of a sweep directory as markdown, with only the `only` measurements when given,
- * and a line under it per reason some cells are empty.
+ * and the lines under it: what its Δ columns are, and a line per reason some cells are empty.
  */
 export function summaryMarkdown(dir: string, only?: MetricColumn[]): string {
   const s = readSweepDir(dir);

@@ -54,3 +54,26 @@ export function difference(point: number[], baseline: number[]): Difference {
   const hi = mean + t * se;
   return { mean, se, lo, hi, dof, clear: lo > 0 || hi < 0 };
 }
+
+/** point − baseline paired by seed: the mean of the per-seed differences, its standard error and 95% interval. */
+export interface PairedDifference extends Omit<Estimate, 'sd'> {
+  /** the seeds both have, in order: n = seeds.length pairs */
+  seeds: number[];
+  /** pairs − 1 (NaN with one pair) */
+  dof: number;
+  /** the 95% interval excludes 0 */
+  clear: boolean;
+}
+
+/**
+ * point − baseline over the seeds both have (each a map seed → value): d_s = point_s − baseline_s,
+ *   mean = Σ d_s / n,  se = sd(d) / √n,  interval mean ± t(0.975, n − 1) · se.
+ * Points that share a seed share its batches and initial weights, so the seed's own luck cancels in
+ * d_s. With one pair, or the same difference at every seed, the interval is the mean alone, never clear.
+ */
+export function pairedDifference(point: Map<number, number>, baseline: Map<number, number>): PairedDifference {
+  const seeds = [...point.keys()].filter((s) => baseline.has(s)).sort((a, b) => a - b);
+  const e = estimate(seeds.map((s) => point.get(s)! - baseline.get(s)!));
+  const dof = e.n > 1 ? e.n - 1 : NaN;
+  return { n: e.n, mean: e.mean, se: e.se, lo: e.lo, hi: e.hi, seeds, dof, clear: e.se > 0 && (e.lo > 0 || e.hi < 0) };
+}
