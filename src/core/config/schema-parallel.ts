@@ -96,6 +96,11 @@ export const plan = section({
   overlap: z.enum(['none', 'a2a']).default('none').describe(
     "`a2a`: the expert all-to-all hidden behind another micro-batch's dense compute (needs two or more "
     + 'micro-batches).'),
+  redundant_experts: int(0, 4096).default(0).describe(
+    "simulate --run: extra copies of the hottest experts, placed as DeepSeek's EPLB places them from the run's "
+    + 'recorded loads (one more copy at a time to the expert with the most load per copy, then the copies packed '
+    + 'onto the GPUs of each EP group, heaviest first, each onto the least-loaded GPU with a free slot); each '
+    + 'expert\'s tokens split evenly over its copies. moe.n_experts + this must be divisible by plan.ep.'),
 }, 'How `switch-sim simulate` lays the model out on a cluster, in Megatron-Core\'s names and parallel folding: '
   + 'dense layers on N = tp · cp · pp · dp GPUs, experts on N = etp · ep · pp · edp. simulate checks the plan against '
   + 'the model and the cluster when it runs (e.g. tp must divide model.n_heads); training ignores this section.');
