@@ -25,8 +25,9 @@ export class AdamW {
 
   step(params: ParamSet, grads: Map<string, Float32Array>, lr: number, clipScale: number, t: number): void {
     const { beta1: b1, beta2: b2, eps, weightDecay } = this.opts;
-    const c1 = 1 - b1 ** t;
-    const c2 = 1 - b2 ** t;
+    // the bias corrections as multipliers: a division per element costs several multiplications' time
+    const [ic1, ic2] = [1 / (1 - b1 ** t), 1 / (1 - b2 ** t)];
+    const [nb1, nb2] = [1 - b1, 1 - b2];
     for (const [name, p] of params) {
       const g = grads.get(name);
       if (!g) continue;
@@ -39,14 +40,33 @@ export class AdamW {
         this.state.v.set(name, v);
       }
       const decay = p.shape.length >= 2 ? weightDecay : 0;
-      const w = p.data;
-      for (let i = 0; i < w.length; i++) {
-        const gi = g[i]! * clipScale;
-        const mi = (m[i] = b1 * m[i]! + (1 - b1) * gi);
-        const vi = (v[i] = b2 * v[i]! + (1 - b2) * gi * gi);
-        w[i] = w[i]! - lr * (mi / c1 / (Math.sqrt(vi / c2) + eps) + decay * w[i]!);
-      }
+      update(p.data, g, m, v, { b1, b2, nb1, nb2, ic1, ic2, eps, lr, decay, clipScale });
     }
+  }
+}
+
+interface StepConstants {
+  b1: number;
+  b2: number;
+  nb1: number;
+  nb2: number;
+  ic1: number;
+  ic2: number;
+  eps: number;
+  lr: number;
+  decay: number;
+  clipScale: number;
+}
+
+/** One parameter's update, in place (one function for every parameter: V8 optimizes it once). */
+function update(w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, c: StepConstants): void {
+  const { b1, b2, nb1, nb2, ic1, ic2, eps, lr, decay, clipScale } = c;
+  for (let i = 0; i < w.length; i++) {
+    const gi = g[i]! * clipScale;
+    const mi = (m[i] = b1 * m[i]! + nb1 * gi);
+    const vi = (v[i] = b2 * v[i]! + nb2 * gi * gi);
+    const wi = w[i]!;
+    w[i] = wi - lr * ((mi * ic1) / (Math.sqrt(vi * ic2) + eps) + decay * wi);
   }
 }
 

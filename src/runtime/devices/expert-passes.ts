@@ -3,7 +3,8 @@ import type { Config } from '../../core/config/defaults.js';
 import type { LayerBuffers } from '../../core/comm/buffers.js';
 import { trainedActivation } from '../../core/model/trainable.js';
 import { absoluteNow } from '../../core/instrument/recorder.js';
-import { expertBackward, expertForward, hostExpertBackward, hostExpertForward, type ExpertWeights, type HostExpertWeights } from './ffn.js';
+import { expertBackward, expertForward, freeRows, hostExpertBackward, hostExpertForward } from './ffn.js';
+import type { ExpertWeights, HeapRows, HostExpertWeights } from './ffn.js';
 import { useFused } from '../../core/model/fused/io.js';
 import type { BackwardRequest, ComputeReport, ExchangeMessage, ForwardRequest, TouchRequest } from './messages.js';
 import { copyRows, gather, rowsFor, scatter, slotView, type SlotView } from './slot-view.js';
@@ -17,7 +18,7 @@ export const FIELDS = ['w1', 'b1', 'w2', 'b2'] as const;
 /** What an expert's forward keeps for its backward: tensors (tfjs backends), arrays (fused kernels) or gpu.js operands, with the bucket's rows. */
 type Kept =
   | { kind: 'tensor'; x: tf.Tensor2D; a: tf.Tensor2D; rows: number }
-  | { kind: 'host'; x: Float32Array; a: Float32Array; rows: number }
+  | { kind: 'host'; x: HeapRows; a: HeapRows; rows: number }
   | { kind: 'kernel'; x: Operand; a: Operand; rows: number }
   | undefined;
 
@@ -120,7 +121,8 @@ export class ExpertPasses {
       if (host) {
         const f = hostExpertForward(xs, m, this.hostWeights(host, req.layer, e), trainedActivation(this.config));
         scatter(output, e, req.counts, E, d, f.o);
-        if (req.train) kept.push({ kind: 'host', x: xs, a: f.a, rows: m });
+        if (req.train) kept.push({ kind: 'host', x: f.x, a: f.a, rows: m });
+        else freeRows(f.x, f.a);
         continue;
       }
       if (kernels) {
@@ -163,7 +165,7 @@ export class ExpertPasses {
       const gs = gather(input, e, req.counts, E, d, k.rows);
       if (k.kind === 'host') {
         const host = this.hostFused()!;
-        const r = hostExpertBackward(k.x, k.a, gs, k.rows, this.hostWeights(host, req.layer, e), trainedActivation(this.config));
+        const r = hostExpertBackward(k.x, k.a, gs, this.hostWeights(host, req.layer, e), trainedActivation(this.config));
         scatter(output, e, req.counts, E, d, r.dx);
         for (const f of FIELDS) host.accumulateHost(this.name(req.layer, e, f), r[f]);
         continue;
@@ -200,6 +202,7 @@ export class ExpertPasses {
   private dropStash(key: string): void {
     for (const k of this.stash.get(key) ?? []) {
       if (k?.kind === 'tensor') tf.dispose([k.x, k.a]);
+      if (k?.kind === 'host') freeRows(k.x, k.a);
       if (k?.kind === 'kernel') this.t.kernels!.ffn.runtime.release(k.x, k.a);
     }
     this.stash.delete(key);

@@ -67,30 +67,44 @@ export interface HostExpertWeights {
 
 const dimsOf = (n: number, d: number, w: HostExpertWeights, act: Activation) => ffnDims(n, d, w.b1.length, w.w2.length / d, act);
 
+/** An expert's rows kept on the wasm heap from its forward to its backward (freeRows releases them). */
+export interface HeapRows {
+  p: number;
+  n: number;
+}
+
+export function freeRows(...rows: HeapRows[]): void {
+  const k = fusedKernels()!;
+  for (const r of rows) k.free(r.p);
+}
+
 /**
- * expertForward on the fused kernels (parallel.kernels fused, host backends): x [n, d] rows in, o as
- * a view of the kernels' memory (read it before the next kernel call) and a = x·W1 + b1 as a copy.
+ * expertForward on the fused kernels (parallel.kernels fused on wasm): x [n, d] rows in; o a view of the
+ * wasm heap (read it before the next kernel call); x and a = x·W1 + b1 kept on the heap for the backward.
  */
-export function hostExpertForward(x: Float32Array, n: number, w: HostExpertWeights, act: Activation): { o: Float32Array; a: Float32Array } {
+export function hostExpertForward(x: Float32Array, n: number, w: HostExpertWeights, act: Activation): { o: Float32Array; x: HeapRows; a: HeapRows } {
   const k = fusedKernels()!.reset();
   const d = x.length / n;
   const s = dimsOf(n, d, w, act);
-  const [o, a] = [k.alloc(n * d), k.alloc(n * s.U)];
-  ffnForwardAt(k, { x: k.put(x), w1: k.put(w.w1), b1: k.put(w.b1), w2: k.put(w.w2), b2: k.put(w.b2) }, s, { o, a });
-  return { o: k.view(o, n * d), a: k.view(a, n * s.U).slice() };
+  const [kx, ka] = [{ p: k.malloc(n * d), n }, { p: k.malloc(n * s.U), n }];
+  k.f32.set(x, kx.p >> 2);
+  const o = k.alloc(n * d);
+  ffnForwardAt(k, { x: kx.p, w1: k.put(w.w1), b1: k.put(w.b1), w2: k.put(w.w2), b2: k.put(w.b2) }, s, { o, a: ka.p });
+  return { o: k.view(o, n * d), x: kx, a: ka };
 }
 
 /**
  * expertBackward on the fused kernels: the same equations, from the kept x and a and the output
- * gradient g [n, d]; every result a view of the kernels' memory, valid until the next kernel call.
+ * gradient g [n, d]; every result a view of the wasm heap, valid until the next kernel call.
  */
 export function hostExpertBackward(
-  x: Float32Array, a: Float32Array, g: Float32Array, n: number, w: HostExpertWeights, act: Activation,
+  x: HeapRows, a: HeapRows, g: Float32Array, w: HostExpertWeights, act: Activation,
 ): HostExpertWeights & { dx: Float32Array } {
   const k = fusedKernels()!.reset();
-  const d = x.length / n;
+  const n = x.n;
+  const d = g.length / n;
   const s = dimsOf(n, d, w, act);
   const r = { x: k.alloc(n * d), w1: k.alloc(d * s.U), b1: k.alloc(s.U), w2: k.alloc(s.F * d), b2: k.alloc(d) };
-  ffnBackwardAt(k, { x: k.put(x), w1: k.put(w.w1), w2: k.put(w.w2), a: k.put(a), dO: k.put(g) }, s, r);
+  ffnBackwardAt(k, { x: x.p, w1: k.put(w.w1), w2: k.put(w.w2), a: a.p, dO: k.put(g) }, s, r);
   return { dx: k.view(r.x, n * d), w1: k.view(r.w1, d * s.U), b1: k.view(r.b1, s.U), w2: k.view(r.w2, s.F * d), b2: k.view(r.b2, d) };
 }

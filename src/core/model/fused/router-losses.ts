@@ -21,7 +21,7 @@ export function fusedBalanceLoss(logits: tf.Tensor2D, rc: RoutingConstants, moe:
   if (seq && !rc.seqFraction) throw new Error('seq_aux_loss needs the sequences\' routing fractions');
   const fractions = seq ? rc.seqFraction! : rc.fraction;
   const G = fractions.shape[0];
-  const f = Float32Array.from(readView(fractions));
+  const f = readView(fractions).slice();
   const S = N / G;
   const coef = seq ? moe.balance_loss_coef / G : (moe.balance_loss_coef * E) / G;
   return customOp([logits], ([z], save) => {
@@ -68,7 +68,7 @@ export function fusedZLoss(logits: tf.Tensor2D, moe: Moe): tf.Scalar {
       lse[t] = m + Math.log(sum);
       total += lse[t]! * lse[t]!;
     }
-    const zc = Float32Array.from(zv);
+    const zc = zv.slice();
     save([]);
     return {
       value: tf.scalar((c * total) / N),

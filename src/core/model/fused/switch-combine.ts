@@ -59,7 +59,8 @@ export function fusedCombine(
   const hash = moe.router === 'hash';
   const s = probs ?? scores(readView(logits), N, E, moe);
   const gt = gates(s, expert, N, E, K, moe);
-  const coef = Float32Array.from(gt.g, (gc, i) => (hash || !moe.scale_by_prob ? 1 : gc) * keep[i]!);
+  const coef = new Float32Array(N * K);
+  for (let i = 0; i < coef.length; i++) coef[i] = (hash || !moe.scale_by_prob ? 1 : gt.g[i]!) * keep[i]!;
   return customOp([h, logits, ...outputs, ...(shared ? [shared] : [])], (xs, save) => {
     const k = kernels();
     const y = output(k, [N, d]);

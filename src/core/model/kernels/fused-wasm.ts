@@ -89,6 +89,15 @@ export class FusedKernels {
     return p;
   }
 
+  /** Room for n floats on the heap that outlives operations (until free). */
+  malloc(n: number): number {
+    return this.backend.wasm._malloc(n * 4);
+  }
+
+  free(p: number): void {
+    this.backend.wasm._free(p);
+  }
+
   /** Where a float32 or int32 tensor's values are. */
   ptr(t: tf.Tensor): number {
     return this.backend.dataIdMap.get(t.dataId)!.memoryOffset;

@@ -59,14 +59,26 @@ static void tail_col(const f32 *A, int sa, int sr, const f32 *B, int ldb, f32 *C
   }
 }
 
+// Blocks of the loops: MB rows of C at a time (their rows of A stay in cache across B's column panels), and
+// RB of the R reduction steps at a time (their rows of B stay in cache across the row tiles), the later ones
+// added to what the first left in C.
+#define MB 64
+#define RB 256
+
 EXPORT(gemm) void gemm(const f32 *A, int sa, int sr, const f32 *B, f32 *C, int M, int R, int N, const f32 *bias, int acc) {
-  int j = 0;
-  for (; j + 8 <= N; j += 8) {
-    int i = 0;
-    for (; i + 4 <= M; i += 4) tile8(A + (long)i * sa, sa, sr, B + j, N, C + (long)i * N + j, N, 4, R, bias ? bias + j : 0, acc);
-    for (; i < M; i++) tile8(A + (long)i * sa, sa, sr, B + j, N, C + (long)i * N + j, N, 1, R, bias ? bias + j : 0, acc);
+  for (int r0 = 0; r0 < R; r0 += RB) {
+    int rn = R - r0 < RB ? R - r0 : RB, a = acc || r0 > 0;
+    const f32 *Ar = A + (long)r0 * sr, *Br = B + (long)r0 * N, *b = r0 == 0 ? bias : 0;
+    for (int i0 = 0; i0 < M; i0 += MB) {
+      int im = M - i0 < MB ? M : i0 + MB, j = 0;
+      for (; j + 8 <= N; j += 8) {
+        int i = i0;
+        for (; i + 4 <= im; i += 4) tile8(Ar + (long)i * sa, sa, sr, Br + j, N, C + (long)i * N + j, N, 4, rn, b ? b + j : 0, a);
+        for (; i < im; i++) tile8(Ar + (long)i * sa, sa, sr, Br + j, N, C + (long)i * N + j, N, 1, rn, b ? b + j : 0, a);
+      }
+      for (; j < N; j++) tail_col(Ar + (long)i0 * sa, sa, sr, Br + j, N, C + (long)i0 * N + j, N, im - i0, rn, b ? b + j : 0, a);
+    }
   }
-  for (; j < N; j++) tail_col(A, sa, sr, B + j, N, C + j, N, M, R, bias ? bias + j : 0, acc);
 }
 
 // Bᵀ of B [R, N] into T [N, R]
