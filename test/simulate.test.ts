@@ -67,23 +67,23 @@ test('EP 16 on 2×8, uniform: the flat all-to-all and the hierarchical one in cl
   t.deepEqual(g.rows, [16 * rows], 'its one expert gets the rows of all 16 sources');
 });
 
-test('limited routing: a token sends one copy per group it reaches, M/k of its bytes; node groups shrink the cross-node bytes only (DeepSeek-V3)', (t) => {
+test('limited routing: alltoall sends every (token, expert) pair, flex a copy per GPU and node reached (simulate-dispatch.test.ts)', (t) => {
   const c = cluster(2);
   const base = ['parallel.devices=8', 'moe.n_experts=32', 'moe.top_k=4', 'data.batch_size=16', 'data.seq_len=64', 'plan.ep=16'];
   const config = (...sets: string[]) => cfg(...base, ...sets);
   const L = resolveLayout(config(), c, 65);
   const flat = (cfgx: ReturnType<typeof config>) => project(c, uniformWorkload(cfgx, 65)).layers[0]!;
   const free = flat(config());
-  // 16 device groups, each token kept to 2: 2 copies of its 4 choices, half the bytes everywhere
+  // 16 device groups, each token kept to 2: under alltoall the same rows travel (Megatron-Core's dispatcher sends each pair)
   const devices = flat(config('moe.route_groups=16', 'moe.route_group_topk=2'));
   t.is(devices.groups_per_token, 2);
-  t.true(close(devices.bytes_intra_node, free.bytes_intra_node / 2) && close(devices.bytes_inter_node, free.bytes_inter_node / 2));
-  // 2 node groups (the EP group spans 2 nodes), each token kept to 1: NVLink carries every copy, the NICs one per token of four
-  const nodes = flat(config('moe.route_groups=2', 'moe.route_group_topk=1'));
-  t.is(nodes.groups_per_token, 1);
-  t.true(close(nodes.bytes_intra_node, free.bytes_intra_node), 'intra-node bytes unchanged');
-  t.true(close(nodes.bytes_inter_node, free.bytes_inter_node / 4), 'cross-node bytes a quarter');
-  t.true(nodes.a2a_us < free.a2a_us);
+  t.true(close(devices.bytes_intra_node, free.bytes_intra_node) && close(devices.bytes_inter_node, free.bytes_inter_node));
+  // under flex (DeepEP) a token crosses to each node it reaches once: node groups, one node a token, cut the network bytes
+  const flexFree = flat(config('plan.dispatcher=flex'));
+  const flexNodes = flat(config('plan.dispatcher=flex', 'moe.route_groups=2', 'moe.route_group_topk=1'));
+  t.is(flexNodes.groups_per_token, 1);
+  t.true(flexNodes.bytes_inter_node < flexFree.bytes_inter_node && flexFree.bytes_inter_node < free.bytes_inter_node);
+  t.true(flexNodes.a2a_us < flexFree.a2a_us && flexFree.a2a_us < free.a2a_us);
   t.is(L.groups.ep.nodes, 2);
   // a recorded run's measured groups per token, counted over the same 16 groups, wins over the bound
   const w = uniformWorkload(config('moe.route_groups=16', 'moe.route_group_topk=2'), 65);

@@ -1,5 +1,7 @@
 import type { Cluster } from './cluster.js';
 import type { A2aLoad, HierarchicalLoad } from './collectives/all-to-all.js';
+import type { Fanout } from './fanout.js';
+import { flexTraffic } from './flex-traffic.js';
 import { epGroup, type Layout } from './layout.js';
 
 /** One GPU's part of a Switch layer's expert-parallel exchange: what it sends and receives, and the rows its experts compute. */
@@ -21,6 +23,13 @@ export interface LayerTraffic {
   hierInterBytes: number;
 }
 
+/** r[from] + … + r[to − 1], added in order from 0 (as slice(from, to).reduce would, without the copy) */
+function sumOf(r: number[], from: number, to: number): number {
+  let sum = 0;
+  for (let i = from; i < to; i++) sum += r[i]!;
+  return sum;
+}
+
 /**
  * Who sends how many bytes to whom in one all-to-all of a Switch layer, in expert-parallel groups:
  * GPU i of a stage belongs to the EP group of the ep GPUs i' ≡ i (mod etp) in its block of etp·ep
@@ -28,11 +37,69 @@ export interface LayerTraffic {
  * to other replicas of the experts (data parallelism across groups). `kept(i)` is GPU i's rows to
  * each of the E experts for this micro-batch (after capacity, or every slot with padding).
  * Hierarchical (DeepSpeed-MoE's) applies when an EP group spans whole nodes; otherwise it is flat.
- * `copies` scales the bytes between GPUs of a node and between nodes (limited routing's fan-out, fanout.ts).
+ * `copies` scales the bytes between GPUs of a node and between nodes (fanout.ts); its dispatcher picks the pattern:
+ * this pairwise one for alltoall, DeepEP's for flex (flex-traffic.ts), every token to every peer for allgather.
  */
-export function layerTraffic(c: Cluster, L: Layout, kept: (gpu: number) => number[], rowBytes: number, copies: { intra: number; inter: number } = { intra: 1, inter: 1 }): LayerTraffic {
-  const g = c.gpus_per_node;
-  const perStage = L.gpus / L.pp;
+export function layerTraffic(c: Cluster, L: Layout, kept: (gpu: number) => number[], rowBytes: number,
+  copies: Pick<Fanout, 'intra' | 'inter'> & Partial<Pick<Fanout, 'dispatcher'>> = { intra: 1, inter: 1 }): LayerTraffic {
+  // a function of its arguments alone, and a plan search projects many plans with the same exchange (sharding,
+  // recompute, overlap, …): the key holds every argument (the cluster by identity, the layout and copies whole,
+  // each GPU's rows by content)
+  const key = trafficKey([clusterId(c), JSON.stringify(L), rowBytes, JSON.stringify(copies)], L.gpus / L.pp, kept);
+  const known = computedTraffic.get(key);
+  if (known) return known;
+  const traffic = sharedAlike(dispatchTraffic(c, L, kept, rowBytes, copies));
+  if (computedTraffic.size >= 256) computedTraffic.delete(computedTraffic.keys().next().value!);
+  computedTraffic.set(key, traffic);
+  return traffic;
+}
+
+function dispatchTraffic(c: Cluster, L: Layout, kept: (gpu: number) => number[], rowBytes: number,
+  copies: Pick<Fanout, 'intra' | 'inter'> & Partial<Pick<Fanout, 'dispatcher'>>): LayerTraffic {
+  if (copies.dispatcher === 'flex') return flexTraffic(c, L, kept, rowBytes, copies);
+  if (copies.dispatcher === 'allgather') return gatherTraffic(c, L, kept, rowBytes);
+  return exchangeTraffic(c.gpus_per_node, L.gpus / L.pp, L, kept, rowBytes, copies);
+}
+
+/** GPUs with the same figures share one object (stage.ts then costs each alike GPU once). */
+function sharedAlike(t: LayerTraffic): LayerTraffic {
+  const seen = new Map<string, GpuTraffic>();
+  return {
+    ...t,
+    gpus: t.gpus.map((g) => {
+      const key = JSON.stringify(g);
+      const known = seen.get(key);
+      if (known) return known;
+      seen.set(key, g);
+      return g;
+    }),
+  };
+}
+
+/** The last layerTraffic results, by what they were computed from (the oldest dropped past 256). */
+const computedTraffic = new Map<string, LayerTraffic>();
+const clusters = new WeakMap<Cluster, number>();
+let clustersSeen = 0;
+const clusterId = (c: Cluster) => clusters.get(c) ?? (clusters.set(c, ++clustersSeen), clustersSeen);
+
+/** Every input of layerTraffic as one string: the numbers, then each GPU's rows (by content). */
+function trafficKey(numbers: (number | string)[], gpus: number, kept: (gpu: number) => number[]): string {
+  const ids = new Map<number[], number>();
+  const contents: string[] = [];
+  const order = Array.from({ length: gpus }, (_, i) => {
+    const r = kept(i);
+    let id = ids.get(r);
+    if (id === undefined) {
+      ids.set(r, (id = ids.size));
+      contents.push(r.join(','));
+    }
+    return id;
+  });
+  return `${numbers.join(',')}|${contents.join(';')}|${order.join(',')}`;
+}
+
+function exchangeTraffic(g: number, perStage: number, L: Layout, kept: (gpu: number) => number[], rowBytes: number,
+  copies: { intra: number; inter: number }): LayerTraffic {
   const { ep, etp, expertsPerGpu: per } = L;
   const block = etp * ep;
   const gpus: GpuTraffic[] = new Array(perStage);
@@ -40,14 +107,35 @@ export function layerTraffic(c: Cluster, L: Layout, kept: (gpu: number) => numbe
   let interBytes = 0;
   let hierIntraBytes = 0;
   let hierInterBytes = 0;
+  // EP groups alike (the same row lists member by member, at the same local ranks and nodes relative to the first
+  // member) move the same bytes: each is computed once and replayed member by member, its sums added in the same order
+  const alike = new Map<string, { traffic: GpuTraffic[]; adds: number[][] }>();
+  const lists = new Map<number[], number>();
+  const listId = (r: number[]) => lists.get(r) ?? lists.set(r, lists.size).size - 1;
   for (let start = 0; start < perStage; start += block) {
     for (let lane = 0; lane < etp; lane++) {
       const members = epGroup(L, start + lane);
       const node = (i: number) => Math.floor(i / g); // stages are whole blocks of ranks: node order within a stage is node order
       const rows = members.map((i) => kept(i));
+      const key = members.map((i, t) => `${listId(rows[t]!)}.${node(i) - node(members[0]!)}.${i % g}`).join(' ');
+      const seen = alike.get(key);
+      if (seen) {
+        members.forEach((i, s) => {
+          const [a, b, p1, p2] = seen.adds[s]!;
+          intraBytes += a!;
+          interBytes += b!;
+          hierIntraBytes += p1!;
+          hierInterBytes += p2!;
+          gpus[i] = seen.traffic[s]!;
+        });
+        continue;
+      }
+      const record = { traffic: [] as GpuTraffic[], adds: [] as number[][] };
+      alike.set(key, record);
       // bytes[s][t]: member s to member t
-      // (scaled by the copies a token makes of itself per pair: fewer than its choices under device- or node-limited routing, fanout.ts)
-      const bytes = rows.map((r, s) => members.map((j, t) => rowBytes * (node(members[s]!) === node(j) ? copies.intra : copies.inter) * r.slice(t * per, (t + 1) * per).reduce((a, b) => a + b, 0)));
+      // (scaled by fanout.ts's copies a row: 1 for the alltoall dispatcher, which sends every (token, expert) pair)
+      const scale = (s: number, j: number) => rowBytes * (node(members[s]!) === node(j) ? copies.intra : copies.inter);
+      const bytes = rows.map((r, s) => members.map((j, t) => scale(s, j) * sumOf(r, t * per, (t + 1) * per)));
       const nodesOf = [...new Set(members.map(node))];
       const perNode = members.filter((i) => node(i) === node(members[0]!)).length;
       const wholeNodes = nodesOf.length > 1 && perNode === g;
@@ -96,8 +184,42 @@ export function layerTraffic(c: Cluster, L: Layout, kept: (gpu: number) => numbe
         }
         const mine = Array.from({ length: per }, (_, e) => rows.reduce((a, r) => a + r[s * per + e]!, 0));
         gpus[i] = { flat: { intraOut, intraIn, interOut, interIn, intraPeers, interPeers }, hier, rows: mine };
+        record.traffic[s] = gpus[i]!;
+        record.adds[s] = [intraOut, interOut, hier.phase1.out, hier.phase2.out];
       });
     }
   }
   return { gpus, intraBytes, interBytes, hierIntraBytes, hierInterBytes };
+}
+
+/**
+ * The allgather dispatcher (Megatron-Core's MoEAllGatherTokenDispatcher): every GPU's T tokens go whole to each of
+ * its EP group's peers (an all-gather; the combine is the matching reduce-scatter), whatever they chose; each GPU
+ * then computes the rows routed to its own experts. T = the GPU's routed tokens (tokensPerGpu).
+ */
+function gatherTraffic(c: Cluster, L: Layout, kept: (gpu: number) => number[], rowBytes: number): LayerTraffic {
+  const g = c.gpus_per_node;
+  const perStage = L.gpus / L.pp;
+  const per = L.expertsPerGpu;
+  const bytes = L.tokensPerGpu * rowBytes;
+  const gpus: GpuTraffic[] = new Array(perStage);
+  let intraBytes = 0;
+  let interBytes = 0;
+  for (let i = 0; i < perStage; i++) {
+    const members = epGroup(L, i);
+    const s = members.indexOf(i);
+    const intraPeers = members.filter((j) => j !== i && Math.floor(j / g) === Math.floor(i / g)).length;
+    const interPeers = members.length - 1 - intraPeers;
+    const flat: A2aLoad = {
+      intraOut: bytes * intraPeers, intraIn: bytes * intraPeers, interOut: bytes * interPeers, interIn: bytes * interPeers, intraPeers, interPeers,
+    };
+    const hier: HierarchicalLoad = {
+      phase1: { out: flat.intraOut, in: flat.intraIn, peers: intraPeers }, phase2: { out: flat.interOut, in: flat.interIn, peers: interPeers },
+    };
+    const rows = Array.from({ length: per }, (_, e) => members.reduce((a, j) => a + kept(j)[s * per + e]!, 0));
+    gpus[i] = { flat, hier, rows };
+    intraBytes += flat.intraOut;
+    interBytes += flat.interOut;
+  }
+  return { gpus, intraBytes, interBytes, hierIntraBytes: intraBytes, hierInterBytes: interBytes };
 }
