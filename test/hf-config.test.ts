@@ -47,15 +47,11 @@ test('the shipped Mixtral-8x7B and Qwen3-30B-A3B configs have the model and moe 
   }
 });
 
-test("DeepSeek-V3's config.json: the shipped config's sections but MLA and MTP, which the shipped file approximates", (t) => {
+test("DeepSeek-V3's config.json: the shipped config's model (MLA and MTP included) and moe sections", (t) => {
   const shipped = resolveConfig({ file: SHIPPED('deepseek-v3') }).config;
   const fromHf = resolveConfig({ file: FIXTURE('deepseek-v3') }).config;
   t.deepEqual(fromHf.moe, shipped.moe);
-  // configs/models/deepseek-v3.yaml predates the MLA keys: it models 128 heads of 128 (the value head size)
-  t.deepEqual(fromHf.model, {
-    ...shipped.model, head_dim: 0, q_lora_rank: 1536, kv_lora_rank: 512, qk_nope_head_dim: 128, qk_rope_head_dim: 64,
-    v_head_dim: 128, mtp_layers: 1,
-  });
+  t.deepEqual(fromHf.model, shipped.model);
   const m = hf(JSON.parse(readFileSync(FIXTURE('deepseek-v3'), 'utf8')) as Record<string, unknown>);
   t.is(m.family, 'deepseek_v3');
   t.deepEqual(m.ignored, ['max_position_embeddings', 'rope_theta'], 'what switch-sim does not model is listed, not refused');
