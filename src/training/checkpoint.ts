@@ -9,7 +9,10 @@ import { checkManifest, MANIFEST, type Entry, type Manifest, type RunRecord } fr
 
 export const FORMAT = 'switch-sim-checkpoint-v3';
 
-/** A checkpoint as read from disk: its data, the directory it was read from, and the run it belongs to (none before v3). */
+/**
+ * A checkpoint as read from disk: its data, the directory it was read from, and the run it belongs to (none
+ * before v3).
+ */
 export interface LoadedCheckpoint extends CheckpointData {
   dir: string;
   run: RunRecord | undefined;
@@ -38,7 +41,8 @@ export function saveCheckpoint(dir: string, data: CheckpointData, run?: () => Ru
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   const weights = `weights-${sha256.slice(0, 16)}.bin`;
   const manifest = (): Manifest => ({
-    format: FORMAT, step: data.step, config: data.config, vocab: data.vocab, rng: data.rng, weights, entries, sha256, ...(run ? { run: run() } : {}),
+    format: FORMAT, step: data.step, config: data.config, vocab: data.vocab, rng: data.rng, weights, entries, sha256,
+    ...(run ? { run: run() } : {}),
   });
   const final = join(dir, `step-${data.step}`);
   if (!existsSync(join(final, MANIFEST))) {
@@ -54,12 +58,16 @@ export function saveCheckpoint(dir: string, data: CheckpointData, run?: () => Ru
   const exists = existsSync(join(final, weights)) && statSync(join(final, weights)).size === bytes.length;
   if (!exists) writeFileDurable(join(final, weights), bytes); // same name means same bytes: never rewrite a file in use
   writeFileAtomic(join(final, MANIFEST), JSON.stringify(manifest()), { durable: true });
-  for (const f of readdirSync(final)) if (/^weights(-[0-9a-f]+)?\.bin$/.test(f) && f !== weights) rmSync(join(final, f));
+  for (const f of readdirSync(final))
+    if (/^weights(-[0-9a-f]+)?\.bin$/.test(f) && f !== weights) rmSync(join(final, f));
   fsyncPath(final);
   return final;
 }
 
-/** The step directories of a checkpoints/ folder, newest first (`complete`: with a manifest; an unfinished write has none). */
+/**
+ * The step directories of a checkpoints/ folder, newest first (`complete`: with a manifest; an unfinished
+ * write has none).
+ */
 export function checkpointSteps(ckdir: string): { step: number; dir: string; complete: boolean }[] {
   if (!existsSync(ckdir)) return [];
   return readdirSync(ckdir)
@@ -81,7 +89,10 @@ export function resolveCheckpointDir(path: string): string {
   return newest.dir;
 }
 
-/** Reads and verifies a checkpoint: manifest fields, every entry against its shape and the file, the sha256, the config. */
+/**
+ * Reads and verifies a checkpoint: manifest fields, every entry against its shape and the file, the sha256,
+ * the config.
+ */
 export function loadCheckpoint(path: string): LoadedCheckpoint {
   const dir = resolveCheckpointDir(path);
   const file = join(dir, MANIFEST);
@@ -98,10 +109,13 @@ export function loadCheckpoint(path: string): LoadedCheckpoint {
   }
   const floats = meta.entries.reduce((a, e) => a + e.length, 0);
   if (bytes.length !== floats * 4) {
-    throw new CheckpointError(`checkpoint ${weightsFile} has ${bytes.length} bytes, its entries describe ${floats * 4} (truncated or from another checkpoint)`);
+    throw new CheckpointError(`checkpoint ${weightsFile} has ${bytes.length} bytes, its entries describe ` +
+      `${floats * 4} (truncated or from another checkpoint)`);
   }
   const sha = createHash('sha256').update(bytes).digest('hex');
-  if (sha !== meta.sha256) throw new CheckpointError(`checkpoint ${weightsFile} is corrupt (sha256 ${sha.slice(0, 12)}…, expected ${meta.sha256.slice(0, 12)}…)`);
+  if (sha !== meta.sha256)
+    throw new CheckpointError(`checkpoint ${weightsFile} is corrupt (sha256 ${sha.slice(0, 12)}…, expected ` +
+      `${meta.sha256.slice(0, 12)}…)`);
   let config: Config;
   try {
     config = validateConfig(meta.config);
@@ -111,6 +125,7 @@ export function loadCheckpoint(path: string): LoadedCheckpoint {
   const blob = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
   return {
     dir, run: meta.run, step: meta.step, config, vocab: meta.vocab, rng: meta.rng,
-    arrays: meta.entries.map((e) => ({ name: e.name, kind: e.kind, shape: e.shape, data: blob.subarray(e.offset, e.offset + e.length) })),
+    arrays: meta.entries.map((e) =>
+      ({ name: e.name, kind: e.kind, shape: e.shape, data: blob.subarray(e.offset, e.offset + e.length) })),
   };
 }

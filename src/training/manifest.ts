@@ -22,7 +22,8 @@ const EntrySchema = z.strictObject({
  */
 const RunSchema = z.strictObject({
   id: z.string().min(1),
-  totals: z.strictObject({ train_ms: z.number().min(0), eval_ms: z.number().min(0), checkpoint_ms: z.number().min(0), tokens: int(0) }).nullable(),
+  totals: z.strictObject({ train_ms: z.number().min(0), eval_ms: z.number().min(0), checkpoint_ms: z.number().min(0),
+    tokens: int(0) }).nullable(),
   /** the training cross-entropies of the last log_every steps, for summary.json's train_ce */
   recent_ce: z.array(z.number()),
 });
@@ -58,8 +59,10 @@ export function checkManifest(raw: unknown, file: string): Manifest {
   const parsed = ManifestSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    const field = issue.path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i > 0 ? '.' : ''}${String(p)}`)).join('') || 'the manifest';
-    const got = issue.path.reduce<unknown>((v, p) => (v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[p as string] : undefined), raw);
+    const field = issue.path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i > 0 ? '.' : ''}${String(p)}`))
+      .join('') || 'the manifest';
+    const got = issue.path.reduce<unknown>((v, p) =>
+      (v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[p as string] : undefined), raw);
     const rule = issue.code === 'invalid_type' && got === undefined ? 'is missing' : `is invalid: ${issue.message}`;
     throw fail(file, field, rule, got);
   }
@@ -70,7 +73,8 @@ export function checkManifest(raw: unknown, file: string): Manifest {
   m.entries.forEach((e, i) => {
     const at = `entries[${i}] (${e.kind} ${e.name})`;
     const size = e.shape.reduce((a, b) => a * b, 1);
-    if (e.length !== size) throw fail(file, `${at}.length`, `must equal the size of its shape [${e.shape}] (${size})`, e.length);
+    if (e.length !== size)
+      throw fail(file, `${at}.length`, `must equal the size of its shape [${e.shape}] (${size})`, e.length);
     if (e.offset !== next) throw fail(file, `${at}.offset`, `must be ${next}, where the previous entry ends`, e.offset);
     next += e.length;
     const key = `${e.kind} ${e.name}`;
@@ -82,8 +86,10 @@ export function checkManifest(raw: unknown, file: string): Manifest {
     const p = seen.get(`param ${e.name}`);
     const at = `entries[${i}] (${e.kind} ${e.name})`;
     if (!p) throw fail(file, at, 'is an optimizer moment of a parameter the checkpoint lacks', e.name);
-    if (e.length !== p.length || e.shape.join() !== p.shape.join()) throw fail(file, `${at}.shape`, `must equal its parameter's shape [${p.shape}]`, e.shape);
-    if (!seen.has(`${e.kind === 'm' ? 'v' : 'm'} ${e.name}`)) throw fail(file, at, `has no matching ${e.kind === 'm' ? 'v' : 'm'} moment`, e.name);
+    if (e.length !== p.length || e.shape.join() !== p.shape.join())
+      throw fail(file, `${at}.shape`, `must equal its parameter's shape [${p.shape}]`, e.shape);
+    if (!seen.has(`${e.kind === 'm' ? 'v' : 'm'} ${e.name}`))
+      throw fail(file, at, `has no matching ${e.kind === 'm' ? 'v' : 'm'} moment`, e.name);
   }
   return m;
 }

@@ -25,7 +25,8 @@ export interface Provenance {
  * whose commit says nothing about switch-sim.
  */
 export function ownCommit(root: string = ROOT): string | null {
-  const git = (...args: string[]) => execFileSync('git', args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  const git = (...args: string[]) =>
+    execFileSync('git', args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   try {
     if (realpathSync(git('rev-parse', '--show-toplevel')) !== realpathSync(root)) return null;
     return git('rev-parse', 'HEAD') || null;
@@ -37,5 +38,6 @@ export function ownCommit(root: string = ROOT): string | null {
 /** What produced a run: switch-sim's and tfjs's versions, the git commit when there is one, the config's hash. */
 export function provenance(config: Config): Provenance {
   const pkg = readJson<{ version: string }>(join(ROOT, 'package.json'));
-  return { switch_sim_version: pkg.version, tfjs_version: tf.version_core, git_commit: ownCommit(), config_hash: configHash(config) };
+  return { switch_sim_version: pkg.version, tfjs_version: tf.version_core, git_commit: ownCommit(),
+    config_hash: configHash(config) };
 }

@@ -61,7 +61,8 @@ export class RunDir {
   private id = '';
   private totals: RunTotals | undefined;
 
-  private constructor(readonly path: string, readonly start: RunStart, readonly complete: boolean, private readonly opts: RunDirOptions) {
+  private constructor(readonly path: string, readonly start: RunStart, readonly complete: boolean,
+    private readonly opts: RunDirOptions) {
     this.metrics = new MetricsWriter(path);
   }
 
@@ -82,19 +83,22 @@ export class RunDir {
     const held = heldFiles(path);
     if (start !== 'continue' && held.length > 0 && !opts.force) {
       const next = start === 'new' ? `continue it with --resume ${path}` : 'choose another --out';
-      throw new ConfigError(`run directory ${path} already holds a run (${held.join(', ')}): a new run never writes into another run's `
+      throw new ConfigError(`run directory ${path} already holds a run (${held.join(', ')}): a new run never `
+        + `writes into another run's `
         + `directory; ${next}, or pass --force to delete that run and start this one there`);
     }
     if (start === 'continue') {
       if (opts.force) {
-        throw new ConfigError(`--force would delete the run in ${path} that --resume continues: drop --force, or --resume into another --out`);
+        throw new ConfigError(`--force would delete the run in ${path} that --resume continues: drop --force, or `
+          + `--resume into another --out`);
       }
       checkBelongs(path, ck!);
     }
     const summary = readJson<{ steps?: unknown }, undefined>(join(path, 'summary.json'), () => undefined);
     const complete = start === 'continue' && ck!.step >= opts.steps && summary?.steps === ck!.step;
     if (ck && ck.step > opts.steps && !complete) {
-      throw new ConfigError(`train.steps must be at least the step of the checkpoint it continues (${ck.step}, ${ck.dir}) (got ${opts.steps})`);
+      throw new ConfigError(`train.steps must be at least the step of the checkpoint it continues (${ck.step}, `
+        + `${ck.dir}) (got ${opts.steps})`);
     }
     return new RunDir(path, start, complete, opts);
   }
@@ -120,17 +124,20 @@ export class RunDir {
     } else {
       const identity = readIdentity(this.path);
       this.id = identity?.id ?? ck!.run?.id ?? randomUUID();
-      if (!identity) this.writeIdentity({ id: this.id, created: new Date().toISOString() }); // a run directory from before run ids
+      // a run directory from before run ids
+      if (!identity) this.writeIdentity({ id: this.id, created: new Date().toISOString() });
       past = this.metrics.truncateAfter(ck!.step);
       const later = checkpointSteps(join(this.path, 'checkpoints')).filter((s) => s.step > ck!.step).reverse();
       for (const s of later) rmSync(s.dir, { recursive: true, force: true });
       const names = later.map((s) => basename(s.dir)).join(', ');
-      if (later.length > 0) log(`dropped the checkpoints after step ${ck!.step} (${names}): the run continues from step ${ck!.step}`);
+      if (later.length > 0)
+        log(`dropped the checkpoints after step ${ck!.step} (${names}): the run continues from step ${ck!.step}`);
     }
     writeFileAtomic(join(this.path, 'config.yaml'), YAML.stringify(config));
     this.totals = ck ? RunTotals.resume(ck.run, config.train.log_every) : RunTotals.start(config.train.log_every);
     if (ck && !this.totals.known) {
-      log(`note: checkpoint ${ck.dir} does not record the run's time and tokens so far (made before they were recorded): `
+      log(`note: checkpoint ${ck.dir} does not record the run's time and tokens so far (made `
+        + `before they were recorded): `
         + 'summary.json gives them as null');
     }
     return past;
@@ -183,8 +190,9 @@ function readIdentity(dir: string): RunIdentity | undefined {
  * or checkpoint from before run ids, by the config (config.yaml, the run's, against the checkpoint's).
  */
 function checkBelongs(dir: string, ck: LoadedCheckpoint): void {
-  const refuse = (why: string) => new CheckpointError(`checkpoint ${ck.dir} is not of the run in ${dir} (${why}): --resume continues only `
-    + `a directory's own run; to start from that checkpoint anyway, --resume ${ck.dir} --out another directory`);
+  const refuse = (why: string) =>
+    new CheckpointError(`checkpoint ${ck.dir} is not of the run in ${dir} (${why}): --resume continues only `
+      + `a directory's own run; to start from that checkpoint anyway, --resume ${ck.dir} --out another directory`);
   const identity = readIdentity(dir);
   if (identity && ck.run) {
     if (ck.run.id !== identity.id) throw refuse(`run ${ck.run.id}, the directory's is ${identity.id}`);

@@ -71,8 +71,10 @@ export class RunTotals {
 
   /** What a checkpoint carries: the totals up to now, the interval being timed included. */
   record(id: string): RunRecord {
-    const now = (kind: TimeKind) => this.ms[kind] + (this.current?.kind === kind ? performance.now() - this.current.since : 0);
-    const totals = this.known ? { train_ms: now('train'), eval_ms: now('eval'), checkpoint_ms: now('checkpoint'), tokens: this.tokens } : null;
+    const now = (kind: TimeKind) => this.ms[kind] +
+      (this.current?.kind === kind ? performance.now() - this.current.since : 0);
+    const totals = this.known ? { train_ms: now('train'), eval_ms: now('eval'), checkpoint_ms: now('checkpoint'),
+      tokens: this.tokens } : null;
     return { id, totals, recent_ce: [...this.recent] };
   }
 

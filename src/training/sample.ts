@@ -43,7 +43,8 @@ export async function sample(opts: SampleOptions): Promise<SampleResult> {
   try {
     await session.restore(ckpt.arrays);
     const { ids, skipped } = tok.encodeKnown(opts.prompt);
-    const context = Array.from(ids.length > 0 ? ids : [tok.encode(tok.chars.includes('\n') ? '\n' : tok.chars[0]!)[0]!]);
+    const context = Array.from(ids.length > 0 ? ids
+      : [tok.encode(tok.chars.includes('\n') ? '\n' : tok.chars[0]!)[0]!]);
     const start = context.length;
     const rng = rngFor(opts.seed, 'sample');
     for (let i = 0; i < opts.tokens; i++) {

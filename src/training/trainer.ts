@@ -76,13 +76,16 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
   const log = opts.log ?? (() => {});
   const ckpt = opts.checkpoint ?? (opts.resume ? loadCheckpoint(opts.resume) : undefined);
   const config = opts.config;
-  const run = RunDir.plan({ outDir: opts.outDir, name: opts.name, checkpoint: ckpt, force: opts.force, steps: config.train.steps, log });
+  const run = RunDir.plan({ outDir: opts.outDir, name: opts.name, checkpoint: ckpt, force: opts.force,
+    steps: config.train.steps, log });
   if (run.complete) {
-    log(`run ${run.path} is already complete (step ${ckpt!.step} of ${config.train.steps}): nothing to do, nothing changed`);
+    log(`run ${run.path} is already complete (step ${ckpt!.step} of ${config.train.steps}): nothing ` +
+      `to do, nothing changed`);
     return { ...(run.readSummary() as unknown as TrainSummary), dir: run.path, alreadyComplete: true, losses: [] };
   }
   assertTrainable(config);
-  if (ckpt && ckpt.config.seed !== config.seed) log(`note: resuming with seed ${config.seed}; the checkpoint used ${ckpt.config.seed}`);
+  if (ckpt && ckpt.config.seed !== config.seed)
+    log(`note: resuming with seed ${config.seed}; the checkpoint used ${ckpt.config.seed}`);
   const corpus = await loadCorpus(config.data.dataset, config.data.path, log);
   const tokenizer = ckpt ? new CharTokenizer(ckpt.vocab) : CharTokenizer.fromText(corpus.text);
   assertTrainable(config, tokenizer.vocabSize);
@@ -92,7 +95,8 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
   } catch (e) {
     throw new ConfigError(`data.dataset ${(e as Error).message}`);
   }
-  const session: TrainingSession = config.parallel.layout === 'spmd' ? await SpmdSession.create(config, tokenizer.vocabSize) : await Session.create(config, tokenizer.vocabSize);
+  const session: TrainingSession = config.parallel.layout === 'spmd' ? await SpmdSession.create(config,
+    tokenizer.vocabSize) : await Session.create(config, tokenizer.vocabSize);
   const losses: number[] = [];
   try {
     let start = 0;
@@ -107,7 +111,8 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
     if (ckpt) log(`resumed from step ${start}`);
     if (session.backendChoice) log(session.backendChoice);
     const counts = session.paramCounts();
-    log(`corpus ${corpus.name}: ${corpus.text.length} chars, vocab ${tokenizer.vocabSize}; params ${counts.total} (${counts.activePerToken} active per token); out ${dir}`);
+    log(`corpus ${corpus.name}: ${corpus.text.length} chars, vocab ${tokenizer.vocabSize}; params ${counts.total} ` +
+      `(${counts.activePerToken} active per token); out ${dir}`);
     const { batch_size: B, seq_len: T } = config.data;
     const c = config.train;
     const timed = <R>(kind: 'eval' | 'checkpoint', f: () => Promise<R>): Promise<R> => run.time(kind, async () => {
@@ -119,7 +124,8 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
       }
     });
     const save = (step: number) => timed('checkpoint', async () => {
-      run.saveCheckpoint({ step, config, vocab: tokenizer.chars, rng: { seed: config.seed, step }, arrays: await session.snapshot() });
+      run.saveCheckpoint({ step, config, vocab: tokenizer.chars, rng: { seed: config.seed, step },
+        arrays: await session.snapshot() });
     });
     const valCes = [...past.valCes];
     let lastEval = past.lastEval;
@@ -143,7 +149,8 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
       const t0 = performance.now();
       PROFILE?.begin('step', 'step');
       const r = await session.trainStep(b.x, b.y, B, step);
-      if (!Number.isFinite(r.loss)) throw new Error(`loss is ${r.loss} at step ${step}; lower train.lr or raise moe.z_loss_coef`);
+      if (!Number.isFinite(r.loss))
+        throw new Error(`loss is ${r.loss} at step ${step}; lower train.lr or raise moe.z_loss_coef`);
       const lr = learningRate(step, c);
       const { gradNorm, metrics: layoutMetrics } = await session.step(lr, step);
       PROFILE?.end();
@@ -155,8 +162,12 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
       if (step % c.log_every === 0 || step === c.steps) {
         losses.push(r.loss);
         const deviceMemory = await session.memory();
-        metrics.write({ step, time: new Date().toISOString(), lr, loss: r.loss, ce: r.ce, balance_loss: r.balance_loss, z_loss: r.z_loss, grad_norm: gradNorm, ...layoutMetrics, tokens_per_s: tps, layers: r.layers.map(round), device_memory: deviceMemory, rss_mb: +(process.memoryUsage().rss / 2 ** 20).toFixed(1) });
-        if (!opts.onStep) log(`step ${step}/${c.steps} loss ${r.loss.toFixed(4)} ce ${r.ce.toFixed(4)} lr ${lr.toExponential(2)} ${tps.toFixed(0)} tok/s`);
+        metrics.write({ step, time: new Date().toISOString(), lr, loss: r.loss, ce: r.ce, balance_loss: r.balance_loss,
+          z_loss: r.z_loss, grad_norm: gradNorm, ...layoutMetrics, tokens_per_s: tps, layers: r.layers.map(round),
+          device_memory: deviceMemory, rss_mb: +(process.memoryUsage().rss / 2 ** 20).toFixed(1) });
+        if (!opts.onStep)
+          log(`step ${step}/${c.steps} loss ${r.loss.toFixed(4)} ce ${r.ce.toFixed(4)} lr ${lr.toExponential(2)} ` +
+            `${tps.toFixed(0)} tok/s`);
         window = { ms: 0, tokens: 0 };
       }
       if (c.eval_every > 0 && step % c.eval_every === 0) await evaluate(step);
@@ -164,7 +175,8 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
       await new Promise((r) => setImmediate(r)); // let signals (Ctrl-C) and I/O in between steps
       if (opts.stop?.requested) {
         if (c.checkpoint_every === 0 || step % c.checkpoint_every !== 0) await save(step);
-        throw new InterruptedError(`interrupted: saved ${join(dir, 'checkpoints', `step-${step}`)}; continue with --resume ${dir}`);
+        throw new InterruptedError(`interrupted: saved ${join(dir, 'checkpoints', `step-${step}`)}; ` +
+          `continue with --resume ${dir}`);
       }
     }
     if (c.steps > start && (c.checkpoint_every === 0 || c.steps % c.checkpoint_every !== 0)) await save(c.steps);
@@ -190,5 +202,6 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
 
 /** Rounds the timing fields of layer stats for compact logs. */
 function round(s: LayerStats): LayerStats {
-  return { ...s, device_compute_ms: s.device_compute_ms.map((x) => +x.toFixed(2)), wait_ms: +s.wait_ms.toFixed(2), router_entropy: +s.router_entropy.toFixed(4) };
+  return { ...s, device_compute_ms: s.device_compute_ms.map((x) => +x.toFixed(2)), wait_ms: +s.wait_ms.toFixed(2),
+    router_entropy: +s.router_entropy.toFixed(4) };
 }
