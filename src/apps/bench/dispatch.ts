@@ -42,8 +42,9 @@ export interface DispatchRow extends DispatchCase {
   unpack_us: number;
 }
 
-export const CSV_COLUMNS = ['tokens', 'd_model', 'devices', 'experts', 'payload', 'skew', 'bytes', 'dropped_fraction', 'us_per_call', 'gb_per_s',
-  'round_trip_us', 'memcpy_us', 'ratio_to_limit', 'pack_us', 'devices_us', 'unpack_us'] as const;
+export const CSV_COLUMNS = ['tokens', 'd_model', 'devices', 'experts', 'payload', 'skew', 'bytes', 'dropped_fraction',
+  'us_per_call', 'gb_per_s', 'round_trip_us', 'memcpy_us', 'ratio_to_limit', 'pack_us', 'devices_us',
+  'unpack_us'] as const;
 
 /** Mean µs of one call of `f`. */
 const time = async (f: () => unknown, budgetMs = 150, minReps = 5) => (await meanMs(f, budgetMs, minReps)) * 1000;
@@ -57,20 +58,28 @@ function plan(c: DispatchCase, force: ForceRouting): RoutingPlan {
   });
 }
 
-/** Runs every case; devices are started once per (devices, experts, d_model, payload) and reused across token counts and skews. */
-export async function benchDispatch(cases: DispatchCase[], log: (row: DispatchRow) => void = () => {}): Promise<DispatchRow[]> {
+/**
+ * Runs every case; devices are started once per (devices, experts, d_model, payload) and reused across token
+ * counts and skews.
+ */
+export async function benchDispatch(cases: DispatchCase[],
+  log: (row: DispatchRow) => void = () => {}): Promise<DispatchRow[]> {
   const rows: DispatchRow[] = [];
   const groups = new Map<string, DispatchCase[]>();
-  for (const c of cases) groups.set(`${c.devices}/${c.experts}/${c.d_model}/${c.payload}`, [...(groups.get(`${c.devices}/${c.experts}/${c.d_model}/${c.payload}`) ?? []), c]);
+  for (const c of cases)
+    groups.set(`${c.devices}/${c.experts}/${c.d_model}/${c.payload}`,
+      [...(groups.get(`${c.devices}/${c.experts}/${c.d_model}/${c.payload}`) ?? []), c]);
   for (const list of groups.values()) {
     const first = list[0]!;
     const maxTokens = maxOf(list.map((c) => c.tokens));
     const S = maxTokens / first.devices;
     const config = resolveConfig({
-      sets: [`model.d_model=${first.d_model}`, 'model.n_heads=1', 'model.n_layers=1', 'model.d_ff=1', `moe.n_experts=${first.experts}`,
-        `parallel.devices=${first.devices}`, `parallel.payload=${first.payload}`, 'parallel.transport=threads', `data.batch_size=${first.devices}`],
+      sets: [`model.d_model=${first.d_model}`, 'model.n_heads=1', 'model.n_layers=1', 'model.d_ff=1',
+        `moe.n_experts=${first.experts}`, `parallel.devices=${first.devices}`, `parallel.payload=${first.payload}`,
+        'parallel.transport=threads', `data.batch_size=${first.devices}`],
     }).config;
-    const buffers: LayerBuffers[] = [allocateLayerBuffers(first.devices, first.experts, Math.max(1, Math.ceil((1.25 * S) / first.experts)), first.d_model)];
+    const buffers: LayerBuffers[] = [allocateLayerBuffers(first.devices, first.experts,
+      Math.max(1, Math.ceil((1.25 * S) / first.experts)), first.d_model)];
     const devices = await startThreadDevices(config, [0], buffers);
     try {
       for (const c of list) {
@@ -91,7 +100,8 @@ async function measure(c: DispatchCase, devices: ExpertDevice[], buffers: LayerB
   const p = plan(c, force);
   const d = c.d_model;
   const rows = Float32Array.from({ length: c.tokens * d }, (_, i) => (i % 97) / 97);
-  const req: ExchangeRequest = { layer: 0, micro: 0, firstGroup: 0, capacity: p.capacity, counts: p.counts, train: false, step: -1 };
+  const req: ExchangeRequest = { layer: 0, micro: 0, firstGroup: 0, capacity: p.capacity, counts: p.counts,
+    train: false, step: -1 };
   const stride = buffers.shape.capacity;
   let out: Float32Array = new Float32Array(0);
   const parts = { calls: 0, pack: 0, devices: 0, unpack: 0 };

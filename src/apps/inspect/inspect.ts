@@ -56,7 +56,8 @@ const shown = (c: string) => (c === '\n' ? '↵' : c === ' ' ? '·' : c);
  * Routes a text (or a validation batch) through a checkpoint at the evaluation capacity factor and
  * returns each character's expert, router probability and fate (kept or dropped), per Switch layer.
  */
-export async function routeText(opts: Omit<InspectOptions, 'out'>): Promise<{ chars: RoutedChar[]; layers: number; experts: number; capacityFactor: number; groupSize: number; blocks: number[] }> {
+export async function routeText(opts: Omit<InspectOptions, 'out'>): Promise<{ chars: RoutedChar[]; layers: number;
+  experts: number; capacityFactor: number; groupSize: number; blocks: number[] }> {
   const ckpt = loadCheckpoint(opts.checkpoint);
   let config = inProcessConfig(ckpt.config, opts.sets);
   const tok = new CharTokenizer(ckpt.vocab);
@@ -64,7 +65,9 @@ export async function routeText(opts: Omit<InspectOptions, 'out'>): Promise<{ ch
   let rows: number;
   if (opts.text !== undefined) {
     const { ids } = tok.encodeKnown(opts.text);
-    if (ids.length < 2) throw new ConfigError(`--text must hold at least 2 characters of the checkpoint's vocabulary (got ${ids.length})`);
+    if (ids.length < 2)
+      throw new ConfigError(`--text must hold at least 2 characters of the checkpoint's ` +
+        `vocabulary (got ${ids.length})`);
     // windows of seq_len, as many as fill whole routing groups (one group per device); a text shorter
     // than one window per device is routed as a single group
     const T = Math.min(config.data.seq_len, ids.length);
@@ -73,7 +76,8 @@ export async function routeText(opts: Omit<InspectOptions, 'out'>): Promise<{ ch
     const whole = rows >= G;
     if (whole) rows -= rows % G;
     x = ids.subarray(0, rows * T);
-    config = resolveConfig({ base: config as unknown as Record<string, unknown>, sets: [`data.batch_size=${rows}`, ...(whole ? [] : ['parallel.devices=1'])] }).config;
+    config = resolveConfig({ base: config as unknown as Record<string, unknown>,
+      sets: [`data.batch_size=${rows}`, ...(whole ? [] : ['parallel.devices=1'])] }).config;
   } else {
     const corpus = await loadCorpus(config.data.dataset, config.data.path);
     const data = new Dataset(tok, corpus.text, config.data.val_fraction, config.data.seq_len);
@@ -98,12 +102,14 @@ export async function routeText(opts: Omit<InspectOptions, 'out'>): Promise<{ ch
         const c = tok.chars[x[t]!]!;
         const experts = Array.from(plan.expert.subarray(i, i + plan.topK));
         chars.push({
-          layer, row: Math.floor(t / T), col: t % T, pos: t % plan.tokensPerGroup, char: c, expert: plan.expert[i]!, experts, groups: experts.map((e) => Math.floor(e / perGroup)),
+          layer, row: Math.floor(t / T), col: t % T, pos: t % plan.tokensPerGroup, char: c, expert: plan.expert[i]!,
+          experts, groups: experts.map((e) => Math.floor(e / perGroup)),
           prob: probs[layer]![t * E + plan.expert[i]!]!, dropped: plan.slot[i]! < 0, cls: charClass(c),
         });
       }
     });
-    return { chars, layers: plans.length, experts: E, capacityFactor: config.moe.eval_capacity_factor, groupSize: plans[0]?.tokensPerGroup ?? x.length, blocks: switchBlocks(config) };
+    return { chars, layers: plans.length, experts: E, capacityFactor: config.moe.eval_capacity_factor,
+      groupSize: plans[0]?.tokensPerGroup ?? x.length, blocks: switchBlocks(config) };
   } finally {
     await session.close();
   }
@@ -115,26 +121,35 @@ export async function inspect(opts: InspectOptions): Promise<{ file: string; dro
   const blocks = r.blocks;
   const charts: Chart[] = [];
   for (let l = 0; l < r.layers; l++) {
-    const values = r.chars.filter((c) => c.layer === l).map((c) => ({ ...c, shown: shown(c.char), fate: c.dropped ? 'dropped' : 'kept', chosen: c.experts.join(', '), in_groups: [...new Set(c.groups)].join(', ') }));
+    const values = r.chars.filter((c) => c.layer === l)
+      .map((c) => ({ ...c, shown: shown(c.char), fate: c.dropped ? 'dropped' : 'kept', chosen: c.experts.join(', '),
+        in_groups: [...new Set(c.groups)].join(', ') }));
     const cols = maxOf(values.map((v) => v.col)) + 1;
     const rows = maxOf(values.map((v) => v.row)) + 1;
-    const enc = { x: { field: 'col', type: 'ordinal', axis: null }, y: { field: 'row', type: 'ordinal', axis: null } } as const;
+    const enc = { x: { field: 'col', type: 'ordinal', axis: null },
+      y: { field: 'row', type: 'ordinal', axis: null } } as const;
     const spec: TopLevelSpec = {
       width: cols * 11, height: rows * 17,
       data: { values },
       layer: [
-        { mark: { type: 'rect', color: '#e45756', opacity: 0.35 }, transform: [{ filter: 'datum.dropped' }], encoding: { ...enc } },
+        { mark: { type: 'rect', color: '#e45756', opacity: 0.35 }, transform: [{ filter: 'datum.dropped' }],
+          encoding: { ...enc } },
         {
           mark: { type: 'text', font: 'monospace', fontSize: 13, fontWeight: 'bold' },
           encoding: {
-            ...enc, text: { field: 'shown' }, color: { field: 'expert', type: 'nominal', scale: { scheme: 'category10' }, title: 'expert' },
-            tooltip: [{ field: 'char' }, { field: 'expert', title: 'first expert' }, { field: 'chosen', title: 'experts (top-k)' }, { field: 'in_groups', title: 'expert groups (devices)' },
-              { field: 'prob', title: 'router score', format: '.3f' }, { field: 'fate' }, { field: 'pos', title: 'position in group' }],
+            ...enc, text: { field: 'shown' },
+            color: { field: 'expert', type: 'nominal', scale: { scheme: 'category10' }, title: 'expert' },
+            tooltip: [{ field: 'char' }, { field: 'expert', title: 'first expert' },
+              { field: 'chosen', title: 'experts (top-k)' }, { field: 'in_groups', title: 'expert groups (devices)' },
+              { field: 'prob', title: 'router score', format: '.3f' }, { field: 'fate' },
+              { field: 'pos', title: 'position in group' }],
           },
         },
       ],
     };
-    charts.push({ id: `text_${l}`, title: `Switch layer ${l} (block ${blocks[l]})`, note: 'Each character in the colour of its expert (first choice); a red cell was dropped over capacity and rode the residual stream. Hover for the router probability.', spec });
+    charts.push({ id: `text_${l}`, title: `Switch layer ${l} (block ${blocks[l]})`,
+      note: 'Each character in the colour of its expert (first choice); a red cell was dropped over capacity and ' +
+        'rode the residual stream. Hover for the router probability.', spec });
   }
   const bins = Math.min(32, r.groupSize);
   const binned = new Map<string, { layer: number; bin: number; n: number; dropped: number }>();
@@ -147,12 +162,18 @@ export async function inspect(opts: InspectOptions): Promise<{ file: string; dro
     binned.set(k, e);
   }
   charts.push({
-    id: 'drops', title: 'Drop rate by position within the routing group', note: `${r.groupSize} tokens per group in ${bins} bins; with drop_policy position the late tokens are dropped first.`,
+    id: 'drops', title: 'Drop rate by position within the routing group',
+    note: `${r.groupSize} tokens per group in ${bins} bins; with drop_policy position the late ` +
+      `tokens are dropped first.`,
     spec: {
       width: 600, height: 220,
-      data: { values: [...binned.values()].map((b) => ({ layer: `layer ${b.layer}`, position: Math.round((b.bin * r.groupSize) / bins), drop_rate: b.dropped / b.n })) },
+      data: { values: [...binned.values()].map((b) =>
+        ({ layer: `layer ${b.layer}`, position: Math.round((b.bin * r.groupSize) / bins),
+          drop_rate: b.dropped / b.n })) },
       mark: { type: 'line', point: true, tooltip: true },
-      encoding: { x: { field: 'position', type: 'quantitative', title: 'position in group' }, y: { field: 'drop_rate', type: 'quantitative', title: 'dropped fraction' }, color: { field: 'layer', type: 'nominal' } },
+      encoding: { x: { field: 'position', type: 'quantitative', title: 'position in group' },
+        y: { field: 'drop_rate', type: 'quantitative', title: 'dropped fraction' },
+        color: { field: 'layer', type: 'nominal' } },
     },
   });
   const classes: CharClass[] = ['letter', 'space', 'newline', 'punctuation', 'digit or other'];
@@ -164,7 +185,8 @@ export async function inspect(opts: InspectOptions): Promise<{ file: string; dro
       rows: classes.map((cls) => {
         const of = mine.filter((c) => c.cls === cls);
         const pct = (n: number) => (of.length > 0 ? +((100 * n) / of.length).toFixed(1) : 0);
-        return [cls, of.length, ...Array.from({ length: r.experts }, (_, e) => pct(of.filter((c) => c.expert === e).length)), pct(of.filter((c) => c.dropped).length)];
+        return [cls, of.length, ...Array.from({ length: r.experts },
+          (_, e) => pct(of.filter((c) => c.expert === e).length)), pct(of.filter((c) => c.dropped).length)];
       }),
     };
   });
@@ -173,9 +195,12 @@ export async function inspect(opts: InspectOptions): Promise<{ file: string; dro
   writeFileSync(opts.out, htmlPage({
     title: `switch-sim inspect: ${opts.checkpoint}`,
     intro: [
-      `${tokens} characters routed at eval capacity factor ${r.capacityFactor} (${r.experts} experts, ${r.layers} Switch layers); ${dropped} token-layer routings dropped.`,
+      `${tokens} characters routed at eval capacity factor ${r.capacityFactor} (${r.experts} experts, ${r.layers} ` +
+        `Switch layers); ${dropped} token-layer routings dropped.`,
       ...(r.chars[0] && r.chars[0].experts.length > 1
-        ? [`Each character's ${r.chars[0].experts.length} experts spanned ${(r.chars.reduce((a, c) => a + new Set(c.groups).size, 0) / r.chars.length).toFixed(2)} expert groups (devices) on average; hover a character for its experts and groups.`]
+        ? [`Each character's ${r.chars[0].experts.length} experts spanned ` +
+          `${(r.chars.reduce((a, c) => a + new Set(c.groups).size, 0) / r.chars.length).toFixed(2)} expert groups ` +
+          `(devices) on average; hover a character for its experts and groups.`]
         : []),
     ],
     charts, tables,

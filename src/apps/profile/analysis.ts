@@ -18,7 +18,8 @@ export function nest(spans: Span[]): SpanNode[] {
   const stack: SpanNode[] = [];
   for (const span of sorted) {
     const node: SpanNode = { span, children: [], self: span.dur };
-    while (stack.length > 0 && !(span.ts >= stack.at(-1)!.span.ts - EPS && end(span) <= end(stack.at(-1)!.span) + EPS)) stack.pop();
+    while (stack.length > 0 && !(span.ts >= stack.at(-1)!.span.ts - EPS && end(span) <= end(stack.at(-1)!.span) + EPS))
+      stack.pop();
     const parent = stack.at(-1);
     if (parent) {
       parent.children.push(node);
@@ -103,7 +104,8 @@ export interface ProfileAnalysis {
 
 function stats(perStep: number[]): Stats {
   const total = perStep.reduce((a, b) => a + b, 0);
-  return { total_ms: total, mean_ms: total / Math.max(1, perStep.length), p50_ms: percentile(perStep, 50), p95_ms: percentile(perStep, 95) };
+  return { total_ms: total, mean_ms: total / Math.max(1, perStep.length), p50_ms: percentile(perStep, 50),
+    p95_ms: percentile(perStep, 95) };
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
@@ -133,7 +135,9 @@ export function analyse(rec: Recorder, devices: number): ProfileAnalysis {
       if (n !== root) bump(phaseLabel(n.span), 'coordinator', n.span.cat, s.step, n.self);
       if (n.span.name === 'pack') pack += n.span.dur;
       if (n.span.name === 'unpack') unpack += n.span.dur;
-      if (n.span.name === 'wait') blocked.push(...subtract([n.span.ts, end(n.span)], n.children.map((c) => [c.span.ts, end(c.span)] as Interval)));
+      if (n.span.name === 'wait')
+        blocked.push(...subtract([n.span.ts, end(n.span)],
+          n.children.map((c) => [c.span.ts, end(c.span)] as Interval)));
       if (n.span.name === 'device_calls') blocked.push([n.span.ts, end(n.span)]);
     });
     const inStep = (x: Span) => x.ts < window[1] && end(x) > window[0];
@@ -149,7 +153,8 @@ export function analyse(rec: Recorder, devices: number): ProfileAnalysis {
         devicePhases[d]![x.name] = (devicePhases[d]![x.name] ?? 0) + (clip(x)[1] - clip(x)[0]) / stepRoots.length;
       }
     }
-    for (const x of rec.spans) if (x.lane.kind === 'link' && inStep(x)) bump(x.name, 'link', x.cat, s.step, (clip(x)[1] - clip(x)[0]) / devices);
+    for (const x of rec.spans)
+      if (x.lane.kind === 'link' && inStep(x)) bump(x.name, 'link', x.cat, s.step, (clip(x)[1] - clip(x)[0]) / devices);
     const blockedU = union(blocked);
     const idle = length(blockedU);
     const exposed = overlap(blockedU, union(busyAll));
@@ -162,7 +167,8 @@ export function analyse(rec: Recorder, devices: number): ProfileAnalysis {
     });
   }
   const phases: PhaseStats[] = [...phaseSteps].map(([key, p]) => ({
-    phase: key.slice(key.indexOf('/') + 1), where: p.where, cat: p.cat, ...stats(steps.map((st) => p.perStep.get(st) ?? 0)),
+    phase: key.slice(key.indexOf('/') + 1), where: p.where, cat: p.cat,
+    ...stats(steps.map((st) => p.perStep.get(st) ?? 0)),
   })).sort((a, b) => b.total_ms - a.total_ms);
   const stepMs = critical.map((c) => c.step_ms);
   const split = {
@@ -188,11 +194,14 @@ export function analyse(rec: Recorder, devices: number): ProfileAnalysis {
     phases,
     critical_path: critical,
     split,
-    dispatch_overhead: { ms_per_step: split.dispatch_overhead_ms, fraction: split.step_ms > 0 ? split.dispatch_overhead_ms / split.step_ms : 0 },
-    bytes: [...bytes.values()].sort((a, b) => a.layer - b.layer || a.dir.localeCompare(b.dir)).map((b) => ({ layer: b.layer, dir: b.dir, bytes_out_per_step: b.out, bytes_back_per_step: b.back })),
+    dispatch_overhead: { ms_per_step: split.dispatch_overhead_ms,
+      fraction: split.step_ms > 0 ? split.dispatch_overhead_ms / split.step_ms : 0 },
+    bytes: [...bytes.values()].sort((a, b) => a.layer - b.layer || a.dir.localeCompare(b.dir))
+      .map((b) => ({ layer: b.layer, dir: b.dir, bytes_out_per_step: b.out, bytes_back_per_step: b.back })),
     devices: deviceBusy.map((busy, d) => {
       const b = mean(busy);
-      return { device: d, busy_ms_per_step: b, idle_ms_per_step: split.step_ms - b, busy_fraction: split.step_ms > 0 ? b / split.step_ms : 0, phases: devicePhases[d]! };
+      return { device: d, busy_ms_per_step: b, idle_ms_per_step: split.step_ms - b,
+        busy_fraction: split.step_ms > 0 ? b / split.step_ms : 0, phases: devicePhases[d]! };
     }),
     outside_steps: outside,
   };

@@ -14,7 +14,8 @@ export interface GcPause {
  */
 export function gcPauses(): { stop: () => GcPause[] } {
   const pauses: GcPause[] = [];
-  const take = (entries: PerformanceEntry[]) => entries.forEach((e) => pauses.push({ ts: e.startTime, dur: e.duration }));
+  const take = (entries: PerformanceEntry[]) =>
+    entries.forEach((e) => pauses.push({ ts: e.startTime, dur: e.duration }));
   const observer = new PerformanceObserver((list) => take(list.getEntries()));
   observer.observe({ entryTypes: ['gc'] });
   return {

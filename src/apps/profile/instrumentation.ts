@@ -32,10 +32,13 @@ export function instrumentation(rec: Recorder, steps: number[], times: Recorded[
   const onMs = mean(times.on);
   const offMs = mean(times.off);
   const inSteps = new Set(steps);
-  const spansPerStep = rec.spans.filter((s) => inSteps.has(s.step) && s.cat !== 'gc').length / Math.max(1, steps.length); // the recorder's spans
+  // the recorder's spans
+  const spansPerStep = rec.spans.filter((s) => inSteps.has(s.step) && s.cat !== 'gc').length
+    / Math.max(1, steps.length);
   const ns = nsPerSpan();
   return {
     step_ms_off: offMs, step_ms_on: onMs, measured_overhead_fraction: offMs > 0 ? (onMs - offMs) / offMs : 0,
-    spans_per_step: spansPerStep, ns_per_span: ns, estimated_overhead_fraction: (spansPerStep * ns) / 1e6 / Math.max(1e-9, onMs),
+    spans_per_step: spansPerStep, ns_per_span: ns,
+    estimated_overhead_fraction: (spansPerStep * ns) / 1e6 / Math.max(1e-9, onMs),
   };
 }

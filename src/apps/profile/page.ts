@@ -4,17 +4,23 @@ import { nest, phaseLabel, type ProfileAnalysis, type SpanNode } from './analysi
 import type { Recorder, Span } from '../../core/instrument/recorder.js';
 
 const laneName = (s: Span) =>
-  s.lane.kind === 'coordinator' ? 'coordinator' : s.lane.kind === 'device' ? `device ${s.lane.device}` : `device ${s.lane.device} link`;
+  s.lane.kind === 'coordinator' ? 'coordinator' : s.lane.kind === 'device' ? `device ${s.lane.device}`
+    : `device ${s.lane.device} link`;
 
-/** The spans of the last `n` profiled steps, as timeline rows: the coordinator's innermost phases, every device's work and messages. */
+/**
+ * The spans of the last `n` profiled steps, as timeline rows: the coordinator's innermost phases, every
+ * device's work and messages.
+ */
 export function timelineRows(rec: Recorder, steps: number[], n = 2): Record<string, unknown>[] {
   const last = new Set(steps.slice(-n));
   const coord = nest(rec.spans.filter((s) => s.lane.kind === 'coordinator' && last.has(s.step)));
   const leaves: Span[] = [];
-  const visit = (node: SpanNode) => (node.children.length === 0 ? leaves.push(node.span) : node.children.forEach(visit));
+  const visit = (node: SpanNode) =>
+    (node.children.length === 0 ? leaves.push(node.span) : node.children.forEach(visit));
   coord.filter((r) => r.span.name === 'step').forEach((r) => r.children.forEach(visit));
   // the steps side by side, 2% of a step apart (profiled steps alternate with unprofiled ones)
-  const windows = coord.filter((r) => r.span.name === 'step').sort((a, b) => a.span.ts - b.span.ts).map((r) => [r.span.ts, r.span.ts + r.span.dur] as const);
+  const windows = coord.filter((r) => r.span.name === 'step').sort((a, b) => a.span.ts - b.span.ts)
+    .map((r) => [r.span.ts, r.span.ts + r.span.dur] as const);
   const shift: number[] = [];
   windows.forEach(([a, b], i) => (shift[i] = i === 0 ? a : a - (windows[i - 1]![1] - shift[i - 1]! + 0.02 * (b - a))));
   const slot = (s: Span) => windows.findIndex(([a, b]) => s.ts < b && s.ts + s.dur > a);
@@ -22,15 +28,17 @@ export function timelineRows(rec: Recorder, steps: number[], n = 2): Record<stri
   return [...leaves, ...others].map((s) => {
     const at = shift[slot(s)]!;
     return {
-      lane: laneName(s), phase: phaseLabel(s), group: phaseGroup(s.name), start: s.ts - at, end: s.ts + s.dur - at, ms: s.dur, step: s.step,
-      layer: s.layer ?? '', micro: s.micro ?? '',
+      lane: laneName(s), phase: phaseLabel(s), group: phaseGroup(s.name), start: s.ts - at, end: s.ts + s.dur - at,
+      ms: s.dur, step: s.step, layer: s.layer ?? '', micro: s.micro ?? '',
     };
   });
 }
 
 const GROUPS: Record<string, string[]> = {
-  'dense model': ['embed', 'ln1', 'attention', 'ln2', 'dense_ffn', 'ln_f', 'loss', 'stage_forward', 'stage_backward', 'backward_other', 'grad_accumulate', 'refresh_weights'],
-  'router and gates': ['router_logits', 'router_softmax', 'routing_plan', 'combine_inputs', 'combine', 'aux_losses', 'expert_grads_out', 'combine_grads_in'],
+  'dense model': ['embed', 'ln1', 'attention', 'ln2', 'dense_ffn', 'ln_f', 'loss', 'stage_forward', 'stage_backward',
+    'backward_other', 'grad_accumulate', 'refresh_weights'],
+  'router and gates': ['router_logits', 'router_softmax', 'routing_plan', 'combine_inputs', 'combine', 'aux_losses',
+    'expert_grads_out', 'combine_grads_in'],
   'moving tokens': ['pack', 'unpack', 'device_calls', 'device_queue', 'signal', 'reply'],
   'waiting on devices': ['wait'],
   'expert compute': ['expert_forward', 'expert_backward'],
@@ -45,7 +53,8 @@ export function phaseGroup(name: string): string {
 }
 
 export function profileCharts(rec: Recorder, a: ProfileAnalysis, devices: number): Chart[] {
-  const lanes = ['coordinator', ...Array.from({ length: devices }, (_, d) => [`device ${d}`, `device ${d} link`]).flat()];
+  const lanes = ['coordinator', ...Array.from({ length: devices }, (_, d) => [`device ${d}`, `device ${d} link`])
+    .flat()];
   const rows = timelineRows(rec, a.steps);
   const timeline: TopLevelSpec = {
     width: 1000, height: 40 * lanes.length,
@@ -56,14 +65,16 @@ export function profileCharts(rec: Recorder, a: ProfileAnalysis, devices: number
       x: { field: 'start', type: 'quantitative', title: 'ms (the two steps side by side)' },
       x2: { field: 'end' },
       color: { field: 'group', type: 'nominal', title: 'work', scale: { scheme: 'tableau10' } },
-      tooltip: [{ field: 'lane' }, { field: 'phase' }, { field: 'ms', format: '.3f' }, { field: 'step' }, { field: 'layer' }, { field: 'micro' }],
+      tooltip: [{ field: 'lane' }, { field: 'phase' }, { field: 'ms', format: '.3f' }, { field: 'step' },
+        { field: 'layer' }, { field: 'micro' }],
     },
   };
   const split = [
     { bar: 'critical path', part: 'coordinator compute', ms: a.split.coordinator_compute_ms },
     { bar: 'critical path', part: 'dispatch overhead', ms: a.split.dispatch_overhead_ms },
     { bar: 'critical path', part: 'exposed expert compute', ms: a.split.exposed_expert_ms },
-    ...a.phases.filter((p) => p.where === 'coordinator').map((p) => ({ bar: 'coordinator phases', part: p.phase, ms: p.mean_ms })),
+    ...a.phases.filter((p) => p.where === 'coordinator')
+      .map((p) => ({ bar: 'coordinator phases', part: p.phase, ms: p.mean_ms })),
   ];
   const where: TopLevelSpec = {
     width: 1000, height: 90,
@@ -71,8 +82,10 @@ export function profileCharts(rec: Recorder, a: ProfileAnalysis, devices: number
     mark: { type: 'bar', tooltip: true },
     encoding: {
       y: { field: 'bar', type: 'nominal', title: null, sort: ['critical path', 'coordinator phases'] },
-      x: { field: 'ms', type: 'quantitative', aggregate: 'sum', stack: 'zero', title: 'ms per step (mean over the profiled steps)' },
-      color: { field: 'part', type: 'nominal', scale: { scheme: 'tableau20' }, legend: { columns: 3, symbolLimit: 60 } },
+      x: { field: 'ms', type: 'quantitative', aggregate: 'sum', stack: 'zero',
+        title: 'ms per step (mean over the profiled steps)' },
+      color: { field: 'part', type: 'nominal', scale: { scheme: 'tableau20' },
+        legend: { columns: 3, symbolLimit: 60 } },
       order: { field: 'ms', type: 'quantitative', sort: 'descending' },
       tooltip: [{ field: 'bar' }, { field: 'part' }, { field: 'ms', format: '.3f' }],
     },
@@ -93,19 +106,27 @@ export function profileCharts(rec: Recorder, a: ProfileAnalysis, devices: number
     },
   };
   return [
-    { id: 'timeline', title: 'Timeline of the last two profiled steps', note: 'The coordinator\'s innermost phases; each device\'s work (compute) and its messages (link: queue, signal, reply). Hover a bar for its phase.', spec: timeline },
-    { id: 'where', title: 'Where a step\'s time goes', note: 'Top: the critical path, split into the coordinator computing, moving tokens (pack, unpack, waiting while no device computes) and waiting on expert compute. Bottom: the coordinator\'s phases, self time.', spec: where },
-    { id: 'devices', title: 'Per-device busy and idle time', note: 'Busy: expert forward and backward, optimizer step, gradient norm.', spec: busy },
+    { id: 'timeline', title: 'Timeline of the last two profiled steps',
+      note: 'The coordinator\'s innermost phases; each device\'s work (compute) and its messages (link: queue, ' +
+        'signal, reply). Hover a bar for its phase.', spec: timeline },
+    { id: 'where', title: 'Where a step\'s time goes',
+      note: 'Top: the critical path, split into the coordinator computing, moving tokens (pack, unpack, waiting ' +
+        'while no device computes) and waiting on expert compute. Bottom: the coordinator\'s phases, self time.',
+        spec: where },
+    { id: 'devices', title: 'Per-device busy and idle time',
+      note: 'Busy: expert forward and backward, optimizer step, gradient norm.', spec: busy },
   ];
 }
 
-export function profilePage(rec: Recorder, a: ProfileAnalysis, devices: number, title: string, intro: string[]): string {
+export function profilePage(rec: Recorder, a: ProfileAnalysis, devices: number, title: string,
+  intro: string[]): string {
   return htmlPage({
     title, intro, charts: profileCharts(rec, a, devices),
     tables: [{
       title: 'Phases (ms per step)',
       columns: ['phase', 'where', 'mean', 'p50', 'p95', '% of step'],
-      rows: a.phases.map((p) => [p.phase, p.where === 'coordinator' ? p.where : `${p.where} (mean over devices)`, p.mean_ms, p.p50_ms, p.p95_ms, (100 * p.mean_ms) / a.split.step_ms]),
+      rows: a.phases.map((p) => [p.phase, p.where === 'coordinator' ? p.where : `${p.where} (mean over devices)`,
+        p.mean_ms, p.p50_ms, p.p95_ms, (100 * p.mean_ms) / a.split.step_ms]),
     }],
   });
 }

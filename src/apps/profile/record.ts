@@ -78,16 +78,22 @@ function checkOutDir(outDir: string, ck: LoadedCheckpoint): void {
     return !isAbsolute(rel) && rel.split(sep)[0] !== '..';
   };
   if ((home && out === real(home)) || inside(home ? checkpoints : ck.dir)) {
-    throw new ConfigError('profile --out must not be the checkpoint\'s run directory or inside its checkpoints, which the profile leaves '
+    throw new ConfigError('profile --out must not be the checkpoint\'s run directory or inside its checkpoints, '
+      + 'which the profile leaves '
       + `as they are (got ${show(outDir)})`);
   }
 }
 
-/** A profile replaces only a profile: an --out that holds a training run (its files, no profile.json) is refused, never deleted. */
+/**
+ * A profile replaces only a profile: an --out that holds a training run (its files, no profile.json) is
+ * refused, never deleted.
+ */
 function checkNotARun(dir: string): void {
-  const held = ['run.json', 'config.yaml', 'metrics.jsonl', 'summary.json', 'checkpoints'].filter((f) => existsSync(join(dir, f)));
+  const held = ['run.json', 'config.yaml', 'metrics.jsonl', 'summary.json', 'checkpoints'].filter((f) =>
+    existsSync(join(dir, f)));
   if (held.length > 0 && !existsSync(join(dir, 'profile.json'))) {
-    throw new ConfigError(`profile --out must be a new directory or an earlier profile's, which it replaces (got ${show(dir)}, `
+    throw new ConfigError(`profile --out must be a new directory or an earlier profile's, which it `
+      + `replaces (got ${show(dir)}, `
       + `which holds a run: ${held.join(', ')})`);
   }
 }
@@ -116,7 +122,8 @@ export async function recordRun(opts: ProfileOptions): Promise<Recorded> {
   const gc = gcPauses();
   try {
     await train({
-      config, name: opts.name, outDir: dir, force: true, log: opts.log, // a profile is recorded afresh: one already in dir is replaced
+      // a profile is recorded afresh: one already in dir is replaced
+      config, name: opts.name, outDir: dir, force: true, log: opts.log,
       checkpoint: opts.checkpoint, // in memory: train writes only to dir
       onReady: async ({ session }) => {
         // spmd devices stamp absolute time, which every thread of the process shares: nothing to align

@@ -24,7 +24,10 @@ export interface SpmdProfile {
   steps: number[];
   step_ms: number;
   devices: SpmdDeviceProfile[];
-  /** [source][destination]: bytes of token rows one step's forward dispatch sends (the combine sends as many back; backward the same again) */
+  /**
+   * [source][destination]: bytes of token rows one step's forward dispatch sends (the combine sends as many
+   * back; backward the same again)
+   */
   dispatch_bytes_per_step: number[][];
 }
 
@@ -38,13 +41,16 @@ export function analyseSpmd(rec: Recorder, devices: number): SpmdProfile {
   const inSteps = new Set(steps);
   const spans = rec.spans.filter((s) => inSteps.has(s.step));
   const sum = (d: number, names: string[], lane?: 'device' | 'link') =>
-    spans.filter((s) => onDevice(s, d) && names.includes(s.name) && (!lane || s.lane.kind === lane)).reduce((a, s) => a + s.dur, 0) / n;
+    spans.filter((s) => onDevice(s, d) && names.includes(s.name) && (!lane || s.lane.kind === lane))
+      .reduce((a, s) => a + s.dur, 0) / n;
   const stepMs = stepSpans.reduce((a, s) => a + s.dur, 0) / n;
   const perDevice = Array.from({ length: devices }, (_, d): SpmdDeviceProfile => {
-    const barrier = sum(d, ['barrier_wait']) + spans.filter((s) => onDevice(s, d) && s.name === 'allreduce').reduce((a, s) => a + Number(s.args?.barrier_wait_ms ?? 0), 0) / n;
+    const barrier = sum(d, ['barrier_wait']) + spans.filter((s) => onDevice(s, d) && s.name === 'allreduce')
+      .reduce((a, s) => a + Number(s.args?.barrier_wait_ms ?? 0), 0) / n;
     return {
       device: d,
-      dense_ms: sum(d, ['stage_forward', 'stage_backward', 'router_softmax', 'routing_plan', 'combine_inputs', 'expert_grads_out', 'combine_grads_in', 'grad_accumulate'], 'device'),
+      dense_ms: sum(d, ['stage_forward', 'stage_backward', 'router_softmax', 'routing_plan', 'combine_inputs',
+        'expert_grads_out', 'combine_grads_in', 'grad_accumulate'], 'device'),
       expert_ms: sum(d, ['expert_forward', 'expert_backward']),
       pack_unpack_ms: sum(d, ['pack', 'unpack']),
       barrier_wait_ms: barrier,
@@ -54,7 +60,9 @@ export function analyseSpmd(rec: Recorder, devices: number): SpmdProfile {
     };
   });
   const bytes = Array.from({ length: devices }, () => new Array<number>(devices).fill(0));
-  for (const t of rec.traffic) if (inSteps.has(t.step) && t.dir === 'fwd' && t.src !== undefined && t.dst !== undefined) bytes[t.src]![t.dst]! += t.bytesOut / n;
+  for (const t of rec.traffic)
+    if (inSteps.has(t.step) && t.dir === 'fwd' && t.src !== undefined && t.dst !== undefined)
+      bytes[t.src]![t.dst]! += t.bytesOut / n;
   return { steps, step_ms: stepMs, devices: perDevice, dispatch_bytes_per_step: bytes };
 }
 
@@ -62,18 +70,26 @@ const COLUMNS = ['dense_ms', 'expert_ms', 'pack_unpack_ms', 'barrier_wait_ms', '
 
 /** The page: where each device's step went (stacked bars) and who sent how much to whom. */
 export function spmdPage(p: SpmdProfile, title: string, intro: string[]): string {
-  const rows = p.devices.flatMap((d) => COLUMNS.map((c) => ({ device: `device ${d.device}`, part: c.replace(/_ms$/, '').replace('_', ' '), ms: d[c] })));
+  const rows = p.devices.flatMap((d) =>
+    COLUMNS.map((c) => ({ device: `device ${d.device}`, part: c.replace(/_ms$/, '').replace('_', ' '), ms: d[c] })));
   const chart: Chart = {
     id: 'devices', title: 'Where each device\'s step went (ms per step)',
-    note: 'Barrier waits are time a device sat idle until the slowest one arrived; the all-reduce bar includes its own barrier waits.',
+    note: 'Barrier waits are time a device sat idle until the slowest one arrived; the all-reduce bar ' +
+      'includes its own barrier waits.',
     spec: {
       $schema: 'https://vega.github.io/schema/vega-lite/v5.json', width: 640, data: { values: rows },
-      mark: 'bar', encoding: { y: { field: 'device', type: 'nominal' }, x: { field: 'ms', type: 'quantitative', stack: 'zero' }, color: { field: 'part', type: 'nominal' }, tooltip: [{ field: 'part' }, { field: 'ms', format: '.1f' }] },
+      mark: 'bar', encoding: { y: { field: 'device', type: 'nominal' },
+        x: { field: 'ms', type: 'quantitative', stack: 'zero' }, color: { field: 'part', type: 'nominal' },
+        tooltip: [{ field: 'part' }, { field: 'ms', format: '.1f' }] },
     } as TopLevelSpec,
   };
   const tables: Table[] = [
-    { title: 'Per device, ms per step', columns: ['device', ...COLUMNS, 'barrier share'], rows: p.devices.map((d) => [d.device, ...COLUMNS.map((c) => +d[c].toFixed(2)), `${(100 * d.barrier_share).toFixed(1)}%`]) },
-    { title: 'Forward dispatch, KB per step, source → destination (the combine sends as much back; the backward pass the same again)', columns: ['from \\ to', ...p.devices.map((d) => `device ${d.device}`)], rows: p.dispatch_bytes_per_step.map((r, s) => [`device ${s}`, ...r.map((b) => +(b / 1024).toFixed(1))]) },
+    { title: 'Per device, ms per step', columns: ['device', ...COLUMNS, 'barrier share'],
+      rows: p.devices.map((d) => [d.device, ...COLUMNS.map((c) => +d[c].toFixed(2)),
+        `${(100 * d.barrier_share).toFixed(1)}%`]) },
+    { title: 'Forward dispatch, KB per step, source → destination (the combine sends as much back; ' +
+      'the backward pass the same again)', columns: ['from \\ to', ...p.devices.map((d) => `device ${d.device}`)],
+      rows: p.dispatch_bytes_per_step.map((r, s) => [`device ${s}`, ...r.map((b) => +(b / 1024).toFixed(1))]) },
   ];
   return htmlPage({ title, intro, charts: [chart], tables });
 }
@@ -81,7 +97,11 @@ export function spmdPage(p: SpmdProfile, title: string, intro: string[]): string
 /** The console table `switch-sim profile` prints for an spmd run. */
 export function spmdTable(p: SpmdProfile): string {
   const head = `device ${COLUMNS.map((c) => c.padStart(16)).join('')}  barrier share\n`;
-  const body = p.devices.map((d) => `${String(d.device).padEnd(6)} ${COLUMNS.map((c) => d[c].toFixed(2).padStart(16)).join('')}  ${(100 * d.barrier_share).toFixed(1).padStart(12)}%`).join('\n');
-  const kb = p.dispatch_bytes_per_step.map((r, s) => `  ${s} → ${r.map((b, q) => `${q}: ${(b / 1024).toFixed(1)} KB`).join(', ')}`).join('\n');
-  return `${p.steps.length} profiled steps, ${p.step_ms.toFixed(1)} ms per step (main thread)\n${head}${body}\nforward dispatch per step, source → destination:\n${kb}\n`;
+  const body = p.devices.map((d) =>
+    `${String(d.device).padEnd(6)} ${COLUMNS.map((c) => d[c].toFixed(2).padStart(16)).join('')}  ` +
+    `${(100 * d.barrier_share).toFixed(1).padStart(12)}%`).join('\n');
+  const kb = p.dispatch_bytes_per_step.map((r, s) =>
+    `  ${s} → ${r.map((b, q) => `${q}: ${(b / 1024).toFixed(1)} KB`).join(', ')}`).join('\n');
+  return `${p.steps.length} profiled steps, ${p.step_ms.toFixed(1)} ms per step (main ` +
+    `thread)\n${head}${body}\nforward dispatch per step, source → destination:\n${kb}\n`;
 }
