@@ -33,7 +33,8 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({ outputError: (s, write) => write(s.split('\n')[0]! + '\n') });
 
-  for (const register of [train, evaluate, generate, inspect, profile, bench, backends, sweep, simulate, worker]) register(program);
+  for (const register of [train, evaluate, generate, inspect, profile, bench, backends, sweep, simulate, worker])
+    register(program);
   return program;
 }
 

@@ -12,10 +12,13 @@ export function register(program: Command): void {
     .option('--temperature <t>', 'sampling temperature (0: greedy)', number('--temperature', 0), 0.8)
     .option('--top-k <k>', 'sample among the k likeliest (0: all)', number('--top-k', 0, true), 0)
     .option('--seed <s>', 'sampling seed', number('--seed', 0, true), 0)
-    .action(async (o: { checkpoint: string; prompt: string; tokens: number; temperature: number; topK: number; seed: number }) => {
+    .action(async (o: { checkpoint: string; prompt: string; tokens: number; temperature: number; topK: number;
+      seed: number }) => {
       const { sample } = await import('../../training/sample.js');
-      const r = await sample({ checkpoint: o.checkpoint, prompt: o.prompt, tokens: o.tokens, temperature: o.temperature, topK: o.topK, seed: o.seed });
-      if (r.skipped > 0) process.stderr.write(`note: ${r.skipped} prompt characters are not in the vocabulary and were left out\n`);
+      const r = await sample({ checkpoint: o.checkpoint, prompt: o.prompt, tokens: o.tokens,
+        temperature: o.temperature, topK: o.topK, seed: o.seed });
+      if (r.skipped > 0)
+        process.stderr.write(`note: ${r.skipped} prompt characters are not in the vocabulary and were left out\n`);
       process.stdout.write(`${r.text}\n`);
     });
 }

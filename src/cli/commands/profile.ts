@@ -6,23 +6,29 @@ import { collect, number } from '../args.js';
 export function register(program: Command): void {
   program
     .command('profile')
-    .description('train a few steps with the profiler on: where a step\'s time goes, the dispatch overhead, a trace and a timeline page')
+    .description('train a few steps with the profiler on: where a step\'s time goes, the dispatch overhead, a '
+      + 'trace and a timeline page')
     .option('-c, --config <file>', 'YAML config file (layered over the built-in defaults)')
     .option('-s, --set <key=value>', 'override one config key (repeatable)', collect, [])
-    .option('--steps <n>', 'profiled steps (as many unprofiled ones are interleaved, to measure the profiler\'s cost)', number('--steps', 1, true), 10)
+    .option('--steps <n>', 'profiled steps (as many unprofiled ones are interleaved, to measure the profiler\'s cost)',
+      number('--steps', 1, true), 10)
     .option('--warmup <n>', 'unmeasured steps first', number('--warmup', 0, true), 3)
-    .option('--checkpoint <dir>', 'profile the trained model: continue from this checkpoint (or a run directory\'s latest), its config '
+    .option('--checkpoint <dir>',
+      'profile the trained model: continue from this checkpoint (or a run directory\'s latest), its config '
       + 'the base; the run is left as it is')
     .option('-o, --out <dir>', 'output directory (default runs/profile-<config>-<timestamp>)')
-    .action(async (o: { config?: string; set: string[]; steps: number; warmup: number; checkpoint?: string; out?: string }) => {
+    .action(async (o: { config?: string; set: string[]; steps: number; warmup: number; checkpoint?: string;
+      out?: string }) => {
       const { profileRun, profileSpmdRun } = await import('../../apps/profile/run.js');
       const { spmdTable } = await import('../../apps/profile/spmd.js');
       const { profileTable } = await import('../../apps/profile/table.js');
       const { loadCheckpoint } = await import('../../training/checkpoint.js');
       // from a checkpoint its config is the base (as train --resume); a config file and --set still apply on top
       const checkpoint = o.checkpoint ? loadCheckpoint(o.checkpoint) : undefined;
-      const { config, name } = resolveConfig({ file: o.config, sets: o.set, base: checkpoint?.config as unknown as Record<string, unknown> | undefined });
-      const opts = { config, name, steps: o.steps, warmup: o.warmup, checkpoint, outDir: o.out, log: (l: string) => console.log(l) };
+      const { config, name } = resolveConfig({ file: o.config, sets: o.set,
+        base: checkpoint?.config as unknown as Record<string, unknown> | undefined });
+      const opts = { config, name, steps: o.steps, warmup: o.warmup, checkpoint, outDir: o.out,
+        log: (l: string) => console.log(l) };
       let r: { dir: string };
       if (config.parallel.layout === 'spmd') {
         const s = await profileSpmdRun(opts);
@@ -33,6 +39,7 @@ export function register(program: Command): void {
         process.stdout.write(profileTable(c.report));
         r = c;
       }
-      console.log(`wrote ${r.dir}/trace.json (open in https://ui.perfetto.dev or chrome://tracing), ${r.dir}/profile.json, ${r.dir}/profile.html`);
+      console.log(`wrote ${r.dir}/trace.json (open in https://ui.perfetto.dev or chrome://tracing), `
+        + `${r.dir}/profile.json, ${r.dir}/profile.html`);
     });
 }

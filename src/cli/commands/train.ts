@@ -10,22 +10,29 @@ export function register(program: Command): void {
     .description('train a Switch Transformer language model')
     .option('-c, --config <file>', 'YAML config file (layered over the built-in defaults)')
     .option('-s, --set <key=value>', 'override one config key, e.g. moe.capacity_factor=1.0 (repeatable)', collect, [])
-    .option('-o, --out <dir>', 'run directory (default runs/<config>-<timestamp>; with --resume, the resumed run\'s own directory)')
-    .option('-r, --resume <dir>', 'continue from a checkpoint directory or a run directory (its latest checkpoint), in that run directory')
-    .option('-f, --force', 'delete the run already in the --out directory and start this one there (without it, that is refused)')
+    .option('-o, --out <dir>', 'run directory (default runs/<config>-<timestamp>; with --resume, the '
+      + 'resumed run\'s own directory)')
+    .option('-r, --resume <dir>',
+      'continue from a checkpoint directory or a run directory (its latest checkpoint), in that run directory')
+    .option('-f, --force', 'delete the run already in the --out directory and start this one there '
+      + '(without it, that is refused)')
     .action(async (o: { config?: string; set: string[]; out?: string; resume?: string; force?: boolean }) => {
       const { onCtrlC } = await import('../../core/util/interrupt.js');
       const { loadCheckpoint } = await import('../../training/checkpoint.js');
       const { train } = await import('../../training/trainer.js');
       // on resume the checkpoint's config is the base; a config file and --set still apply on top
-      const checkpoint = o.resume ? loadCheckpoint(o.resume) : undefined; // read and verified once: the trainer restores this
-      const { config, name } = resolveConfig({ file: o.config, sets: o.set, base: checkpoint?.config as unknown as Record<string, unknown> | undefined });
+      // read and verified once: the trainer restores this
+      const checkpoint = o.resume ? loadCheckpoint(o.resume) : undefined;
+      const { config, name } = resolveConfig({ file: o.config, sets: o.set,
+        base: checkpoint?.config as unknown as Record<string, unknown> | undefined });
       const stop = { requested: false };
-      const offCtrlC = onCtrlC({ first: 'finishing this step and saving a checkpoint', onFirst: () => (stop.requested = true) });
+      const offCtrlC = onCtrlC({ first: 'finishing this step and saving a checkpoint',
+        onFirst: () => (stop.requested = true) });
       const progress = progressReporter(config.train.steps);
       try {
         const s = await train({
-          config, name, outDir: o.out, force: o.force, resume: o.resume, checkpoint, stop, log: progress.log, onStep: progress.onStep,
+          config, name, outDir: o.out, force: o.force, resume: o.resume, checkpoint, stop, log: progress.log,
+          onStep: progress.onStep,
           onReady: () => printConfig(config, name), // only once every input has been validated
         });
         progress.stop();
