@@ -26,7 +26,8 @@ export type Direction = 'dispatch' | 'combine' | 'gradOut' | 'gradIn';
 export function allocateLayerBuffers(groups: number, experts: number, capacity: number, dModel: number): LayerBuffers {
   const bytes = groups * experts * capacity * dModel * 4;
   const make = () => new SharedArrayBuffer(bytes);
-  return { dispatch: make(), combine: make(), gradOut: make(), gradIn: make(), shape: { groups, experts, capacity, dModel } };
+  return { dispatch: make(), combine: make(), gradOut: make(), gradIn: make(),
+    shape: { groups, experts, capacity, dModel } };
 }
 
 export const view = (b: SharedArrayBuffer | ArrayBuffer) => new Float32Array(b);

@@ -28,7 +28,8 @@ export function slotOffsets(plan: RoutingPlan, d: number, stride: number): Int32
 }
 
 /** Dispatch: copies each kept token-choice's row of `rows` (one row per token) into its slot. */
-export function packTokens(plan: RoutingPlan, rows: Float32Array, d: number, buffer: Float32Array, stride: number): void {
+export function packTokens(plan: RoutingPlan, rows: Float32Array, d: number, buffer: Float32Array,
+  stride: number): void {
   const K = plan.topK;
   const copy = rowCopier(buffer, rows, d);
   const at = slotOffsets(plan, d, stride);
@@ -36,7 +37,8 @@ export function packTokens(plan: RoutingPlan, rows: Float32Array, d: number, buf
 }
 
 /** Dispatch for gradients: rows are per token-choice ([N·k, d]), as the combine gradient is. */
-export function packChoices(plan: RoutingPlan, rows: Float32Array, d: number, buffer: Float32Array, stride: number): void {
+export function packChoices(plan: RoutingPlan, rows: Float32Array, d: number, buffer: Float32Array,
+  stride: number): void {
   const copy = rowCopier(buffer, rows, d);
   const at = slotOffsets(plan, d, stride);
   for (let i = 0; i < at.length; i++) if (at[i]! >= 0) copy(at[i]!, i * d);
@@ -84,7 +86,10 @@ export interface DeviceSlots {
   count: number;
 }
 
-/** Visits every (group, local expert) block of the exchange: its offset in the shared layout and in the compact copy, and its rows. */
+/**
+ * Visits every (group, local expert) block of the exchange: its offset in the shared layout and in the
+ * compact copy, and its rows.
+ */
 function eachBlock(s: DeviceSlots, f: (shared: number, compact: number, length: number) => void): void {
   const E = s.experts;
   const G = s.counts.length / E;

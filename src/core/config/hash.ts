@@ -5,12 +5,14 @@ import type { Config } from './defaults.js';
 function canonical(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
   if (v !== null && typeof v === 'object') {
-    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
+    return `{${Object.keys(v).sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
   }
   return JSON.stringify(v);
 }
 
 /** sha256 (16 hex digits) of a value's sorted-key JSON. */
-export const canonicalHash = (value: unknown) => createHash('sha256').update(canonical(value)).digest('hex').slice(0, 16);
+export const canonicalHash = (value: unknown) => createHash('sha256').update(canonical(value)).digest('hex')
+  .slice(0, 16);
 
 export const configHash = (config: Config) => canonicalHash(config);

@@ -77,7 +77,8 @@ export function hfConfig(json: Json, file: string): HfMapping {
   const layers = r.int('num_hidden_layers');
   const kv = r.optInt('num_key_value_heads');
   const model: Json = {
-    n_layers: layers, d_model: hidden, n_heads: heads, n_kv_heads: kv === undefined || kv === heads ? 0 : kv, activation: 'swiglu',
+    n_layers: layers, d_model: hidden, n_heads: heads, n_kv_heads: kv === undefined || kv === heads ? 0 : kv,
+    activation: 'swiglu',
   };
   const moe: Json = { top_k: r.int('num_experts_per_tok'), drop_tokens: false };
   const vocab = r.optInt('vocab_size');

@@ -17,7 +17,8 @@ export function allKeys(tree: Tree = DEFAULTS as unknown as Tree, prefix = ''): 
 }
 
 function unknownKey(key: string): ConfigError {
-  const sections = [...new Set(allKeys().flatMap((k) => k.split('.').slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join('.'))))];
+  const sections = [...new Set(allKeys()
+    .flatMap((k) => k.split('.').slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join('.'))))];
   const hint = nearest(key, [...allKeys(), ...sections]);
   return new ConfigError(`unknown key ${key}${hint ? ` (did you mean ${hint}?)` : ''}`);
 }
@@ -30,7 +31,8 @@ function merge(base: Tree, over: Tree, shape: Tree, prefix = ''): Tree {
     if (!(k in shape)) throw unknownKey(key);
     const s = shape[k];
     if (isTree(s)) {
-      if (!isTree(v)) throw new ConfigError(`${key} must be a section with keys ${Object.keys(s).join(', ')} (got ${show(v)})`);
+      if (!isTree(v))
+        throw new ConfigError(`${key} must be a section with keys ${Object.keys(s).join(', ')} (got ${show(v)})`);
       out[k] = merge(base[k] as Tree, v, s, `${key}.`);
     } else out[k] = v;
   }
@@ -46,7 +48,8 @@ export function readConfigFile(file: string): Tree {
     const e = doc.errors[0]!;
     const pos = e.linePos?.[0];
     const where = pos ? `line ${pos.line}, column ${pos.col}` : 'unknown position';
-    throw new ConfigError(`${file}: invalid YAML at ${where}: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?/, '')}`);
+    throw new ConfigError(`${file}: invalid YAML at ${where}: ` +
+      `${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?/, '')}`);
   }
   const value = doc.toJS() ?? {};
   if (!isTree(value)) throw new ConfigError(`${file}: must be a YAML mapping of sections (got ${show(value)})`);
@@ -96,7 +99,8 @@ export function parseSet(assignment: string): Tree {
 export function describe(error: ZodError, config: Tree, prefix = ''): ConfigError {
   const issue = error.issues[0]!;
   const at = (path: PropertyKey[]) =>
-    path.reduce<unknown>((v, p) => (isTree(v) ? v[p as string] : Array.isArray(v) ? v[p as number] : undefined), config);
+    path.reduce<unknown>((v, p) => (isTree(v) ? v[p as string] : Array.isArray(v) ? v[p as number] : undefined),
+      config);
   // an item of a flat list (plan.recompute_modules) is reported under the list's key, with the item as the
   // value; a point of a curve (a list of lists: a cluster's [x, y] points) is named by its indices
   const curve = issue.path.some((p, i) => typeof p === 'number' && Array.isArray(at(issue.path.slice(0, i + 1))));
@@ -117,7 +121,8 @@ export function describe(error: ZodError, config: Tree, prefix = ''): ConfigErro
     case 'invalid_type':
       if (got === undefined) rule = 'is missing';
       else if (typeof got === 'number' && !Number.isFinite(got)) rule = 'must be a finite number';
-      else if (i.expected === 'int' || (i.expected === 'number' && typeof got === 'number')) rule = 'must be an integer';
+      else if (i.expected === 'int' || (i.expected === 'number' && typeof got === 'number'))
+        rule = 'must be an integer';
       else if (i.expected === 'object') rule = 'must be a mapping of keys';
       else if (i.expected === 'array') rule = 'must be a list';
       else rule = `must be a ${i.expected}`;
@@ -129,7 +134,8 @@ export function describe(error: ZodError, config: Tree, prefix = ''): ConfigErro
       if (prefix) return new ConfigError(`unknown key ${key ? `${key}.` : prefix}${(i.keys as string[])[0]}`);
       return unknownKey(`${key ? `${key}.` : ''}${(i.keys as string[])[0]}`);
     default:
-      rule = issue.code === 'invalid_format' || issue.message.startsWith('Invalid') && typeof got === 'number' ? 'must be an integer' : issue.message;
+      rule = issue.code === 'invalid_format' || issue.message.startsWith('Invalid') && typeof got === 'number'
+        ? 'must be an integer' : issue.message;
   }
   return new ConfigError(`${key || 'the config'} ${rule} (got ${show(got)})`);
 }

@@ -63,8 +63,9 @@ export function megatronOverlay(line: string, base: MegatronBase): MegatronOverl
   };
   for (const f of ['--seq-length', '--global-batch-size', '--micro-batch-size', '--tensor-model-parallel-size',
     '--pipeline-model-parallel-size', '--context-parallel-size', '--expert-model-parallel-size',
-    '--expert-tensor-parallel-size', '--num-layers-per-virtual-pipeline-stage', '--num-virtual-stages-per-pipeline-rank',
-    '--decoder-first-pipeline-num-layers', '--decoder-last-pipeline-num-layers']) positive(f);
+    '--expert-tensor-parallel-size', '--num-layers-per-virtual-pipeline-stage',
+    '--num-virtual-stages-per-pipeline-rank', '--decoder-first-pipeline-num-layers',
+    '--decoder-last-pipeline-num-layers']) positive(f);
   const data: Tree = {};
   const plan: Tree = {};
   const tp = num('--tensor-model-parallel-size') ?? 1;
@@ -73,15 +74,18 @@ export function megatronOverlay(line: string, base: MegatronBase): MegatronOverl
   if (has('--seq-length')) data.seq_len = num('--seq-length');
   if (has('--global-batch-size')) plan.global_batch = num('--global-batch-size');
   if (has('--micro-batch-size')) plan.micro_batch = num('--micro-batch-size');
-  if (has('--fp16')) refuse('--fp16', 'is not modelled: switch-sim computes in bf16 (--bf16) or fp8 (--fp8-format)', true);
+  if (has('--fp16'))
+    refuse('--fp16', 'is not modelled: switch-sim computes in bf16 (--bf16) or fp8 (--fp8-format)', true);
   if (!has('--bf16') && !has('--fp8-format')) {
-    refuse('--megatron-args', 'must give --bf16 (or --fp8-format): Megatron-LM trains in fp32 without, which switch-sim '
+    refuse('--megatron-args', 'must give --bf16 (or --fp8-format): Megatron-LM trains in fp32 '
+      + 'without, which switch-sim '
       + 'does not model', line);
   }
   plan.precision = has('--fp8-format') ? 'fp8' : 'bf16';
   // Megatron-LM turns sequence parallelism off at tp 1; switch-sim models tensor parallelism with it
   if (tp > 1 && !has('--sequence-parallel')) {
-    refuse('--sequence-parallel', 'is needed with --tensor-model-parallel-size > 1: switch-sim splits the sequence over tp',
+    refuse('--sequence-parallel',
+      'is needed with --tensor-model-parallel-size > 1: switch-sim splits the sequence over tp',
       false);
   }
   if (tp === 1) ignore('--sequence-parallel');
@@ -107,15 +111,18 @@ export function megatronOverlay(line: string, base: MegatronBase): MegatronOverl
 }
 
 /** plan.vpp from --num-virtual-stages-per-pipeline-rank or --num-layers-per-virtual-pipeline-stage (validate_args). */
-function virtualStages(values: Map<string, FlagValue>, layers: number, pp: number, uneven: boolean, e: boolean, l: boolean) {
+function virtualStages(values: Map<string, FlagValue>, layers: number, pp: number, uneven: boolean, e: boolean,
+  l: boolean) {
   const perStage = values.get('--num-layers-per-virtual-pipeline-stage') as number | undefined;
   const stages = values.get('--num-virtual-stages-per-pipeline-rank') as number | undefined;
   if (perStage === undefined) return stages ?? 1;
   if (stages !== undefined) {
-    refuse('--num-layers-per-virtual-pipeline-stage', 'must not be given with --num-virtual-stages-per-pipeline-rank', perStage);
+    refuse('--num-layers-per-virtual-pipeline-stage', 'must not be given with --num-virtual-stages-per-pipeline-rank',
+      perStage);
   }
   if (uneven) {
-    refuse('--num-layers-per-virtual-pipeline-stage', 'must not be given with --decoder-first/last-pipeline-num-layers: '
+    refuse('--num-layers-per-virtual-pipeline-stage',
+      'must not be given with --decoder-first/last-pipeline-num-layers: '
       + 'give --num-virtual-stages-per-pipeline-rank', perStage);
   }
   const slots = layers + (e ? 1 : 0) + (l ? 1 : 0);
@@ -124,7 +131,8 @@ function virtualStages(values: Map<string, FlagValue>, layers: number, pp: numbe
       + `--pipeline-model-parallel-size (${pp})`, perStage);
   }
   if ((slots / pp) % perStage !== 0) {
-    refuse('--num-layers-per-virtual-pipeline-stage', `must divide the ${slots / pp} block slots of each rank`, perStage);
+    refuse('--num-layers-per-virtual-pipeline-stage', `must divide the ${slots / pp} block slots of each rank`,
+      perStage);
   }
   return slots / pp / perStage;
 }
@@ -135,7 +143,8 @@ function shardOf(values: Map<string, FlagValue>, pp: number, ep: number, ignored
   const strategy = values.get('--data-parallel-sharding-strategy') as string | undefined;
   if (values.has('--use-torch-fsdp2')) {
     if (distributed) refuse('--use-torch-fsdp2', 'must not be given with --use-distributed-optimizer', true);
-    if (values.has('--use-megatron-fsdp')) refuse('--use-torch-fsdp2', 'must not be given with --use-megatron-fsdp', true);
+    if (values.has('--use-megatron-fsdp'))
+      refuse('--use-torch-fsdp2', 'must not be given with --use-megatron-fsdp', true);
     if (pp > 1) refuse('--use-torch-fsdp2', 'needs --pipeline-model-parallel-size 1', true);
     if (ep > 1) refuse('--use-torch-fsdp2', 'needs --expert-model-parallel-size 1', true);
     if (strategy !== undefined) ignored.push('--data-parallel-sharding-strategy');
@@ -172,22 +181,27 @@ function recomputeOf(values: Map<string, FlagValue>, ignored: string[]): Tree {
     if (method === undefined) {
       refuse('--recompute-method', 'must be uniform or block with --recompute-granularity full', undefined);
     }
-    if (count === undefined) refuse('--recompute-num-layers', 'must be given with --recompute-granularity full', undefined);
+    if (count === undefined)
+      refuse('--recompute-num-layers', 'must be given with --recompute-granularity full', undefined);
     if (method === 'block') {
       refuse('--recompute-method', 'block (only the first N blocks of each stage) is not modelled: give uniform with '
         + '--recompute-num-layers 1', method);
     }
-    if (count !== 1) refuse('--recompute-num-layers', 'must be 1 with --recompute-method uniform: switch-sim recomputes each '
-      + 'block from its own input', count);
+    if (count !== 1)
+      refuse('--recompute-num-layers', 'must be 1 with --recompute-method uniform: switch-sim recomputes each '
+        + 'block from its own input', count);
     unread('--recompute-modules');
     return { recompute: 'full', recompute_modules: [] };
   }
-  if (method !== undefined) refuse('--recompute-method', 'must not be given with --recompute-granularity selective', method);
-  if (count !== undefined) refuse('--recompute-num-layers', 'must not be given with --recompute-granularity selective', count);
+  if (method !== undefined)
+    refuse('--recompute-method', 'must not be given with --recompute-granularity selective', method);
+  if (count !== undefined)
+    refuse('--recompute-num-layers', 'must not be given with --recompute-granularity selective', count);
   for (const m of modules ?? []) {
     if (UNMODELLED_MODULES.includes(m)) refuse('--recompute-modules', `${m} is not modelled`, modules);
     if (!(RECOMPUTE_MODULES as readonly string[]).includes(m)) {
-      refuse('--recompute-modules', `must be among ${[...RECOMPUTE_MODULES, ...UNMODELLED_MODULES].join('|')}`, modules);
+      refuse('--recompute-modules', `must be among ${[...RECOMPUTE_MODULES, ...UNMODELLED_MODULES].join('|')}`,
+        modules);
     }
   }
   return { recompute: 'selective', recompute_modules: modules ?? [] };
@@ -197,17 +211,21 @@ function recomputeOf(values: Map<string, FlagValue>, ignored: string[]): Tree {
 function dispatchOf(values: Map<string, FlagValue>, moe: Tree, ignored: string[]): Tree {
   const dispatcher = (values.get('--moe-token-dispatcher-type') as string | undefined) ?? 'allgather';
   const backend = (values.get('--moe-flex-dispatcher-backend') as string | undefined) ?? 'deepep';
-  if (dispatcher !== 'flex' && values.has('--moe-flex-dispatcher-backend')) ignored.push('--moe-flex-dispatcher-backend');
+  if (dispatcher !== 'flex' && values.has('--moe-flex-dispatcher-backend'))
+    ignored.push('--moe-flex-dispatcher-backend');
   // --moe-enable-deepep (deprecated) is the flex dispatcher's deepep backend
   if (values.has('--moe-enable-deepep') && (dispatcher !== 'flex' || backend === 'hybridep')) {
-    refuse('--moe-enable-deepep', 'needs --moe-token-dispatcher-type flex and not --moe-flex-dispatcher-backend hybridep', true);
+    refuse('--moe-enable-deepep',
+      'needs --moe-token-dispatcher-type flex and not --moe-flex-dispatcher-backend hybridep', true);
   }
   const fwd = (values.get('--moe-dispatch-fwd-dtype') as string | undefined) ?? 'bf16';
   if (fwd === 'mxfp8' && (dispatcher !== 'flex' || backend !== 'ncclep')) {
-    refuse('--moe-dispatch-fwd-dtype', 'mxfp8 needs --moe-token-dispatcher-type flex with --moe-flex-dispatcher-backend '
+    refuse('--moe-dispatch-fwd-dtype',
+      'mxfp8 needs --moe-token-dispatcher-type flex with --moe-flex-dispatcher-backend '
       + 'ncclep (the only Megatron-Core backend with a wire dtype)', fwd);
   }
-  if (values.get('--moe-combine-bwd-dtype') === 'mxfp8') refuse('--moe-combine-bwd-dtype', 'mxfp8 is not modelled', 'mxfp8');
+  if (values.get('--moe-combine-bwd-dtype') === 'mxfp8')
+    refuse('--moe-combine-bwd-dtype', 'mxfp8 is not modelled', 'mxfp8');
   const factor = values.get('--moe-expert-capacity-factor') as number | undefined;
   // Megatron-Core: no capacity factor (or a negative one) is dropless
   const capacity = factor !== undefined && factor >= 0;

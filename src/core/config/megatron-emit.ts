@@ -21,12 +21,15 @@ export function megatronLine(config: Config, resolved: ResolvedPlan = {}): strin
   const p = config.plan;
   const ep = p.ep || resolved.ep;
   const micro = p.micro_batch || resolved.micro_batch;
-  if (!ep) throw new ConfigError('plan.ep must be set for Megatron-LM flags: 0 (as many as fit) needs a cluster (got 0)');
+  if (!ep) throw new ConfigError('plan.ep must be set for Megatron-LM flags: 0 (as many as fit) '
+    + 'needs a cluster (got 0)');
   if (!micro) {
-    throw new ConfigError('plan.micro_batch must be set for Megatron-LM flags: 0 (one micro-batch) needs a cluster (got 0)');
+    throw new ConfigError('plan.micro_batch must be set for Megatron-LM flags: 0 (one micro-batch) '
+      + 'needs a cluster (got 0)');
   }
   if (p.dispatch === 'padded' && !config.moe.drop_tokens) {
-    throw new ConfigError('plan.dispatch padded needs moe.drop_tokens true for Megatron-LM flags: Megatron-Core pads to '
+    throw new ConfigError('plan.dispatch padded needs moe.drop_tokens true for Megatron-LM '
+      + 'flags: Megatron-Core pads to '
       + 'the capacity --moe-expert-capacity-factor sets, which drops (got "padded")');
   }
   const out = [
@@ -44,9 +47,11 @@ export function megatronLine(config: Config, resolved: ResolvedPlan = {}): strin
   out.push(flag('--context-parallel-size', p.cp), flag('--expert-model-parallel-size', ep));
   if (p.etp !== p.tp) out.push(flag('--expert-tensor-parallel-size', p.etp));
   if (p.shard === 'optimizer') out.push(flag('--use-distributed-optimizer'));
-  if (p.shard === 'full') out.push(flag('--use-megatron-fsdp'), flag('--data-parallel-sharding-strategy', 'optim_grads_params'));
+  if (p.shard === 'full')
+    out.push(flag('--use-megatron-fsdp'), flag('--data-parallel-sharding-strategy', 'optim_grads_params'));
   if (p.recompute === 'full') {
-    out.push(flag('--recompute-granularity', 'full'), flag('--recompute-method', 'uniform'), flag('--recompute-num-layers', 1));
+    out.push(flag('--recompute-granularity', 'full'), flag('--recompute-method', 'uniform'),
+      flag('--recompute-num-layers', 1));
   }
   if (p.recompute === 'selective') out.push(flag('--recompute-granularity', 'selective'));
   if (p.recompute_modules.length > 0) out.push(flag('--recompute-modules', p.recompute_modules.join(' ')));

@@ -39,12 +39,12 @@ export const FLAGS: Record<string, Flag> = {
   '--overlap-moe-expert-parallel-comm': bool, '--moe-router-force-load-balancing': bool,
   '--moe-expert-capacity-factor': float, '--moe-pad-expert-input-to-capacity': bool,
   // the model's shape
-  '--num-layers': int, '--hidden-size': int, '--ffn-hidden-size': int, '--num-attention-heads': int, '--kv-channels': int,
-  '--group-query-attention': bool, '--num-query-groups': int, '--swiglu': bool,
-  '--num-experts': int, '--moe-router-topk': int, '--moe-ffn-hidden-size': int, '--moe-shared-expert-intermediate-size': int,
-  '--moe-layer-freq': text, '--multi-latent-attention': bool, '--q-lora-rank': int, '--kv-lora-rank': int,
-  '--qk-head-dim': int, '--qk-pos-emb-head-dim': int, '--v-head-dim': int, '--mtp-num-layers': int,
-  '--vocab-size': int, '--padded-vocab-size': int, '--make-vocab-size-divisible-by': int,
+  '--num-layers': int, '--hidden-size': int, '--ffn-hidden-size': int, '--num-attention-heads': int,
+  '--kv-channels': int, '--group-query-attention': bool, '--num-query-groups': int, '--swiglu': bool,
+  '--num-experts': int, '--moe-router-topk': int, '--moe-ffn-hidden-size': int,
+  '--moe-shared-expert-intermediate-size': int, '--moe-layer-freq': text, '--multi-latent-attention': bool,
+  '--q-lora-rank': int, '--kv-lora-rank': int, '--qk-head-dim': int, '--qk-pos-emb-head-dim': int, '--v-head-dim': int,
+  '--mtp-num-layers': int, '--vocab-size': int, '--padded-vocab-size': int, '--make-vocab-size-divisible-by': int,
   // the router
   '--moe-router-score-function': oneOf('softmax', 'sigmoid'), '--moe-router-topk-scaling-factor': float,
   '--moe-router-num-groups': int, '--moe-router-group-topk': int, '--moe-router-enable-expert-bias': bool,
@@ -60,34 +60,38 @@ export const FLAGS: Record<string, Flag> = {
  * (fusions, CUDA graphs, grouped GEMM, communication overlaps it always assumes).
  */
 export const IGNORED = new Set([
-  '--data-path', '--mock-data', '--split', '--data-cache-path', '--num-workers', '--tokenizer-type', '--tokenizer-model',
-  '--save', '--load', '--save-interval', '--no-load-optim', '--no-load-rng', '--no-save-optim', '--no-save-rng',
-  '--ckpt-format', '--dist-ckpt-strategy', '--auto-detect-ckpt-format', '--exit-duration-in-mins', '--exit-interval',
-  '--log-interval', '--log-throughput', '--log-timers-to-tensorboard', '--log-memory-to-tensorboard',
+  '--data-path', '--mock-data', '--split', '--data-cache-path', '--num-workers', '--tokenizer-type',
+  '--tokenizer-model', '--save', '--load', '--save-interval', '--no-load-optim', '--no-load-rng', '--no-save-optim',
+  '--no-save-rng', '--ckpt-format', '--dist-ckpt-strategy', '--auto-detect-ckpt-format', '--exit-duration-in-mins',
+  '--exit-interval', '--log-interval', '--log-throughput', '--log-timers-to-tensorboard', '--log-memory-to-tensorboard',
   '--log-num-zeros-in-grad', '--log-params-norm', '--log-validation-ppl-to-tensorboard', '--timing-log-level',
   '--tensorboard-dir', '--wandb-project', '--wandb-exp-name', '--wandb-save-dir', '--eval-interval', '--eval-iters',
   '--profile', '--profile-step-start', '--profile-step-end', '--use-pytorch-profiler', '--moe-per-layer-logging',
   '--lr', '--min-lr', '--lr-decay-style', '--lr-warmup-iters', '--lr-warmup-fraction', '--lr-warmup-samples',
   '--lr-decay-iters', '--lr-decay-samples', '--train-iters', '--train-samples', '--weight-decay', '--clip-grad',
-  '--adam-beta1', '--adam-beta2', '--adam-eps', '--optimizer', '--init-method-std', '--seed', '--mtp-loss-scaling-factor',
-  '--position-embedding-type', '--use-rotary-position-embeddings', '--no-position-embedding', '--rotary-base',
-  '--rotary-percent', '--rotary-scaling-factor', '--mscale', '--mscale-all-dim', '--normalization', '--norm-epsilon',
-  '--qk-layernorm', '--disable-bias-linear', '--untie-embeddings-and-output-weights', '--max-position-embeddings',
+  '--adam-beta1', '--adam-beta2', '--adam-eps', '--optimizer', '--init-method-std', '--seed',
+  '--mtp-loss-scaling-factor', '--position-embedding-type', '--use-rotary-position-embeddings',
+  '--no-position-embedding', '--rotary-base', '--rotary-percent', '--rotary-scaling-factor', '--mscale',
+  '--mscale-all-dim', '--normalization', '--norm-epsilon', '--qk-layernorm', '--disable-bias-linear',
+  '--untie-embeddings-and-output-weights', '--max-position-embeddings',
   '--attention-dropout', '--hidden-dropout', '--attention-softmax-in-fp32',
   '--use-mcore-models', '--transformer-impl', '--attention-backend', '--use-flash-attn', '--moe-grouped-gemm',
   '--moe-permute-fusion', '--moe-router-fusion', '--moe-router-dtype', '--cross-entropy-loss-fusion',
   '--cross-entropy-fusion-impl', '--no-masked-softmax-fusion', '--no-bias-swiglu-fusion', '--no-bias-dropout-fusion',
   '--no-rope-fusion', '--apply-rope-fusion', '--manual-gc', '--manual-gc-interval', '--cuda-graph-impl',
-  '--cuda-graph-scope', '--enable-cuda-graph', '--overlap-grad-reduce', '--overlap-param-gather', '--delay-wgrad-compute',
-  '--fp8-recipe', '--fp8-param-gather', '--grad-reduce-in-bf16', '--accumulate-allreduce-grads-in-fp32',
-  '--moe-router-padding-for-fp8', '--moe-router-padding-for-quantization', '--moe-token-drop-policy',
-  '--moe-shared-expert-overlap', '--moe-flex-dispatcher-num-sms', '--tp-comm-overlap', '--distributed-backend',
-  '--distributed-timeout-minutes', '--ddp-bucket-size', '--ddp-average-in-collective',
+  '--cuda-graph-scope', '--enable-cuda-graph', '--overlap-grad-reduce', '--overlap-param-gather',
+  '--delay-wgrad-compute', '--fp8-recipe', '--fp8-param-gather', '--grad-reduce-in-bf16',
+  '--accumulate-allreduce-grads-in-fp32', '--moe-router-padding-for-fp8', '--moe-router-padding-for-quantization',
+  '--moe-token-drop-policy', '--moe-shared-expert-overlap', '--moe-flex-dispatcher-num-sms', '--tp-comm-overlap',
+  '--distributed-backend', '--distributed-timeout-minutes', '--ddp-bucket-size', '--ddp-average-in-collective',
 ]);
 
 export type FlagValue = boolean | number | string | string[];
 
-/** The flags of a command line: the values of mapped flags (the last of a repeated one, as argparse), and the ignored. */
+/**
+ * The flags of a command line: the values of mapped flags (the last of a repeated one, as argparse), and the
+ * ignored.
+ */
 export interface ReadFlags {
   values: Map<string, FlagValue>;
   ignored: string[];
@@ -131,7 +135,8 @@ function value(flag: string, spec: Flag, args: string[]): FlagValue {
   if (args.length > 1) return refuse(flag, 'takes one value', args.join(' '));
   const v = args[0]!;
   if (spec.kind === 'int') return /^-?\d+$/.test(v) ? Number(v) : refuse(flag, 'must be an integer', v);
-  if (spec.kind === 'float') return Number.isFinite(Number(v)) && v !== '' ? Number(v) : refuse(flag, 'must be a number', v);
+  if (spec.kind === 'float')
+    return Number.isFinite(Number(v)) && v !== '' ? Number(v) : refuse(flag, 'must be a number', v);
   if (spec.choices && !spec.choices.includes(v)) refuse(flag, `must be one of ${spec.choices.join('|')}`, v);
   return v;
 }

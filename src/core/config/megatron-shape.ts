@@ -24,7 +24,8 @@ const COPIED: [string, 'model' | 'moe', string][] = [
   ['--num-layers', 'model', 'n_layers'], ['--hidden-size', 'model', 'd_model'], ['--ffn-hidden-size', 'model', 'd_ff'],
   ['--num-attention-heads', 'model', 'n_heads'], ['--kv-channels', 'model', 'head_dim'],
   ['--mtp-num-layers', 'model', 'mtp_layers'],
-  ['--num-experts', 'moe', 'n_experts'], ['--moe-router-topk', 'moe', 'top_k'], ['--moe-ffn-hidden-size', 'moe', 'd_ff_expert'],
+  ['--num-experts', 'moe', 'n_experts'], ['--moe-router-topk', 'moe', 'top_k'],
+  ['--moe-ffn-hidden-size', 'moe', 'd_ff_expert'],
   ['--moe-router-score-function', 'moe', 'score'], ['--moe-router-topk-scaling-factor', 'moe', 'topk_scaling'],
   ['--moe-router-num-groups', 'moe', 'route_groups'], ['--moe-router-group-topk', 'moe', 'route_group_topk'],
   ['--moe-router-bias-update-rate', 'moe', 'bias_update_rate'], ['--moe-aux-loss-coeff', 'moe', 'balance_loss_coef'],
@@ -39,7 +40,8 @@ export function shapeOf(
   const num = (f: string) => values.get(f) as number | undefined;
   for (const [flag, section, key] of COPIED) if (values.has(flag)) out[section][key] = values.get(flag);
   const { model, moe } = out;
-  if (num('--num-experts') === 0) refuse('--num-experts', 'must be >= 1: switch-sim models mixture-of-experts layers', 0);
+  if (num('--num-experts') === 0)
+    refuse('--num-experts', 'must be >= 1: switch-sim models mixture-of-experts layers', 0);
   if (values.has('--swiglu')) model.activation = 'swiglu';
   // grouped-query attention: --num-query-groups counts only with --group-query-attention (default 1 group)
   if (values.has('--group-query-attention')) model.n_kv_heads = num('--num-query-groups') ?? 1;
@@ -67,7 +69,8 @@ export function shapeOf(
     if (typeof flags === 'string') refuse('--moe-layer-freq', flags, freq);
     const pattern = switchPattern(flags as boolean[]);
     if (!pattern) {
-      refuse('--moe-layer-freq', 'must give dense blocks first, then an MoE block every k (switch-sim\'s pattern)', freq);
+      refuse('--moe-layer-freq', 'must give dense blocks first, then an MoE block every k (switch-sim\'s pattern)',
+        freq);
     }
     Object.assign(model, pattern);
   }
@@ -89,7 +92,8 @@ export function shapeOf(
 function routerOf(values: Map<string, FlagValue>, moe: Tree): void {
   const balance = values.get('--moe-router-load-balancing-type') as string | undefined;
   if (balance === 'global_aux_loss' || balance === 'sinkhorn') {
-    refuse('--moe-router-load-balancing-type', 'must be aux_loss, seq_aux_loss or none (switch-sim\'s moe.balance)', balance);
+    refuse('--moe-router-load-balancing-type', 'must be aux_loss, seq_aux_loss or none (switch-sim\'s moe.balance)',
+      balance);
   }
   if (balance !== undefined) moe.balance = balance;
   // the expert bias (aux-loss-free balancing) replaces the loss in switch-sim's one moe.balance

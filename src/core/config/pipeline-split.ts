@@ -66,7 +66,8 @@ function slotCounts(s: PipelineSplitInput): { counts: number[][]; rule: Pipeline
     return { key: side, rule: 'must be 0 with plan.account_for_embedding_in_pipeline_split or '
       + 'plan.account_for_loss_in_pipeline_split (Megatron-Core takes one or the other)', got: sideGot };
   }
-  if (uneven && P === 1) return { key: side, rule: 'must be 0 with plan.pp 1: one rank holds every block', got: sideGot };
+  if (uneven && P === 1)
+    return { key: side, rule: 'must be 0 with plan.pp 1: one rank holds every block', got: sideGot };
   if (F % V !== 0) return { key: FIRST, rule: `must be divisible by plan.vpp (${V})`, got: F };
   if (L % V !== 0) return { key: LAST, rule: `must be divisible by plan.vpp (${V})`, got: L };
   const ranks = (each: (rank: number) => number) =>
@@ -99,7 +100,8 @@ function slotCounts(s: PipelineSplitInput): { counts: number[][]; rule: Pipeline
     const what = `model.n_layers (${n}) plus the ${accounted}`;
     if (slots % P !== 0) return { key: 'plan.pp', rule: `must divide ${what} (${slots})`, got: P };
     if ((slots / P) % V !== 0) {
-      return { key: 'plan.vpp', rule: `must divide each rank's ${slots / P} block slots (${what}, over plan.pp)`, got: V };
+      return { key: 'plan.vpp', rule: `must divide each rank's ${slots / P} block slots (${what}, over plan.pp)`,
+        got: V };
     }
     return { counts: ranks(() => slots / P), rule: 'accounting' };
   }
@@ -112,7 +114,8 @@ function slotCounts(s: PipelineSplitInput): { counts: number[][]; rule: Pipeline
   const base = Math.floor(n / chunks);
   const extra = n % chunks;
   // chunk i = v · pp + r in layer order; the first `extra` take one block more
-  const counts = Array.from({ length: P }, (_, r) => Array.from({ length: V }, (_, v) => base + (v * P + r < extra ? 1 : 0)));
+  const counts = Array.from({ length: P },
+    (_, r) => Array.from({ length: V }, (_, v) => base + (v * P + r < extra ? 1 : 0)));
   return { counts, rule: extra === 0 ? 'even' : 'remainder' };
 }
 

@@ -22,7 +22,8 @@ export class Dataset {
     this.val = ids.subarray(ids.length - nVal);
     for (const [name, part] of [['train', this.train], ['validation', this.val]] as const) {
       if (part.length <= seqLen + 1) {
-        throw new Error(`the ${name} split has ${part.length} tokens, fewer than data.seq_len + 2 (${seqLen + 2}); use a larger corpus or change data.val_fraction`);
+        throw new Error(`the ${name} split has ${part.length} tokens, fewer than data.seq_len + 2 (${seqLen + 2}); ` +
+          `use a larger corpus or change data.val_fraction`);
       }
     }
   }

@@ -38,14 +38,17 @@ async function download(url: string, file: string, log: (s: string) => void): Pr
         `save input.txt from karpathy/char-rnn as ${file} or set data.path=/path/to/tinyshakespeare.txt`,
     );
   }
-  if (!res.ok || !res.body) throw new ConfigError(`data.dataset tinyshakespeare download failed (HTTP ${res.status}); save input.txt from karpathy/char-rnn as ${file} or set data.path=/path/to/tinyshakespeare.txt`);
+  if (!res.ok || !res.body)
+    throw new ConfigError(`data.dataset tinyshakespeare download failed (HTTP ${res.status}); save input.txt from ` +
+      `karpathy/char-rnn as ${file} or set data.path=/path/to/tinyshakespeare.txt`);
   const total = Number(res.headers.get('content-length') ?? 0);
   const chunks: Uint8Array[] = [];
   let got = 0;
   for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
     chunks.push(chunk);
     got += chunk.length;
-    if (process.stderr.isTTY) process.stderr.write(`\r  ${(got / 1024).toFixed(0)} KiB${total ? ` / ${(total / 1024).toFixed(0)} KiB` : ''}`);
+    if (process.stderr.isTTY)
+      process.stderr.write(`\r  ${(got / 1024).toFixed(0)} KiB${total ? ` / ${(total / 1024).toFixed(0)} KiB` : ''}`);
   }
   if (process.stderr.isTTY) process.stderr.write('\n');
   mkdirSync(dirname(file), { recursive: true });
@@ -55,7 +58,9 @@ async function download(url: string, file: string, log: (s: string) => void): Pr
 function readText(file: string, key: string): string {
   if (!existsSync(file)) throw new ConfigError(`${key} file not found (got ${JSON.stringify(file)})`);
   const text = readFileSync(file, 'utf8');
-  if (text.length < 1000) throw new ConfigError(`${key} must name a text of at least 1000 characters (got ${text.length} in ${JSON.stringify(file)})`);
+  if (text.length < 1000)
+    throw new ConfigError(`${key} must name a text of at least 1000 characters (got ${text.length} in ` +
+      `${JSON.stringify(file)})`);
   return text;
 }
 
@@ -68,7 +73,8 @@ export async function loadCorpus(dataset: string, path: string, log: (s: string)
   if (dataset === 'tinyshakespeare') {
     if (path) return { name: dataset, text: readText(path, 'data.path'), source: path };
     const cached = join(cacheDir(), 'tinyshakespeare.txt');
-    if (!existsSync(cached)) await download(process.env.SWITCH_SIM_TINYSHAKESPEARE_URL ?? TINY_SHAKESPEARE_URL, cached, log);
+    if (!existsSync(cached))
+      await download(process.env.SWITCH_SIM_TINYSHAKESPEARE_URL ?? TINY_SHAKESPEARE_URL, cached, log);
     return { name: dataset, text: readText(cached, 'data.dataset'), source: cached };
   }
   return { name: dataset, text: readText(dataset, 'data.dataset'), source: dataset };

@@ -58,14 +58,18 @@ const scriptJson = (v: unknown) => JSON.stringify(v).replace(/</g, '\\u003c');
 
 function tableHtml(t: Table): string {
   const head = t.columns.map((c) => `<th>${escape(c)}</th>`).join('');
-  const rows = t.rows.map((r) => `<tr>${r.map((v) => `<td>${escape(typeof v === 'number' ? String(+v.toPrecision(6)) : v)}</td>`).join('')}</tr>`).join('\n');
-  return `<h2>${escape(t.title)}</h2>\n<table class="sortable"><thead><tr>${head}</tr></thead><tbody>\n${rows}\n</tbody></table>`;
+  const rows = t.rows.map((r) =>
+    `<tr>${r.map((v) => `<td>${escape(typeof v === 'number' ? String(+v.toPrecision(6)) : v)}</td>`).join('')}</tr>`)
+      .join('\n');
+  return `<h2>${escape(t.title)}</h2>\n` +
+    `<table class="sortable"><thead><tr>${head}</tr></thead><tbody>\n${rows}\n</tbody></table>`;
 }
 
 export function htmlPage(page: Page): string {
   const specs = Object.fromEntries(page.charts.map((c) => [c.id, toVega(c.spec)]));
   const sections = page.charts.map((c) =>
-    `<section><h2>${escape(c.title)}</h2>${c.note ? `<p class="note">${escape(c.note)}</p>` : ''}<div class="chart" id="${c.id}"></div></section>`).join('\n');
+    `<section><h2>${escape(c.title)}</h2>${c.note ? `<p class="note">${escape(c.note)}</p>` : ''}<div class="chart" ` +
+      `id="${c.id}"></div></section>`).join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${escape(page.title)}</title>
 <style>

@@ -117,7 +117,8 @@ export class Recorder {
     const t = performance.now();
     this.add({ name: o.name, cat: o.cat, lane: COORDINATOR, ts: o.ts, dur: t - o.ts, block: o.block });
     const tape = (tf.engine() as unknown as EngineState).state.activeTape;
-    if (this.labels && tape && o.tapeFrom >= 0 && tape.length > o.tapeFrom) this.labels.push({ from: o.tapeFrom, to: tape.length, name: o.name, block: o.block });
+    if (this.labels && tape && o.tapeFrom >= 0 && tape.length > o.tapeFrom)
+      this.labels.push({ from: o.tapeFrom, to: tape.length, name: o.name, block: o.block });
   }
 
   /** A span with explicit times (device work, messages, backward ranges), in the current context. */

@@ -54,7 +54,8 @@ function linkThreads(spans: Span[]): Map<Span, number> {
 
 const us = (ms: number) => Math.round(ms * 1000 * 1000) / 1000; // µs, to the nanosecond
 
-export function toChromeTrace(rec: Recorder, devices: number, otherData: Record<string, unknown> = {}, spans: Span[] = rec.spans): ChromeTrace {
+export function toChromeTrace(rec: Recorder, devices: number, otherData: Record<string, unknown> = {},
+  spans: Span[] = rec.spans): ChromeTrace {
   const t0 = minOf(spans.map((s) => s.ts));
   const meta: TraceEvent[] = [
     { name: 'process_name', ph: 'M', pid: 1, tid: 1, args: { name: 'coordinator' } },
@@ -69,7 +70,8 @@ export function toChromeTrace(rec: Recorder, devices: number, otherData: Record<
       { name: 'thread_name', ph: 'M', pid: 2 + d, tid: 1, args: { name: 'compute' } },
     );
     const tids = new Set([...links].filter(([s]) => (s.lane as { device: number }).device === d).map(([, t]) => t));
-    for (const t of [...tids].sort()) meta.push({ name: 'thread_name', ph: 'M', pid: 2 + d, tid: t, args: { name: `link ${t - 1}` } });
+    for (const t of [...tids].sort())
+      meta.push({ name: 'thread_name', ph: 'M', pid: 2 + d, tid: t, args: { name: `link ${t - 1}` } });
   }
   const events: TraceEvent[] = [];
   for (const s of spans) {
@@ -81,7 +83,8 @@ export function toChromeTrace(rec: Recorder, devices: number, otherData: Record<
     events.push({ name: s.name, cat: s.cat, ph: 'X', pid, tid, ts: us(s.ts - t0), dur: us(s.dur), args });
     if (s.flow !== undefined && s.flowPhase) {
       // a flow event binds to the slice around its timestamp: put it in the middle of this one
-      events.push({ name: 'exchange', cat: 'flow', ph: s.flowPhase, id: s.flow, pid, tid, ts: us(s.ts - t0 + s.dur / 2), ...(s.flowPhase === 'f' ? { bp: 'e' as const } : {}) });
+      events.push({ name: 'exchange', cat: 'flow', ph: s.flowPhase, id: s.flow, pid, tid,
+        ts: us(s.ts - t0 + s.dur / 2), ...(s.flowPhase === 'f' ? { bp: 'e' as const } : {}) });
     }
   }
   events.sort((a, b) => a.ts! - b.ts! || (b.dur ?? 0) - (a.dur ?? 0));

@@ -20,5 +20,6 @@ export interface CapacityInputs {
  * buffers and `simulate` all call this one function.
  */
 export function expertCapacity(c: CapacityInputs): number {
-  return Math.min(c.tokensPerGroup, Math.max(c.minCapacity, Math.floor((c.topK * c.capacityFactor * c.tokensPerGroup) / c.experts)));
+  return Math.min(c.tokensPerGroup,
+    Math.max(c.minCapacity, Math.floor((c.topK * c.capacityFactor * c.tokensPerGroup) / c.experts)));
 }

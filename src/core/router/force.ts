@@ -15,7 +15,8 @@ function zipfCdf(E: number, s: number): Float64Array {
  * `S` tokens per group; `rngForGroup` draws Zipf choices (one stream per layer, step and group, so
  * runs repeat, whatever the micro-batching).
  */
-export function forceChoices(force: ForceRouting, expert: Int32Array, probs: Float32Array, E: number, K: number, S: number, rngForGroup?: (g: number) => Rng): void {
+export function forceChoices(force: ForceRouting, expert: Int32Array, probs: Float32Array, E: number, K: number,
+  S: number, rngForGroup?: (g: number) => Rng): void {
   if (force.kind === 'learned') return;
   const N = expert.length / K;
   const cdf = force.kind === 'zipf' ? zipfCdf(E, force.s) : undefined;
@@ -48,6 +49,7 @@ const taken = (expert: Int32Array, at: number, c: number, e: number) => {
 /** The router's likeliest expert among those the token has not chosen yet. */
 function bestOther(probs: Float32Array, row: number, E: number, expert: Int32Array, at: number, c: number): number {
   let best = -1;
-  for (let e = 0; e < E; e++) if (!taken(expert, at, c, e) && (best < 0 || probs[row + e]! > probs[row + best]!)) best = e;
+  for (let e = 0; e < E; e++)
+    if (!taken(expert, at, c, e) && (best < 0 || probs[row + e]! > probs[row + best]!)) best = e;
   return best;
 }

@@ -67,14 +67,18 @@ export function planRouting(probs: Float32Array, experts: number, opts: RoutingO
   if (N % G !== 0) throw new Error(`token count ${N} is not divisible by the group count ${G}`);
   const S = N / G;
   const prob = new Float32Array(N * K);
-  const expert = opts.hashed ? Int32Array.from(opts.hashed) : chooseExperts(probs, E, { topK: K, bias: opts.bias, groups: opts.routeGroups });
+  const expert = opts.hashed ? Int32Array.from(opts.hashed) : chooseExperts(probs, E,
+    { topK: K, bias: opts.bias, groups: opts.routeGroups });
   if (expert.length !== N * K) throw new Error(`${expert.length} choices for ${N} tokens × top-${K}`);
-  if (opts.force && opts.force.kind !== 'learned') forceChoices(opts.force, expert, probs, E, K, S, (g) => opts.rngForForce!((opts.groupOffset ?? 0) + g));
+  if (opts.force && opts.force.kind !== 'learned')
+    forceChoices(opts.force, expert, probs, E, K, S, (g) => opts.rngForForce!((opts.groupOffset ?? 0) + g));
   for (let t = 0; t < N; t++) for (let c = 0; c < K; c++) prob[t * K + c] = probs[t * E + expert[t * K + c]!]!;
   const routed = new Int32Array(G * E);
   for (let t = 0; t < N; t++) routed[Math.floor(t / S) * E + expert[t * K]!]!++;
   let capacity: number;
-  if (opts.dropTokens) capacity = expertCapacity({ tokensPerGroup: S, experts: E, topK: K, capacityFactor: opts.capacityFactor, minCapacity: opts.minCapacity });
+  if (opts.dropTokens)
+    capacity = expertCapacity({ tokensPerGroup: S, experts: E, topK: K, capacityFactor: opts.capacityFactor,
+      minCapacity: opts.minCapacity });
   else {
     // nobody is dropped: capacity is the busiest (group, expert) over all choices; a token picks an
     // expert at most once, so that is at most S, and min_capacity cannot push it past the group
@@ -97,7 +101,8 @@ export function planRouting(probs: Float32Array, experts: number, opts: RoutingO
       }
     }
   }
-  return { groups: G, groupOffset: opts.groupOffset ?? 0, experts: E, topK: K, tokensPerGroup: S, capacity, expert, slot, prob, counts, routed, dropped };
+  return { groups: G, groupOffset: opts.groupOffset ?? 0, experts: E, topK: K, tokensPerGroup: S, capacity, expert,
+    slot, prob, counts, routed, dropped };
 }
 
 /**

@@ -37,13 +37,15 @@ export class TokenRouter {
    * window is a single group, and under `position` the token being predicted would go first).
    * Random streams are keyed by the group's index in the step, so any split of groups routes alike.
    */
-  route(layer: number, probs: Float32Array, mode: RouteMode, step: number, groups: GroupRange, inputs: RouteInputs = {}): RoutingPlan {
+  route(layer: number, probs: Float32Array, mode: RouteMode, step: number, groups: GroupRange,
+    inputs: RouteInputs = {}): RoutingPlan {
     const { config } = this;
     const m = config.moe;
     return planRouting(probs, m.n_experts, {
       bias: inputs.bias,
       hashed: inputs.hashed,
-      routeGroups: m.route_group_topk > 0 ? { count: m.route_groups || config.parallel.devices, topK: m.route_group_topk } : undefined,
+      routeGroups: m.route_group_topk > 0 ? { count: m.route_groups || config.parallel.devices,
+        topK: m.route_group_topk } : undefined,
       groups: groups.count,
       groupOffset: groups.offset,
       topK: m.top_k,

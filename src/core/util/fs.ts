@@ -61,7 +61,8 @@ export const missingAs = <T>(value: T) => (p: JsonProblem): T => (p.missing ? va
  * `onProblem`, which throws the caller's own error or returns what stands in for the contents. The
  * contents are the caller's to check (typed `any` unless the caller says, as JSON.parse's are).
  */
-export function readJson<T = any, Else = never>(file: string | URL, onProblem: (p: JsonProblem) => Else = refuseJson): T | Else {
+export function readJson<T = any, Else = never>(file: string | URL,
+  onProblem: (p: JsonProblem) => Else = refuseJson): T | Else {
   const name = file instanceof URL ? file.pathname : file;
   if (!existsSync(file)) return onProblem({ file: name, missing: true, reason: 'no such file' });
   try {
