@@ -15,7 +15,10 @@ export interface LayerStats {
   router_entropy: number;
   /** busiest expert's kept token-choices (all k, after capacity drops: tokens_per_expert) over the mean */
   load_max_over_mean: number;
-  /** busiest expert's first-choice tokens before dropping (group_expert_counts summed) over the mean: the router's demand */
+  /**
+   * busiest expert's first-choice tokens before dropping (group_expert_counts summed) over the mean: the
+   * router's demand
+   */
   load_max_over_mean_first: number;
   capacity: number;
   /** per device: compute ms, forward + backward */
@@ -46,7 +49,8 @@ export function maxOverMean(load: readonly number[]): number {
   return maxOf(load) / (sum / load.length);
 }
 
-export function layerStats(plan: RoutingPlan, probs: Float32Array, timing: ExchangeTiming, sc?: StatsContext): LayerStats {
+export function layerStats(plan: RoutingPlan, probs: Float32Array, timing: ExchangeTiming,
+  sc?: StatsContext): LayerStats {
   const { groups: G, experts: E } = plan;
   const tokens = new Array<number>(E).fill(0);
   const routedTotal = new Array<number>(E).fill(0);
@@ -107,7 +111,8 @@ export function mergeLayerStats(parts: LayerStats[]): LayerStats {
     load_max_over_mean: maxOverMean(kept),
     load_max_over_mean_first: maxOverMean(routed),
     capacity: parts[0]!.capacity,
-    device_compute_ms: parts[0]!.device_compute_ms.map((_, i) => parts.reduce((a, p) => a + p.device_compute_ms[i]!, 0)),
+    device_compute_ms: parts[0]!.device_compute_ms.map((_, i) => parts.reduce((a, p) => a + p.device_compute_ms[i]!,
+      0)),
     wait_ms: parts.reduce((a, p) => a + p.wait_ms, 0),
     inflight_ms: parts.reduce((a, p) => a + p.inflight_ms, 0),
     ...(parts[0]!.groups_per_token !== undefined ? { groups_per_token: mean((p) => p.groups_per_token!) } : {}),

@@ -22,7 +22,8 @@ export interface CheckpointData {
 export function expertShapes(config: Config): Map<string, number[]> {
   const out = new Map<string, number[]>();
   for (const block of switchBlocks(config)) {
-    for (let e = 0; e < config.moe.n_experts; e++) for (const [k, p] of initExpertShapes(config, block, e)) out.set(k, p);
+    for (let e = 0; e < config.moe.n_experts; e++)
+      for (const [k, p] of initExpertShapes(config, block, e)) out.set(k, p);
   }
   return out;
 }
@@ -32,17 +33,21 @@ export function expertShapes(config: Config): Map<string, number[]> {
  * checking that every parameter is there with its exact shape and that it holds nothing else. Both
  * layouts restore through this: a checkpoint does not know which layout wrote it.
  */
-export function splitCheckpoint(arrays: CheckpointData['arrays'], dense: Map<string, number[]>, experts: Map<string, number[]>): { dense: DeviceState; experts: DeviceState } {
+export function splitCheckpoint(arrays: CheckpointData['arrays'], dense: Map<string, number[]>,
+  experts: Map<string, number[]>): { dense: DeviceState; experts: DeviceState } {
   const byKind = (kind: string) => new Map(arrays.filter((a) => a.kind === kind).map((a) => [a.name, a]));
   const [params, ms, vs] = [byKind('param'), byKind('m'), byKind('v')];
   const shapes = new Map([...dense, ...experts]);
   for (const [name, shape] of shapes) {
     const src = params.get(name);
     if (!src) throw new CheckpointError(`checkpoint lacks parameter ${name}: it was made for another model`);
-    if (src.shape.join() !== shape.join()) throw new CheckpointError(`checkpoint parameter ${name} has shape [${src.shape}], the model needs [${shape}]`);
+    if (src.shape.join() !== shape.join())
+      throw new CheckpointError(`checkpoint parameter ${name} has shape [${src.shape}], the model needs [${shape}]`);
   }
   for (const name of params.keys()) {
-    if (!shapes.has(name)) throw new CheckpointError(`checkpoint has parameter ${name}, which this model lacks: it was made for another model (check model.* and moe.n_experts)`);
+    if (!shapes.has(name))
+      throw new CheckpointError(`checkpoint has parameter ${name}, which this model lacks: it was made for another ` +
+        `model (check model.* and moe.n_experts)`);
   }
   const part = (names: Map<string, number[]>): DeviceState => {
     const s: DeviceState = { params: {}, m: {}, v: {} };
@@ -61,7 +66,9 @@ export function stateArrays(s: DeviceState): CheckpointData['arrays'] {
   const arrays: CheckpointData['arrays'] = [];
   for (const [name, p] of Object.entries(s.params)) {
     arrays.push({ name, kind: 'param', shape: p.shape, data: p.data });
-    if (s.m[name] && s.v[name]) arrays.push({ name, kind: 'm', shape: p.shape, data: s.m[name]! }, { name, kind: 'v', shape: p.shape, data: s.v[name]! });
+    if (s.m[name] && s.v[name])
+      arrays.push({ name, kind: 'm', shape: p.shape, data: s.m[name]! },
+        { name, kind: 'v', shape: p.shape, data: s.v[name]! });
   }
   return arrays;
 }

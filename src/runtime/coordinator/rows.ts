@@ -19,7 +19,8 @@ export function interleave(grads: tf.Tensor[], d: number): Float32Array {
   if (k === 1) return data[0]!;
   const N = data[0]!.length / d;
   const out = new Float32Array(N * k * d);
-  for (let t = 0; t < N; t++) for (let c = 0; c < k; c++) out.set(data[c]!.subarray(t * d, (t + 1) * d), (t * k + c) * d);
+  for (let t = 0; t < N; t++)
+    for (let c = 0; c < k; c++) out.set(data[c]!.subarray(t * d, (t + 1) * d), (t * k + c) * d);
   return out;
 }
 

@@ -28,7 +28,8 @@ export function bufferShape(config: Config): { groups: number; capacity: number 
   const E = config.moe.n_experts;
   const m = config.moe;
   if (!m.drop_tokens) return { groups: G, capacity: S };
-  const at = (capacityFactor: number) => expertCapacity({ tokensPerGroup: S, experts: E, topK: m.top_k, capacityFactor, minCapacity: m.min_capacity });
+  const at = (capacityFactor: number) =>
+    expertCapacity({ tokensPerGroup: S, experts: E, topK: m.top_k, capacityFactor, minCapacity: m.min_capacity });
   const cap = Math.max(at(m.capacity_factor), at(m.eval_capacity_factor));
   return { groups: G, capacity: Math.max(cap, Math.min(S, config.data.seq_len)) };
 }
@@ -67,7 +68,8 @@ export async function resolveBackend(requested: Config): Promise<{ config: Confi
   const { choice, probes } = await fastestBackend();
   const config = structuredClone(requested);
   config.parallel.backend = choice;
-  return { config, backendChoice: `parallel.backend auto: ${choice} (expert forward+backward GFLOP/s: ${probes.map((p) => `${p.backend} ${p.available ? p.expert_gflops!.toFixed(1) : 'n/a'}`).join(', ')})` };
+  return { config, backendChoice: `parallel.backend auto: ${choice} (expert forward+backward GFLOP/s: ` +
+    `${probes.map((p) => `${p.backend} ${p.available ? p.expert_gflops!.toFixed(1) : 'n/a'}`).join(', ')})` };
 }
 
 /** A model ready to train or sample: coordinator weights and optimizer here, experts on their devices. */
@@ -88,11 +90,14 @@ export class Session implements TrainingSession {
     await initBackend(config.parallel.coordinator_backend);
     const blocks = switchBlocks(config);
     const { groups, capacity } = bufferShape(config);
-    const buffers = blocks.map(() => allocateLayerBuffers(groups, config.moe.n_experts, capacity, config.model.d_model));
+    const buffers = blocks.map(() => allocateLayerBuffers(groups, config.moe.n_experts, capacity,
+      config.model.d_model));
     const devices = await createDevices(config, blocks, buffers);
-    const engine = new Engine(config, initCoordinatorParams(config, vocabSize), new SwitchDispatcher(config, devices, buffers));
+    const engine = new Engine(config, initCoordinatorParams(config, vocabSize),
+      new SwitchDispatcher(config, devices, buffers));
     const t = config.train;
-    const session = new Session(config, engine, devices, new AdamW({ beta1: t.beta1, beta2: t.beta2, eps: 1e-8, weightDecay: t.weight_decay }), buffers);
+    const session = new Session(config, engine, devices,
+      new AdamW({ beta1: t.beta1, beta2: t.beta2, eps: 1e-8, weightDecay: t.weight_decay }), buffers);
     session.backendChoice = backendChoice;
     return session;
   }

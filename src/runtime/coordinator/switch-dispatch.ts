@@ -42,9 +42,12 @@ const COORDINATOR = { kind: 'coordinator' } as const;
 
 /** A Switch layer's all-to-all as the Engine sees it: routing, then the exchange forward and backward. */
 export interface Exchanger {
-  route(layer: number, probs: Float32Array, mode: RouteMode, step: number, groups: GroupRange, inputs?: RouteInputs): RoutingPlan;
-  forward(layer: number, micro: number, plan: RoutingPlan, rows: Float32Array, train: boolean, step: number): Promise<SwitchForward>;
-  backward(layer: number, micro: number, plan: RoutingPlan, gradOutputs: Float32Array, step: number): Promise<{ grad: Float32Array; timing: ExchangeTiming }>;
+  route(layer: number, probs: Float32Array, mode: RouteMode, step: number, groups: GroupRange,
+    inputs?: RouteInputs): RoutingPlan;
+  forward(layer: number, micro: number, plan: RoutingPlan, rows: Float32Array, train: boolean,
+    step: number): Promise<SwitchForward>;
+  backward(layer: number, micro: number, plan: RoutingPlan, gradOutputs: Float32Array,
+    step: number): Promise<{ grad: Float32Array; timing: ExchangeTiming }>;
   /** time spent packing and unpacking so far (the engine's idle time excludes it) */
   busyMs: number;
 }
@@ -65,7 +68,8 @@ export class SwitchDispatcher implements Exchanger {
     this.router = new TokenRouter(config);
   }
 
-  route(layer: number, probs: Float32Array, mode: RouteMode, step: number, groups: GroupRange, inputs?: RouteInputs): RoutingPlan {
+  route(layer: number, probs: Float32Array, mode: RouteMode, step: number, groups: GroupRange,
+    inputs?: RouteInputs): RoutingPlan {
     return this.router.route(layer, probs, mode, step, groups, inputs);
   }
 
@@ -73,13 +77,15 @@ export class SwitchDispatcher implements Exchanger {
   private request(layer: number, micro: number, plan: RoutingPlan, train: boolean, step: number): ExchangeRequest {
     const stride = this.buffers[layer]!.shape.capacity;
     if (plan.capacity > stride || plan.groupOffset + plan.groups > this.buffers[layer]!.shape.groups) {
-      throw new Error(`Switch layer ${layer}: a plan of ${plan.groups} groups from ${plan.groupOffset} with capacity ${plan.capacity} does not fit buffers of ${this.buffers[layer]!.shape.groups} groups × ${stride} slots`);
+      throw new Error(`Switch layer ${layer}: a plan of ${plan.groups} groups from ${plan.groupOffset} with capacity ` +
+        `${plan.capacity} does not fit buffers of ${this.buffers[layer]!.shape.groups} groups × ${stride} slots`);
     }
     return { layer, micro, firstGroup: plan.groupOffset, capacity: plan.capacity, counts: plan.counts, train, step };
   }
 
   /** Dispatch u's rows to their slots, run the experts on every device, combine. */
-  async forward(layer: number, micro: number, plan: RoutingPlan, rows: Float32Array, train: boolean, step: number): Promise<SwitchForward> {
+  async forward(layer: number, micro: number, plan: RoutingPlan, rows: Float32Array, train: boolean,
+    step: number): Promise<SwitchForward> {
     const d = this.config.model.d_model;
     const b = this.buffers[layer]!;
     const { result: outputs, timing } = await this.exchange(this.request(layer, micro, plan, train, step), 'fwd', plan,
@@ -90,7 +96,8 @@ export class SwitchDispatcher implements Exchanger {
   }
 
   /** Backward all-to-all: ∂L/∂o rows out to the slots, devices' backward, input gradients back per token. */
-  async backward(layer: number, micro: number, plan: RoutingPlan, gradOutputs: Float32Array, step: number): Promise<{ grad: Float32Array; timing: ExchangeTiming }> {
+  async backward(layer: number, micro: number, plan: RoutingPlan, gradOutputs: Float32Array,
+    step: number): Promise<{ grad: Float32Array; timing: ExchangeTiming }> {
     const d = this.config.model.d_model;
     const b = this.buffers[layer]!;
     const { result: grad, timing } = await this.exchange(this.request(layer, micro, plan, true, step), 'bwd', plan,
@@ -102,7 +109,8 @@ export class SwitchDispatcher implements Exchanger {
 
   /** One exchange: pack the slots, every device computes, unpack; timed (and profiled when on). */
   private async exchange<R>(req: ExchangeRequest, dir: 'fwd' | 'bwd', plan: RoutingPlan, pack: () => void,
-    call: (dev: ExpertDevice, req: ExchangeRequest) => Promise<ComputeReport>, unpack: () => R): Promise<{ result: R; timing: ExchangeTiming }> {
+    call: (dev: ExpertDevice, req: ExchangeRequest) => Promise<ComputeReport>,
+    unpack: () => R): Promise<{ result: R; timing: ExchangeTiming }> {
     const t0 = performance.now();
     pack();
     const ex = this.post({ layer: req.layer, micro: req.micro, dir, plan, packStart: t0 }, (dev) => call(dev, req));
@@ -119,18 +127,25 @@ export class SwitchDispatcher implements Exchanger {
    */
   busyMs = 0;
 
-  /** Sends one exchange's requests (its slots are packed); with profiling on, stamps the pack and when each device answers. */
-  private post(ex: Omit<Exchange, 'posted' | 'replies' | 'answered' | 'flow'>, call: (dev: ExpertDevice) => Promise<ComputeReport>): Exchange {
+  /**
+   * Sends one exchange's requests (its slots are packed); with profiling on, stamps the pack and when each
+   * device answers.
+   */
+  private post(ex: Omit<Exchange, 'posted' | 'replies' | 'answered' | 'flow'>,
+    call: (dev: ExpertDevice) => Promise<ComputeReport>): Exchange {
     const posted = performance.now();
     this.busyMs += posted - ex.packStart;
     const P = PROFILE;
     if (!P) return { ...ex, posted, replies: Promise.all(this.devices.map(call)) };
     const flow = P.flowId();
-    P.add({ name: 'pack', cat: 'comm', lane: COORDINATOR, ts: ex.packStart, dur: posted - ex.packStart, micro: ex.micro, layer: ex.layer, dir: ex.dir, flow, flowPhase: 's' });
+    P.add({ name: 'pack', cat: 'comm', lane: COORDINATOR, ts: ex.packStart, dur: posted - ex.packStart,
+      micro: ex.micro, layer: ex.layer, dir: ex.dir, flow, flowPhase: 's' });
     const answered: number[] = [];
     const t = performance.now();
-    const replies = Promise.all(this.devices.map((dev, i) => call(dev).then((r) => ((answered[i] = performance.now()), r))));
-    P.add({ name: 'device_calls', cat: 'device', lane: COORDINATOR, ts: t, dur: performance.now() - t, micro: ex.micro, layer: ex.layer, dir: ex.dir });
+    const replies = Promise.all(this.devices.map((dev, i) => call(dev)
+      .then((r) => ((answered[i] = performance.now()), r))));
+    P.add({ name: 'device_calls', cat: 'device', lane: COORDINATOR, ts: t, dur: performance.now() - t, micro: ex.micro,
+      layer: ex.layer, dir: ex.dir });
     return { ...ex, posted, replies, answered, flow };
   }
 
@@ -149,19 +164,24 @@ export class SwitchDispatcher implements Exchanger {
       const end = P.fromAbsolute(r.end, i);
       const free = P.deviceFree[i] ?? -Infinity;
       const link = { kind: 'link', device: i } as const;
-      if (free > ex.posted) P.add({ name: 'device_queue', cat: 'comm', lane: link, ts: ex.posted, dur: Math.min(free, start) - ex.posted, ...at });
+      if (free > ex.posted)
+        P.add({ name: 'device_queue', cat: 'comm', lane: link, ts: ex.posted, dur: Math.min(free, start) - ex.posted,
+          ...at });
       const sent = Math.max(ex.posted, Math.min(free, start));
       if (start > sent) P.add({ name: 'signal', cat: 'comm', lane: link, ts: sent, dur: start - sent, ...at });
-      P.add({ name: ex.dir === 'fwd' ? 'expert_forward' : 'expert_backward', cat: 'device', lane: { kind: 'device', device: i }, ts: start, dur: end - start, ...at, flow: ex.flow, flowPhase: 't' });
+      P.add({ name: ex.dir === 'fwd' ? 'expert_forward' : 'expert_backward', cat: 'device',
+        lane: { kind: 'device', device: i }, ts: start, dur: end - start, ...at, flow: ex.flow, flowPhase: 't' });
       for (const seg of r.segments) {
         const s0 = P.fromAbsolute(seg.start, i);
-        P.add({ name: seg.name, cat: 'device', lane: { kind: 'device', device: i }, ts: s0, dur: P.fromAbsolute(seg.end, i) - s0, ...at });
+        P.add({ name: seg.name, cat: 'device', lane: { kind: 'device', device: i }, ts: s0,
+          dur: P.fromAbsolute(seg.end, i) - s0, ...at });
       }
       const back = ex.answered![i]!;
       if (back > end) P.add({ name: 'reply', cat: 'comm', lane: link, ts: end, dur: back - end, ...at });
       P.deviceFree[i] = Math.max(free, end);
     });
-    P.add({ name: 'unpack', cat: 'comm', lane: COORDINATOR, ts: t1, dur: t2 - t1, ...at, flow: ex.flow, flowPhase: 'f' });
+    P.add({ name: 'unpack', cat: 'comm', lane: COORDINATOR, ts: t1, dur: t2 - t1, ...at, flow: ex.flow,
+      flowPhase: 'f' });
   }
 
 }

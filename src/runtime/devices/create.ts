@@ -4,7 +4,8 @@ import type { ExpertDevice } from './device.js';
 import { LocalDevice } from './local-device.js';
 
 /** Starts `parallel.devices` devices with the configured transport. */
-export async function createDevices(config: Config, switchBlocks: number[], buffers: LayerBuffers[]): Promise<ExpertDevice[]> {
+export async function createDevices(config: Config, switchBlocks: number[],
+  buffers: LayerBuffers[]): Promise<ExpertDevice[]> {
   const D = config.parallel.devices;
   if (config.parallel.transport === 'local') {
     return Array.from({ length: D }, (_, i) => new LocalDevice(config, i, switchBlocks, buffers));

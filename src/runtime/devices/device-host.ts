@@ -19,7 +19,8 @@ import { absoluteNow } from '../../core/instrument/recorder.js';
 export function threadMemory(host?: DeviceHost): DeviceMemory {
   const m = tf.memory();
   const r = host?.residentBuffers ?? { count: 0, bytes: 0 };
-  return { tensors: m.numTensors + r.count, bytes: m.numBytes + r.bytes, heap_mb: +(getHeapStatistics().used_heap_size / 2 ** 20).toFixed(1) };
+  return { tensors: m.numTensors + r.count, bytes: m.numBytes + r.bytes,
+    heap_mb: +(getHeapStatistics().used_heap_size / 2 ** 20).toFixed(1) };
 }
 
 function deviceParams(config: Config, switchBlocks: number[], experts: number[]): ParamSet {
@@ -59,7 +60,8 @@ export class DeviceHost {
       const params = deviceParams(config, switchBlocks, this.experts);
       this.store = onHost ? new HostStore(config, params) : new BackendStore(config, params);
     }
-    const target = { device, experts: this.experts, switchBlocks, buffers, onHost, store: this.store, kernels: this.kernels };
+    const target = { device, experts: this.experts, switchBlocks, buffers, onHost, store: this.store,
+      kernels: this.kernels };
     this.passes = new ExpertPasses(config, target);
   }
 
@@ -67,7 +69,8 @@ export class DeviceHost {
    * A device on its configured backend. gpujs opens gpu.js here: on WebGPU its weights, gradients and
    * moments go to the GPU (GpuJsStore); in gpu.js's CPU mode they stay in host arrays (HostStore).
    */
-  static async open(config: Config, device: number, switchBlocks: number[], buffers: LayerBuffers[]): Promise<DeviceHost> {
+  static async open(config: Config, device: number, switchBlocks: number[],
+    buffers: LayerBuffers[]): Promise<DeviceHost> {
     if (config.parallel.backend !== 'gpujs') return new DeviceHost(config, device, switchBlocks, buffers);
     const runtime = await openGpuJs();
     const params = deviceParams(config, switchBlocks, expertsOf(config, device));

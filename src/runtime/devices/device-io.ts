@@ -4,7 +4,10 @@ import { absoluteNow } from '../../core/instrument/recorder.js';
 import type { GpuJsRuntime, Operand } from './gpujs-runtime.js';
 import type { ComputeReport } from './messages.js';
 
-/** Where an exchange's time went on the device: slots into tensors (upload), results back (download), as absolute [start, end] spans. */
+/**
+ * Where an exchange's time went on the device: slots into tensors (upload), results back (download), as
+ * absolute [start, end] spans.
+ */
 export interface Phases {
   upload: [number, number][];
   download: [number, number][];
@@ -45,7 +48,10 @@ export class Transfers {
     return data;
   }
 
-  /** A tensor's values: a view of the wasm heap at once on the host (read it before any other op), a download from a GPU. */
+  /**
+   * A tensor's values: a view of the wasm heap at once on the host (read it before any other op), a download
+   * from a GPU.
+   */
   async download(t: tf.Tensor, phases: Phases): Promise<Float32Array> {
     if (this.onHost) return readView(t);
     const t0 = absoluteNow();

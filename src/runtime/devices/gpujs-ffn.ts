@@ -1,13 +1,15 @@
 /**
  * The expert FFN as gpu.js kernels (`parallel.backend: gpujs`). Same equations as ffn.ts:
  *   forward   A = X·W1 + b1,  O = act(A)·W2 + b2   (swiglu: A = [A_g | A_u], act(A) = silu(A_g) ⊙ A_u)
- *   backward  dW2 = act(A)ᵀ·G,  db2 = Σ_rows G,  dA = (G·W2ᵀ) ⊙ act′(A),  dW1 = Xᵀ·dA,  db1 = Σ_rows dA,  dX = dA·W1ᵀ
+ *   backward  dW2 = act(A)ᵀ·G,  db2 = Σ_rows G,  dA = (G·W2ᵀ) ⊙ act′(A),
+ *             dW1 = Xᵀ·dA,  db1 = Σ_rows dA,  dX = dA·W1ᵀ
  * Operands are GPU-resident on WebGPU (gpujs-runtime.ts): A and dA never leave the GPU, the weight
  * gradients go straight to the store's accumulators. gpu.js compiles a kernel per output size, so
  * rows come in power-of-two buckets (zero rows padded) and each bucket's kernels compile once.
  */
 import type { Activation } from './ffn.js';
-import { actLinear, columnSum, gradPreActivation, linear, productTransposed, transposedProduct } from './gpujs-kernels.js';
+import { actLinear, columnSum, gradPreActivation, linear, productTransposed,
+  transposedProduct } from './gpujs-kernels.js';
 import type { GpuJsRuntime, Operand } from './gpujs-runtime.js';
 
 export interface GpuJsWeights<T = Operand> {
@@ -20,7 +22,8 @@ export interface GpuJsWeights<T = Operand> {
 export class GpuJsExperts {
   private readonly act: number;
 
-  constructor(readonly runtime: GpuJsRuntime, private readonly d: number, private readonly dff: number, act: Activation) {
+  constructor(readonly runtime: GpuJsRuntime, private readonly d: number, private readonly dff: number,
+    act: Activation) {
     this.act = act === 'swiglu' ? 2 : act === 'gelu' ? 1 : 0;
   }
 
@@ -53,11 +56,13 @@ export class GpuJsExperts {
   }
 
   /** The weight gradients and dX for upstream g [n, d]; the caller owns every result. */
-  async backward(x: Operand, a: Operand, g: Operand, n: number, w: GpuJsWeights): Promise<GpuJsWeights & { dx: Operand }> {
+  async backward(x: Operand, a: Operand, g: Operand, n: number, w: GpuJsWeights): Promise<GpuJsWeights
+    & { dx: Operand }> {
     const r = this.runtime;
     const da = await r.run(this.k('da', n), g, w.w2, a);
     const [w2, b2, w1, b1, dx] = await Promise.all([
-      r.run(this.k('dw2', n), a, g), r.run(this.k('db2', n), g), r.run(this.k('dw1', n), x, da), r.run(this.k('db1', n), da), r.run(this.k('dx', n), da, w.w1),
+      r.run(this.k('dw2', n), a, g), r.run(this.k('db2', n), g), r.run(this.k('dw1', n), x, da),
+      r.run(this.k('db1', n), da), r.run(this.k('dx', n), da, w.w1),
     ]);
     r.release(da);
     return { w1, b1, w2, b2, dx };

@@ -11,7 +11,8 @@
 /** A = X·W1 + b1 — output [n, m] */
 export function linear(this: any, x: Float32Array, w: Float32Array, b: Float32Array): number {
   let s = b[this.thread.x]!;
-  for (let i = 0; i < this.constants.k; i++) s += x[this.thread.y * this.constants.k + i]! * w[i * this.constants.m + this.thread.x]!;
+  for (let i = 0; i < this.constants.k; i++)
+    s += x[this.thread.y * this.constants.k + i]! * w[i * this.constants.m + this.thread.x]!;
   return s;
 }
 
@@ -22,7 +23,8 @@ export function actLinear(this: any, a: Float32Array, w: Float32Array, b: Float3
     const v = a[this.thread.y * this.constants.stride + i]!;
     let h = Math.max(v, 0);
     if (this.constants.act === 1) h = 0.5 * v * (1 + Math.tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
-    if (this.constants.act === 2) h = (v / (1 + Math.exp(-v))) * a[this.thread.y * this.constants.stride + this.constants.k + i]!;
+    if (this.constants.act === 2)
+      h = (v / (1 + Math.exp(-v))) * a[this.thread.y * this.constants.stride + this.constants.k + i]!;
     s += h * w[i * this.constants.m + this.thread.x]!;
   }
   return s;
@@ -36,7 +38,8 @@ export function transposedProduct(this: any, a: Float32Array, g: Float32Array): 
     let h = v;
     if (this.constants.act === 0) h = Math.max(v, 0);
     if (this.constants.act === 1) h = 0.5 * v * (1 + Math.tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
-    if (this.constants.act === 2) h = (v / (1 + Math.exp(-v))) * a[r * this.constants.stride + this.constants.p + this.thread.y]!;
+    if (this.constants.act === 2)
+      h = (v / (1 + Math.exp(-v))) * a[r * this.constants.stride + this.constants.p + this.thread.y]!;
     s += h * g[r * this.constants.q + this.thread.x]!;
   }
   return s;
@@ -57,7 +60,8 @@ export function gradPreActivation(this: any, g: Float32Array, w2: Float32Array, 
   let hidden = this.thread.x;
   if (this.constants.act === 2 && hidden >= this.constants.h) hidden = this.thread.x - this.constants.h;
   let s = 0;
-  for (let j = 0; j < this.constants.q; j++) s += g[this.thread.y * this.constants.q + j]! * w2[hidden * this.constants.q + j]!;
+  for (let j = 0; j < this.constants.q; j++)
+    s += g[this.thread.y * this.constants.q + j]! * w2[hidden * this.constants.q + j]!;
   const v = a[this.thread.y * this.constants.p + this.thread.x]!;
   let d = 0;
   if (v > 0) d = 1;
@@ -68,7 +72,8 @@ export function gradPreActivation(this: any, g: Float32Array, w2: Float32Array, 
   if (this.constants.act === 2) {
     const gate = a[this.thread.y * this.constants.p + hidden]!;
     const sg = 1 / (1 + Math.exp(-gate));
-    if (this.thread.x < this.constants.h) d = a[this.thread.y * this.constants.p + this.constants.h + hidden]! * sg * (1 + gate * (1 - sg));
+    if (this.thread.x < this.constants.h)
+      d = a[this.thread.y * this.constants.p + this.constants.h + hidden]! * sg * (1 + gate * (1 - sg));
     else d = gate * sg;
   }
   return s * d;
@@ -77,7 +82,8 @@ export function gradPreActivation(this: any, g: Float32Array, w2: Float32Array, 
 /** dX[r][j] = Σ_i dA[r][i]·w1[j][i] — output [n, q] */
 export function productTransposed(this: any, da: Float32Array, w1: Float32Array): number {
   let s = 0;
-  for (let i = 0; i < this.constants.p; i++) s += da[this.thread.y * this.constants.p + i]! * w1[this.thread.x * this.constants.p + i]!;
+  for (let i = 0; i < this.constants.p; i++)
+    s += da[this.thread.y * this.constants.p + i]! * w1[this.thread.x * this.constants.p + i]!;
   return s;
 }
 

@@ -110,7 +110,8 @@ export async function openGpuJs(): Promise<GpuJsRuntime> {
   const { openDawn } = await import('../../core/backend/dawn.js');
   const dawn = await openDawn().catch(() => undefined);
   if (dawn) (globalThis as { navigator?: unknown }).navigator = { gpu: dawn.gpu };
-  const { GPU } = (await import('gpu.js')) as unknown as { GPU: (new (o: { mode: string }) => GpuLike) & { isWebGPUAvailable(): Promise<boolean> } };
+  const { GPU } = (await import('gpu.js')) as unknown as { GPU: (new (o: { mode: string }) => GpuLike)
+    & { isWebGPUAvailable(): Promise<boolean> } };
   const webgpu = dawn !== undefined && (await GPU.isWebGPUAvailable());
   return new GpuJsRuntime(new GPU({ mode: webgpu ? 'webgpu' : 'cpu' }));
 }

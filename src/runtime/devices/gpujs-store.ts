@@ -105,7 +105,8 @@ export class GpuJsStore implements KernelStore {
   }
 
   async load(state: DeviceState): Promise<void> {
-    checkLoad(new Map([...this.shapes].map(([k, shape]) => [k, { shape, size: shape.reduce((a, b) => a * b, 1) }])), state);
+    checkLoad(new Map([...this.shapes].map(([k, shape]) => [k, { shape, size: shape.reduce((a, b) => a * b, 1) }])),
+      state);
     for (const k of this.shapes.keys()) {
       this.rt.release(this.w.get(k), this.g.get(k), this.m.get(k), this.v.get(k));
       this.g.delete(k);

@@ -91,9 +91,13 @@ export interface FaultRequest {
 export type FaultKind = FaultRequest['fault'] | 'slow';
 
 export type DeviceRequest =
-  | InitRequest | ForwardRequest | BackwardRequest | TouchRequest | GradNormRequest | ClockRequest | CloseRequest | MemoryRequest | StepRequest | StateRequest | LoadRequest | FaultRequest;
+  | InitRequest | ForwardRequest | BackwardRequest | TouchRequest | GradNormRequest | ClockRequest | CloseRequest
+    | MemoryRequest | StepRequest | StateRequest | LoadRequest | FaultRequest;
 
-/** The all-to-all alone (`switch-sim bench dispatch`): the device reads its rows and writes them back, no expert math. */
+/**
+ * The all-to-all alone (`switch-sim bench dispatch`): the device reads its rows and writes them back, no
+ * expert math.
+ */
 export interface TouchRequest extends ExchangeMessage {
   kind: 'touch';
 }

@@ -16,13 +16,16 @@ export interface SlotView {
   firstGroup: number;
 }
 
-export function slotView(buffers: LayerBuffers[], layer: number, dir: Direction, req: ExchangeMessage, experts: number[], totalExperts: number, payload?: Float32Array): SlotView {
-  if (payload) return { data: payload, experts: experts.length, base: experts[0]!, stride: req.capacity, firstGroup: 0 };
+export function slotView(buffers: LayerBuffers[], layer: number, dir: Direction, req: ExchangeMessage,
+  experts: number[], totalExperts: number, payload?: Float32Array): SlotView {
+  if (payload)
+    return { data: payload, experts: experts.length, base: experts[0]!, stride: req.capacity, firstGroup: 0 };
   const b = buffers[layer]!;
   return { data: view(b[dir]), experts: totalExperts, base: 0, stride: b.shape.capacity, firstGroup: req.firstGroup };
 }
 
-const blockOffset = (v: SlotView, g: number, e: number, d: number) => ((v.firstGroup + g) * v.experts + (e - v.base)) * v.stride * d;
+const blockOffset = (v: SlotView, g: number, e: number, d: number) =>
+  ((v.firstGroup + g) * v.experts + (e - v.base)) * v.stride * d;
 
 /** Rows expert e received over the exchange's groups. */
 export function rowsFor(counts: Int32Array, E: number, e: number): number {
@@ -31,8 +34,12 @@ export function rowsFor(counts: Int32Array, E: number, e: number): number {
   return n;
 }
 
-/** Gathers expert e's rows from every group into one [rows, d] matrix of `rows ≥ n` rows (the rest zero: padding to a bucket). */
-export function gather(v: SlotView, e: number, counts: Int32Array, E: number, d: number, rows = rowsFor(counts, E, e)): Float32Array {
+/**
+ * Gathers expert e's rows from every group into one [rows, d] matrix of `rows ≥ n` rows (the rest zero:
+ * padding to a bucket).
+ */
+export function gather(v: SlotView, e: number, counts: Int32Array, E: number, d: number,
+  rows = rowsFor(counts, E, e)): Float32Array {
   const out = new Float32Array(rows * d);
   let row = 0;
   for (let g = 0; g < counts.length / E; g++) {

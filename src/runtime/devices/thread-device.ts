@@ -9,7 +9,8 @@ import { prepareDawnEnvironment } from '../../core/backend/dawn.js';
 import { BackendError } from '../../core/backend/errors.js';
 import { expertsOf } from '../../core/router/placement.js';
 import type { ExchangeRequest, ExpertDevice } from './device.js';
-import type { ComputeReport, DeviceMemory, DeviceRequest, DeviceState, DeviceTiming, GradNormReport } from './messages.js';
+import type { ComputeReport, DeviceMemory, DeviceRequest, DeviceState, DeviceTiming,
+  GradNormReport } from './messages.js';
 
 function reason(e: unknown): string {
   return (e as Error)?.message ?? String(e);
@@ -33,12 +34,15 @@ export class ThreadDevice implements ExpertDevice {
     this.experts = expertsOf(config, index);
   }
 
-  static async start(config: Config, index: number, switchBlocks: number[], buffers: LayerBuffers[]): Promise<ThreadDevice> {
+  static async start(config: Config, index: number, switchBlocks: number[],
+    buffers: LayerBuffers[]): Promise<ThreadDevice> {
     const pool = new Piscina({
-      ...(await workerStart(config.parallel.backend)), name: 'device', minThreads: 1, maxThreads: 1, idleTimeout: Number.MAX_SAFE_INTEGER,
+      ...(await workerStart(config.parallel.backend)), name: 'device', minThreads: 1, maxThreads: 1,
+      idleTimeout: Number.MAX_SAFE_INTEGER,
     });
     const dev = new ThreadDevice(config, index, pool, buffers);
-    const info = await dev.call<{ backend: string; simd: boolean }>({ kind: 'init', config, device: index, switchBlocks, buffers }, 'init').catch(async (e: DeviceError) => {
+    const info = await dev.call<{ backend: string; simd: boolean }>(
+      { kind: 'init', config, device: index, switchBlocks, buffers }, 'init').catch(async (e: DeviceError) => {
       await dev.close();
       // a backend that cannot start is bad input (exit 2, with what to install), not a device failure
       const why = /(parallel\.backend .*)$/.exec(e.message);
@@ -54,7 +58,8 @@ export class ThreadDevice implements ExpertDevice {
   }
 
   /** One request with the device's deadline; any failure becomes a DeviceError naming the device. */
-  private async call<T>(req: DeviceRequest & { transfer?: boolean }, phase: string, layer?: number, transferList?: ArrayBuffer[]): Promise<T> {
+  private async call<T>(req: DeviceRequest & { transfer?: boolean }, phase: string, layer?: number,
+    transferList?: ArrayBuffer[]): Promise<T> {
     if (this.closed) throw new DeviceError(this.index, this.experts, phase, layer, 'device already shut down');
     // one timer per request, cleared as soon as the device answers (AbortSignal.timeout would keep a
     // timer and its signal alive for the whole deadline after every call: thousands at a time)
@@ -63,7 +68,11 @@ export class ThreadDevice implements ExpertDevice {
     try {
       return (await this.pool.run(req, { signal: abort.signal, transferList })) as T;
     } catch (e) {
-      const why = abort.signal.aborted ? `no answer within ${req.kind === 'init' ? `${this.deadline('init')} ms (startup)` : `parallel.timeout_ms = ${this.config.parallel.timeout_ms} ms`}` : reason(e);
+      const why = abort.signal.aborted
+        ? `no answer within ${req.kind === 'init'
+          ? `${this.deadline('init')} ms (startup)`
+          : `parallel.timeout_ms = ${this.config.parallel.timeout_ms} ms`}`
+        : reason(e);
       throw new DeviceError(this.index, this.experts, phase, layer, why);
     } finally {
       clearTimeout(timer);
@@ -73,8 +82,8 @@ export class ThreadDevice implements ExpertDevice {
   private slots(layer: number, req: ExchangeRequest): DeviceSlots {
     const shape = this.buffers[layer]!.shape;
     return {
-      firstGroup: req.firstGroup, counts: req.counts, experts: shape.experts, stride: shape.capacity, capacity: req.capacity,
-      dModel: shape.dModel, first: this.experts[0]!, count: this.experts.length,
+      firstGroup: req.firstGroup, counts: req.counts, experts: shape.experts, stride: shape.capacity,
+      capacity: req.capacity, dModel: shape.dModel, first: this.experts[0]!, count: this.experts.length,
     };
   }
 
@@ -90,7 +99,9 @@ export class ThreadDevice implements ExpertDevice {
     const slots = this.slots(layer, req);
     const data = extractDeviceSlots(view(this.buffers[layer]![inDir]), slots);
     const transfer = payload === 'transfer';
-    const r = await this.call<ComputeReport>({ ...base, payload: data, transfer } as DeviceRequest & { transfer: boolean }, kind, layer, transfer ? [data.buffer as ArrayBuffer] : undefined);
+    const r = await this.call<ComputeReport>(
+      { ...base, payload: data, transfer } as DeviceRequest & { transfer: boolean },
+      kind, layer, transfer ? [data.buffer as ArrayBuffer] : undefined);
     insertDeviceSlots(view(this.buffers[layer]![outDir]), r.payload!, slots);
     return r;
   }
@@ -134,15 +145,18 @@ export class ThreadDevice implements ExpertDevice {
   async close(): Promise<void> {
     if (this.closed) return;
     // a device that still answers frees its backend first; one that crashed or hangs is just torn down
-    if (this.config.parallel.backend === 'webgpu' || this.config.parallel.backend === 'gpujs') await this.call({ kind: 'close' }, 'close').catch(() => undefined);
+    if (this.config.parallel.backend === 'webgpu' || this.config.parallel.backend === 'gpujs')
+      await this.call({ kind: 'close' }, 'close').catch(() => undefined);
     this.closed = true;
     await this.pool.destroy();
   }
 }
 
 /** Starts every device; if one fails to start, the others are shut down before the error is thrown. */
-export async function startThreadDevices(config: Config, switchBlocks: number[], buffers: LayerBuffers[]): Promise<ExpertDevice[]> {
-  if (config.parallel.backend === 'webgpu' || config.parallel.backend === 'gpujs') prepareDawnEnvironment(); // before the threads start: they copy the environment
+export async function startThreadDevices(config: Config, switchBlocks: number[],
+  buffers: LayerBuffers[]): Promise<ExpertDevice[]> {
+  // before the threads start: they copy the environment
+  if (config.parallel.backend === 'webgpu' || config.parallel.backend === 'gpujs') prepareDawnEnvironment();
   const started = await Promise.allSettled(
     Array.from({ length: config.parallel.devices }, (_, i) => ThreadDevice.start(config, i, switchBlocks, buffers)),
   );

@@ -29,10 +29,12 @@ export default async function handle(req: DeviceRequest & { transfer?: boolean }
   switch (req.kind) {
     case 'init':
       // gpujs runs the experts' kernels itself (tfjs stays on wasm); 'auto' is resolved before the devices start
-      await initBackend((req.config.parallel.backend === 'gpujs' ? 'wasm' : req.config.parallel.backend) as BackendName);
+      await initBackend((req.config.parallel.backend === 'gpujs' ? 'wasm'
+        : req.config.parallel.backend) as BackendName);
       host?.dispose();
       host = await DeviceHost.open(req.config, req.device, req.switchBlocks, req.buffers);
-      return { experts: host.experts, backend: tf.getBackend(), simd: await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT').catch(() => false) };
+      return { experts: host.experts, backend: tf.getBackend(), simd: await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')
+        .catch(() => false) };
     case 'forward':
       return reply(await ready().forward(req), req.transfer === true);
     case 'backward':

@@ -38,35 +38,44 @@ export class SpmdExchange implements Exchanger {
     this.counts = counts.map((b) => new Int32Array(b));
   }
 
-  route(layer: number, probs: Float32Array, mode: RouteMode, step: number, groups: GroupRange, inputs?: RouteInputs): RoutingPlan {
+  route(layer: number, probs: Float32Array, mode: RouteMode, step: number, groups: GroupRange,
+    inputs?: RouteInputs): RoutingPlan {
     return this.router.route(layer, probs, mode, step, groups, inputs);
   }
 
-  async forward(layer: number, micro: number, plan: RoutingPlan, rows: Float32Array, train: boolean, step: number): Promise<SwitchForward> {
+  async forward(layer: number, micro: number, plan: RoutingPlan, rows: Float32Array, train: boolean,
+    step: number): Promise<SwitchForward> {
     const b = this.buffers[layer]!;
     const d = this.config.model.d_model;
     const { result: outputs, timing } = await this.exchange(layer, 'fwd', plan,
       () => packTokens(plan, rows, d, view(b.dispatch), b.shape.capacity),
-      (counts) => this.host.forward({ kind: 'forward', layer, micro, firstGroup: 0, capacity: b.shape.capacity, counts, train, step }),
+      (counts) => this.host.forward({ kind: 'forward', layer, micro, firstGroup: 0, capacity: b.shape.capacity, counts,
+        train, step }),
       () => unpackChoices(plan, view(b.combine), d, b.shape.capacity));
     return { plan, outputs, timing };
   }
 
-  async backward(layer: number, micro: number, plan: RoutingPlan, gradOutputs: Float32Array, step: number): Promise<{ grad: Float32Array; timing: ExchangeTiming }> {
+  async backward(layer: number, micro: number, plan: RoutingPlan, gradOutputs: Float32Array,
+    step: number): Promise<{ grad: Float32Array; timing: ExchangeTiming }> {
     const b = this.buffers[layer]!;
     const d = this.config.model.d_model;
     const { result: grad, timing } = await this.exchange(layer, 'bwd', plan,
       () => packChoices(plan, gradOutputs, d, view(b.gradOut), b.shape.capacity),
-      (counts) => this.host.backward({ kind: 'backward', layer, micro, firstGroup: 0, capacity: b.shape.capacity, counts, step }),
+      (counts) => this.host.backward({ kind: 'backward', layer, micro, firstGroup: 0, capacity: b.shape.capacity,
+        counts, step }),
       () => unpackSumTokens(plan, view(b.gradIn), d, b.shape.capacity));
     return { grad, timing };
   }
 
-  private async exchange<R>(layer: number, dir: 'fwd' | 'bwd', plan: RoutingPlan, pack: () => void, compute: (counts: Int32Array) => Promise<ComputeReport>, unpack: () => R): Promise<{ result: R; timing: ExchangeTiming }> {
+  private async exchange<R>(layer: number, dir: 'fwd' | 'bwd', plan: RoutingPlan, pack: () => void,
+    compute: (counts: Int32Array) => Promise<ComputeReport>,
+    unpack: () => R): Promise<{ result: R; timing: ExchangeTiming }> {
     const t0 = performance.now();
     const E = this.config.moe.n_experts;
     const shared = this.counts[layer]!;
-    if (plan.groups !== 1 || plan.groupOffset !== this.rank) throw new Error(`spmd device ${this.rank} routed groups ${plan.groupOffset}..${plan.groupOffset + plan.groups - 1}; it owns group ${this.rank} only`);
+    if (plan.groups !== 1 || plan.groupOffset !== this.rank)
+      throw new Error(`spmd device ${this.rank} routed groups ` +
+        `${plan.groupOffset}..${plan.groupOffset + plan.groups - 1}; it owns group ${this.rank} only`);
     pack();
     shared.set(plan.counts, this.rank * E);
     const t1 = performance.now();
@@ -91,7 +100,8 @@ export class SpmdExchange implements Exchanger {
    * device), the two barrier waits, its experts' compute (and upload/download on a GPU backend),
    * unpack; and one traffic record per (this device → destination) pair.
    */
-  private profile(P: Recorder, layer: number, dir: 'fwd' | 'bwd', plan: RoutingPlan, report: ComputeReport, t: number[]): void {
+  private profile(P: Recorder, layer: number, dir: 'fwd' | 'bwd', plan: RoutingPlan, report: ComputeReport,
+    t: number[]): void {
     const E = this.config.moe.n_experts;
     const D = this.barrier.devices;
     const per = E / D;
@@ -105,8 +115,10 @@ export class SpmdExchange implements Exchanger {
     const local = (abs: number) => abs - performance.timeOrigin;
     P.add({ name: 'pack', cat: 'comm', lane, ts: t[0]!, dur: t[1]! - t[0]!, ...at, args: { bytes_to_device: bytes } });
     P.add({ name: 'barrier_wait', cat: 'wait', lane, ts: t[1]!, dur: t[2]! - t[1]!, ...at });
-    P.add({ name: dir === 'fwd' ? 'expert_forward' : 'expert_backward', cat: 'device', lane, ts: local(report.start), dur: report.end - report.start, ...at, args: { rows: report.rows } });
-    for (const seg of report.segments) P.add({ name: seg.name, cat: 'device', lane, ts: local(seg.start), dur: seg.end - seg.start, ...at });
+    P.add({ name: dir === 'fwd' ? 'expert_forward' : 'expert_backward', cat: 'device', lane, ts: local(report.start),
+      dur: report.end - report.start, ...at, args: { rows: report.rows } });
+    for (const seg of report.segments)
+      P.add({ name: seg.name, cat: 'device', lane, ts: local(seg.start), dur: seg.end - seg.start, ...at });
     P.add({ name: 'barrier_wait', cat: 'wait', lane, ts: t[3]!, dur: t[4]! - t[3]!, ...at });
     P.add({ name: 'unpack', cat: 'comm', lane, ts: t[4]!, dur: t[5]! - t[4]!, ...at });
     bytes.forEach((b, q) => P.addTraffic({ ts: t[0]!, layer, dir, bytesOut: b, bytesBack: b, src: this.rank, dst: q }));

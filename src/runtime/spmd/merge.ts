@@ -12,6 +12,7 @@ export function mergeShardLayers(perDevice: LayerStats[][]): LayerStats[] {
     const parts = perDevice.map((layers) => layers[l]!);
     const merged = mergeLayerStats(parts);
     if (D === 1) return merged;
-    return { ...merged, capacity: maxOf(parts.map((p) => p.capacity)), wait_ms: merged.wait_ms / D, inflight_ms: merged.inflight_ms / D };
+    return { ...merged, capacity: maxOf(parts.map((p) => p.capacity)), wait_ms: merged.wait_ms / D,
+      inflight_ms: merged.inflight_ms / D };
   });
 }

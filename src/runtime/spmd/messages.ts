@@ -34,12 +34,18 @@ export interface ShardStepRequest {
   profile?: boolean;
 }
 
-/** All-reduce the dense gradients, clip by the global norm, one AdamW step of the replica and of this device's experts. */
+/**
+ * All-reduce the dense gradients, clip by the global norm, one AdamW step of the replica and of this device's
+ * experts.
+ */
 export interface OptimizerRequest {
   kind: 'step';
   lr: number;
   t: number;
-  /** per Switch layer, the step's tokens per expert over every device (aux-free balancing moves each replica's biases by it alike) */
+  /**
+   * per Switch layer, the step's tokens per expert over every device (aux-free balancing moves each replica's
+   * biases by it alike)
+   */
   load: number[][];
 }
 
@@ -67,7 +73,8 @@ export interface SimpleRequest {
   kind: 'memory' | 'close' | 'digest';
 }
 
-export type ReplicaRequest = ReplicaInit | ShardStepRequest | OptimizerRequest | ShardEvalRequest | StateRequest | LoadRequest | SimpleRequest;
+export type ReplicaRequest = ReplicaInit | ShardStepRequest | OptimizerRequest | ShardEvalRequest | StateRequest
+  | LoadRequest | SimpleRequest;
 
 /** A shard's losses (unscaled: the main thread averages over devices) and its Switch layers' statistics. */
 export interface ShardStepReport {

@@ -38,8 +38,10 @@ export class Replica {
     const host = await DeviceHost.open(config, rank, init.switchBlocks, init.buffers);
     const exchange = new SpmdExchange(config, rank, host, init.buffers, init.counts, barrier);
     // every replica starts from the same seed: identical dense weights
-    const engine = new Engine(config, initCoordinatorParams(config, init.vocabSize), exchange, { rank, count: config.parallel.devices });
-    return new Replica(config, rank, engine, host, barrier, new AllReduce(init.allReduce, rank, barrier), new Float64Array(init.norms));
+    const engine = new Engine(config, initCoordinatorParams(config, init.vocabSize), exchange,
+      { rank, count: config.parallel.devices });
+    return new Replica(config, rank, engine, host, barrier, new AllReduce(init.allReduce, rank, barrier),
+      new Float64Array(init.norms));
   }
 
   /** `parallel.fault` (tests): this device crashes, hangs or throws at the start of that training step. */
@@ -54,7 +56,8 @@ export class Replica {
   /** the recorder of a profiled step, from its forward to the end of its optimizer step */
   private recorder?: Recorder;
 
-  async trainStep(x: Int32Array, y: Int32Array, batch: number, step: number, profile = false): Promise<ShardStepReport> {
+  async trainStep(x: Int32Array, y: Int32Array, batch: number, step: number,
+    profile = false): Promise<ShardStepReport> {
     await this.fault(step);
     this.recorder = profile ? new Recorder() : undefined;
     if (this.recorder) this.recorder.step = step;
@@ -87,7 +90,8 @@ export class Replica {
     P?.at(undefined, undefined, undefined);
     const ta = performance.now();
     const ar = this.allReduce.run();
-    P?.add({ name: 'allreduce', cat: 'comm', lane, ts: ta, dur: ar.ms, args: { barrier_wait_ms: ar.barrierMs, bytes: this.allReduce.own.byteLength } });
+    P?.add({ name: 'allreduce', cat: 'comm', lane, ts: ta, dur: ar.ms,
+      args: { barrier_wait_ms: ar.barrierMs, bytes: this.allReduce.own.byteLength } });
     const sum = this.allReduce.sum;
     at = 0;
     for (const g of grads.values()) {
@@ -119,8 +123,9 @@ export class Replica {
     setProfile(null);
     this.recorder = undefined;
     return {
-      grad_norm: gradNorm, allreduce_ms: ar.ms, allreduce_wait_ms: ar.barrierMs, norm_wait_ms: normWait, optimizer_ms: optimizerMs,
-      ...(P ? { profile: { timeOrigin: performance.timeOrigin, spans: P.spans, traffic: P.traffic } } : {}),
+      grad_norm: gradNorm, allreduce_ms: ar.ms, allreduce_wait_ms: ar.barrierMs, norm_wait_ms: normWait,
+      optimizer_ms: optimizerMs, ...(P ? { profile: { timeOrigin: performance.timeOrigin, spans: P.spans,
+        traffic: P.traffic } } : {}),
     };
   }
 
@@ -128,7 +133,8 @@ export class Replica {
     const experts = await this.host.state();
     if (!dense) return { experts };
     const rec = <T>(m: Map<string, T>) => Object.fromEntries(m) as Record<string, T>;
-    return { dense: { params: rec(this.engine.params), m: rec(this.optimizer.state.m), v: rec(this.optimizer.state.v) }, experts };
+    return { dense: { params: rec(this.engine.params), m: rec(this.optimizer.state.m),
+      v: rec(this.optimizer.state.v) }, experts };
   }
 
   async load(dense: DeviceState, experts: DeviceState): Promise<void> {
@@ -148,7 +154,8 @@ export class Replica {
     const h = createHash('sha256');
     for (const [k, p] of this.engine.params) {
       h.update(k).update(new Uint8Array(p.data.buffer, p.data.byteOffset, p.data.byteLength));
-      for (const s of [this.optimizer.state.m.get(k), this.optimizer.state.v.get(k)]) if (s) h.update(new Uint8Array(s.buffer, s.byteOffset, s.byteLength));
+      for (const s of [this.optimizer.state.m.get(k), this.optimizer.state.v.get(k)])
+        if (s) h.update(new Uint8Array(s.buffer, s.byteOffset, s.byteLength));
     }
     return h.digest('hex');
   }

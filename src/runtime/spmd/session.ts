@@ -51,18 +51,26 @@ export class SpmdSession implements TrainingSession {
     const barrierBuffer = allocateBarrier(D);
     const shared = {
       buffers, switchBlocks: blocks, counts: blocks.map(() => new SharedArrayBuffer(D * E * 4)),
-      barrier: barrierBuffer, allReduce: allocateAllReduce(D, trainedNames(dense).reduce((a, n) => a + dense.get(n)!.data.length, 0)), norms: new SharedArrayBuffer(D * 8),
+      barrier: barrierBuffer,
+      allReduce: allocateAllReduce(D, trainedNames(dense).reduce((a, n) => a + dense.get(n)!.data.length, 0)),
+      norms: new SharedArrayBuffer(D * 8),
     };
-    if (config.parallel.backend === 'gpujs') prepareDawnEnvironment(); // before the threads start: they copy the environment
+    // before the threads start: they copy the environment
+    if (config.parallel.backend === 'gpujs') prepareDawnEnvironment();
     const start = await workerStart(config.parallel.backend, config.parallel.coordinator_backend);
-    const pools = Array.from({ length: D }, () => new Piscina({ ...start, name: 'replica', minThreads: 1, maxThreads: 1, idleTimeout: Number.MAX_SAFE_INTEGER }));
-    const session = new SpmdSession(config, pools, new Barrier(barrierBuffer), new Map([...dense].map(([k, p]) => [k, p.shape])), vocabSize);
+    const pools = Array.from({ length: D },
+      () => new Piscina({ ...start, name: 'replica', minThreads: 1, maxThreads: 1,
+        idleTimeout: Number.MAX_SAFE_INTEGER }));
+    const session = new SpmdSession(config, pools, new Barrier(barrierBuffer),
+      new Map([...dense].map(([k, p]) => [k, p.shape])), vocabSize);
     session.backendChoice = backendChoice;
     try {
-      await session.all('init', () => ({ kind: 'init', config, vocabSize, ...shared }), (d) => ({ rank: d }), Math.max(60_000, config.parallel.timeout_ms));
+      await session.all('init', () => ({ kind: 'init', config, vocabSize, ...shared }), (d) => ({ rank: d }),
+        Math.max(60_000, config.parallel.timeout_ms));
     } catch (e) {
       await session.close();
-      const why = /(parallel\.backend .*)$/.exec((e as Error).message); // a backend that cannot start is bad input (exit 2)
+      // a backend that cannot start is bad input (exit 2)
+      const why = /(parallel\.backend .*)$/.exec((e as Error).message);
       throw why ? new BackendError(why[1]!) : e;
     }
     return session;
@@ -73,8 +81,11 @@ export class SpmdSession implements TrainingSession {
    * failure (a crash, a throw, or a device that did not answer: the one the barrier waits for) aborts
    * the barrier so that the others return, and becomes a DeviceError naming that device.
    */
-  private async all<T>(phase: string, base: (d: number) => Partial<ReplicaRequest>, extra: (d: number) => object = () => ({}), deadline = this.config.parallel.timeout_ms): Promise<T[]> {
-    if (this.broken) throw new DeviceError(0, expertsOf(this.config, 0), phase, undefined, 'the devices were stopped by an earlier failure');
+  private async all<T>(phase: string, base: (d: number) => Partial<ReplicaRequest>,
+    extra: (d: number) => object = () => ({}), deadline = this.config.parallel.timeout_ms): Promise<T[]> {
+    if (this.broken)
+      throw new DeviceError(0, expertsOf(this.config, 0), phase, undefined,
+        'the devices were stopped by an earlier failure');
     const aborts = this.pools.map(() => new AbortController());
     let first: { device: number; why: string } | undefined;
     const fail = (device: number, why: string) => {
@@ -115,7 +126,8 @@ export class SpmdSession implements TrainingSession {
   async trainStep(x: Int32Array, y: Int32Array, batch: number, step: number): Promise<StepResult> {
     const per = batch / this.config.parallel.devices;
     const profile = PROFILE !== null;
-    const r = await this.all<ShardStepReport>('training step', (d) => ({ kind: 'train', x: this.shard(x, d), y: this.shard(y, d), batch: per, step, profile }));
+    const r = await this.all<ShardStepReport>('training step',
+      (d) => ({ kind: 'train', x: this.shard(x, d), y: this.shard(y, d), batch: per, step, profile }));
     const mean = (f: (s: ShardStepReport) => number) => r.reduce((a, s) => a + f(s), 0) / r.length;
     const [ce, balance, z] = [mean((s) => s.ce), mean((s) => s.balance_loss), mean((s) => s.z_loss)];
     const layers = mergeShardLayers(r.map((s) => s.layers));
@@ -128,7 +140,8 @@ export class SpmdSession implements TrainingSession {
 
   async evaluate(x: Int32Array, y: Int32Array, batch: number, step: number): Promise<{ ce: number }> {
     const per = batch / this.config.parallel.devices;
-    const r = await this.all<ShardEvalReport>('evaluation', (d) => ({ kind: 'eval', x: this.shard(x, d), y: this.shard(y, d), batch: per, step }));
+    const r = await this.all<ShardEvalReport>('evaluation',
+      (d) => ({ kind: 'eval', x: this.shard(x, d), y: this.shard(y, d), batch: per, step }));
     return { ce: r.reduce((a, s) => a + s.ce, 0) / r.length };
   }
 
@@ -138,7 +151,8 @@ export class SpmdSession implements TrainingSession {
     const mean = (f: (s: OptimizerReport) => number) => +(r.reduce((a, s) => a + f(s), 0) / r.length).toFixed(3);
     return {
       gradNorm: r[0]!.grad_norm, // every device computed the same sum in the same order
-      metrics: { allreduce_ms: mean((s) => s.allreduce_ms), allreduce_wait_ms: mean((s) => s.allreduce_wait_ms), norm_wait_ms: mean((s) => s.norm_wait_ms), optimizer_ms: mean((s) => s.optimizer_ms) },
+      metrics: { allreduce_ms: mean((s) => s.allreduce_ms), allreduce_wait_ms: mean((s) => s.allreduce_wait_ms),
+        norm_wait_ms: mean((s) => s.norm_wait_ms), optimizer_ms: mean((s) => s.optimizer_ms) },
     };
   }
 
@@ -172,7 +186,8 @@ export class SpmdSession implements TrainingSession {
   async close(): Promise<void> {
     // devices that still answer free their backends, one at a time (Mesa's EGL: see Session.close)
     if (!this.broken) {
-      for (const pool of this.pools) await pool.run({ kind: 'close' }, { signal: AbortSignal.timeout(10_000) }).catch(() => undefined);
+      for (const pool of this.pools)
+        await pool.run({ kind: 'close' }, { signal: AbortSignal.timeout(10_000) }).catch(() => undefined);
     }
     this.barrier.abort(); // nobody may stay blocked in a barrier while its thread is torn down
     await Promise.all(this.pools.map((p) => p.destroy()));
@@ -187,6 +202,7 @@ export class SpmdSession implements TrainingSession {
 function addDeviceProfile(P: Recorder, d: number, p: OptimizerReport['profile']): void {
   if (!p) return;
   const ts = (local: number) => P.fromAbsolute(p.timeOrigin + local);
-  for (const s of p.spans) P.spans.push({ ...s, ts: ts(s.ts), lane: s.lane.kind === 'coordinator' ? { kind: 'device', device: d } : s.lane });
+  for (const s of p.spans)
+    P.spans.push({ ...s, ts: ts(s.ts), lane: s.lane.kind === 'coordinator' ? { kind: 'device', device: d } : s.lane });
   for (const t of p.traffic) P.traffic.push({ ...t, ts: ts(t.ts) });
 }

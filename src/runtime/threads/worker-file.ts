@@ -30,7 +30,10 @@ let file: Promise<string> | undefined;
 /** What piscina starts a device thread with. */
 export interface WorkerStart {
   filename: string;
-  /** the parent's Node flags less tsx's (`--import tsx`, as ava runs tests): a thread that inherited them would load tsx anyway */
+  /**
+   * the parent's Node flags less tsx's (`--import tsx`, as ava runs tests): a thread that inherited them would
+   * load tsx anyway
+   */
   execArgv: string[];
 }
 
@@ -56,7 +59,8 @@ function withoutTsx(args: string[]): string[] {
 export function workerFile(...backends: string[]): Promise<string> {
   if (backends.some((b) => b === 'webgpu' || b === 'gpujs')) return Promise.resolve(FALLBACK);
   file ??= bundle().catch((e: Error) => {
-    if (process.env.SWITCH_SIM_DEBUG) console.error(`device threads: no bundle (${e.message}); loading TypeScript through tsx`);
+    if (process.env.SWITCH_SIM_DEBUG)
+      console.error(`device threads: no bundle (${e.message}); loading TypeScript through tsx`);
     return FALLBACK;
   });
   return file;
@@ -67,14 +71,17 @@ async function bundle(): Promise<string> {
   const esbuild = await import('esbuild');
   const result = await esbuild.build({
     entryPoints: [join(HERE, '..', 'entry', 'handlers.ts')],
-    bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', write: false, logLevel: 'silent',
+    bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', write: false,
+    logLevel: 'silent',
     // the bundle's CommonJS parts (tfjs.cjs) call require: give them one that resolves from the repository
-    banner: { js: "import { createRequire as __switchSimRequire } from 'node:module'; const require = __switchSimRequire(import.meta.url);" },
+    banner: { js: "import { createRequire as __switchSimRequire } from 'node:module'; const require = " +
+      "__switchSimRequire(import.meta.url);" },
     plugins: [{
       name: 'source-import-meta-url',
       setup(build) {
         build.onLoad({ filter: /\.ts$/ }, (args) => ({
-          contents: readFileSync(args.path, 'utf8').replaceAll('import.meta.url', JSON.stringify(pathToFileURL(args.path).href)),
+          contents: readFileSync(args.path, 'utf8')
+            .replaceAll('import.meta.url', JSON.stringify(pathToFileURL(args.path).href)),
           loader: 'ts',
         }));
       },
