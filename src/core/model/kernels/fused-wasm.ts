@@ -151,16 +151,21 @@ let loaded: FusedKernels | null | undefined;
 export function fusedKernels(): FusedKernels | null {
   if (loaded !== undefined) return loaded;
   if (tf.getBackend() !== 'wasm') return null; // not cached: the backend may not be started yet
-  try {
-    const bytes = readFileSync(new URL('./fused.wasm', import.meta.url));
-    // V8 first runs WebAssembly from its baseline compiler and moves hot functions to its optimizing one
-    // later, in the background: these kernels are few and all hot, so optimize them once, now
-    setFlagsFromString('--no-wasm-dynamic-tiering');
-    const backend = tf.backend() as unknown as WasmBackend;
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory: backend.wasm.asm.memory } });
-    loaded = new FusedKernels(instance.exports as unknown as FusedExports, backend);
-  } catch {
-    loaded = null;
+  // V8 first runs WebAssembly from its baseline compiler and moves hot functions to its optimizing one
+  // later, in the background: these kernels are few and all hot, so optimize them once, now
+  setFlagsFromString('--no-wasm-dynamic-tiering');
+  const backend = tf.backend() as unknown as WasmBackend;
+  for (const file of ['fused-fma.wasm', 'fused.wasm']) {
+    try {
+      const bytes = readFileSync(new URL(`./${file}`, import.meta.url));
+      // relaxed SIMD's fused multiply-add: standard, but behind a flag in Node 20's V8
+      if (!WebAssembly.validate(bytes)) setFlagsFromString('--experimental-wasm-relaxed-simd');
+      const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory: backend.wasm.asm.memory } });
+      loaded = new FusedKernels(instance.exports as unknown as FusedExports, backend);
+      break;
+    } catch {
+      loaded = null; // no relaxed SIMD here: the next file; no WebAssembly SIMD at all: the tfjs path
+    }
   }
   return loaded;
 }

@@ -25,20 +25,20 @@ void tile8(const f32 *A, int sa, int sr, const f32 *B, int ldb, f32 *C, int ldc,
       const f32 *b = B + (long)r * ldb;
       v128_t b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 4);
       v128_t x = wasm_f32x4_splat(a0[r * sr]);
-      c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(x, b0)); c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(x, b1));
+      c00 = MADD(x, b0, c00); c01 = MADD(x, b1, c01);
       x = wasm_f32x4_splat(a1[r * sr]);
-      c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(x, b0)); c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(x, b1));
+      c10 = MADD(x, b0, c10); c11 = MADD(x, b1, c11);
       x = wasm_f32x4_splat(a2[r * sr]);
-      c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(x, b0)); c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(x, b1));
+      c20 = MADD(x, b0, c20); c21 = MADD(x, b1, c21);
       x = wasm_f32x4_splat(a3[r * sr]);
-      c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(x, b0)); c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(x, b1));
+      c30 = MADD(x, b0, c30); c31 = MADD(x, b1, c31);
     }
   } else {
     for (int r = 0; r < R; r++) {
       const f32 *b = B + (long)r * ldb;
       v128_t b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 4);
       v128_t x = wasm_f32x4_splat(a0[r * sr]);
-      c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(x, b0)); c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(x, b1));
+      c00 = MADD(x, b0, c00); c01 = MADD(x, b1, c01);
     }
   }
   v128_t bias0 = bias ? wasm_v128_load(bias) : wasm_f32x4_splat(0), bias1 = bias ? wasm_v128_load(bias + 4) : bias0;

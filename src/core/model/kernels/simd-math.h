@@ -15,6 +15,15 @@ typedef float f32;
 #define LOAD(p) wasm_v128_load(p)
 #define STORE(p, v) wasm_v128_store(p, v)
 
+// a·b + c: one fused multiply-add where the build has relaxed SIMD (fused-fma.wasm; rounded once, or twice where
+// the machine has no FMA), a multiply and an add otherwise (fused.wasm)
+#ifdef RELAXED
+typedef float f32x4_t __attribute__((vector_size(16)));
+#define MADD(a, b, c) ((v128_t)__builtin_wasm_relaxed_madd_f32x4((f32x4_t)(a), (f32x4_t)(b), (f32x4_t)(c)))
+#else
+#define MADD(a, b, c) ADD(MUL(a, b), c)
+#endif
+
 // e^x = 2^k · e^r, k = round(x / ln 2), |r| ≤ ln2/2, degree-7 Taylor polynomial (rel. error < 1e-8 in r);
 // x clamped to [-87, 88] (e^-87 ≈ 1.6e-38, still a normal float)
 static inline v128_t exp4(v128_t x) {
