@@ -7,7 +7,7 @@ import { gemmUs } from '../src/sim/compute.js';
 import { glueWork, memoryBoundUs, ropeWork, routingWork, sortChunksWork } from '../src/sim/kernels.js';
 import { resolveLayout } from '../src/sim/layout.js';
 import { blockParams } from '../src/core/model/params.js';
-import type { SwitchLayerTime } from '../src/sim/stage.js';
+import type { SwitchLayerTime } from '../src/sim/layer-time.js';
 import { cfg } from './helpers.js';
 
 // The kernel-level terms (src/sim/kernels.ts, host.ts, block.ts) in closed form, on round numbers.

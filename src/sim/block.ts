@@ -2,11 +2,12 @@ import type { Config } from '../core/config/defaults.js';
 import { blockParams } from '../core/model/params.js';
 import type { Cluster } from './cluster.js';
 import { allGatherUs, reduceScatterUs } from './collectives/gather-scatter.js';
-import { computeUs, kernelCount, valueBytes, type Work } from './compute.js';
+import { computeUs, kernelCount, valueBytes } from './compute.js';
+import type { Work } from './work-types.js';
 import { hostBoundUs } from './host.js';
 import { glueWork } from './kernels.js';
 import type { Layout } from './layout.js';
-import type { SwitchLayerTime } from './stage.js';
+import type { SwitchLayerTime } from './layer-time.js';
 import { backwardOf, blockWork, expertWork, headWork } from './work.js';
 
 /** One block of a stage, one micro-batch (µs), by part; `layer` is its Switch layer. */

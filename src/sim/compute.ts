@@ -1,34 +1,7 @@
 import type { Config } from '../core/config/defaults.js';
 import { gpuCount, interpolate, type Cluster } from './cluster.js';
 import { memoryBoundUs } from './kernels.js';
-
-/** One GEMM [m, k] · [k, n], `count` times the same shape. */
-export interface Gemm {
-  m: number;
-  k: number;
-  n: number;
-  count?: number;
-  /** the product is added into its output (a weight gradient accumulated over micro-batches): [m, n] read and written */
-  accumulate?: boolean;
-}
-
-/** What a piece of work costs one GPU: GEMM kernels (each a list of GEMMs launched together: a grouped GEMM), fused attention, memory-bound bytes. */
-export interface Work {
-  kernels: Gemm[][];
-  /** fused (flash) attention FLOPs: never in memory, its own efficiency; and its kernel launches */
-  attentionFlops: number;
-  attentionKernels: number;
-  /** bytes read and written by elementwise work (norms, residual adds, activations, softmax, the optimizer) */
-  bytes: number;
-  /** fixed costs (this machine's per-block overhead), µs */
-  fixedUs: number;
-  /** memory-bound kernels launched (each its fixed cost, cluster.kernels.floor_us; `bytes` and `gatherBytes` are theirs) */
-  memKernels?: number;
-  /** bytes of row gathers and scatters (token permutation), at their own achieved bandwidth; and their backward's */
-  gatherBytes?: number;
-  gatherBackwardBytes?: number;
-}
-
+import type { Gemm, Work } from './work-types.js';
 
 /** Peak FLOP/s of one GPU for the plan: FP8 Tensor Cores with plan.precision fp8, else BF16 (FP32 on a cluster that computes in fp32). */
 export function peakFlops(c: Cluster, config: Config): number {
@@ -80,7 +53,10 @@ export function gemmUs(c: Cluster, config: Config, kernel: Gemm[]): number {
 
 /** Compute time of a piece of work on one GPU, µs: GEMMs, fused attention, memory-bound kernels (kernels.ts), fixed costs. */
 export function computeUs(c: Cluster, config: Config, w: Work): number {
-  const attentionRate = peakFlops(c, config) * (c.gpu.attention_efficiency ?? c.gpu.matmul_efficiency);
+  // FP8 recipes keep attention in BF16 (DeepSeek-V3 report §3.3; Transformer Engine's FP8 leaves DotProductAttention in
+  // BF16 unless fp8_dpa): with plan.precision fp8 only the GEMMs run at the FP8 rate
+  const attentionPeak = config.plan.precision === 'fp8' ? c.gpu.tflops_bf16 * 1e12 : peakFlops(c, config);
+  const attentionRate = attentionPeak * (c.gpu.attention_efficiency ?? c.gpu.matmul_efficiency);
   const attention = w.attentionFlops > 0 ? (w.attentionFlops / attentionRate) * 1e6 + w.attentionKernels * (c.gpu.kernel_us ?? 0) : 0;
   const gemms = w.kernels.reduce((a, k) => a + gemmUs(c, config, k), 0);
   return (w.fixedUs + gemms + attention + memoryBoundUs(c, w)) * machineShare(c);

@@ -1,6 +1,6 @@
 import type { Config } from '../core/config/defaults.js';
 import type { Cluster } from './cluster.js';
-import type { Work } from './compute.js';
+import type { Work } from './work-types.js';
 import type { Layout } from './layout.js';
 
 /**

@@ -7,7 +7,8 @@ import { resolveLayout, type Layout } from './layout.js';
 import { memoryUse, stageParams, type MemoryUse } from './memory.js';
 import { paramBytes } from './param-bytes.js';
 import { modelFlopsPerStep } from './model-flops.js';
-import { stageTime, type StageTime, type SwitchLayerTime } from './stage.js';
+import { stageTime, type StageTime } from './stage.js';
+import type { SwitchLayerTime } from './layer-time.js';
 import type { Workload } from './workload.js';
 
 /** The parts of a step, ms; they add up to step_ms. Per-micro-batch parts are the slowest stage's, times the micro-batches. */
@@ -18,6 +19,8 @@ export interface Breakdown {
   all_to_all: number;
   tensor_parallel: number;
   pipeline_p2p: number;
+  /** context parallelism's K/V ring that attention does not hide (context-parallel.ts) */
+  context_parallel: number;
   fsdp: number;
   recompute: number;
   /** what the host's issuing of kernels adds beyond the GPU's time (src/sim/host.ts) */
@@ -52,7 +55,7 @@ export interface Projection {
   routing: 'recorded' | 'uniform';
   source: Workload['source'];
   /** the plan as projected; precision the one computed in (plan.precision, or fp32 on a cluster that computes in fp32) */
-  plan: { tp: number; pp: number; vpp: number; dp: number; ep: number; etp: number; edp: number; micro_batch: number; micro_batches: number; global_batch: number; shard: string; recompute: string; precision: string; overlap: string };
+  plan: { tp: number; cp: number; pp: number; vpp: number; dp: number; ep: number; etp: number; edp: number; micro_batch: number; micro_batches: number; global_batch: number; shard: string; recompute: string; precision: string; overlap: string };
   /** tokens one GPU routes per micro-batch (its sequence-parallel share) */
   tokens_per_gpu: number;
   step_ms: number;
@@ -145,7 +148,7 @@ function stepParts(c: Cluster, w: Workload, L: Layout, loads: Workload['steps'][
     dpUs = Math.max(dpUs, dp.total);
     dpExposedUs = Math.max(dpExposedUs, Math.max(0, dp.total - hidden));
     const { dense, experts } = stageParams(w.config, L, s);
-    const stepped = w.config.plan.shard === 'none' ? dense + experts : dense / L.dp + experts / L.edp;
+    const stepped = w.config.plan.shard === 'none' ? dense + experts : dense / L.groups.dp.ranks + experts / L.edp; // dense state over dp · cp
     const traffic = stepped * paramBytes(valueBytes(c)).step_traffic;
     optimizerUs = Math.max(optimizerUs, computeUs(c, w.config, { kernels: [], attentionFlops: 0, attentionKernels: 0, bytes: traffic, fixedUs: 0 }));
   });
@@ -172,7 +175,7 @@ export function project(c: Cluster, w: Workload): Projection {
   const part = (k: keyof StageTime) => mean((x) => (x.parts.slowest[k] as number) * m) / 1000;
   const breakdown: Breakdown = {
     dense: part('dense_us'), experts: part('experts_us'), all_to_all: part('a2a_us'), tensor_parallel: part('tensor_parallel_us'),
-    pipeline_p2p: part('p2p_us'), fsdp: part('fsdp_us'), recompute: part('recompute_us'), host: part('host_us'),
+    pipeline_p2p: part('p2p_us'), context_parallel: part('context_parallel_us'), fsdp: part('fsdp_us'), recompute: part('recompute_us'), host: part('host_us'),
     bubble: mean((x) => (x.parts.slowest.total_us * (L.pp - 1)) / L.vpp) / 1000,
     data_parallel: mean((x) => x.parts.dpExposedUs) / 1000, optimizer: mean((x) => x.parts.optimizerUs) / 1000, other: (c.step_overhead_us ?? 0) / 1000,
   };
@@ -190,7 +193,7 @@ export function project(c: Cluster, w: Workload): Projection {
   }
   const collectives: CollectiveUse[] = [...byName.values(), ...dataParallelUs(c, w, L, first.stages.indexOf(first.slowest)).parts];
   const commMs = collectives.reduce((a, x) => a + x.ms_per_step, 0);
-  const exposedMs = breakdown.all_to_all + breakdown.tensor_parallel + breakdown.pipeline_p2p + breakdown.fsdp + breakdown.data_parallel;
+  const exposedMs = breakdown.all_to_all + breakdown.tensor_parallel + breakdown.pipeline_p2p + breakdown.context_parallel + breakdown.fsdp + breakdown.data_parallel;
   const switchLayers = first.stages.flatMap((st) => st.switch_layers.map((x) => x.block));
   const byBlock = stepsOut.map((x) => new Map(x.parts.stages.flatMap((st) => st.switch_layers).map((y) => [y.block, y] as const)));
   const layers: LayerProjection[] = switchLayers.map((block, i) => {
@@ -204,13 +207,13 @@ export function project(c: Cluster, w: Workload): Projection {
   });
   const memory = memoryUse(cfg, L, valueBytes(c), L.tokensPerGpu * cfg.moe.top_k);
   const stepS = stepUs / 1e6;
-  const tokens = L.globalBatch * L.seq;
+  const tokens = L.globalBatch * L.seqLen;
   const modelFlops = modelFlopsPerStep(cfg, L.globalBatch, L.vocab);
   const busiest = first.slowest.switch_layers[0]?.per_gpu.reduce((b, x, i, all) => (x.a2a + x.expert > all[b]!.a2a + all[b]!.expert ? i : b), 0) ?? 0;
   const traced = [...new Set([...Array.from({ length: Math.min(L.gpus / L.pp, 7) }, (_, i) => i), busiest])].sort((a, b) => a - b);
   return {
     cluster: c.name, gpus: L.gpus, all_to_all: c.all_to_all, dispatch: cfg.plan.dispatch, routing: w.source === 'run' ? cfg.plan.routing : 'uniform', source: w.source,
-    plan: { tp: L.tp, pp: L.pp, vpp: L.vpp, dp: L.dp, ep: L.ep, etp: L.etp, edp: L.edp, micro_batch: L.microBatch, micro_batches: m, global_batch: L.globalBatch,
+    plan: { tp: L.tp, cp: L.cp, pp: L.pp, vpp: L.vpp, dp: L.dp, ep: L.ep, etp: L.etp, edp: L.edp, micro_batch: L.microBatch, micro_batches: m, global_batch: L.globalBatch,
       shard: cfg.plan.shard, recompute: cfg.plan.recompute, precision: cfg.plan.precision === 'fp8' ? 'fp8' : c.precision, overlap: cfg.plan.overlap },
     tokens_per_gpu: L.tokensPerGpu,
     step_ms: stepUs / 1000, tokens_per_s: tokens / stepS, tokens_per_s_per_gpu: tokens / stepS / L.gpus,

@@ -1,6 +1,5 @@
 import type { Config } from '../core/config/defaults.js';
-import { exchangeOverheadUs, type Cluster } from './cluster.js';
-import { flatA2aUs, hierarchicalA2aUs } from './collectives/all-to-all.js';
+import type { Cluster } from './cluster.js';
 import { allGatherUs } from './collectives/gather-scatter.js';
 import { sendUs } from './collectives/p2p.js';
 import { computeUs, valueBytes } from './compute.js';
@@ -9,31 +8,13 @@ import { layerRows } from './routing.js';
 import { layerTraffic } from './traffic.js';
 import { fanout } from './fanout.js';
 import { backwardOf, expertWork } from './work.js';
-import { blockTime, headTime } from './block.js';
+import { blockTime } from './block.js';
+import { cpExchange } from './context-parallel.js';
+import { moeExchange } from './dispatch.js';
+import { endsTime } from './ends.js';
+import { exchangesPerLayer, expertRecomputeWork } from './recompute.js';
 import type { LayerLoad } from './workload.js';
-
-/** One Switch layer of one stage, one micro-batch (µs; per GPU quantities are the pacing GPU's: the one whose all-to-all + experts take longest). */
-export interface SwitchLayerTime {
-  block: number;
-  /** one all-to-all on the pacing GPU, and all of them (dispatch and combine, forward and backward; again forward with full recompute) */
-  a2a_us: number;
-  comm_us: number;
-  /** of comm_us, what other micro-batches' compute does not hide (plan.overlap a2a), on the pacing GPU */
-  exposed_comm_us: number;
-  /** the pacing GPU's experts, forward and backward (and the recompute), and of it the forward */
-  expert_us: number;
-  expert_forward_us: number;
-  /** slowest GPU's (all-to-all + experts) over the mean GPU's: 1 when routing is balanced */
-  straggler_factor: number;
-  drop_fraction: number;
-  /** mean expert groups a token's copies go to (limited routing, fanout.ts; 1 without it) */
-  groups_per_token: number;
-  /** the stage's GPUs together, all all-to-alls of the micro-batch */
-  bytes_intra_node: number;
-  bytes_inter_node: number;
-  /** per GPU of the stage: its all-to-alls' and its experts' µs (for the trace) */
-  per_gpu: { a2a: number; expert: number }[];
-}
+import type { SwitchLayerTime } from './layer-time.js';
 
 /** What one pipeline stage spends on one micro-batch, by part (µs); `total_us` is their sum. */
 export interface StageTime {
@@ -45,6 +26,8 @@ export interface StageTime {
   experts_us: number;
   a2a_us: number;
   p2p_us: number;
+  /** context parallelism's K/V ring that attention does not hide (context-parallel.ts) */
+  context_parallel_us: number;
   /** what issuing the kernels on the host adds beyond the GPU's time (host.ts; 0 without cluster.kernels) */
   host_us: number;
   total_us: number;
@@ -71,17 +54,19 @@ export function stageTime(c: Cluster, config: Config, L: Layout, s: number, load
   const d = config.model.d_model;
   const tokens = L.microBatch * L.seq;
   const actBytes = tokens * d * vb; // a [T, d] activation: what the tp collectives and pipeline sends carry
-  const full = config.plan.recompute === 'full';
   const perStage = L.gpus / L.pp;
   const collectives: StageTime['collectives'] = [];
   const note = (name: string, us: number, count: number, bytes: number) => {
     if (us > 0 && count > 0) collectives.push({ name, us, count, bytes });
   };
   const out: StageTime = {
-    stage: s, dense_us: 0, recompute_us: 0, tensor_parallel_us: 0, fsdp_us: 0, experts_us: 0, a2a_us: 0, p2p_us: 0, host_us: 0, total_us: 0,
+    stage: s, dense_us: 0, recompute_us: 0, tensor_parallel_us: 0, fsdp_us: 0, experts_us: 0, a2a_us: 0, p2p_us: 0, context_parallel_us: 0, host_us: 0, total_us: 0,
     backward_us: 0, forward_us: 0, switch_layers: [], collectives,
   };
+  const cp = cpExchange(c, config, L, vb); // the same for every block: its attention's K/V ring (context-parallel.ts)
   for (const l of L.stages[s]!) {
+    out.context_parallel_us += cp.exposed_us;
+    note('cp send/recv (K/V ring)', cp.send_us, cp.sends, cp.bytes);
     // dense compute, tensor parallelism, FSDP and the host's issuing (block.ts); the Switch layer's exchange and experts
     const bt = blockTime(c, config, L, l, (denseUs) => switchLayerOnce(c, config, L, l, loads[switchIndex.get(l)!], denseUs, perStage), note);
     out.dense_us += bt.dense_us;
@@ -96,24 +81,24 @@ export function stageTime(c: Cluster, config: Config, L: Layout, s: number, load
       out.switch_layers.push(layer);
       out.experts_us += layer.expert_us;
       out.a2a_us += layer.exposed_comm_us;
-      const exchanges = full ? 6 : 4;
-      note(`ep all_to_all (${c.all_to_all})`, layer.a2a_us, exchanges, (layer.bytes_intra_node + layer.bytes_inter_node) / exchanges / perStage);
+      const exchanges = exchangesPerLayer(config);
+      const name = config.plan.dispatcher === 'alltoall' ? `all_to_all (${c.all_to_all})` : config.plan.dispatcher;
+      note(`ep ${name}`, layer.a2a_us, exchanges, (layer.bytes_intra_node + layer.bytes_inter_node) / exchanges / perStage);
     }
   }
-  if (s === L.pp - 1) {
-    const head = headTime(c, config, L);
-    out.dense_us += head.forward_us + head.backward_us;
-    out.backward_us += head.backward_us;
-    out.forward_us += head.forward_us;
-    out.host_us += head.host_us;
-  }
+  // the embedding on the first rank, the output layer and loss (and multi-token prediction's) on the last (ends.ts)
+  const ends = endsTime(c, config, L, s);
+  out.dense_us += ends.forward_us + ends.backward_us;
+  out.backward_us += ends.backward_us;
+  out.forward_us += ends.forward_us;
+  out.host_us += ends.host_us;
   if (L.pp > 1) {
     // activations forward and gradients backward at each of the vpp chunk boundaries, sequence-parallel shards
     const send = sendUs(c, actBytes / L.tp, L.ppCrossesNodes);
     out.p2p_us = 2 * L.vpp * send;
     note('pp send/recv', send, 2 * L.vpp, actBytes / L.tp);
   }
-  out.total_us = out.dense_us + out.recompute_us + out.tensor_parallel_us + out.fsdp_us + out.experts_us + out.a2a_us + out.p2p_us + out.host_us;
+  out.total_us = out.dense_us + out.recompute_us + out.tensor_parallel_us + out.fsdp_us + out.experts_us + out.a2a_us + out.p2p_us + out.context_parallel_us + out.host_us;
   return out;
 }
 
@@ -140,19 +125,21 @@ function switchLayer(c: Cluster, config: Config, L: Layout, block: number, load:
   const rows = layerRows(config, L, load, perStage);
   const fan = fanout(config, L, load);
   const t = layerTraffic(c, L, (i) => rows[i]!.sent, config.model.d_model * vb, fan);
-  const exchanges = config.plan.recompute === 'full' ? 6 : 4; // dispatch and combine, forward and backward (and forward again)
+  const exchanges = exchangesPerLayer(config); // dispatch and combine, forward and backward (and forward again: recompute.ts)
   const overlap = config.plan.overlap === 'a2a' && L.microBatches >= 2;
   // GPUs with one traffic object (traffic.ts shares it between alike GPUs) cost the same: computed once
   const once = new Map<unknown, { one: number; a2a: number; exposed: number; expert: number; forward: number }>();
   const per = t.gpus.map((g) => {
     const seen = once.get(g);
     if (seen) return seen;
-    const one = (c.all_to_all === 'flat' ? flatA2aUs(c, g.flat) : hierarchicalA2aUs(c, g.hier)) + exchangeOverheadUs(c);
+    const x = moeExchange(c, config, L, g, vb); // by plan.dispatcher, the forward dispatch at plan.dispatch_fwd_dtype (dispatch.ts)
+    const one = x.one_us;
     const etp = L.etp > 1 ? allGatherUs(c, L.groups.etp, g.rows.reduce((a, b) => a + b, 0) * L.etp * config.model.d_model * vb) * 2 : 0;
-    const a2a = exchanges * one + (exchanges / 2) * etp;
+    const a2a = x.total_us + (exchanges / 2) * etp;
     const w = expertWork(config, L, g.rows, vb, c.kernels !== undefined);
     const forward = computeUs(c, config, w);
-    const expert = forward + computeUs(c, config, backwardOf(w)) + (config.plan.recompute === 'full' ? forward : 0);
+    const again = expertRecomputeWork(config, L, g.rows, w, vb); // full, moe or moe_act (recompute.ts)
+    const expert = forward + computeUs(c, config, backwardOf(w)) + (again === w ? forward : again ? computeUs(c, config, again) : 0);
     const exposed = overlap ? Math.max(0, a2a - denseUs) : a2a; // hidden behind another micro-batch's dense compute (MCore's 1F1B overlap, DeepEP)
     const cost = { one, a2a, exposed, expert, forward };
     once.set(g, cost);

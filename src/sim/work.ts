@@ -1,8 +1,10 @@
 import type { Config } from '../core/config/defaults.js';
 import { isSwitchBlock } from '../core/model/params.js';
-import type { Gemm, Work } from './compute.js';
+import type { Gemm, Work } from './work-types.js';
 import { addMem, ropeWork, routingWork, sortChunksWork } from './kernels.js';
 import type { Layout } from './layout.js';
+import { selectiveWork } from './recompute.js';
+import { activationValues, attentionWork, ffnGemms } from './shapes.js';
 
 /**
  * What one GPU computes per micro-batch, forward, piece by piece (the backward is derived from it:
@@ -16,18 +18,12 @@ import type { Layout } from './layout.js';
 export interface BlockWork {
   /** attention, norms, and the dense FFN or the router and shared experts: the same on every GPU */
   dense: Work;
-  /** of it, the attention core alone (what selective recompute runs again) */
+  /** what selective recompute runs again (recompute.ts: plan.recompute_modules; the attention core by default) */
   attentionCore: Work;
   /** a Switch block */
   moe: boolean;
 }
 
-const activationValues = (config: Config, h: number) => (config.model.activation === 'swiglu' ? 3 : 2) * h;
-
-/** An FFN of hidden size h on m rows: up (SwiGLU's gate and up as one GEMM of 2h columns, as Megatron's fc1) and down. */
-function ffnGemms(config: Config, m: number, d: number, h: number): { up: Gemm; down: Gemm } {
-  return { up: { m, k: d, n: config.model.activation === 'swiglu' ? 2 * h : h }, down: { m, k: h, n: d } };
-}
 /** each GEMM its own kernel */
 const each = (...gemms: Gemm[]) => gemms.filter((g) => g.m > 0).map((g) => [g]);
 
@@ -38,14 +34,13 @@ const each = (...gemms: Gemm[]) => gemms.filter((g) => g.m > 0).map((g) => [g]);
  */
 export function blockWork(config: Config, L: Layout, l: number, bytesPerValue: number, kernels = false): BlockWork {
   const d = config.model.d_model;
-  const { tp, heads, kvHeads, headDim: hd } = L;
+  const { tp } = L;
   const T = L.microBatch * L.seq; // tokens of the micro-batch: every tensor-parallel rank computes its share of heads for all of them
   const Tsp = L.tokensPerGpu; // the sequence-parallel share
-  const qkv = ((heads + 2 * kvHeads) * hd) / tp;
-  // Megatron's count of causal attention: 2·s²·h per sequence forward (QKᵀ and AV, half of them masked)
-  const core = (2 * L.microBatch * L.seq * L.seq * heads * hd) / tp;
-  let gemms = each({ m: T, k: d, n: qkv }, { m: T, k: (heads * hd) / tp, n: d });
-  let values = Tsp * 10 * d + (T * (2 * heads + 2 * kvHeads) * hd) / tp; // norms 4d, residual adds 6d (sequence-parallel); attention in and out
+  const att = attentionWork(config, L); // MHA or MLA, its GEMMs, flash attention (Megatron's causal count), over tp and cp (shapes.ts)
+  const core = att.coreFlops;
+  let gemms = each(...att.gemms);
+  let values = Tsp * 10 * d + att.values; // norms 4d, residual adds 6d (sequence-parallel); attention in and out
   let memKernels = 4;
   const moe = isSwitchBlock(config, l);
   if (!moe) {
@@ -68,7 +63,7 @@ export function blockWork(config: Config, L: Layout, l: number, bytesPerValue: n
   if (kernels && moe) dense = addMem(dense, routingWork(config, L, bytesPerValue));
   return {
     dense,
-    attentionCore: { kernels: [], attentionFlops: core, attentionKernels: 1, bytes: 0, fixedUs: 0 },
+    attentionCore: selectiveWork(config, L, l, bytesPerValue),
     moe,
   };
 }
