@@ -155,6 +155,7 @@ export function fusedKernels(): FusedKernels | null {
   // later, in the background: these kernels are few and all hot, so optimize them once, now
   setFlagsFromString('--no-wasm-dynamic-tiering');
   const backend = tf.backend() as unknown as WasmBackend;
+  loaded = null;
   for (const file of ['fused-fma.wasm', 'fused.wasm']) {
     try {
       const bytes = readFileSync(new URL(`./${file}`, import.meta.url));
@@ -164,7 +165,7 @@ export function fusedKernels(): FusedKernels | null {
       loaded = new FusedKernels(instance.exports as unknown as FusedExports, backend);
       break;
     } catch {
-      loaded = null; // no relaxed SIMD here: the next file; no WebAssembly SIMD at all: the tfjs path
+      // no relaxed SIMD here: the next file; no WebAssembly SIMD at all: null, the tfjs path
     }
   }
   return loaded;
