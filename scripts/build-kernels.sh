@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Rebuilds the WebAssembly SIMD kernels in src/core/model/kernels (the .wasm files are committed, so neither
 # `npm install` nor CI needs a compiler): attention.wasm from attention.c (parallel.kernels tfjs), and, from
-# gemm.c, norm.c, act.c, xent.c, attn.c and combine.c (parallel.kernels fused: matmuls, layer norm, activations,
-# cross-entropy, embedding, attention, the Switch combine), fused-fma.wasm (relaxed SIMD's fused multiply-add)
+# gemm.c, norm.c, act.c, xent.c, attn.c, combine.c and router.c (parallel.kernels fused: matmuls, layer norm, activations,
+# cross-entropy, embedding, attention, the Switch combine, router scores), fused-fma.wasm (relaxed SIMD's fused multiply-add)
 # and fused.wasm (multiply and add, for a WebAssembly without relaxed SIMD).
 # Needs clang and wasm-ld 16 or later (relaxed SIMD): apt-get install clang-16 lld-16 (and wabt, for the check).
 set -euo pipefail
@@ -13,7 +13,7 @@ FLAGS=(--target=wasm32 -O3 -msimd128 -nostdlib -ffreestanding -fno-builtin-memse
 "$CLANG" "${FLAGS[@]}" -Wl,--export=attention_forward -Wl,--export=attention_backward -Wl,--export=__heap_base -o attention.wasm attention.c
 # fused*.wasm run on the tfjs wasm backend's memory: their entry points are marked EXPORT(...) in the sources
 # (simd-math.h), and they must have no data segments and no shadow stack (no arrays on the stack): checked below
-SOURCES=(gemm.c norm.c act.c xent.c attn.c combine.c)
+SOURCES=(gemm.c norm.c act.c xent.c attn.c combine.c router.c)
 "$CLANG" "${FLAGS[@]}" -o fused.wasm "${SOURCES[@]}"
 "$CLANG" "${FLAGS[@]}" -mrelaxed-simd -DRELAXED -o fused-fma.wasm "${SOURCES[@]}"
 for f in fused.wasm fused-fma.wasm; do

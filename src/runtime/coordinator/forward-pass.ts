@@ -15,7 +15,7 @@ import type { StepContext } from './step-context.js';
 import { early, perChoice } from './rows.js';
 import { forwardStage, type RecordedStage } from './stage-tape.js';
 import { useFused } from '../../core/model/fused/io.js';
-import { scores } from '../../core/model/fused/scores.js';
+import { scoresOf } from '../../core/model/fused/scores.js';
 import type { Exchanger, SwitchForward } from './switch-dispatch.js';
 
 /** One micro-batch's forward: what its backward needs, and what it measured. */
@@ -103,7 +103,7 @@ export async function forwardPass(p: ForwardDeps, ctxs: StepContext[]): Promise<
         }
         const block = switchBlocks(config)[k]!;
         PROFILE?.begin('router_softmax', 'compute', block);
-        if (useFused(config)) probs[m] = scores(readView(out.logits!), out.logits!.shape[0], config.moe.n_experts, config.moe);
+        if (useFused(config)) probs[m] = scoresOf(out.logits!, config.moe);
         else {
           const probsT = routerScores(out.logits!, config.moe);
           probs[m] = probsT.dataSync() as Float32Array; // router scores (softmax or sigmoid), float32 [N, E]

@@ -2,7 +2,7 @@ import tf from '../../util/tfjs.cjs';
 import type { Config } from '../../config/defaults.js';
 import type { RoutingConstants } from '../../router/gates.js';
 import { readView, tensorFrom } from '../../backend/view.js';
-import { customOp } from './io.js';
+import { customOp, kernels, output, ptr } from './io.js';
 import { normalised, normalisedBackward, scores, scoresBackward } from './scores.js';
 
 type Moe = Config['moe'];
@@ -49,34 +49,28 @@ export function fusedBalanceLoss(logits: tf.Tensor2D, rc: RoutingConstants, moe:
 }
 
 /**
- * The router z-loss (ST-MoE §3.1) as one fused operation: Z = c · (1/N) Σ_t (lse_t)², lse_t = log Σ_i e^{z_{t,i}};
- *   ∂z_{t,i} = ∂Z · c · (2/N) · lse_t · softmax(z_t)_i.  None for hash routing or c = 0.
+ * The router z-loss (ST-MoE §3.1) as one fused operation (kernels/router.c): Z = c · (1/N) Σ_t (lse_t)²,
+ * lse_t = log Σ_i e^{z_{t,i}};  ∂z_{t,i} = ∂Z · c · (2/N) · lse_t · softmax(z_t)_i.  None for hash routing or c = 0.
  */
 export function fusedZLoss(logits: tf.Tensor2D, moe: Moe): tf.Scalar {
   if (moe.router === 'hash' || moe.z_loss_coef === 0) return tf.scalar(0);
   const [N, E] = logits.shape;
   const c = moe.z_loss_coef;
   return customOp([logits], ([z], save) => {
-    const zv = readView(z!);
-    const lse = new Float64Array(N);
+    const k = kernels();
+    const lse = output(k, [N]);
+    k.k.router_scores(ptr(k, z!), k.alloc(N * E), lse.p, N, E, 0);
+    const l = k.view(lse.p, N);
     let total = 0;
-    for (let t = 0; t < N; t++) {
-      let m = -Infinity;
-      for (let i = 0; i < E; i++) m = Math.max(m, zv[t * E + i]!);
-      let sum = 0;
-      for (let i = 0; i < E; i++) sum += Math.exp(zv[t * E + i]! - m);
-      lse[t] = m + Math.log(sum);
-      total += lse[t]! * lse[t]!;
-    }
-    const zc = zv.slice();
-    save([]);
+    for (let t = 0; t < N; t++) total += l[t]! * l[t]!;
+    save([z!, lse.t]);
     return {
       value: tf.scalar((c * total) / N),
-      grad: (dy) => {
-        const k = (readView(dy)[0]! * c * 2) / N;
-        const dz = new Float32Array(N * E);
-        for (let t = 0; t < N; t++) for (let i = 0; i < E; i++) dz[t * E + i] = k * lse[t]! * Math.exp(zc[t * E + i]! - lse[t]!);
-        return [tensorFrom(dz, [N, E])];
+      grad: (dy, [sz, sl]) => {
+        const q = kernels();
+        const dz = output(q, [N, E]);
+        q.k.zloss_bwd(ptr(q, sz!), ptr(q, sl!), (readView(dy)[0]! * c * 2) / N, dz.p, N, E);
+        return [dz.t];
       },
     };
   }) as tf.Scalar;

@@ -1,4 +1,6 @@
+import type tf from '../../util/tfjs.cjs';
 import type { Config } from '../../config/defaults.js';
+import { fusedKernels } from '../kernels/fused-wasm.js';
 
 type Moe = Config['moe'];
 
@@ -67,4 +69,14 @@ export function normalisedBackward(dn: Float32Array, s: Float32Array, N: number,
     for (let e = 0; e < E; e++) dn[o + e] = (dn[o + e]! - dot) / sum;
   }
   return dn;
+}
+
+/** scores() of a logits tensor [N, E] on the fused kernels (kernels/router.c), as a new array. */
+export function scoresOf(logits: tf.Tensor2D, moe: Moe): Float32Array {
+  const [N, E] = logits.shape;
+  if (moe.router === 'hash') return new Float32Array(N * E).fill(1 / E);
+  const k = fusedKernels()!.reset();
+  const s = k.alloc(N * E);
+  k.k.router_scores(k.ptr(logits), s, 0, N, E, moe.score === 'sigmoid' ? 1 : 0);
+  return k.view(s, N * E).slice();
 }

@@ -3,7 +3,7 @@ import { setFlagsFromString } from 'node:v8';
 import tf from '../../util/tfjs.cjs';
 
 /**
- * Loader for fused.wasm (WebAssembly SIMD, built from gemm.c, norm.c, act.c, xent.c, attn.c and combine.c by
+ * Loader for fused.wasm (WebAssembly SIMD, built from gemm.c, norm.c, act.c, xent.c, attn.c, combine.c and router.c by
  * scripts/build-kernels.sh): the matmuls, layer norm, activations, cross-entropy, embedding, attention and Switch combine of the
  * fused kernels (parallel.kernels: fused). Pointers are byte offsets into tfjs's wasm heap.
  */
@@ -23,6 +23,8 @@ export interface FusedExports {
   combine_fwd(h: number, outs: number, coef: number, shared: number, m: number, y: number, N: number, d: number, K: number): void;
   combine_bwd(dy: number, m: number, outs: number, coef: number, keep: number, dM: number, dOuts: number, dG: number, N: number, d: number, K: number): void;
   scale(x: number, s: number, y: number, n: number): void;
+  router_scores(z: number, s: number, lse: number, N: number, E: number, sigmoid: number): void;
+  zloss_bwd(z: number, lse: number, k: number, dz: number, N: number, E: number): void;
   attn_fwd(qkv: number, o: number, lse: number, B: number, T: number, H: number, hd: number, scratch: number): void;
   attn_bwd(qkv: number, o: number, lse: number, dO: number, dqkv: number, B: number, T: number, H: number, hd: number, scratch: number): void;
 }
