@@ -18,7 +18,7 @@ export function fusedAttention(qkv: tf.Tensor2D, shape: AttentionShape): tf.Tens
   return customOp([qkv], ([x], save) => {
     const k = kernels();
     const [o, lse] = [output(k, [N, d]), output(k, [B * H * T])];
-    k.k.attn_fwd(ptr(k, x!), o.p, lse.p, B, T, H, hd, k.alloc(4 * T * hd + T * T));
+    k.k.attn_fwd(ptr(k, x!), o.p, lse.p, B, T, H, hd, k.alloc(4 * T * hd + T * T + T));
     save([x!, o.t, lse.t]);
     return {
       value: o.t,

@@ -43,11 +43,11 @@ static void zero_above(f32 *row, int i, int T) {
   for (int j = i + 1; j < end && j < T; j++) row[j] = 0;
 }
 
-// scratch: 4·T·hd + T·T floats
+// scratch: 4·T·hd + T·T + T floats
 EXPORT(attn_fwd) void attn_fwd(const f32 *qkv, f32 *o, f32 *lse, int B, int T, int H, int hd, f32 *scratch) {
   const int D = H * hd, S3 = 3 * D;
   const f32 scale = 1.0f / __builtin_sqrtf((f32)hd);
-  f32 *qh = scratch, *kt = qh + T * hd, *vh = kt + T * hd, *oh = vh + T * hd, *P = oh + T * hd;
+  f32 *qh = scratch, *kt = qh + T * hd, *vh = kt + T * hd, *oh = vh + T * hd, *P = oh + T * hd, *inv = P + T * T;
   for (int b = 0; b < B; b++)
     for (int h = 0; h < H; h++) {
       const f32 *base = qkv + (long)b * T * S3 + h * hd;
@@ -58,20 +58,26 @@ EXPORT(attn_fwd) void attn_fwd(const f32 *qkv, f32 *o, f32 *lse, int B, int T, i
       for (int i = 0; i < T; i++) {
         f32 *row = P + i * T;
         int n = i + 1;
-        f32 m = -3.0e38f;
-        for (int j = 0; j < n; j++) { row[j] *= scale; if (row[j] > m) m = row[j]; }
         int n4 = n & ~3;
+        v128_t sc = SPLAT(scale), mx = SPLAT(-3.0e38f);
+        for (int j = 0; j < n4; j += 4) {
+          v128_t v = MUL(LOAD(row + j), sc);
+          STORE(row + j, v);
+          mx = wasm_f32x4_pmax(mx, v);
+        }
+        f32 m = hmax4(mx);
+        for (int j = n4; j < n; j++) { row[j] *= scale; if (row[j] > m) m = row[j]; }
         v128_t s4 = SPLAT(0), m4 = SPLAT(m);
         for (int j = 0; j < n4; j += 4) { v128_t e = exp4(SUB(LOAD(row + j), m4)); STORE(row + j, e); s4 = ADD(s4, e); }
         f32 l = hsum4(s4);
         for (int j = n4; j < n; j++) l += (row[j] = SCALAR(exp4, row[j] - m));
-        v128_t inv = SPLAT(1.0f / l);
-        for (int j = 0; j < n4; j += 4) STORE(row + j, MUL(LOAD(row + j), inv));
-        for (int j = n4; j < n; j++) row[j] *= 1.0f / l;
         zero_above(row, i, T);
+        inv[i] = 1.0f / l; // P's rows are normalised on O = P·V, T·hd values instead of T·T
         lse[(b * H + h) * T + i] = m + log_f(l);
       }
       lower_times(P, vh, oh, T, hd);
+      for (int i = 0; i < T; i++)
+        for (int c = 0; c < hd; c += 4) STORE(oh + i * hd + c, MUL(LOAD(oh + i * hd + c), SPLAT(inv[i])));
       scatter(oh, T, hd, o + (long)b * T * D + h * hd, D);
     }
 }

@@ -50,6 +50,13 @@ static inline v128_t tanh4(v128_t x) { return SUB(SPLAT(1.0f), DIV(SPLAT(2.0f), 
 // lane 0 of a four-lane function, for the columns past the last multiple of 4
 #define SCALAR(f, x) wasm_f32x4_extract_lane(f(SPLAT(x)), 0)
 
+static inline f32 hmax4(v128_t v) {
+  f32 a = wasm_f32x4_extract_lane(v, 0), b = wasm_f32x4_extract_lane(v, 1), c = wasm_f32x4_extract_lane(v, 2), d = wasm_f32x4_extract_lane(v, 3);
+  a = a > b ? a : b;
+  c = c > d ? c : d;
+  return a > c ? a : c;
+}
+
 static inline f32 hsum4(v128_t v) {
   return wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1) + wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3);
 }
