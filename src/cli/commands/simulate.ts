@@ -22,6 +22,11 @@ interface Options {
   gpus?: number;
   calibrate?: boolean;
   json?: boolean;
+  search?: boolean;
+  top?: number;
+  space: string[];
+  html?: string;
+  threads?: number;
 }
 
 /** `switch-sim simulate`: project a run (or a config) onto a GPU cluster, one collective on it, or calibrate this machine's model. */
@@ -43,6 +48,11 @@ export function register(program: Command): void {
     .option('-o, --out <dir>', 'output directory (default runs/simulate-<cluster>-<timestamp>)')
     .option('--calibrate', 'fit configs/clusters/this-machine.yaml here and predict held-out thread runs')
     .option('--json', 'the last line of stdout is the result as JSON')
+    .option('--search', 'every plan Megatron-Core accepts for the model on the cluster, fastest first (--set and --megatron-args pin what they name)')
+    .option('--top <n>', 'with --search: how many plans to print and list in --json (0: all that fit; default 10)', number('--top', 0, true))
+    .option('--space <key=v1,v2,...>', 'with --search: narrow a searched plan key to these values (repeatable)', collect, [])
+    .option('--html <file>', 'with --search: where to write search.html (default the output directory)')
+    .option('--threads <n>', 'with --search: threads that project (default the cores, at most 8)', number('--threads', 1, true))
     .action(async (o: Options) => {
       const { loadCluster } = await import('../../sim/cluster.js');
       if (o.calibrate) {
@@ -86,6 +96,17 @@ export function register(program: Command): void {
       for (const warning of w.warnings ?? []) process.stderr.write(`warning: ${warning}\n`);
       const { clusterFor } = await import('../../sim/machine.js');
       const on = clusterFor(cluster, w.config); // this machine: the run's own device threads
+      if (!o.search) (await import('./simulate-search.js')).refuseSearchFlags(o);
+      if (o.search) {
+        const { runSearch } = await import('./simulate-search.js');
+        const out = () => {
+          const d = o.out ?? timestampedRunDir(`simulate-${cluster.name}`);
+          mkdirSync(d, { recursive: true });
+          return d;
+        };
+        await runSearch({ ...o, megatronArgs: megatron }, on.cluster, w, out);
+        return;
+      }
       if (o.emit === 'megatron') {
         const { megatronLine } = await import('../../core/config/megatron-emit.js');
         const { resolveLayout } = await import('../../sim/layout.js');
@@ -93,7 +114,10 @@ export function register(program: Command): void {
         console.log(megatronLine(w.config, { ep: L.ep, micro_batch: L.microBatch }));
         return;
       }
-      const p = { ...project(on.cluster, w), notes: on.notes };
+      // plan.redundant_experts: EPLB's copies placed by the recorded loads, and a note of what they change
+      const copies = w.config.plan.redundant_experts > 0
+        ? (await import('../../sim/replicas.js')).replicaProjection(on.cluster, w) : undefined;
+      const p = { ...(copies?.projection ?? project(on.cluster, w)), notes: copies ? [...(on.notes ?? []), ...copies.notes] : on.notes };
       const varied = o.vary ? (() => {
         const { key, values } = parseVary(o.vary!);
         return { key, rows: vary(cluster, w, key, values) };
