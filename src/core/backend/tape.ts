@@ -86,7 +86,16 @@ export function backprop(rec: Recording<unknown>, seeds: [tf.Tensor, tf.Tensor][
       timer?.node(i, t0, performance.now());
     }
     timer?.flush();
-    return xs.map((x) => acc.get(x.id)?.clone() ?? tf.zerosLike(x));
+    // a gradient may be a seed's tensor, or one tensor for two inputs (a residual's): those are cloned (a copy on
+    // wasm), so that every result is the caller's own
+    const taken = new Set(seeds.map(([, dy]) => dy.id));
+    return xs.map((x) => {
+      const g = acc.get(x.id);
+      if (!g) return tf.zerosLike(x);
+      if (taken.has(g.id)) return g.clone();
+      taken.add(g.id);
+      return g;
+    });
   });
 }
 

@@ -38,7 +38,7 @@ export function fusedFfn(x: tf.Tensor2D, w: FfnWeights, act: Activation, residua
         const [gx, g1, gb1, g2, gb2] = g.map((o) => o.p) as number[];
         ffnBackwardAt(q, { x: ptr(q, sx!), w1: ptr(q, s1!), w2: ptr(q, s2!), a: ptr(q, sa!), dO }, s, { x: gx!, w1: g1!, b1: gb1!, w2: g2!, b2: gb2! });
         const grads = g.map((o) => o.t);
-        return residual ? [...grads, dy.clone()] : grads;
+        return residual ? [...grads, dy] : grads;
       },
     };
   }) as tf.Tensor2D;

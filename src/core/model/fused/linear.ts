@@ -52,7 +52,7 @@ export function fusedLinear(x: tf.Tensor2D, w: tf.Tensor, extras: LinearExtras =
           q.k.col_sum(pd, db.p, N, F, 0);
           grads.push(db.t);
         }
-        if (residual) grads.push(dy.clone());
+        if (residual) grads.push(dy); // the same tensor: the tape clones what it must (tape.ts)
         return grads;
       },
     };

@@ -77,7 +77,7 @@ export function fusedCombine(
         q.k.combine_bwd(ptr(q, dy), mask ? ptr(q, saved[K]!) : 0, qo, q.put(coef), q.put(keep), dM.p, qd, dG, N, d, K);
         const ds = new Float32Array(N * E);
         if (!hash) gateBackward(q.view(dG, N * K), gt, expert, ds, N, E, K, moe);
-        const grads = [dy.clone(), tensorFrom(scoresBackward(ds, s, N, E, moe), [N, E]), ...douts.map((o) => o.t)];
+        const grads = [dy, tensorFrom(scoresBackward(ds, s, N, E, moe), [N, E]), ...douts.map((o) => o.t)];
         return dM.t ? [...grads, dM.t] : grads;
       },
     };
