@@ -3,7 +3,7 @@ import type { Config } from '../../config/defaults.js';
 import type { RoutingConstants } from '../../router/gates.js';
 import { readView, tensorFrom } from '../../backend/view.js';
 import { customOp, kernels, output, ptr } from './io.js';
-import { normalised, normalisedBackward, scores, scoresBackward } from './scores.js';
+import { normalised, scores } from './scores.js';
 
 type Moe = Config['moe'];
 
@@ -26,26 +26,51 @@ export function fusedBalanceLoss(logits: tf.Tensor2D, rc: RoutingConstants, moe:
   const coef = seq ? moe.balance_loss_coef / G : (moe.balance_loss_coef * E) / G;
   return customOp([logits], ([z], save) => {
     const s = probs ?? scores(readView(z!), N, E, moe);
-    const sn = normalised(s, N, E, moe);
-    let total = 0;
-    for (let g = 0; g < G; g++) {
-      for (let i = 0; i < E; i++) {
-        let p = 0;
-        for (let t = g * S; t < (g + 1) * S; t++) p += sn[t * E + i]!;
-        total += (p / S) * f[g * E + i]!;
-      }
-    }
     save([]);
     return {
-      value: tf.scalar(total * coef),
-      grad: (dy) => {
-        const k = (readView(dy)[0]! * coef) / S;
-        const dn = new Float32Array(N * E);
-        for (let t = 0; t < N; t++) for (let i = 0; i < E; i++) dn[t * E + i] = k * f[Math.floor(t / S) * E + i]!;
-        return [tensorFrom(scoresBackward(normalisedBackward(dn, s, N, E, moe), s, N, E, moe), [N, E])];
-      },
+      value: tf.scalar(balanceValue(normalised(s, N, E, moe), f, G, E) * coef),
+      grad: (dy) => [tensorFrom(balanceGradient((readView(dy)[0]! * coef) / S, f, s, N, E, S, moe), [N, E])],
     };
   }) as tf.Scalar;
+}
+
+/** Σ_g Σ_i f_{g,i} · (1/S) Σ_{t in g} s'_{t,i}, over G groups of S = N/G rows of sn [N, E] */
+function balanceValue(sn: Float32Array, f: Float32Array, G: number, E: number): number {
+  const S = sn.length / E / G;
+  const p = new Float64Array(E);
+  let total = 0;
+  for (let g = 0; g < G; g++) {
+    p.fill(0);
+    for (let t = g * S; t < (g + 1) * S; t++) for (let i = 0; i < E; i++) p[i]! += sn[t * E + i]!;
+    for (let i = 0; i < E; i++) total += (p[i]! / S) * f[g * E + i]!;
+  }
+  return total;
+}
+
+/**
+ * ∂L/∂z of the balance loss row by row, ∂s'_{t,i} = k · f_{g(t),i} (k = ∂B · coef / S), through s' = s / Σ s
+ * (sigmoid): ∂s_j = (∂s'_j − Σ_i ∂s'_i s'_i) / Σ s, and the scores (scores.ts's scoresBackward), in one pass.
+ */
+function balanceGradient(k: number, f: Float32Array, s: Float32Array, N: number, E: number, S: number, moe: Moe): Float32Array {
+  const dz = new Float32Array(N * E);
+  if (moe.router === 'hash') return dz;
+  const sigmoid = moe.score === 'sigmoid';
+  for (let t = 0; t < N; t++) {
+    const o = t * E, fg = Math.floor(t / S) * E;
+    let sum = 0, dot = 0;
+    if (sigmoid) {
+      for (let i = 0; i < E; i++) sum += s[o + i]!;
+      for (let i = 0; i < E; i++) dot += (k * f[fg + i]! * s[o + i]!) / sum;
+    }
+    let dot2 = 0;
+    for (let i = 0; i < E; i++) {
+      const dn = sigmoid ? (k * f[fg + i]! - dot) / sum : k * f[fg + i]!;
+      dz[o + i] = dn;
+      dot2 += dn * s[o + i]!;
+    }
+    for (let i = 0; i < E; i++) dz[o + i] = sigmoid ? dz[o + i]! * s[o + i]! * (1 - s[o + i]!) : s[o + i]! * (dz[o + i]! - dot2);
+  }
+  return dz;
 }
 
 /**

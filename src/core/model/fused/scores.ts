@@ -57,20 +57,6 @@ export function normalised(s: Float32Array, N: number, E: number, moe: Moe): Flo
   return out;
 }
 
-/** ∂L/∂s from ∂L/∂s' through s' = s / Σ s (in place): ∂s_j = (∂s'_j − Σ_i ∂s'_i s'_i) / Σ s. */
-export function normalisedBackward(dn: Float32Array, s: Float32Array, N: number, E: number, moe: Moe): Float32Array {
-  if (moe.score !== 'sigmoid' || moe.router === 'hash') return dn;
-  for (let t = 0; t < N; t++) {
-    const o = t * E;
-    let sum = 0;
-    for (let e = 0; e < E; e++) sum += s[o + e]!;
-    let dot = 0;
-    for (let e = 0; e < E; e++) dot += (dn[o + e]! * s[o + e]!) / sum;
-    for (let e = 0; e < E; e++) dn[o + e] = (dn[o + e]! - dot) / sum;
-  }
-  return dn;
-}
-
 /** scores() of a logits tensor [N, E] on the fused kernels (kernels/router.c), as a new array. */
 export function scoresOf(logits: tf.Tensor2D, moe: Moe): Float32Array {
   const [N, E] = logits.shape;
