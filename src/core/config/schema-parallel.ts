@@ -38,10 +38,11 @@ export const parallel = section({
     'Splits each step into this many micro-batches of whole routing groups, pipelined over the devices; '
     + "the losses equal one batch's (jitter and dropout are drawn per sequence)."),
   kernels: z.enum(['fused', 'tfjs']).default('fused').describe(
-    '`fused`: on the wasm and cpu backends, the model\'s layers (matmuls with their bias, activation and '
-    + 'residual, layer norm, embedding, cross-entropy, the experts) run as hand-written WebAssembly SIMD '
-    + 'kernels with hand-written backward passes; `tfjs`: every layer as tfjs operations and autodiff (the '
-    + 'reference; GPU backends always run it). Both compute the same numbers up to float rounding.'),
+    '`fused`: on the wasm backend, the model\'s layers (matmuls with their bias, activation and residual, '
+    + 'layer norm, embedding, attention, the Switch combine and router losses, cross-entropy, the experts) run '
+    + 'as hand-written WebAssembly SIMD kernels on its heap, with hand-written backward passes; `tfjs`: every '
+    + 'layer as tfjs operations and autodiff (the reference; the cpu and GPU backends always run it). Both '
+    + 'compute the same numbers up to float rounding.'),
   fault,
 }, 'How train runs the model on simulated devices: the layout, the threads, the backends, fault injection.');
 
