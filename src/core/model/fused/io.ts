@@ -21,14 +21,6 @@ export const ptr = (k: FusedKernels, t: tf.Tensor): number => k.ptr(t);
 /** A new tensor of this shape for a kernel to write, and its pointer. */
 export const output = (k: FusedKernels, shape: number[]): { t: tf.Tensor; p: number } => k.output(shape);
 
-/** A new tensor holding a copy of the n floats at p (an arena temporary). */
-export function take(k: FusedKernels, p: number, shape: number[]): tf.Tensor {
-  const o = k.output(shape);
-  const n = shape.reduce((a, b) => a * b, 1);
-  k.f32.copyWithin(o.p >> 2, p >> 2, (p >> 2) + n);
-  return o.t;
-}
-
 /** The op's gradient function signature in tf.customGrad, with the saved tensors typed. */
 export type SaveFn = tf.GradSaveFunc;
 
