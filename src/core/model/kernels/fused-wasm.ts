@@ -149,13 +149,24 @@ export class FusedKernels {
 
 let loaded: FusedKernels | null | undefined;
 
+/**
+ * V8 first runs WebAssembly from its baseline compiler and moves hot functions to its optimizing one later,
+ * in the background: these kernels are few and all hot, so they are optimized at once, and the default is
+ * back for every module compiled after them (tfjs's own, in threads started later).
+ */
+function compileOptimized(bytes: Uint8Array<ArrayBuffer>): WebAssembly.Module {
+  setFlagsFromString('--no-wasm-dynamic-tiering');
+  try {
+    return new WebAssembly.Module(bytes);
+  } finally {
+    setFlagsFromString('--wasm-dynamic-tiering');
+  }
+}
+
 /** The kernels on this thread's tfjs wasm backend, or null on another backend or without WebAssembly SIMD. */
 export function fusedKernels(): FusedKernels | null {
   if (loaded !== undefined) return loaded;
   if (tf.getBackend() !== 'wasm') return null; // not cached: the backend may not be started yet
-  // V8 first runs WebAssembly from its baseline compiler and moves hot functions to its optimizing one
-  // later, in the background: these kernels are few and all hot, so optimize them once, now
-  setFlagsFromString('--no-wasm-dynamic-tiering');
   const backend = tf.backend() as unknown as WasmBackend;
   loaded = null;
   for (const file of ['fused-fma.wasm', 'fused.wasm']) {
@@ -163,7 +174,7 @@ export function fusedKernels(): FusedKernels | null {
       const bytes = readFileSync(new URL(`./${file}`, import.meta.url));
       // relaxed SIMD's fused multiply-add: standard, but behind a flag in Node 20's V8
       if (!WebAssembly.validate(bytes)) setFlagsFromString('--experimental-wasm-relaxed-simd');
-      const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory: backend.wasm.asm.memory } });
+      const instance = new WebAssembly.Instance(compileOptimized(bytes), { env: { memory: backend.wasm.asm.memory } });
       loaded = new FusedKernels(instance.exports as unknown as FusedExports, backend);
       break;
     } catch {
