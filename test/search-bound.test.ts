@@ -41,8 +41,8 @@ const SMALL = ['model.n_layers=4', 'model.n_heads=4', 'model.d_model=64', 'model
 
 for (const [name, config, cluster, every] of [
   ['the small model on 8 GPUs, every plan', resolveConfig({ sets: SMALL }).config, CLUSTER('8xh100'), 1],
-  ['Mixtral-8x7B on 512 GPUs, every 20th plan', resolveConfig({ file: MODEL('mixtral-8x7b') }).config, CLUSTER('64x8xh100'), 20],
-  ['DeepSeek-V3 on 2,048 GPUs, every 40th plan', resolveConfig({ file: MODEL('deepseek-v3') }).config, CLUSTER('256x8xh800'), 40],
+  ['Mixtral-8x7B on 512 GPUs, every 5th plan', resolveConfig({ file: MODEL('mixtral-8x7b') }).config, CLUSTER('64x8xh100'), 5],
+  ['DeepSeek-V3 on 2,048 GPUs, every 10th plan', resolveConfig({ file: MODEL('deepseek-v3') }).config, CLUSTER('256x8xh800'), 10],
   ['Qwen3-30B-A3B on 16 GPUs, every 5th plan', resolveConfig({ file: MODEL('qwen3-30b-a3b') }).config, CLUSTER('2x8xh100'), 5],
 ] as const) {
   test(`the bound never exceeds the full memory model: ${name}`, (t) => {

@@ -57,8 +57,8 @@ test('simulate --search --json: the counts and the top plans, fastest first, eac
   t.is(r.status, 0, r.stderr);
   const lines = r.stdout.trim().split('\n');
   const json = JSON.parse(lines[lines.length - 1]!);
-  t.deepEqual(Object.keys(json), ['considered', 'rejected', 'projected', 'fitting', 'memory', 'threads', 'seconds', 'plans_per_s', 'plans']);
-  t.like(json, { considered: 12, rejected: { divisibility: 0, memory: 0 }, projected: 12, fitting: 12 });
+  t.deepEqual(Object.keys(json), ['considered', 'rejected', 'projected', 'memory', 'threads', 'seconds', 'plans_per_s', 'plans']);
+  t.like(json, { considered: 12, rejected: { divisibility: 0, memory: 0 }, projected: 12, memory: { by_bound: 0, by_model: 0 } });
   t.is(json.plans.length, 3);
   for (const [i, p] of json.plans.entries()) {
     t.deepEqual(Object.keys(p), ['rank', 'plan', 'line', 'megatron_args', 'step_ms', 'tokens_per_s_per_gpu', 'mfu', 'memory_gb_per_gpu',
@@ -86,7 +86,7 @@ test('search.html renders in Chromium: the plans chart drew its dots, no console
 test('bad input exits 2 with one line naming the flag or key, the rule and the value', (t) => {
   const base = ['--cluster', CLUSTER('64x8xh100'), '--config', MODEL('mixtral-8x7b')];
   const refusals: [string[], RegExp][] = [
-    [['--search', '--space', 'plan.bogus=1'], /^config error: --space must name a searched plan key: plan\.pp\|.*\(got "plan\.bogus"\)$/],
+    [['--search', '--space', 'plan.bogus=1'], /^config error: --space must name a searched plan key: plan\.tp\|.*\(got "plan\.bogus"\)$/],
     [['--search', '--space', 'plan.dispatcher=alltoall,deepep'],
       /^config error: --space plan\.dispatcher must be one of alltoall\|allgather\|flex \(got "deepep"\)$/],
     [['--search', '--space', 'plan.ep=two'], /^config error: --space plan\.ep must be a number \(got "two"\)$/],

@@ -155,6 +155,10 @@ function stepParts(c: Cluster, w: Workload, L: Layout, loads: Workload['steps'][
   return { stages, slowest, pipelineUs, dpUs, dpExposedUs, optimizerUs };
 }
 
+/** The busiest GPU's memory under a plan, as project() reports it (a plan search checks it before projecting). */
+export const planMemory = (c: Cluster, cfg: Workload['config'], L: Layout): MemoryUse =>
+  memoryUse(cfg, L, valueBytes(c), L.tokensPerGpu * cfg.moe.top_k);
+
 /**
  * A step of the config's plan on the cluster: every stage's micro-batch (stageTime), the 1F1B
  * pipeline over micro-batches, T = t_slowest · (m + (pp − 1)/vpp), then the gradient reduction the
@@ -205,7 +209,7 @@ export function project(c: Cluster, w: Workload): Projection {
       straggler_factor: avg((y) => y.straggler_factor), drop_fraction: avg((y) => y.drop_fraction), groups_per_token: avg((y) => y.groups_per_token), bytes_intra_node: avg((y) => y.bytes_intra_node), bytes_inter_node: avg((y) => y.bytes_inter_node),
     };
   });
-  const memory = memoryUse(cfg, L, valueBytes(c), L.tokensPerGpu * cfg.moe.top_k);
+  const memory = planMemory(c, cfg, L);
   const stepS = stepUs / 1e6;
   const tokens = L.globalBatch * L.seqLen;
   const modelFlops = modelFlopsPerStep(cfg, L.globalBatch, L.vocab);

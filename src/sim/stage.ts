@@ -8,7 +8,8 @@ import { layerRows } from './routing.js';
 import { layerTraffic } from './traffic.js';
 import { fanout } from './fanout.js';
 import { backwardOf, expertWork } from './work.js';
-import { blockTime } from './block.js';
+import { blockTime, type BlockTime, type Note } from './block.js';
+import { blockParams, isSwitchBlock } from '../core/model/params.js';
 import { cpExchange } from './context-parallel.js';
 import { moeExchange } from './dispatch.js';
 import { endsTime } from './ends.js';
@@ -68,7 +69,8 @@ export function stageTime(c: Cluster, config: Config, L: Layout, s: number, load
     out.context_parallel_us += cp.exposed_us;
     note('cp send/recv (K/V ring)', cp.send_us, cp.sends, cp.bytes);
     // dense compute, tensor parallelism, FSDP and the host's issuing (block.ts); the Switch layer's exchange and experts
-    const bt = blockTime(c, config, L, l, (denseUs) => switchLayerOnce(c, config, L, l, loads[switchIndex.get(l)!], denseUs, perStage), note);
+    const load = loads[switchIndex.get(l)!];
+    const bt = blockTimeOnce(c, config, L, l, load, (denseUs) => switchLayerOnce(c, config, L, l, load, denseUs, perStage), note);
     out.dense_us += bt.dense_us;
     out.recompute_us += bt.recompute_us;
     out.forward_us += bt.forward_us;
@@ -100,6 +102,34 @@ export function stageTime(c: Cluster, config: Config, L: Layout, s: number, load
   }
   out.total_us = out.dense_us + out.recompute_us + out.tensor_parallel_us + out.fsdp_us + out.experts_us + out.a2a_us + out.p2p_us + out.context_parallel_us + out.host_us;
   return out;
+}
+
+/**
+ * Within one projection, blocks alike (both Switch or both dense, both or neither multi-token prediction's, the same
+ * parameters, the same load object) take the same time: blockTime reads its block only through those. Each is
+ * computed once per Layout, its collectives noted again for every block.
+ */
+type KnownBlock = { bt: BlockTime; notes: Parameters<Note>[] };
+const blockTimes = new WeakMap<Layout, { c: Cluster; config: Config; byKind: Map<LayerLoad | undefined, Map<string, KnownBlock>> }>();
+function blockTimeOnce(c: Cluster, config: Config, L: Layout, l: number, load: LayerLoad | undefined,
+  switchLayer: (denseUs: number) => SwitchLayerTime, note: Note): BlockTime {
+  let seen = blockTimes.get(L);
+  if (!seen || seen.c !== c || seen.config !== config) blockTimes.set(L, (seen = { c, config, byKind: new Map() }));
+  const byLoad = seen.byKind.get(load) ?? new Map<string, KnownBlock>();
+  seen.byKind.set(load, byLoad);
+  const kind = `${isSwitchBlock(config, l)} ${l >= config.model.n_layers} ${JSON.stringify(blockParams(config, l))}`;
+  const hit = byLoad.get(kind);
+  if (hit) {
+    for (const n of hit.notes) note(...n);
+    return { ...hit.bt, layer: hit.bt.layer ? { ...hit.bt.layer, block: l } : undefined };
+  }
+  const notes: Parameters<Note>[] = [];
+  const bt = blockTime(c, config, L, l, switchLayer, (...n) => {
+    notes.push(n);
+    note(...n);
+  });
+  byLoad.set(kind, { bt, notes });
+  return bt;
 }
 
 /**

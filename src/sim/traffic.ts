@@ -43,40 +43,78 @@ function sumOf(r: number[], from: number, to: number): number {
 export function layerTraffic(c: Cluster, L: Layout, kept: (gpu: number) => number[], rowBytes: number,
   copies: Pick<Fanout, 'intra' | 'inter'> & Partial<Pick<Fanout, 'dispatcher'>> = { intra: 1, inter: 1 }): LayerTraffic {
   // a function of its arguments alone, and a plan search projects many plans with the same exchange (sharding,
-  // recompute, overlap, …): the key holds every argument (the cluster by identity, the layout and copies whole,
-  // each GPU's rows by content)
-  const key = trafficKey([clusterId(c), JSON.stringify(L), rowBytes, JSON.stringify(copies)], L.gpus / L.pp, kept);
-  const known = computedTraffic.get(key);
+  // recompute, the pipeline split, …): the key holds every argument (the cluster by identity, copies whole, each
+  // GPU's rows by content, and every layout field an exchange has ever read)
+  const key = () => trafficKey([clusterId(c), rowBytes, JSON.stringify(copies), layoutKey(L)], L.gpus / L.pp, kept);
+  const known = computedTraffic.get(key());
   if (known) return known;
   const traffic = sharedAlike(dispatchTraffic(c, L, kept, rowBytes, copies));
-  if (computedTraffic.size >= 256) computedTraffic.delete(computedTraffic.keys().next().value!);
-  computedTraffic.set(key, traffic);
+  if (computedTraffic.size >= 1024) computedTraffic.delete(computedTraffic.keys().next().value!);
+  computedTraffic.set(key(), traffic); // with the fields this computation read
   return traffic;
 }
 
+/** The layout fields the exchanges have read (learnt as they read them: a new one lengthens every later key). */
+const layoutFields = new Set<string>();
+const layoutKey = (L: Layout) => [...layoutFields].map((f) => `${f}=${JSON.stringify(L[f as keyof Layout])}`).join(';');
+const watched = (L: Layout): Layout => new Proxy(L, {
+  get(target, field, receiver) {
+    if (typeof field === 'string') layoutFields.add(field);
+    return Reflect.get(target, field, receiver) as unknown;
+  },
+});
+
+/**
+ * The traffic of the plan's dispatcher, the layout watched for the fields it reads. Where every block of etp · ep
+ * GPUs is alike (each GPU's rows the same list as its place in the first block's, blocks placed alike on the nodes)
+ * the flex and allgather patterns are computed for the first block alone and stand for every block, their sums added
+ * GPU by GPU in the order the whole computation adds them (so to the same bits).
+ */
 function dispatchTraffic(c: Cluster, L: Layout, kept: (gpu: number) => number[], rowBytes: number,
   copies: Pick<Fanout, 'intra' | 'inter'> & Partial<Pick<Fanout, 'dispatcher'>>): LayerTraffic {
-  if (copies.dispatcher === 'flex') return flexTraffic(c, L, kept, rowBytes, copies);
-  if (copies.dispatcher === 'allgather') return gatherTraffic(c, L, kept, rowBytes);
-  return exchangeTraffic(c.gpus_per_node, L.gpus / L.pp, L, kept, rowBytes, copies);
+  const W = watched(L);
+  const flex = copies.dispatcher === 'flex';
+  if (!flex && copies.dispatcher !== 'allgather') return exchangeTraffic(c.gpus_per_node, W.gpus / W.pp, W, kept, rowBytes, copies);
+  const run = (layout: Layout) => (flex ? flexTraffic(c, layout, kept, rowBytes, copies) : gatherTraffic(c, layout, kept, rowBytes));
+  const block = W.etp * W.ep;
+  const perStage = W.gpus / W.pp;
+  const g = c.gpus_per_node;
+  const alike = perStage > block && (block % g === 0 || g % block === 0)
+    && Array.from({ length: perStage - block }, (_, i) => i + block).every((i) => kept(i) === kept(i % block));
+  if (!alike) return run(W);
+  const first = run(watched({ ...L, gpus: block * L.pp }));
+  const gpus = Array.from({ length: perStage }, (_, i) => first.gpus[i % block]!);
+  // flexTraffic adds EP group by EP group (blocks, then lanes, members in order), gatherTraffic GPU by GPU
+  const order = flex ? Array.from({ length: perStage / block }, (_, b) => Array.from({ length: W.etp },
+    (__, lane) => epGroup(W, b * block + lane))).flat(2) : gpus.map((_, i) => i);
+  let intraBytes = 0;
+  let interBytes = 0;
+  for (const i of order) {
+    intraBytes += gpus[i]!.flat.intraOut;
+    interBytes += gpus[i]!.flat.interOut;
+  }
+  return { gpus, intraBytes, interBytes, hierIntraBytes: intraBytes, hierInterBytes: interBytes };
 }
 
 /** GPUs with the same figures share one object (stage.ts then costs each alike GPU once). */
 function sharedAlike(t: LayerTraffic): LayerTraffic {
   const seen = new Map<string, GpuTraffic>();
+  const shared = new Map<GpuTraffic, GpuTraffic>(); // objects already shared are looked at once
   return {
     ...t,
     gpus: t.gpus.map((g) => {
+      let same = shared.get(g);
+      if (same) return same;
       const key = JSON.stringify(g);
-      const known = seen.get(key);
-      if (known) return known;
-      seen.set(key, g);
-      return g;
+      same = seen.get(key) ?? g;
+      seen.set(key, same);
+      shared.set(g, same);
+      return same;
     }),
   };
 }
 
-/** The last layerTraffic results, by what they were computed from (the oldest dropped past 256). */
+/** The last layerTraffic results, by what they were computed from (the oldest dropped past 1,024). */
 const computedTraffic = new Map<string, LayerTraffic>();
 const clusters = new WeakMap<Cluster, number>();
 let clustersSeen = 0;

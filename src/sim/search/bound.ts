@@ -15,7 +15,8 @@ import type { Plan, SearchContext } from './context.js';
  *   activations of the micro-batches 1F1B keeps in flight there, max(1, min(m, pp) − rank), of mb · seq / cp tokens,
  *     at the least any recompute keeps per token and block (in bf16 bytes, scaled to the value size, ÷ tp): its
  *     input, 2h; with no recompute also the two norms' and attention's inputs and each routed copy's input,
- *     (6 + 2k)·h (dense blocks 8h);
+ *     (6 + 2k)·h (dense blocks 8h); with selective recompute that leaves the MoE layer whole, each routed copy's
+ *     input (the experts' GEMMs keep it), 2k·h;
  *   nothing for the all-to-all's buffers and the logits (transient).
  */
 export interface BoundSums {
@@ -43,29 +44,34 @@ interface RankSums {
   experts: number[];
   /** Σ over its blocks of the no-recompute floor in units of h: 6 + 2k (Switch) or 8 (dense) */
   noRecompute: number[];
+  /** Σ over its blocks of the floor with selective recompute that keeps the MoE layer: 2k (Switch) or 2 (dense) */
+  selective: number[];
   blocks: number[];
 }
 
 function rankSums(ctx: SearchContext, sums: BoundSums, p: Plan): RankSums {
   const split = pipelineSplit(planSplitInput({ model: { n_layers: ctx.layers }, plan: p }));
   const k = ctx.config.moe.top_k;
-  const out: RankSums = { dense: [], experts: [], noRecompute: [], blocks: [] };
+  const out: RankSums = { dense: [], experts: [], noRecompute: [], selective: [], blocks: [] };
   split.chunks.forEach((chunks, rank) => {
     let dense = (rank === 0 ? sums.embedding : 0) + (rank === p.pp - 1 ? sums.head : 0);
     let experts = 0;
     let floor = 0;
+    let selective = 0;
     let blocks = 0;
     for (const chunk of chunks) {
       for (let l = chunk.start; l < chunk.start + chunk.count; l++) {
         dense += sums.dense[l]!;
         experts += sums.experts[l]!;
         floor += sums.switchBlock[l] ? 6 + 2 * k : 8;
+        selective += sums.switchBlock[l] ? Math.max(2, 2 * k) : 2;
         blocks++;
       }
     }
     out.dense.push(dense);
     out.experts.push(experts);
     out.noRecompute.push(floor);
+    out.selective.push(selective);
     out.blocks.push(blocks);
   });
   return out;
@@ -94,7 +100,9 @@ export function memoryBound(ctx: SearchContext): (p: Plan) => number {
       const sharded = dense / dpAll + experts / edp;
       const state = p.shard === 'full' ? (bytes.weight + bytes.grad + bytes.optimizer) * sharded
         : (bytes.weight + bytes.grad) * (dense + experts) + bytes.optimizer * (p.shard === 'optimizer' ? sharded : dense + experts);
-      const units = p.recompute === 'none' ? r.noRecompute[s]! : 2 * r.blocks[s]!;
+      const units = p.recompute === 'none' ? r.noRecompute[s]!
+        : p.recompute === 'selective' && !p.recompute_modules.includes('moe') ? r.selective[s]!
+          : 2 * r.blocks[s]!;
       const activations = ((units * h * (vb / 2)) / p.tp) * tokens * Math.max(1, Math.min(micro, p.pp) - s);
       worst = Math.max(worst, state + activations);
     }

@@ -68,10 +68,16 @@ const RECOMPUTE: { modules: (typeof RECOMPUTE_MODULES)[number][]; when?: (ctx: S
 ];
 
 /**
- * In the order the search nests them: the pipeline outermost (its refusals prune the most), then what decides the
- * memory (the bound is checked once its keys are chosen), the overlap and the dispatcher last.
+ * In the order the search nests them: the parallel sizes, then the pipeline split (the splits of one pp next to each
+ * other: they share their all-to-all, which traffic.ts then computes once), the rest of what decides the memory (the
+ * bound is checked once its keys are chosen), the overlap and the dispatcher last.
  */
 export const DIMENSIONS: Dimension[] = [
+  together('tensor', ['tp', 'etp'], (ctx) => divisors(ctx.gpus, Math.min(ctx.heads, ctx.gpusPerNode))
+    .flatMap((tp) => (tp === 1 ? [{ tp, etp: 1 }] : [{ tp, etp: tp }, { tp, etp: 1 }])), (row) => ({ tp: 1, etp: row.tp ?? 1, ...row })),
+  simple('cp', (ctx) => divisors(ctx.gpus, Math.max(1, ctx.seq / 4096))),
+  simple('ep', (ctx) => divisors(ctx.gpus, ctx.experts)),
+  simple('micro_batch', (ctx) => powersOfTwo(Math.max(1, 16384 / ctx.seq))),
   {
     name: 'pipeline',
     keys: ['pp', 'vpp', 'decoder_first_pipeline_num_layers', 'decoder_last_pipeline_num_layers',
@@ -86,11 +92,6 @@ export const DIMENSIONS: Dimension[] = [
       loss: listed(narrow, 'account_for_loss_in_pipeline_split'),
     }),
   },
-  together('tensor', ['tp', 'etp'], (ctx) => divisors(ctx.gpus, Math.min(ctx.heads, ctx.gpusPerNode))
-    .flatMap((tp) => (tp === 1 ? [{ tp, etp: 1 }] : [{ tp, etp: tp }, { tp, etp: 1 }])), (row) => ({ tp: 1, etp: row.tp ?? 1, ...row })),
-  simple('cp', (ctx) => divisors(ctx.gpus, Math.max(1, ctx.seq / 4096))),
-  simple('ep', (ctx) => divisors(ctx.gpus, ctx.experts)),
-  simple('micro_batch', (ctx) => powersOfTwo(Math.max(1, 16384 / ctx.seq))),
   simple('shard', () => ['none', 'optimizer', 'full']),
   together('recompute', ['recompute', 'recompute_modules'], (ctx) => [
     { recompute: 'none', recompute_modules: [] }, { recompute: 'full', recompute_modules: [] },

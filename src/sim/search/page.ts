@@ -3,7 +3,7 @@ import { htmlPage } from '../../core/instrument/page.js';
 import { megatronArgs, planLine } from './explain.js';
 import type { SearchedPlan, SearchResult } from './search.js';
 
-/** The fitting plans no other fitting plan beats in both step time and memory, by increasing memory. */
+/** The plans no other plan beats in both step time and memory, by increasing memory. */
 export function paretoFront(plans: SearchedPlan[]): SearchedPlan[] {
   const front: SearchedPlan[] = [];
   for (const p of [...plans].sort((a, b) => a.memory_gb_per_gpu - b.memory_gb_per_gpu || a.step_ms - b.step_ms)) {
@@ -15,16 +15,16 @@ export function paretoFront(plans: SearchedPlan[]): SearchedPlan[] {
 const round = (x: number, d = 3) => Number(x.toFixed(d));
 
 /**
- * search.html: every projected plan as a dot of step time against memory per GPU (over the memory: grey), the
- * GPU's memory drawn, the Pareto front of the fitting plans joined, the top plans labelled, each dot's plan on hover;
- * then the top plans as a table with their Megatron-LM flags.
+ * search.html: every projected plan (every plan that fits) as a dot of step time against memory per GPU, coloured by
+ * pp, the GPU's memory drawn, the Pareto front joined, the top plans labelled, each dot's plan on hover; then the
+ * top plans as a table with their Megatron-LM flags.
  */
 export function searchPage(r: SearchResult, top: number): string {
   const best = r.fitting.slice(0, top > 0 ? top : 10);
   const rank = new Map(best.map((p, i) => [p, i + 1]));
   const front = new Set(paretoFront(r.fitting));
-  const points = [...r.fitting, ...r.unfit].map((p) => ({
-    step_ms: round(p.step_ms), memory_gb: round(p.memory_gb_per_gpu), fits: p.fits === false ? 'over memory' : 'fits',
+  const points = r.fitting.map((p) => ({
+    step_ms: round(p.step_ms), memory_gb: round(p.memory_gb_per_gpu), pp: `pp ${p.plan.pp}`,
     tokens_per_s_per_gpu: Math.round(p.tokens_per_s_per_gpu), mfu: round(p.mfu), plan: planLine(p.plan),
     front: front.has(p), label: rank.has(p) ? `#${rank.get(p)}` : '',
   }));
@@ -34,7 +34,7 @@ export function searchPage(r: SearchResult, top: number): string {
     {
       mark: { type: 'point', filled: true, size: 24, opacity: 0.5 },
       encoding: {
-        x, y, color: { field: 'fits', type: 'nominal', scale: { domain: ['fits', 'over memory'], range: ['#1f77b4', '#bbbbbb'] }, title: null },
+        x, y, color: { field: 'pp', type: 'nominal', title: null },
         tooltip: [{ field: 'plan', title: 'plan' }, { field: 'step_ms', title: 'step ms' }, { field: 'memory_gb', title: 'GB/GPU' },
           { field: 'tokens_per_s_per_gpu', title: 'tokens/s/GPU' }, { field: 'mfu', title: 'MFU', format: '.1%' }],
       },
@@ -55,12 +55,13 @@ export function searchPage(r: SearchResult, top: number): string {
     intro: [
       `${r.considered.toLocaleString('en-US')} plans considered, ${r.refused.toLocaleString('en-US')} refused by Megatron-Core's rules, `
         + `${(r.pruned + r.over).toLocaleString('en-US')} over the memory (${r.pruned.toLocaleString('en-US')} by the bound), `
-        + `${r.projected.toLocaleString('en-US')} projected, ${r.fitting.length.toLocaleString('en-US')} fit.`,
+        + `${r.projected.toLocaleString('en-US')} projected.`,
       `Global batch ${ctx.globalBatch} sequences of ${ctx.seq} tokens on ${ctx.gpus} GPUs.`,
     ],
     charts: [{
       id: 'plans', title: 'Every projected plan: step time against memory per GPU',
-      note: 'Dashed: the GPU\'s memory. Red: the Pareto front of the plans that fit. Labels: the fastest plans. Hover a dot for its plan.',
+      note: 'Dashed: the GPU\'s memory. Red: the Pareto front (no plan both faster and smaller). Labels: the fastest plans. '
+        + 'Hover a dot for its plan.',
       spec,
     }],
     tables: [{

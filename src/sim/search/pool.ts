@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads';
 import type { Cluster } from '../cluster.js';
 import type { Workload } from '../workload.js';
 import type { Plan } from './context.js';
-import { projectPlan, type PlanRefused, type PlanResult } from './project-plan.js';
+import { projectPlan } from './project-plan.js';
 import type { FromWorker, ToWorker } from './worker.js';
 
 /** Plans a thread is sent at a time: neighbours in the search's order share their exchange (traffic.ts's cache). */
@@ -13,8 +13,8 @@ const CHUNK = 64;
  * chunks of the list in turn (the next to whichever answers first) and each result lands at its plan's index.
  */
 export async function projectAll(cluster: Cluster, w: Workload, plans: Plan[], threads: number,
-  progress?: (done: number) => void): Promise<(PlanResult | PlanRefused)[]> {
-  const out = new Array<PlanResult | PlanRefused>(plans.length);
+  progress?: (done: number) => void): Promise<ReturnType<typeof projectPlan>[]> {
+  const out = new Array<ReturnType<typeof projectPlan>>(plans.length);
   if (threads <= 1 || plans.length <= CHUNK) {
     plans.forEach((p, i) => {
       out[i] = projectPlan(cluster, w, p);

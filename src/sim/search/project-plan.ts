@@ -1,6 +1,7 @@
 import { ConfigError } from '../../core/config/errors.js';
 import type { Cluster } from '../cluster.js';
-import { project, type Breakdown } from '../project.js';
+import { resolveLayout } from '../layout.js';
+import { planMemory, project, type Breakdown } from '../project.js';
 import { withReplicas } from '../replicas.js';
 import type { Workload } from '../workload.js';
 import type { Plan } from './context.js';
@@ -22,6 +23,11 @@ export interface PlanResult {
 /** A plan switch-sim's layout refuses (a rule of its own beyond Megatron-Core's): the one line it gave. */
 export interface PlanRefused {
   refused: string;
+}
+
+/** A plan whose memory (the full model, project()'s own figure) is over the GPU's: not projected. */
+export interface PlanOver {
+  over_gb: number;
 }
 
 /**
@@ -58,9 +64,12 @@ function planWorkload(cluster: Cluster, w: Workload, plan: Plan): Workload {
 }
 
 /** One plan projected as `simulate` projects it: the workload's config with this plan (its redundant experts placed). */
-export function projectPlan(cluster: Cluster, w: Workload, plan: Plan): PlanResult | PlanRefused {
+export function projectPlan(cluster: Cluster, w: Workload, plan: Plan): PlanResult | PlanRefused | PlanOver {
   try {
-    const p = project(cluster, planWorkload(cluster, w, plan));
+    const own = planWorkload(cluster, w, plan);
+    const memory = planMemory(cluster, own.config, resolveLayout(own.config, cluster, own.vocabSize)).total_gb;
+    if (cluster.gpu.memory_gb !== undefined && memory > cluster.gpu.memory_gb) return { over_gb: memory };
+    const p = project(cluster, own);
     return {
       step_ms: p.step_ms, tokens_per_s_per_gpu: p.tokens_per_s_per_gpu, mfu: p.mfu, memory_gb_per_gpu: p.memory_gb_per_gpu,
       fits: p.fits, bubble_fraction: p.bubble_fraction, breakdown_ms: p.breakdown_ms,

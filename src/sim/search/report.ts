@@ -27,7 +27,7 @@ export function searchJson(r: SearchResult, top: number) {
   const plans = top > 0 ? r.fitting.slice(0, top) : r.fitting;
   return {
     considered: r.considered, rejected: { divisibility: r.refused, memory: r.pruned + r.over },
-    projected: r.projected, fitting: r.fitting.length, memory: { by_bound: r.pruned, projected_over: r.over },
+    projected: r.projected, memory: { by_bound: r.pruned, by_model: r.over },
     threads: r.threads, seconds: r.seconds, plans_per_s: r.projected / r.seconds, plans: plans.map((p, i) => planJson(r, p, i + 1)),
   };
 }
@@ -40,8 +40,8 @@ export function searchLines(r: SearchResult, top: number): string[] {
     `search: ${m.n_layers} layers, ${ctx.experts} experts (top-${ctx.config.moe.top_k}) on ${ctx.cluster.name} (${n(ctx.gpus)} GPUs`
       + `${ctx.memoryGb ? `, ${ctx.memoryGb} GB each` : ''}), global batch ${n(ctx.globalBatch)} × ${n(ctx.seq)} tokens`,
     `considered ${n(r.considered)} plans: ${n(r.refused)} refused (divisibility and Megatron-Core's other rules), `
-      + `${n(r.pruned + r.over)} over memory (${n(r.pruned)} by the bound before projecting, ${n(r.over)} projected), `
-      + `${n(r.projected)} projected, ${n(r.fitting.length)} fit`,
+      + `${n(r.pruned + r.over)} over memory (${n(r.pruned)} by the bound, ${n(r.over)} by the full model), `
+      + `${n(r.projected)} projected`,
     `projected in ${f(r.seconds)} s on ${r.threads} thread${r.threads > 1 ? 's' : ''}: ${n(Math.round(r.projected / r.seconds))} plans/s`,
   ];
   const refusals = Object.entries(r.byRule).sort((a, b) => b[1] - a[1]).slice(0, 4);

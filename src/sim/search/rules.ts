@@ -22,9 +22,14 @@ export const denseDp = (p: Plan, ctx: SearchContext) => ctx.gpus / (p.tp * p.cp 
 /** micro-batches a step: global batch / (micro-batch · dp) */
 export const microBatches = (p: Plan, ctx: SearchContext) => ctx.globalBatch / (p.micro_batch * denseDp(p, ctx));
 
+/** Whether Megatron-Core builds the split (the remainder split is switch-sim's alone), by split (checked per prefix). */
+const splits = new Map<string, boolean>();
 const splitOk = (p: Plan, ctx: SearchContext) => {
   const input = planSplitInput({ model: { n_layers: ctx.layers }, plan: p });
-  return pipelineSplitRefusal(input) === undefined && pipelineSplit(input).rule !== 'remainder';
+  const key = JSON.stringify(input);
+  let ok = splits.get(key);
+  if (ok === undefined) splits.set(key, (ok = pipelineSplitRefusal(input) === undefined && pipelineSplit(input).rule !== 'remainder'));
+  return ok;
 };
 
 export const SEARCH_RULES: SearchRule[] = [

@@ -21,16 +21,15 @@ export interface SearchResult {
   considered: number;
   /** refused by Megatron-Core's rules (divisibility and the others; rules.ts), and by switch-sim's layout */
   refused: number;
-  /** over the GPU's memory: pruned by the bound before projecting, and projected but over */
+  /** over the GPU's memory: pruned by the bound, and over by the full memory model (both before projecting) */
   pruned: number;
   over: number;
-  /** projected (what the bound let through, less the layout's refusals) */
+  /** projected: the plans that fit (what the bound and the full memory model let through, less the layout's refusals) */
   projected: number;
   /** plans refused or pruned, by rule (the layout's refusals by their line) */
   byRule: Record<string, number>;
-  /** the projected plans that fit, fastest first (ties: search order); and those over the memory */
+  /** the projected plans, fastest first (ties: search order) */
   fitting: SearchedPlan[];
-  unfit: SearchedPlan[];
   threads: number;
   seconds: number;
 }
@@ -62,24 +61,21 @@ export async function searchPlans(cluster: Cluster, w: Workload, narrow: Narrowi
   const results = await projectAll(cluster, shareAlikeLoads(w), plans, threads, (done) => opts.progress?.(done, plans.length));
   const byRule = { ...counts.byRule };
   const fitting: SearchedPlan[] = [];
-  const unfit: SearchedPlan[] = [];
   let layoutRefused = 0;
+  let over = 0;
+  const count = (rule: string) => (byRule[rule] = (byRule[rule] ?? 0) + 1);
   results.forEach((r, index) => {
     if ('refused' in r) {
       layoutRefused++;
-      const rule = `switch-sim's layout: ${r.refused.replace(/ \(got .*\)$/, '')}`;
-      byRule[rule] = (byRule[rule] ?? 0) + 1;
-      return;
-    }
-    (r.fits === false ? unfit : fitting).push({ index, plan: plans[index]!, ...r });
+      count(`switch-sim's layout: ${r.refused.replace(/ \(got .*\)$/, '')}`);
+    } else if ('over_gb' in r) {
+      over++;
+      count('the full memory model: over the GPU\'s memory');
+    } else fitting.push({ index, plan: plans[index]!, ...r });
   });
-  const order = (a: SearchedPlan, b: SearchedPlan) => a.step_ms - b.step_ms || a.index - b.index;
-  fitting.sort(order);
-  unfit.sort(order);
-  if (unfit.length > 0) byRule['projected: over the GPU\'s memory'] = unfit.length;
+  fitting.sort((a, b) => a.step_ms - b.step_ms || a.index - b.index);
   return {
-    context: ctx, considered: counts.considered, refused: counts.refused + layoutRefused, pruned: counts.pruned,
-    over: unfit.length, projected: fitting.length + unfit.length, byRule, fitting, unfit, threads,
-    seconds: (performance.now() - started) / 1000,
+    context: ctx, considered: counts.considered, refused: counts.refused + layoutRefused, pruned: counts.pruned, over,
+    projected: fitting.length, byRule, fitting, threads, seconds: (performance.now() - started) / 1000,
   };
 }
