@@ -63,8 +63,10 @@ export function comparisonLines(c: Comparison, other = '#2'): string[] {
   const gap = c.other_ms - c.best_ms;
   const terms = c.terms.map((t) => `${t.term} ${ms(t.best_ms)} vs ${ms(t.other_ms)} (${t.other_ms > t.best_ms ? '+' : '−'}`
     + `${ms(Math.abs(t.other_ms - t.best_ms))})`);
+  const head = gap > 0 ? `why #1 beats ${other} by ${ms(gap)} ms (${((100 * gap) / c.other_ms).toFixed(1)}%)`
+    : `#1 and ${other} tie at ${ms(c.best_ms)} ms (#1 comes first in the search's order)`;
   return [
-    `why #1 beats ${other} by ${ms(gap)} ms (${((100 * gap) / c.other_ms).toFixed(1)}%): ${terms.join(', ') || 'no term differs'}`,
+    `${head}: ${terms.join(', ') || 'no term differs'}`,
     `  ${other} differs in ${c.keys.map((k) => `${k.key} ${show(k.other)} (#1: ${show(k.best)})`).join(', ')}`,
   ];
 }
