@@ -5,7 +5,8 @@
  * JavaScript and WebAssembly operations: 2-D transposes, column sums, attention's backward), tensors allocated,
  * garbage collection, and the step's achieved model GFLOP/s beside this machine's matmul peak, measured in
  * the same run on the same backend.
- *   npx tsx bench/step-anatomy.ts [--config FILE] [--data PATH] [--steps N]
+ *   npx tsx bench/step-anatomy.ts [--config FILE] [--data PATH] [--steps N] [--set key=value ...]
+ * (`--set parallel.kernels=tfjs` measures the tfjs reference path, `fused` the default.)
  * The first 2 steps are warm-up and not counted. Kernel times are wall times around each top-level kernel
  * call (the WebAssembly backend runs kernels synchronously), so they include tfjs's per-call overhead.
  */
@@ -22,13 +23,15 @@ import { arg, benchConfig, configFile } from './common.js';
 const KIND: [RegExp, string][] = [
   [/MatMul|Conv/, 'matmul'],
   [/^(Sum|Max|Min|Mean|Prod|ArgMax|ArgMin|All|Any|Softmax|LogSoftmax|Cumsum|TopK)$/, 'reduction'],
-  [/^(Reshape|Transpose|Concat|Slice|StridedSlice|Gather|GatherV2|GatherNd|Pack|Unpack|Tile|PadV2|SplitV|Identity|Cast|Fill|ZerosLike|OnesLike|ScatterNd|OneHot|Reverse)$/, 'layout'],
+  [new RegExp('^(Reshape|Transpose|Concat|Slice|StridedSlice|Gather|GatherV2|GatherNd|Pack|Unpack|Tile|PadV2|SplitV|'
+    + 'Identity|Cast|Fill|ZerosLike|OnesLike|ScatterNd|OneHot|Reverse)$'), 'layout'],
 ];
 const kindOf = (kernel: string) => KIND.find(([re]) => re.test(kernel))?.[1] ?? 'elementwise';
 
 // the recorder's phases, grouped by what they do
 const PHASE: Record<string, string> = {
-  attention: 'attention', router_logits: 'router', router_softmax: 'router', routing_plan: 'router', aux_losses: 'router',
+  attention: 'attention',
+  router_logits: 'router', router_softmax: 'router', routing_plan: 'router', aux_losses: 'router',
   combine: 'dispatch', combine_inputs: 'dispatch', combine_grads_in: 'dispatch', expert_grads_out: 'dispatch',
   release_inputs: 'dispatch', refresh_weights: 'dispatch', wait: 'dispatch',
   optimizer: 'optimizer', grad_norm: 'optimizer', grad_accumulate: 'optimizer', stage_backward: 'backward',
@@ -45,7 +48,8 @@ const add = (m: Map<string, Tally>, k: string, ms: number) => {
 
 const steps = arg('steps', 12);
 const skip = 2;
-const config = benchConfig(steps, 'parallel.transport=local', 'parallel.devices=1');
+const sets = process.argv.flatMap((a, i) => (process.argv[i - 1] === '--set' ? [a] : []));
+const config = benchConfig(steps, 'parallel.transport=local', 'parallel.devices=1', ...sets);
 
 // every top-level kernel call, timed and attributed to its kind and to the innermost open phase
 const kernels = new Map<string, Tally>();
@@ -143,11 +147,15 @@ for (const [k, t] of outside) rows.push([`outside kernels: ${k}`, t.calls / step
 const accounted = rows.reduce((a, r) => a + r[2], 0);
 rows.sort((x, y) => y[2] - x[2]);
 rows.push(['the rest (training loop, batches, logging)', 0, perStep - accounted]);
-console.log(`${basename(configFile(), '.yaml')} in-process, ${stepsCounted} steps after ${skip} of warm-up: ${perStep.toFixed(1)} ms/step`);
+const what = `${basename(configFile(), '.yaml')} in-process, parallel.kernels ${config.parallel.kernels}`;
+console.log(`${what}, ${stepsCounted} steps after ${skip} of warm-up: ${perStep.toFixed(1)} ms/step`);
 console.log('| part | calls/step | ms/step | % of step |');
 console.log('|---|---:|---:|---:|');
-for (const [name, calls, ms] of rows) console.log(`| ${name} | ${calls ? calls.toFixed(0) : ''} | ${ms.toFixed(2)} | ${((100 * ms) / perStep).toFixed(1)} |`);
-console.log(`| of all the above: garbage collection | | ${(gcMs / stepsCounted).toFixed(2)} | ${((100 * gcMs) / stepsCounted / perStep).toFixed(1)} |`);
+const share = (ms: number) => ((100 * ms) / perStep).toFixed(1);
+for (const [name, calls, ms] of rows) console.log(`| ${name} | ${calls ? calls.toFixed(0) : ''} | ${ms.toFixed(2)} | ${share(ms)} |`);
+const gc = gcMs / stepsCounted;
+console.log(`| of all the above: garbage collection | | ${gc.toFixed(2)} | ${share(gc)} |`);
 console.log(`tensors allocated per step: ${tensorsPerStep.toFixed(0)}`);
-console.log(`model FLOPs per step (Megatron-LM's count): ${(flops / 1e9).toFixed(3)} G; achieved ${(flops / perStep / 1e6).toFixed(2)} GFLOP/s; `
-  + `this thread's ${tf.getBackend()} matmul peak ${peak.toFixed(1)} GFLOP/s (${((100 * flops) / perStep / 1e6 / peak).toFixed(1)}% of it)`);
+const achieved = flops / perStep / 1e6;
+console.log(`model FLOPs per step (Megatron-LM's count): ${(flops / 1e9).toFixed(3)} G; achieved ${achieved.toFixed(2)} GFLOP/s; `
+  + `this thread's ${tf.getBackend()} matmul peak ${peak.toFixed(1)} GFLOP/s (${((100 * achieved) / peak).toFixed(1)}% of it)`);
