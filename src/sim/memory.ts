@@ -54,7 +54,8 @@ export function stageParams(config: Config, L: Layout, s: number): { dense: numb
  *   norms 4h; attention (shapes.ts: MHA 2h input + 2(q + 2kv) + 2q output; MLA its latents and Q, K, V) (+ h mask);
  *   dense MLP 2h input + its hidden (ffnHiddenBytes: 4F, SwiGLU 6F) (+ h mask);
  *   MoE: per routed copy (k) 2h input + the expert's hidden (F_e / etp), kept on the GPU that computes it (rows come
- *   and go evenly on average), the shared experts as a dense MLP of F_s;
+ *   and go evenly on average), etp times over (the etp ranks all-gather their rows), the shared experts as a dense
+ *   MLP of F_s;
  *   a multi-token prediction block (numbered from n_layers) also its two input norms' and its projection's inputs, 8h.
  * Full recompute keeps only the block's input (2h); selective recompute frees what its modules run again
  * (recompute.ts: freedActivations). Context parallelism is in the tokens (micro_batch · seq / cp a GPU).
@@ -69,7 +70,8 @@ export function activationBytesPerToken(config: Config, L: Layout, l: number, va
   if (isSwitchBlock(config, l)) {
     const k = config.moe.top_k;
     const Fs = config.moe.shared_experts * L.dffExpert;
-    mlp = k * (2 * h + ffnHiddenBytes(config, L.dffExpert / L.etp)) + (Fs > 0 ? 2 * h + ffnHiddenBytes(config, Fs) : 0);
+    // the etp ranks gather each other's rows: etp × the copies, each with 1/etp of the expert's hidden size
+    mlp = k * L.etp * (2 * h + ffnHiddenBytes(config, L.dffExpert / L.etp)) + (Fs > 0 ? 2 * h + ffnHiddenBytes(config, Fs) : 0);
   } else mlp = 2 * h + ffnHiddenBytes(config, config.model.d_ff);
   const mtp = l >= config.model.n_layers ? 8 * h : 0;
   return ((4 * h + attention + mlp + mtp - freedActivations(config, L, l)) * s + 2 * mask) / L.tp;

@@ -166,9 +166,12 @@ function switchLayer(c: Cluster, config: Config, L: Layout, block: number, load:
     const one = x.one_us;
     const etp = L.etp > 1 ? allGatherUs(c, L.groups.etp, g.rows.reduce((a, b) => a + b, 0) * L.etp * config.model.d_model * vb) * 2 : 0;
     const a2a = x.total_us + (exchanges / 2) * etp;
-    const w = expertWork(config, L, g.rows, vb, c.kernels !== undefined);
+    // with expert tensor parallelism the etp ranks all-gather their received rows: each computes every row of the
+    // group (etp × its own) for its 1/etp of each expert's hidden size (Megatron-Core's ETP all-gather before the experts)
+    const rows = L.etp > 1 ? g.rows.map((r) => r * L.etp) : g.rows;
+    const w = expertWork(config, L, rows, vb, c.kernels !== undefined);
     const forward = computeUs(c, config, w);
-    const again = expertRecomputeWork(config, L, g.rows, w, vb); // full, moe or moe_act (recompute.ts)
+    const again = expertRecomputeWork(config, L, rows, w, vb); // full, moe or moe_act (recompute.ts)
     const expert = forward + computeUs(c, config, backwardOf(w)) + (again === w ? forward : again ? computeUs(c, config, again) : 0);
     const exposed = overlap ? Math.max(0, a2a - denseUs) : a2a; // hidden behind another micro-batch's dense compute (MCore's 1F1B overlap, DeepEP)
     const cost = { one, a2a, exposed, expert, forward };
