@@ -10,7 +10,10 @@ import { describe, readConfigFile } from '../core/config/load.js';
 const positive = () => z.number().positive();
 const fraction = () => z.number().gt(0).max(1);
 /** [x, y] points, x increasing, interpolated in log(x) */
-const points = (y: z.ZodNumber) => z.array(z.tuple([positive(), y])).min(1).refine((pts) => pts.every((p, i) => i === 0 || p[0] > pts[i - 1]![0]), 'points must be in increasing order of their first value');
+const points = (y: z.ZodNumber) => z.array(z.tuple([positive(), y])).min(1).refine(
+  (pts) => pts.every((p, i) => i === 0 || p[0] > pts[i - 1]![0]),
+  'points must be in increasing order of their first value',
+);
 
 export const ClusterSchema = z.strictObject({
   name: z.string().min(1),
@@ -27,7 +30,10 @@ export const ClusterSchema = z.strictObject({
     memory_gb: positive().optional(),
     /** the fraction of peak a large GEMM achieves (a measured maximum achievable matmul rate) */
     matmul_efficiency: fraction(),
-    /** the fraction of peak fused (flash) attention achieves, forward and backward together; default matmul_efficiency */
+    /**
+     * the fraction of peak fused (flash) attention achieves, forward and backward together; default
+     * matmul_efficiency
+     */
     attention_efficiency: fraction().optional(),
     /** a kernel's fixed cost (launch and set-up), µs: what the smallest GEMMs take */
     kernel_us: z.number().min(0).optional(),
@@ -35,15 +41,29 @@ export const ClusterSchema = z.strictObject({
     gemm_tile_rows: z.number().int().min(1).optional(),
     /** this machine only: how many device threads compute at once (more devices than cores take turns) */
     cores: z.number().int().min(1).optional(),
-    /** a fixed cost per transformer block per micro-batch, forward and backward (on this machine, tfjs's per-op costs), µs */
+    /**
+     * a fixed cost per transformer block per micro-batch, forward and backward (on this machine, tfjs's
+     * per-op costs), µs
+     */
     block_overhead_us: z.number().min(0).optional(),
-    /** this machine only: by device count, a device thread's compute speed while the others compute too, relative to alone */
+    /**
+     * this machine only: by device count, a device thread's compute speed while the others compute too,
+     * relative to alone
+     */
     parallel_efficiency: points(fraction()).optional(),
   }),
-  /** NVLink-class links inside a node: NCCL's bus bandwidth per GPU per direction, and NCCL's latency per algorithm step */
+  /**
+   * NVLink-class links inside a node: NCCL's bus bandwidth per GPU per direction, and NCCL's latency per
+   * algorithm step
+   */
   intra_node: z.strictObject({ gbps: positive(), latency_us: z.number().min(0) }),
-  /** the network between nodes: achieved bandwidth per NIC per direction, NCCL's latency per step over it, NICs per node (rails) */
-  inter_node: z.strictObject({ gbps: positive(), latency_us: z.number().min(0), nics_per_node: z.number().int().min(1).optional() }),
+  /**
+   * the network between nodes: achieved bandwidth per NIC per direction, NCCL's latency per step over it,
+   * NICs per node (rails)
+   */
+  inter_node: z.strictObject({
+    gbps: positive(), latency_us: z.number().min(0), nics_per_node: z.number().int().min(1).optional(),
+  }),
   /** NCCL's base latency of one collective (its launch), µs */
   collective_latency_us: z.number().min(0).optional(),
   /**
@@ -65,19 +85,33 @@ export const ClusterSchema = z.strictObject({
     moe_glue_backward: z.number().int().min(0),
   }).optional(),
   all_to_all: z.enum(['flat', 'hierarchical']),
-  /** the data-parallel gradient reduction runs during the last micro-batch's backward (Megatron-Core's overlap_grad_reduce); default true */
+  /**
+   * the data-parallel gradient reduction runs during the last micro-batch's backward (Megatron-Core's
+   * overlap_grad_reduce); default true
+   */
   overlap_grad_reduce: z.boolean().optional(),
-  /** the width of activations and gradients moved and stored when the plan does not say (this machine computes in fp32) */
+  /**
+   * the width of activations and gradients moved and stored when the plan does not say (this machine computes
+   * in fp32)
+   */
   precision: z.enum(['bf16', 'fp32']),
-  /** this machine only: a fixed cost per exchange between two or more devices (waking threads, waiting at barriers), µs: one number, or [devices, µs] points */
+  /**
+   * this machine only: a fixed cost per exchange between two or more devices (waking threads, waiting at
+   * barriers), µs: one number, or [devices, µs] points
+   */
   exchange_overhead_us: z.union([z.number().min(0), points(z.number().min(0))]).optional(),
-  /** this machine only: a fixed cost per step outside the modelled parts (messages to the device threads, metrics), µs */
+  /**
+   * this machine only: a fixed cost per step outside the modelled parts (messages to the device threads,
+   * metrics), µs
+   */
   step_overhead_us: z.number().min(0).optional(),
   /**
    * this machine only: the runs its constants were fitted to, their layout and device counts. A cluster
    * with it is this machine: simulate projects the run's (or config's) own device threads, not gpus_per_node.
    */
-  calibration: z.strictObject({ layout: z.enum(['coordinator', 'spmd']), devices: z.array(z.number().int().min(1)).min(1) }).optional(),
+  calibration: z.strictObject({
+    layout: z.enum(['coordinator', 'spmd']), devices: z.array(z.number().int().min(1)).min(1),
+  }).optional(),
 });
 
 export type Cluster = z.infer<typeof ClusterSchema>;

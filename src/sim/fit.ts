@@ -29,7 +29,10 @@ export interface MachineConstants {
 /** Least squares for y = Σ a_k·x_k over rows [x_1, …, x_n, y]: the normal equations, by Gaussian elimination. */
 export function leastSquares(rows: number[][]): number[] {
   const n = rows[0]!.length - 1;
-  const A = Array.from({ length: n }, (_, i) => Array.from({ length: n + 1 }, (_, j) => rows.reduce((a, r) => a + r[i]! * r[j === n ? n : j]!, 0)));
+  const A = Array.from(
+    { length: n },
+    (_, i) => Array.from({ length: n + 1 }, (_, j) => rows.reduce((a, r) => a + r[i]! * r[j === n ? n : j]!, 0)),
+  );
   for (let c = 0; c < n; c++) {
     const p = A.slice(c).reduce((best, row, k) => (Math.abs(row[c]!) > Math.abs(A[best]![c]!) ? c + k : best), c);
     [A[c], A[p]] = [A[p]!, A[c]!];
@@ -49,7 +52,9 @@ export function leastSquares(rows: number[][]): number[] {
  */
 export function nonNegativeLeastSquares(rows: number[][]): number[] {
   const n = rows[0]!.length - 1;
-  let best: { x: number[]; residual: number } = { x: new Array<number>(n).fill(0), residual: rows.reduce((a, r) => a + r[n]! ** 2, 0) };
+  let best: { x: number[]; residual: number } = {
+    x: new Array<number>(n).fill(0), residual: rows.reduce((a, r) => a + r[n]! ** 2, 0),
+  };
   for (let mask = 1; mask < 1 << n; mask++) {
     const keep = Array.from({ length: n }, (_, k) => k).filter((k) => mask & (1 << k));
     const sub = leastSquares(rows.map((r) => [...keep.map((k) => r[k]!), r[n]!]));
@@ -67,12 +72,16 @@ export function machineCluster(m: MachineConstants, devices = 1, name = 'this-ma
   return validateCluster({
     name, nodes: 1, gpus_per_node: devices,
     gpu: {
-      name: `${m.cores}-core CPU, tfjs-wasm device threads`, tflops_bf16: m.peak_gflops / 1000, tflops_fp32: m.peak_gflops / 1000, hbm_gbps: m.memory_gbps,
-      matmul_efficiency: 1, cores: m.cores, block_overhead_us: m.block_overhead_us, parallel_efficiency: m.parallel_efficiency,
+      name: `${m.cores}-core CPU, tfjs-wasm device threads`, tflops_bf16: m.peak_gflops / 1000,
+      tflops_fp32: m.peak_gflops / 1000, hbm_gbps: m.memory_gbps,
+      matmul_efficiency: 1, cores: m.cores, block_overhead_us: m.block_overhead_us,
+      parallel_efficiency: m.parallel_efficiency,
     },
-    intra_node: { gbps: m.copy_gbps, latency_us: 0 }, inter_node: { gbps: m.copy_gbps, latency_us: 0 }, all_to_all: 'flat', precision: 'fp32',
+    intra_node: { gbps: m.copy_gbps, latency_us: 0 }, inter_node: { gbps: m.copy_gbps, latency_us: 0 },
+    all_to_all: 'flat', precision: 'fp32',
     // the spmd all-reduce runs after the backward, not during it
-    overlap_grad_reduce: false, exchange_overhead_us: m.exchange_overhead_us, ...(m.calibration ? { calibration: m.calibration } : {}),
+    overlap_grad_reduce: false, exchange_overhead_us: m.exchange_overhead_us,
+    ...(m.calibration ? { calibration: m.calibration } : {}),
   });
 }
 
@@ -88,9 +97,16 @@ const HUGE = 1e12;
  *     one exchange (four per Switch layer). Devices beyond the cores take turns (compute × D / cores) before that.
  */
 export function fitMachine(runs: MeasuredRun[], base: { cores: number; copy_gbps: number }): MachineConstants {
-  const unit = (o: Partial<MachineConstants>, D = 1) => machineCluster({ block_overhead_us: 0, memory_gbps: HUGE, peak_gflops: HUGE, parallel_efficiency: [[1, 1]], exchange_overhead_us: [[1, 0]], ...base, ...o }, D);
+  const unit = (o: Partial<MachineConstants>, D = 1) => machineCluster(
+    {
+      block_overhead_us: 0, memory_gbps: HUGE, peak_gflops: HUGE, parallel_efficiency: [[1, 1]],
+      exchange_overhead_us: [[1, 0]], ...base, ...o
+    },
+    D,
+  );
   const layouts = [...new Set(runs.map((r) => r.workload.config.parallel.layout))];
-  if (layouts.length !== 1) throw new Error(`calibration runs must share one parallel.layout (got ${layouts.join(', ')})`);
+  if (layouts.length !== 1) throw new Error(`calibration runs must share one parallel.layout (got ` +
+    `${layouts.join(', ')})`);
   const one = runs.filter((r) => r.devices === 1);
   if (one.length < 3) throw new Error(`calibration needs at least three one-device runs (got ${one.length})`);
   const rows1 = one.map((r) => [
@@ -100,7 +116,10 @@ export function fitMachine(runs: MeasuredRun[], base: { cores: number; copy_gbps
     r.measured_ms,
   ]);
   const [block, perGb, perGflop] = nonNegativeLeastSquares(rows1) as [number, number, number];
-  const alone = { block_overhead_us: block * 1000, memory_gbps: perGb > 0 ? 1 / perGb : HUGE, peak_gflops: perGflop > 0 ? 1 / perGflop : HUGE };
+  const alone = {
+    block_overhead_us: block * 1000, memory_gbps: perGb > 0 ? 1 / perGb : HUGE,
+    peak_gflops: perGflop > 0 ? 1 / perGflop : HUGE,
+  };
   const parallel_efficiency: [number, number][] = [];
   const exchange_overhead_us: [number, number][] = [];
   for (const D of [...new Set(runs.map((r) => r.devices))].filter((n) => n > 1).sort((a, b) => a - b)) {
@@ -114,7 +133,8 @@ export function fitMachine(runs: MeasuredRun[], base: { cores: number; copy_gbps
     exchange_overhead_us.push([D, x]);
   }
   return {
-    ...base, ...alone, calibration: { layout: layouts[0]!, devices: [...new Set(runs.map((r) => r.devices))].sort((a, b) => a - b) },
+    ...base, ...alone,
+    calibration: { layout: layouts[0]!, devices: [...new Set(runs.map((r) => r.devices))].sort((a, b) => a - b) },
     parallel_efficiency: parallel_efficiency.length ? parallel_efficiency : [[1, 1]],
     exchange_overhead_us: exchange_overhead_us.length ? exchange_overhead_us : [[1, 0]],
   };

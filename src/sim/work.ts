@@ -35,9 +35,11 @@ const each = (...gemms: Gemm[]) => gemms.filter((g) => g.m > 0).map((g) => [g]);
 export function blockWork(config: Config, L: Layout, l: number, bytesPerValue: number, kernels = false): BlockWork {
   const d = config.model.d_model;
   const { tp } = L;
-  const T = L.microBatch * L.seq; // tokens of the micro-batch: every tensor-parallel rank computes its share of heads for all of them
+  // tokens of the micro-batch: every tensor-parallel rank computes its share of heads for all of them
+  const T = L.microBatch * L.seq;
   const Tsp = L.tokensPerGpu; // the sequence-parallel share
-  const att = attentionWork(config, L); // MHA or MLA, its GEMMs, flash attention (Megatron's causal count), over tp and cp (shapes.ts)
+  // MHA or MLA, its GEMMs, flash attention (Megatron's causal count), over tp and cp (shapes.ts)
+  const att = attentionWork(config, L);
   const core = att.coreFlops;
   let gemms = each(...att.gemms);
   let values = Tsp * 10 * d + att.values; // norms 4d, residual adds 6d (sequence-parallel); attention in and out
@@ -58,7 +60,9 @@ export function blockWork(config: Config, L: Layout, l: number, bytesPerValue: n
       memKernels += 1;
     }
   }
-  let dense: Work = { kernels: gemms, attentionFlops: core, attentionKernels: 1, bytes: values * bytesPerValue, fixedUs: 0, memKernels };
+  let dense: Work = {
+    kernels: gemms, attentionFlops: core, attentionKernels: 1, bytes: values * bytesPerValue, fixedUs: 0, memKernels,
+  };
   if (kernels) dense = addMem(dense, ropeWork(L, bytesPerValue));
   if (kernels && moe) dense = addMem(dense, routingWork(config, L, bytesPerValue));
   return {
@@ -78,15 +82,26 @@ export function expertWork(config: Config, L: Layout, rows: number[], bytesPerVa
   const h = L.dffExpert / L.etp;
   const live = rows.filter((m) => m > 0).map((m) => ffnGemms(config, m, d, h));
   const total = rows.reduce((a, b) => a + b, 0);
-  const gemms = live.length > 0 ? [live.map((f) => f.up), live.map((f) => f.down)] : []; // one grouped GEMM per projection
-  const w: Work = { kernels: gemms, attentionFlops: 0, attentionKernels: 0, bytes: total * activationValues(config, h) * bytesPerValue, fixedUs: 0, memKernels: live.length > 0 ? 1 : 0 };
-  return kernels ? addMem(w, sortChunksWork(config, L, total, bytesPerValue)) : w; // with kernel-level constants, the rows' sort into expert order
+  // one grouped GEMM per projection
+  const gemms = live.length > 0 ? [live.map((f) => f.up), live.map((f) => f.down)] : [];
+  const w: Work = {
+    kernels: gemms, attentionFlops: 0, attentionKernels: 0, bytes: total * activationValues(config, h) * bytesPerValue,
+    fixedUs: 0, memKernels: live.length > 0 ? 1 : 0,
+  };
+  // with kernel-level constants, the rows' sort into expert order
+  return kernels ? addMem(w, sortChunksWork(config, L, total, bytesPerValue)) : w;
 }
 
-/** The last stage's LM head and loss: [T, d]·[d, V/tp], and the softmax over the vocabulary (log-softmax and its gradient's inputs). */
+/**
+ * The last stage's LM head and loss: [T, d]·[d, V/tp], and the softmax over the vocabulary (log-softmax and
+ * its gradient's inputs).
+ */
 export function headWork(config: Config, L: Layout, bytesPerValue: number): Work {
   const T = L.microBatch * L.seq;
-  return { kernels: each({ m: T, k: config.model.d_model, n: L.vocab / L.tp }), attentionFlops: 0, attentionKernels: 0, bytes: ((4 * T * L.vocab) / L.tp) * bytesPerValue, fixedUs: 0, memKernels: 1 };
+  return {
+    kernels: each({ m: T, k: config.model.d_model, n: L.vocab / L.tp }), attentionFlops: 0, attentionKernels: 0,
+    bytes: ((4 * T * L.vocab) / L.tp) * bytesPerValue, fixedUs: 0, memKernels: 1,
+  };
 }
 
 /**
@@ -100,7 +115,8 @@ export function backwardOf(w: Work): Work {
   return {
     kernels: w.kernels.flatMap((k) => [
       k.map((g) => ({ m: g.m, k: g.n, n: g.k, count: g.count })),
-      k.map((g) => ({ m: g.k, k: g.m, n: g.n, count: g.count, accumulate: true })), // into the gradient buffer, micro-batch by micro-batch
+      // into the gradient buffer, micro-batch by micro-batch
+      k.map((g) => ({ m: g.k, k: g.m, n: g.n, count: g.count, accumulate: true })),
     ]),
     attentionFlops: 2.5 * w.attentionFlops,
     attentionKernels: w.attentionKernels,

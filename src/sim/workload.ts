@@ -41,7 +41,10 @@ export interface Workload {
 export function uniformWorkload(config: Config, vocabSize = 65): Workload {
   const E = config.moe.n_experts;
   const per = (tokensPerGroup(config) * config.moe.top_k) / E;
-  const layers = Array.from({ length: switchLayerCount(config) }, () => ({ routed: Array.from({ length: config.parallel.devices }, () => new Array<number>(E).fill(per)) }));
+  const layers = Array.from(
+    { length: switchLayerCount(config) },
+    () => ({ routed: Array.from({ length: config.parallel.devices }, () => new Array<number>(E).fill(per)) }),
+  );
   return { config, vocabSize, source: 'config', steps: [{ step: 1, layers }] };
 }
 
@@ -55,7 +58,8 @@ export const switchLayerCount = (c: Config) => switchBlocks(c).length;
 export function runWorkload(dir: string): Workload {
   const cfgFile = join(dir, 'config.yaml');
   const metricsFile = join(dir, 'metrics.jsonl');
-  if (!existsSync(cfgFile) || !existsSync(metricsFile)) throw new ConfigError(`--run ${dir} must be a run directory with config.yaml and metrics.jsonl (got ${existsSync(dir) ? 'a folder without them' : 'no such folder'})`);
+  if (!existsSync(cfgFile) || !existsSync(metricsFile)) throw new ConfigError(`--run ${dir} must be a run directory ` +
+    `with config.yaml and metrics.jsonl (got ${existsSync(dir) ? 'a folder without them' : 'no such folder'})`);
   const { config } = resolveConfig({ file: cfgFile });
   const k = config.moe.top_k;
   const expertGroups = config.moe.route_groups || config.parallel.devices;
@@ -70,19 +74,31 @@ export function runWorkload(dir: string): Workload {
     } catch (e) {
       // a run still going, or one that crashed, can leave its last line half-written
       if (i === lines.length - 1) {
-        warnings.push(`${metricsFile}: its last line is incomplete (a run still going, or one that stopped mid-write); left out`);
+        warnings.push(`${metricsFile}: its last line is incomplete (a run still going, or one that stopped ` +
+          `mid-write); left out`);
         continue;
       }
-      throw new ConfigError(`--run ${dir}: metrics.jsonl line ${i + 1} must be JSON (got ${JSON.stringify(line.slice(0, 40))}…: ${(e as Error).message})`);
+      throw new ConfigError(`--run ${dir}: metrics.jsonl line ${i + 1} must be JSON (got ` +
+        `${JSON.stringify(line.slice(0, 40))}…: ${(e as Error).message})`);
     }
     if (!r.layers) continue;
     const ms = r.tokens_per_s ? ((config.data.batch_size * config.data.seq_len) / r.tokens_per_s) * 1000 : undefined;
-    const span = (l: { groups_per_token?: number }) => (l.groups_per_token !== undefined ? { groupsPerToken: l.groups_per_token, expertGroups } : {});
-    steps.push({ step: r.step, layers: r.layers.map((l) => ({ routed: l.group_expert_counts.map((row) => row.map((n) => n * k)), ...span(l) })), ms });
+    const span = (l: { groups_per_token?: number }) => (l.groups_per_token !== undefined ? {
+      groupsPerToken: l.groups_per_token, expertGroups,
+    } : {});
+    steps.push({
+      step: r.step,
+      layers: r.layers.map((l) => ({ routed: l.group_expert_counts.map((row) => row.map((n) => n * k)), ...span(l) })),
+      ms,
+    });
     if (ms !== undefined) stepMs.push(ms);
   }
-  if (steps.length === 0) throw new ConfigError(`--run ${dir}: metrics.jsonl has no step with per-layer routing (got none)`);
-  return { config, vocabSize: runVocab(dir), source: 'run', steps, measured_ms_per_step: stepMs.length ? stepMs.reduce((a, b) => a + b, 0) / stepMs.length : undefined, warnings };
+  if (steps.length === 0) throw new ConfigError(`--run ${dir}: metrics.jsonl has no step with per-layer routing (got ` +
+    `none)`);
+  return {
+    config, vocabSize: runVocab(dir), source: 'run', steps,
+    measured_ms_per_step: stepMs.length ? stepMs.reduce((a, b) => a + b, 0) / stepMs.length : undefined, warnings,
+  };
 }
 
 /** The run's vocabulary size, from its newest checkpoint (character-level Tiny Shakespeare's 65 if it has none). */

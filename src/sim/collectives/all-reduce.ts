@@ -19,7 +19,9 @@ export function allReduceUs(c: Cluster, g: CommGroup, bytes: number): number {
   const bw = ringBusGbps(c, g);
   const ring = ringLatencyUs(c, 2 * (n - 1), 2 * (g.nodes - 1)) + wireUs((2 * (n - 1) / n) * bytes, bw);
   if (g.nodes <= 1) return ring;
-  const tree = (c.collective_latency_us ?? 0) + 2 * ((g.perNode - 1) * c.intra_node.latency_us + Math.log2(g.nodes) * c.inter_node.latency_us) + wireUs(2 * bytes, 0.92 * bw);
+  const tree = (c.collective_latency_us ?? 0) + 2 * ((g.perNode - 1) * c.intra_node.latency_us + Math.log2(g.nodes) * c.inter_node.latency_us) + wireUs(
+    2 * bytes, 0.92 * bw,
+  );
   return Math.min(ring, tree);
 }
 

@@ -29,7 +29,10 @@ export const nicGbpsPerGpu = (c: Cluster) => c.inter_node.gbps * Math.min(1, nic
 export function flatA2aUs(c: Cluster, l: A2aLoad): number {
   if (l.intraPeers + l.interPeers === 0) return 0;
   const latency = (c.collective_latency_us ?? 0) + l.intraPeers * c.intra_node.latency_us + l.interPeers * c.inter_node.latency_us;
-  return latency + Math.max(wireUs(Math.max(l.intraOut, l.intraIn), c.intra_node.gbps), wireUs(Math.max(l.interOut, l.interIn), nicGbpsPerGpu(c)));
+  return latency + Math.max(
+    wireUs(Math.max(l.intraOut, l.intraIn), c.intra_node.gbps),
+    wireUs(Math.max(l.interOut, l.interIn), nicGbpsPerGpu(c)),
+  );
 }
 
 /** What one GPU moves in each phase of a hierarchical all-to-all. */
@@ -49,8 +52,12 @@ export interface HierarchicalLoad {
  */
 export function hierarchicalA2aUs(c: Cluster, l: HierarchicalLoad): number {
   const base = c.collective_latency_us ?? 0;
-  const one = l.phase1.peers > 0 ? base + l.phase1.peers * c.intra_node.latency_us + wireUs(Math.max(l.phase1.out, l.phase1.in), c.intra_node.gbps) : 0;
-  const two = l.phase2.peers > 0 ? base + l.phase2.peers * c.inter_node.latency_us + wireUs(Math.max(l.phase2.out, l.phase2.in), nicGbpsPerGpu(c)) : 0;
+  const one = l.phase1.peers > 0 ? base + l.phase1.peers * c.intra_node.latency_us + wireUs(
+    Math.max(l.phase1.out, l.phase1.in), c.intra_node.gbps,
+  ) : 0;
+  const two = l.phase2.peers > 0 ? base + l.phase2.peers * c.inter_node.latency_us + wireUs(
+    Math.max(l.phase2.out, l.phase2.in), nicGbpsPerGpu(c),
+  ) : 0;
   return one + two;
 }
 
@@ -65,5 +72,8 @@ export function uniformA2aUs(c: Cluster, g: CommGroup, bytes: number): number {
   const per = bytes / n;
   const intraPeers = g.perNode - 1;
   const interPeers = n - g.perNode;
-  return flatA2aUs(c, { intraOut: per * intraPeers, intraIn: per * intraPeers, interOut: per * interPeers, interIn: per * interPeers, intraPeers, interPeers });
+  return flatA2aUs(c, {
+    intraOut: per * intraPeers, intraIn: per * intraPeers, interOut: per * interPeers, interIn: per * interPeers,
+    intraPeers, interPeers,
+  });
 }

@@ -11,5 +11,9 @@ import { wireUs } from './ring.js';
 export function sendUs(c: Cluster, bytes: number, crossesNodes: boolean): number {
   if (bytes <= 0) return 0;
   const base = c.collective_latency_us ?? 0;
-  return crossesNodes ? base + c.inter_node.latency_us + wireUs(bytes, nicGbpsPerGpu(c)) : base + c.intra_node.latency_us + wireUs(bytes, c.intra_node.gbps);
+  return crossesNodes ? base + c.inter_node.latency_us + wireUs(
+    bytes, nicGbpsPerGpu(c),
+  ) : base + c.intra_node.latency_us + wireUs(
+    bytes, c.intra_node.gbps,
+  );
 }
