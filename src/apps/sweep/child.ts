@@ -43,7 +43,10 @@ export function runPointCommand(args: string[], log: string, onLine?: (line: str
   });
 }
 
-/** Sends every running point command one signal: SIGINT saves a checkpoint and stops it; a second SIGINT stops it at once. */
+/**
+ * Sends every running point command one signal: SIGINT saves a checkpoint and stops it; a second SIGINT stops
+ * it at once.
+ */
 export function signalPoints(signal: NodeJS.Signals = 'SIGINT'): void {
   for (const p of running) p.kill(signal);
 }

@@ -55,7 +55,9 @@ function checkKey(file: string, where: string, key: string): void {
 }
 
 /** `a.b=1` style override list for resolveConfig. */
-const asSets = (over: Tree) => Object.entries(over).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+const asSets = (over: Tree) => Object.entries(over).map(([
+  k, v,
+]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
 
 /** Every combination of the grid's values, in file order (the last key varies fastest). */
 function product(grid: [string, unknown[]][]): Tree[] {
@@ -64,7 +66,9 @@ function product(grid: [string, unknown[]][]): Tree[] {
 
 /** A directory-safe point name: its index and values, e.g. `03-n_experts=4-seed=1`. */
 function pointName(index: number, vary: Tree, seed: number, width: number): string {
-  const parts = typeof vary.label === 'string' ? [vary.label] : Object.entries(vary).map(([k, v]) => `${k.split('.').at(-1)}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
+  const parts = typeof vary.label === 'string' ? [vary.label] : Object.entries(vary).map(([
+    k, v,
+  ]) => `${k.split('.').at(-1)}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
   return [String(index).padStart(width, '0'), ...parts, `seed=${seed}`].join('-').replace(/[^A-Za-z0-9=._-]/g, '_');
 }
 
@@ -82,7 +86,9 @@ export function loadSweep(file: string, extraSets: string[] = [], seedsOverride?
     throw sweepError(file, `invalid YAML at line ${pos?.line ?? '?'}, column ${pos?.col ?? '?'}`);
   }
   const raw = doc.toJS() as unknown;
-  if (!isTree(raw)) throw sweepError(file, `must be a YAML mapping with keys ${SWEEP_KEYS.join(', ')} (got ${show(raw)})`);
+  if (!isTree(raw)) throw sweepError(
+    file, `must be a YAML mapping with keys ${SWEEP_KEYS.join(', ')} (got ${show(raw)})`,
+  );
   for (const k of Object.keys(raw)) {
     if (!SWEEP_KEYS.includes(k)) {
       const hint = nearest(k, SWEEP_KEYS);
@@ -94,7 +100,9 @@ export function loadSweep(file: string, extraSets: string[] = [], seedsOverride?
     const path = resolve(dirname(file), raw.base);
     base = readConfigFile(path);
   } else if (isTree(raw.base)) base = raw.base;
-  else if (raw.base !== undefined) throw sweepError(file, `base must be a config file or a config mapping (got ${show(raw.base)})`);
+  else if (raw.base !== undefined) throw sweepError(
+    file, `base must be a config file or a config mapping (got ${show(raw.base)})`,
+  );
   const fileSet = raw.set ?? {};
   if (!isTree(fileSet)) throw sweepError(file, `set must be a mapping of dotted keys to values (got ${show(fileSet)})`);
   const set: Tree = { ...fileSet };
@@ -107,18 +115,28 @@ export function loadSweep(file: string, extraSets: string[] = [], seedsOverride?
   if (!isTree(grid)) throw sweepError(file, `grid must be a mapping of dotted keys to lists (got ${show(grid)})`);
   for (const [k, v] of Object.entries(grid)) {
     checkKey(file, 'grid', k);
-    if (!Array.isArray(v) || v.length === 0) throw sweepError(file, `grid.${k} must be a non-empty list (got ${show(v)})`);
+    if (!Array.isArray(v) || v.length === 0) throw sweepError(
+      file, `grid.${k} must be a non-empty list (got ${show(v)})`,
+    );
   }
   const runs = raw.runs ?? [{}];
-  if (!Array.isArray(runs) || runs.some((r) => !isTree(r))) throw sweepError(file, `runs must be a list of mappings of dotted keys (got ${show(runs)})`);
+  if (!Array.isArray(runs) || runs.some((r) => !isTree(r))) throw sweepError(
+    file, `runs must be a list of mappings of dotted keys (got ${show(runs)})`,
+  );
   (runs as Tree[]).forEach((r, i) => Object.entries(r).forEach(([k, v]) => {
     if (k !== 'label') return checkKey(file, `runs[${i}]`, k);
-    if (typeof v !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(v)) throw sweepError(file, `runs[${i}].label must be a name of letters, digits, '.', '_' or '-' (got ${show(v)})`);
+    if (typeof v !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(v)) throw sweepError(
+      file, `runs[${i}].label must be a name of letters, digits, '.', '_' or '-' (got ${show(v)})`,
+    );
   }));
   const labels = (runs as Tree[]).map((r) => r.label).filter((l) => l !== undefined);
-  if (new Set(labels).size !== labels.length) throw sweepError(file, `runs: every label must be different (got ${labels.join(', ')})`);
+  if (new Set(labels).size !== labels.length) throw sweepError(
+    file, `runs: every label must be different (got ${labels.join(', ')})`,
+  );
   const record = raw.record === undefined ? ['train'] : Array.isArray(raw.record) ? raw.record : [raw.record];
-  if (record.length === 0 || record.some((r) => r !== 'train' && r !== 'profile')) throw sweepError(file, `record must be train, profile or both (got ${show(raw.record)})`);
+  if (record.length === 0 || record.some((r) => r !== 'train' && r !== 'profile')) throw sweepError(
+    file, `record must be train, profile or both (got ${show(raw.record)})`,
+  );
   // the base, resolved alone first: its own errors name the base
   let baseConfig: Config;
   try {
@@ -127,8 +145,12 @@ export function loadSweep(file: string, extraSets: string[] = [], seedsOverride?
     throw sweepError(file, `base and set: ${(e as Error).message}`);
   }
   const seeds = seedsOverride ?? raw.seeds ?? [baseConfig.seed];
-  if (!Array.isArray(seeds) || seeds.length === 0 || seeds.some((s) => !Number.isInteger(s) || s < 0)) throw sweepError(file, `seeds must be a list of integers >= 0 (got ${show(raw.seeds)})`);
-  const combos = product(Object.entries(grid) as [string, unknown[]][]).flatMap((g) => (runs as Tree[]).map((r) => ({ ...g, ...r })));
+  if (!Array.isArray(seeds) || seeds.length === 0 || seeds.some((s) => !Number.isInteger(s) || s < 0)) throw sweepError(
+    file, `seeds must be a list of integers >= 0 (got ${show(raw.seeds)})`,
+  );
+  const combos = product(Object.entries(grid) as [
+    string, unknown[],
+  ][]).flatMap((g) => (runs as Tree[]).map((r) => ({ ...g, ...r })));
   const keys = [...new Set(combos.flatMap((c) => Object.keys(c)))];
   const width = String(combos.length * seeds.length - 1).length;
   const points: SweepPoint[] = [];
@@ -139,7 +161,9 @@ export function loadSweep(file: string, extraSets: string[] = [], seedsOverride?
       let config: Config;
       try {
         const { label: _label, ...keysOfPoint } = vary;
-        config = resolveConfig({ overlay: base, sets: [...asSets(set as Tree), ...asSets(keysOfPoint), `seed=${seed}`] }).config;
+        config = resolveConfig({
+          overlay: base, sets: [...asSets(set as Tree), ...asSets(keysOfPoint), `seed=${seed}`],
+        }).config;
         assertTrainable(config);
       } catch (e) {
         throw sweepError(file, `point ${index} (${label}): ${(e as Error).message}`);
@@ -149,21 +173,34 @@ export function loadSweep(file: string, extraSets: string[] = [], seedsOverride?
   }
   let baseline: Record<string, unknown> | undefined;
   if (raw.baseline !== undefined) {
-    if (!isTree(raw.baseline)) throw sweepError(file, `baseline must be a mapping of swept keys to values (got ${show(raw.baseline)})`);
-    for (const k of Object.keys(raw.baseline)) if (!keys.includes(k)) throw sweepError(file, `baseline: ${k} is not a swept key (swept: ${keys.join(', ') || 'nothing'})`);
+    if (!isTree(raw.baseline)) throw sweepError(
+      file, `baseline must be a mapping of swept keys to values (got ${show(raw.baseline)})`,
+    );
+    for (const k of Object.keys(raw.baseline)) if (!keys.includes(k)) throw sweepError(
+      file, `baseline: ${k} is not a swept key (swept: ${keys.join(', ') || 'nothing'})`,
+    );
     baseline = raw.baseline;
-    const matches = combos.filter((c) => Object.entries(baseline!).every(([k, v]) => JSON.stringify(c[k]) === JSON.stringify(v)));
-    if (matches.length !== 1) throw sweepError(file, `baseline must name exactly one point of the sweep (got ${matches.length} matching ${show(raw.baseline)})`);
+    const matches = combos.filter((c) => Object.entries(baseline!).every(([
+      k, v,
+    ]) => JSON.stringify(c[k]) === JSON.stringify(v)));
+    if (matches.length !== 1) throw sweepError(
+      file, `baseline must name exactly one point of the sweep (got ${matches.length} matching ${show(raw.baseline)})`,
+    );
   }
   let simulate: string | undefined;
   if (raw.simulate !== undefined) {
-    if (typeof raw.simulate !== 'string') throw sweepError(file, `simulate must be a cluster file (got ${show(raw.simulate)})`);
+    if (typeof raw.simulate !== 'string') throw sweepError(
+      file, `simulate must be a cluster file (got ${show(raw.simulate)})`,
+    );
     simulate = resolve(dirname(file), raw.simulate);
     if (!existsSync(simulate)) throw sweepError(file, `simulate: cluster file not found (got ${show(raw.simulate)})`);
   }
   const name = basename(file, extname(file));
   return {
     name, file, keys, record: { train: true, profile: record.includes('profile') }, baseline, simulate, points,
-    resolved: { name, base: baseConfig, grid, runs: raw.runs ?? [], seeds, set, record, baseline: baseline ?? null, simulate: simulate ?? null, points: points.map((p) => ({ name: p.name, vary: p.vary, seed: p.seed })) },
+    resolved: {
+      name, base: baseConfig, grid, runs: raw.runs ?? [], seeds, set, record, baseline: baseline ?? null,
+      simulate: simulate ?? null, points: points.map((p) => ({ name: p.name, vary: p.vary, seed: p.seed })),
+    },
   };
 }

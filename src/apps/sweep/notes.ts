@@ -1,11 +1,16 @@
 import type { ResultRow } from './results.js';
 
 /** What the summary table's Δ columns are: a line under it (summary.md, `report --markdown`) and in the report. */
-export const DIFFERENCE_NOTE = 'Δ Welch: the point\'s mean over its seeds minus the baseline\'s, unpaired, with Welch\'s 95% interval '
-  + '(summary.csv: `_diff`). Δ paired: the mean over the seeds both ran of (point − baseline) at the same seed, with its '
-  + 'Student-t 95% interval on pairs − 1 degrees of freedom (summary.csv: `_paired_diff`, over `_pairs` seeds); runs that '
-  + 'share a seed share their batches and the initial values of the weights they have in common, so the seed\'s own luck '
-  + 'cancels in each difference. ✓: that interval excludes zero; "(n pairs)": only n seeds have the measurement in both '
+export const DIFFERENCE_NOTE = 'Δ Welch: the point\'s mean over its seeds minus the baseline\'s, unpaired, with ' +
+  'Welch\'s 95% interval '
+  + '(summary.csv: `_diff`). Δ paired: the mean over the seeds both ran of (point − baseline) at the same seed, with ' +
+    'its '
+  + 'Student-t 95% interval on pairs − 1 degrees of freedom (summary.csv: `_paired_diff`, over `_pairs` seeds); runs ' +
+    'that '
+  + 'share a seed share their batches and the initial values of the weights they have in common, so the seed\'s own ' +
+    'luck '
+  + 'cancels in each difference. ✓: that interval excludes zero; "(n pairs)": only n seeds have the measurement in ' +
+    'both '
   + 'the point and the baseline.';
 
 /** `n runs (a, b)`: how many runs, and which. */
@@ -30,6 +35,9 @@ export function runNotes(rows: ResultRow[]): string[] {
   return [
     ...grouped(rows, 'Not projected (simulate)', (r) => r.projection_error),
     ...grouped(rows, 'Projection note (simulate)', (r) => r.projection_note),
-    ...grouped(rows, 'No tokens_per_s or step_ms', (r) => (r.status === 'ok' && r.step_ms === null ? r.run_note ?? 'summary.json has no training time' : null)),
+    ...grouped(
+      rows, 'No tokens_per_s or step_ms',
+      (r) => (r.status === 'ok' && r.step_ms === null ? r.run_note ?? 'summary.json has no training time' : null),
+    ),
   ];
 }

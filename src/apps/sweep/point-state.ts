@@ -21,7 +21,9 @@ const readJson = (file: string) => readJsonFile<Record<string, unknown>, undefin
 function checkpointOf(runDir: string, hash: string): number | undefined {
   const dir = join(runDir, 'checkpoints');
   if (!existsSync(dir)) return undefined;
-  const steps = readdirSync(dir).map((d) => /^step-(\d+)$/.exec(d)).filter((m): m is RegExpExecArray => m !== null).map((m) => +m[1]!).sort((a, b) => b - a);
+  const steps = readdirSync(dir).map((d) => /^step-(\d+)$/.exec(d)).filter((m): m is RegExpExecArray => m !== null).map((m) => +m[1]!).sort((
+    a, b,
+  ) => b - a);
   for (const step of steps) {
     const manifest = readJson(join(dir, `step-${step}`, 'checkpoint.json'));
     if (manifest?.config && configHash(manifest.config as Config) === hash) return step;

@@ -17,7 +17,10 @@ export interface PointRun {
    * otherwise the point starts over in an emptied runDir
    */
   continueRun: boolean;
-  /** runs `switch-sim ARGS` for the point, its output appended to `log` (a child process, or the CLI in this process) */
+  /**
+   * runs `switch-sim ARGS` for the point, its output appended to `log` (a child process, or the CLI in this
+   * process)
+   */
   run: (args: string[], log: string) => Promise<ChildExit>;
 }
 
@@ -44,7 +47,10 @@ export async function runPoint(p: PointRun): Promise<PointOutcome> {
   if (r.code === 0 && p.profileSteps !== null && state.kind !== 'done') {
     const profileDir = join(p.runDir, 'profile');
     rmSync(profileDir, { recursive: true, force: true }); // an unfinished profile of an earlier try
-    r = await p.run(['profile', '--checkpoint', p.runDir, '--steps', String(p.profileSteps), '--warmup', '1', '--out', profileDir], log);
+    r = await p.run(
+      ['profile', '--checkpoint', p.runDir, '--steps', String(p.profileSteps), '--warmup', '1', '--out', profileDir],
+      log,
+    );
   }
   return { state, ...r };
 }

@@ -69,7 +69,10 @@ export function checkRedisUrl(url: string): void {
 export async function connectRedis(url: string, opts: { timeoutMs?: number; failFast?: boolean } = {}): Promise<Redis> {
   const timeoutMs = opts.timeoutMs ?? 3000;
   checkRedisUrl(url);
-  const probe = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: timeoutMs, enableOfflineQueue: false });
+  const probe = new Redis(url, {
+    lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: timeoutMs,
+    enableOfflineQueue: false,
+  });
   let last = '';
   probe.on('error', (e: Error) => (last = e.message));
   try {
@@ -86,7 +89,9 @@ export async function connectRedis(url: string, opts: { timeoutMs?: number; fail
   conn.on('error', () => {}); // failures surface through the calls
   if (opts.failFast && conn.status !== 'ready') {
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new ConfigError(`--queue ${url} is unreachable (no answer within ${timeoutMs} ms)`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new ConfigError(`--queue ${url} is unreachable (no answer within ${timeoutMs} ms)`)), timeoutMs,
+      );
       conn.once('ready', () => (clearTimeout(timer), resolve()));
     }).catch((e) => (conn.disconnect(), Promise.reject(e)));
   }
@@ -105,7 +110,9 @@ export async function sweepQueues(conn: Redis): Promise<string[]> {
   return [...names].sort();
 }
 
-const CONNECTION_CODES = ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN'];
+const CONNECTION_CODES = [
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN',
+];
 
 /**
  * Whether an error of a call on `conn` is the Redis going away (the connection down, or ioredis saying

@@ -17,7 +17,9 @@ export interface RemoteSweepOptions extends Omit<SweepOptions, 'jobs' | 'inProce
   /** tries per point before it is recorded as failed */
   attempts?: number;
   /** a worker's progress on a point (step, loss, tokens/s) */
-  onProgress?: (point: string, progress: { worker?: string; step?: number; steps?: number; loss?: number; tokens_per_s?: number }) => void;
+  onProgress?: (
+    point: string, progress: { worker?: string; step?: number; steps?: number; loss?: number; tokens_per_s?: number },
+  ) => void;
   /** how often the sweep looks at its jobs, ms */
   pollMs?: number;
   /** how long the Redis may be unreachable before the sweep gives up (exit 1; the same command resumes), ms */
@@ -32,7 +34,10 @@ function writePoint(dir: string, p: SweepPoint, job: Job<PointJob, PointResult>,
   writeFileSync(join(runDir, 'summary.json'), `${JSON.stringify(r.summary, null, 1)}\n`);
   writeFileSync(join(runDir, 'metrics.jsonl'), r.metrics);
   if (r.profile) writeFileSync(join(runDir, 'profile', 'profile.json'), JSON.stringify(r.profile));
-  writeFileSync(join(runDir, 'worker.json'), `${JSON.stringify({ worker: r.worker, resumed_from: r.resumed_from, attempts: job.attemptsMade, job: job.id })}\n`);
+  writeFileSync(
+    join(runDir, 'worker.json'),
+    `${JSON.stringify({ worker: r.worker, resumed_from: r.resumed_from, attempts: job.attemptsMade, job: job.id })}\n`,
+  );
   return collectResult(p, runDir, 'ok', null, ((job.finishedOn ?? 0) - (job.processedOn ?? 0)) / 1000, cluster);
 }
 
@@ -77,7 +82,8 @@ export async function runRemoteSweep(opts: RemoteSweepOptions): Promise<SweepRes
         return r;
       } catch (e) {
         if (Date.now() - lastOk > lostAfter) {
-          throw new QueueLostError(`lost the Redis at ${opts.queue} (${(e as Error).message}); the points stay queued: run the same command again once it is back`);
+          throw new QueueLostError(`lost the Redis at ${opts.queue} (${(e as Error).message}); the points stay ` +
+            `queued: run the same command again once it is back`);
         }
         await new Promise((r) => setTimeout(r, 200));
       }
@@ -89,7 +95,10 @@ export async function runRemoteSweep(opts: RemoteSweepOptions): Promise<SweepRes
       await redis(async () => {
         const old = await queue.getJob(id);
         if (old && (await old.getState()) === 'failed') await old.remove(); // a rerun retries failed points
-        await queue.add(p.name, { sweep: sweep.name, point: p.name, key: pointKey(p.config, profileSteps), seed: p.seed, vary: p.vary, config: p.config, profileSteps, version: VERSION, schema: SCHEMA },
+        await queue.add(p.name, {
+          sweep: sweep.name, point: p.name, key: pointKey(p.config, profileSteps), seed: p.seed, vary: p.vary,
+          config: p.config, profileSteps, version: VERSION, schema: SCHEMA,
+        },
           { jobId: id, attempts, removeOnComplete: false, removeOnFail: false });
       });
     }
@@ -98,7 +107,8 @@ export async function runRemoteSweep(opts: RemoteSweepOptions): Promise<SweepRes
     while (pending.size > 0 && !opts.signal?.aborted) {
       for (const name of [...pending]) {
         const found = await redis(async () => {
-          // the state first, then the job: a job read before it completes has no result yet, even if its state (read after) says completed
+          // the state first, then the job: a job read before it completes has no result yet, even if its
+          // state (read after) says completed
           const state = await queue.getJobState(ids.get(name)!);
           const job = state === 'unknown' ? undefined : await queue.getJob(ids.get(name)!);
           return job ? { job, state } : undefined;
@@ -107,7 +117,9 @@ export async function runRemoteSweep(opts: RemoteSweepOptions): Promise<SweepRes
         const { job, state } = found;
         const p = sweep.points.find((x) => x.name === name)!;
         if (state === 'completed' || state === 'failed') { // 'failed' is final: a job with attempts left waits again instead
-          const row = state === 'completed' ? await writePoint(dir, p, job, sweep.simulate) : await collectResult(p, join(dir, 'runs', p.name), 'failed', job.failedReason ?? 'failed', 0);
+          const row = state === 'completed' ? await writePoint(dir, p, job, sweep.simulate) : await collectResult(
+            p, join(dir, 'runs', p.name), 'failed', job.failedReason ?? 'failed', 0,
+          );
           results.set(name, row);
           pending.delete(name);
           writeResults(dir, sweep.keys, ordered());

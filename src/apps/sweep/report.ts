@@ -12,7 +12,10 @@ import { pointLabel, recordedColumns, summarise, writeSummary, type PointSummary
 
 const fmt = (v: number | undefined, digits = 4) => (v === undefined || Number.isNaN(v) ? '' : v.toFixed(digits));
 
-/** The per-point table: each measurement's mean ± 95% half-width, its difference from the baseline unpaired and paired by seed. */
+/**
+ * The per-point table: each measurement's mean ± 95% half-width, its difference from the baseline unpaired
+ * and paired by seed.
+ */
 export function summaryTable(points: PointSummary[], baseline?: string, only?: MetricColumn[]): Table {
   const measured = recordedColumns(points).filter((c) => !only || only.includes(c));
   // losses and fractions to 4 decimals; times and rates to 4 significant digits of the column's smallest mean
@@ -24,7 +27,9 @@ export function summaryTable(points: PointSummary[], baseline?: string, only?: M
   }));
   const digits = (c: MetricColumn) => places.get(c)!;
   const base = points.find((p) => p.baseline);
-  const delta = (c: MetricColumn, d: { mean: number; se: number; lo: number; hi: number; clear: boolean } | undefined) => {
+  const delta = (
+    c: MetricColumn, d: { mean: number; se: number; lo: number; hi: number; clear: boolean } | undefined,
+  ) => {
     if (!d) return '';
     const interval = d.se > 0 ? ` [${fmt(d.lo, digits(c))}, ${fmt(d.hi, digits(c))}]` : '';
     return `${d.mean >= 0 ? '+' : ''}${fmt(d.mean, digits(c))}${interval}${d.clear ? ' ✓' : ''}`;
@@ -45,7 +50,9 @@ export function summaryTable(points: PointSummary[], baseline?: string, only?: M
       ...measured.flatMap((c) => {
         const e = p.estimates[c];
         // one seed: the value alone, no interval (nothing says how large chance is)
-        const mean = e ? (e.n > 1 ? `${fmt(e.mean, digits(c))} ± ${fmt((e.hi - e.lo) / 2, digits(c))}` : fmt(e.mean, digits(c))) : '';
+        const mean = e ? (e.n > 1 ? `${fmt(e.mean, digits(c))} ± ${fmt((e.hi - e.lo) / 2, digits(c))}` : fmt(
+          e.mean, digits(c),
+        )) : '';
         return baseline ? [mean, delta(c, p.differences[c]), paired(p, c)] : [mean];
       }),
     ]),
@@ -67,7 +74,10 @@ interface SweepDir {
   points: PointSummary[];
 }
 
-type Resolved = { name?: string; grid?: Record<string, unknown>; runs?: Record<string, unknown>[]; points: { name: string }[]; baseline?: Record<string, unknown> | null };
+type Resolved = {
+  name?: string; grid?: Record<string, unknown>; runs?: Record<string,
+  unknown>[]; points: { name: string }[]; baseline?: Record<string, unknown> | null,
+};
 
 /** A sweep directory's sweep.yaml, as a sweep writes it: a mapping with a list of named points. */
 function readResolved(file: string): Resolved {
@@ -82,20 +92,34 @@ function readResolved(file: string): Resolved {
 
 /** What a sweep directory holds: its resolved sweep.yaml, its results in point order, summarised by point. */
 export function readSweepDir(dir: string): SweepDir {
-  if (!existsSync(dir)) throw new SweepDirError(`report DIR must be a sweep directory (got ${show(dir)}: no such directory)`);
-  if (!existsSync(join(dir, 'sweep.yaml'))) throw new SweepDirError(`report DIR must be a sweep directory, with sweep.yaml (got ${show(dir)}: no sweep.yaml)`);
+  if (!existsSync(dir)) throw new SweepDirError(`report DIR must be a sweep directory (got ${show(dir)}: no such ` +
+    `directory)`);
+  if (!existsSync(join(
+    dir, 'sweep.yaml',
+  ))) throw new SweepDirError(`report DIR must be a sweep directory, with sweep.yaml (got ${show(dir)}: no ` +
+    `sweep.yaml)`);
   const resolved = readResolved(join(dir, 'sweep.yaml'));
-  const keys = [...new Set([...Object.keys(resolved.grid ?? {}), ...(resolved.runs ?? []).flatMap((r) => Object.keys(r))])];
+  const keys = [...new Set([
+    ...Object.keys(resolved.grid ?? {}), ...(resolved.runs ?? []).flatMap((r) => Object.keys(r)),
+  ])];
   const byName = readResults(dir, keys);
   const rows = resolved.points.map((p) => byName.get(p.name)).filter((r): r is ResultRow => r !== undefined);
   const baseline = resolved.baseline ?? undefined;
-  return { name: resolved.name ?? basename(dir), keys, rows, planned: resolved.points.length, baseline, points: summarise(rows, keys, baseline) };
+  return {
+    name: resolved.name ?? basename(dir), keys, rows, planned: resolved.points.length, baseline,
+    points: summarise(rows, keys, baseline),
+  };
 }
 
 /** The table and the notes under it, as markdown (summary.md, `report --markdown`). */
-const markdownWithNotes = (table: Table, notes: string[]) => `${markdownTable(table)}${notes.map((n) => `\n${n}\n`).join('')}`;
+const markdownWithNotes = (
+  table: Table, notes: string[],
+) => `${markdownTable(table)}${notes.map((n) => `\n${n}\n`).join('')}`;
 
-/** The lines under a sweep's table: what its Δ columns are (with a baseline), and why some cells are empty (runNotes). */
+/**
+ * The lines under a sweep's table: what its Δ columns are (with a baseline), and why some cells are empty
+ * (runNotes).
+ */
 const sweepNotes = (s: SweepDir) => [...(s.baseline ? [DIFFERENCE_NOTE] : []), ...runNotes(s.rows)];
 
 /**
@@ -104,10 +128,15 @@ const sweepNotes = (s: SweepDir) => [...(s.baseline ? [DIFFERENCE_NOTE] : []), .
  */
 export function summaryMarkdown(dir: string, only?: MetricColumn[]): string {
   const s = readSweepDir(dir);
-  return markdownWithNotes(summaryTable(s.points, s.baseline ? pointLabel(s.baseline, s.keys) : undefined, only), sweepNotes(s));
+  return markdownWithNotes(
+    summaryTable(s.points, s.baseline ? pointLabel(s.baseline, s.keys) : undefined, only), sweepNotes(s),
+  );
 }
 
-/** Writes DIR/report.html, DIR/summary.csv (and .jsonl, .md) and DIR/charts/<chart>.svg from what the sweep directory holds. */
+/**
+ * Writes DIR/report.html, DIR/summary.csv (and .jsonl, .md) and DIR/charts/<chart>.svg from what the sweep
+ * directory holds.
+ */
 export async function writeReport(dir: string): Promise<string> {
   const s = readSweepDir(dir);
   const { name, keys, rows, planned, baseline, points } = s;
@@ -122,7 +151,9 @@ export async function writeReport(dir: string): Promise<string> {
   const html = htmlPage({
     title: `switch-sim sweep: ${name}`,
     intro: [
-      `${rows.length} of ${planned} runs recorded (${rows.filter((r) => r.status === 'ok').length} ok), ${points.length} points. Swept: ${keys.join(', ') || 'nothing'}. Each chart is also in charts/ as SVG; summary.csv has a row per point, results.csv a row per run.`,
+      `${rows.length} of ${planned} runs recorded (${rows.filter((r) => r.status === 'ok').length} ok), ` +
+        `${points.length} points. Swept: ${keys.join(', ') || 'nothing'}. Each chart is also in charts/ as SVG; ` +
+        `summary.csv has a row per point, results.csv a row per run.`,
       ...missing,
       ...notes,
     ],

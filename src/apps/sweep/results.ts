@@ -25,7 +25,8 @@ export interface ResultRow {
   drop_fraction: number | null;
   /**
    * the busiest expert's kept token-choices (all k, after capacity drops) over the mean, mean over Switch
-   * layers, last logged training step (metrics.jsonl's load_max_over_mean_first is the first-choice figure before drops)
+   * layers, last logged training step (metrics.jsonl's load_max_over_mean_first is the first-choice figure
+   * before drops)
    */
   load_max_over_mean: number | null;
   /** the run projected onto the sweep's `simulate` cluster from its own routing (null without one) */
@@ -45,11 +46,15 @@ export interface ResultRow {
 }
 
 export const FIXED_COLUMNS = ['seed', 'params_total', 'params_active_per_token', 'train_ce', 'val_ce', 'tokens_per_s', 'step_ms',
-  'dispatch_overhead_fraction', 'drop_fraction', 'load_max_over_mean', 'projected_step_ms', 'projected_tokens_per_s', 'projection_error',
+  'dispatch_overhead_fraction', 'drop_fraction', 'load_max_over_mean', 'projected_step_ms', 'projected_tokens_per_s',
+  'projection_error',
   'projection_note', 'run_note', 'wall_s', 'status', 'error', 'config_hash'] as const;
 
 /** The columns that are measurements of a run (what summary.csv estimates over seeds). */
-export const METRIC_COLUMNS = ['train_ce', 'val_ce', 'tokens_per_s', 'step_ms', 'dispatch_overhead_fraction', 'drop_fraction', 'load_max_over_mean', 'projected_step_ms', 'projected_tokens_per_s'] as const;
+export const METRIC_COLUMNS = [
+  'train_ce', 'val_ce', 'tokens_per_s', 'step_ms', 'dispatch_overhead_fraction', 'drop_fraction', 'load_max_over_mean',
+  'projected_step_ms', 'projected_tokens_per_s',
+] as const;
 export type MetricColumn = (typeof METRIC_COLUMNS)[number];
 
 const readJson = (file: string) => readJsonFile(file, missingAs(undefined));
@@ -76,7 +81,8 @@ function jsonLines(file: string): Record<string, unknown>[] {
     try {
       r = JSON.parse(line);
     } catch (e) {
-      throw new SweepDirError(`${file} line ${i + 1} must be a JSON object (got ${show(line.slice(0, 40))}: ${(e as Error).message})`);
+      throw new SweepDirError(`${file} line ${i + 1} must be a JSON object (got ${show(line.slice(0, 40))}: ` +
+        `${(e as Error).message})`);
     }
     if (typeof r !== 'object' || r === null || Array.isArray(r)) {
       throw new SweepDirError(`${file} line ${i + 1} must be a JSON object (got ${show(line.slice(0, 40))})`);
@@ -85,7 +91,10 @@ function jsonLines(file: string): Record<string, unknown>[] {
   });
 }
 
-/** An spmd profile's counterpart of dispatch overhead: packing, unpacking and barrier waits, as a share of the step, mean over devices. */
+/**
+ * An spmd profile's counterpart of dispatch overhead: packing, unpacking and barrier waits, as a share of the
+ * step, mean over devices.
+ */
 function spmdOverhead(profile: { step_ms?: number; devices?: { pack_unpack_ms?: number; barrier_wait_ms?: number }[] } | undefined): number | null {
   const ds = profile?.devices?.filter((d) => d.pack_unpack_ms !== undefined && d.barrier_wait_ms !== undefined) ?? [];
   if (!profile?.step_ms || ds.length === 0) return null;
@@ -126,8 +135,13 @@ async function projected(runDir: string, cluster: string | undefined): Promise<P
 const stepMs = (summary: { train_s?: number | null; steps?: number } | undefined) =>
   typeof summary?.train_s === 'number' ? (summary.train_s * 1000) / Math.max(1, summary.steps ?? 0) : null;
 
-/** Reads what a finished point wrote: summary.json, metrics.jsonl, profile/profile.json; and projects it onto `cluster` when given. */
-export async function collectResult(p: SweepPoint, runDir: string, status: 'ok' | 'failed', error: string | null, wallS: number, cluster?: string): Promise<ResultRow> {
+/**
+ * Reads what a finished point wrote: summary.json, metrics.jsonl, profile/profile.json; and projects it onto
+ * `cluster` when given.
+ */
+export async function collectResult(
+  p: SweepPoint, runDir: string, status: 'ok' | 'failed', error: string | null, wallS: number, cluster?: string,
+): Promise<ResultRow> {
   const summary = status === 'ok' ? readJson(join(runDir, 'summary.json')) : undefined;
   const profile = status === 'ok' ? readJson(join(runDir, 'profile', 'profile.json')) : undefined;
   const last = trainingRecords(runDir).at(-1);
@@ -145,7 +159,8 @@ export async function collectResult(p: SweepPoint, runDir: string, status: 'ok' 
     dispatch_overhead_fraction: profile?.dispatch_overhead?.fraction ?? spmdOverhead(profile),
     drop_fraction: mean((l) => l.drop_fraction),
     load_max_over_mean: mean((l) => l.load_max_over_mean),
-    projected_step_ms: proj.step_ms, projected_tokens_per_s: proj.tokens_per_s, projection_error: proj.error, projection_note: proj.note,
+    projected_step_ms: proj.step_ms, projected_tokens_per_s: proj.tokens_per_s, projection_error: proj.error,
+    projection_note: proj.note,
     run_note: typeof summary?.note === 'string' ? summary.note : null,
     wall_s: wallS, status, error, config_hash: configHash(p.config),
   };
@@ -159,11 +174,17 @@ const csvCell = (v: unknown): string => {
 
 /** results.jsonl (one JSON object a row, the swept keys flattened in) and results.csv, each replaced atomically. */
 export function writeResults(dir: string, keys: string[], rows: ResultRow[]): void {
-  const flat = rows.map((r) => ({ point: r.point, ...Object.fromEntries(keys.map((k) => [k, r.vary[k] ?? null])), ...Object.fromEntries(FIXED_COLUMNS.map((c) => [c, r[c]])) }));
+  const flat = rows.map((r) => ({
+    point: r.point, ...Object.fromEntries(keys.map((k) => [k, r.vary[k] ?? null])),
+    ...Object.fromEntries(FIXED_COLUMNS.map((c) => [c, r[c]]))
+  }));
   const write = (name: string, text: string) => writeFileAtomic(join(dir, name), text);
   write('results.jsonl', flat.map((r) => `${JSON.stringify(r)}\n`).join(''));
   const columns = ['point', ...keys, ...FIXED_COLUMNS];
-  write('results.csv', `${columns.join(',')}\n${flat.map((r) => columns.map((c) => csvCell((r as Record<string, unknown>)[c])).join(',')).join('\n')}\n`);
+  write(
+    'results.csv',
+    `${columns.join(',')}\n${flat.map((r) => columns.map((c) => csvCell((r as Record<string, unknown>)[c])).join(',')).join('\n')}\n`,
+  );
 }
 
 /** Rows of a previous run of the sweep (for --resume and `report`), keyed by point name. */
@@ -173,10 +194,14 @@ export function readResults(dir: string, keys: string[]): Map<string, ResultRow>
   if (!existsSync(file)) return out;
   for (const [i, r] of jsonLines(file).entries()) {
     if (typeof r.point !== 'string' || (r.status !== 'ok' && r.status !== 'failed')) {
-      throw new SweepDirError(`${file} row ${i + 1} must have a point name and a status ok or failed (got point ${show(r.point)}, status ${show(r.status)})`);
+      throw new SweepDirError(`${file} row ${i + 1} must have a point name and a status ok or failed (got point ` +
+        `${show(r.point)}, status ${show(r.status)})`);
     }
     // columns absent from rows written before them
-    const since = { projection_error: r.projection_error ?? null, projection_note: r.projection_note ?? null, run_note: r.run_note ?? null };
+    const since = {
+      projection_error: r.projection_error ?? null, projection_note: r.projection_note ?? null,
+      run_note: r.run_note ?? null,
+    };
     const vary = Object.fromEntries(keys.map((k) => [k, r[k]]));
     out.set(r.point as string, { ...(r as unknown as ResultRow), ...since, vary } as ResultRow);
   }

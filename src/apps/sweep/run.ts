@@ -16,7 +16,10 @@ export interface SweepOptions {
   /** --seeds: these seeds instead of the file's */
   seeds?: number[];
   outDir?: string;
-  /** skip points already finished (status ok, same config) in DIR/results.jsonl; continue interrupted ones from their checkpoint; rerun failed ones */
+  /**
+   * skip points already finished (status ok, same config) in DIR/results.jsonl; continue interrupted ones
+   * from their checkpoint; rerun failed ones
+   */
   resume?: boolean;
   /** points run at once, each a child process */
   jobs?: number;
@@ -24,9 +27,15 @@ export interface SweepOptions {
   profileSteps?: number;
   /** called as points finish */
   onPoint?: (row: ResultRow, done: number, total: number) => void;
-  /** aborted (Ctrl-C): no new point starts, running ones get one SIGINT (they save a checkpoint) and are not recorded */
+  /**
+   * aborted (Ctrl-C): no new point starts, running ones get one SIGINT (they save a checkpoint) and are not
+   * recorded
+   */
   signal?: AbortSignal;
-  /** run each point's commands in this process through this CLI entry, one at a time (tests of whole sweep files), not as child processes */
+  /**
+   * run each point's commands in this process through this CLI entry, one at a time (tests of whole sweep
+   * files), not as child processes
+   */
   inProcess?: PointMain;
 }
 
@@ -64,13 +73,18 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
   };
   opts.signal?.addEventListener('abort', onAbort);
   const profileSteps = sweep.record.profile ? opts.profileSteps ?? 3 : null;
-  const run = (args: string[], log: string) => (opts.inProcess ? runPointInProcess(opts.inProcess, args, log) : runPointCommand(args, log));
+  const run = (
+    args: string[], log: string,
+  ) => (opts.inProcess ? runPointInProcess(opts.inProcess, args, log) : runPointCommand(args, log));
   const runOne = async (p: SweepPoint): Promise<void> => {
     const runDir = join(dir, 'runs', p.name);
     const t0 = performance.now();
     const r = await runPoint({ runDir, config: p.config, profileSteps, continueRun: opts.resume === true, run });
     if (interrupted) return; // neither done nor failed: --resume continues it from its checkpoint
-    const row = await collectResult(p, runDir, r.code === 0 ? 'ok' : 'failed', r.code === 0 ? null : r.lastError || `exit code ${r.code}`, (performance.now() - t0) / 1000, sweep.simulate);
+    const row = await collectResult(
+      p, runDir, r.code === 0 ? 'ok' : 'failed', r.code === 0 ? null : r.lastError || `exit code ${r.code}`,
+      (performance.now() - t0) / 1000, sweep.simulate,
+    );
     results.set(p.name, row);
     writeResults(dir, sweep.keys, ordered());
     opts.onPoint?.(row, results.size, sweep.points.length);
@@ -80,7 +94,9 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
     const worker = async () => {
       for (let p = queue.shift(); p && !interrupted; p = queue.shift()) await runOne(p);
     };
-    await Promise.all(Array.from({ length: opts.inProcess ? 1 : Math.max(1, Math.min(opts.jobs ?? 1, todo.length)) }, worker));
+    await Promise.all(Array.from(
+      { length: opts.inProcess ? 1 : Math.max(1, Math.min(opts.jobs ?? 1, todo.length)) }, worker,
+    ));
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
   }
@@ -94,7 +110,8 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
 export function describePoints(sweep: Sweep, vocabOf: (p: SweepPoint) => number): string[] {
   return sweep.points.map((p) => {
     const c = configParamCounts(p.config, vocabOf(p));
-    return `${p.name.padEnd(40)} params ${c.total.toLocaleString('en-US')} (${c.activePerToken.toLocaleString('en-US')} active per token)`;
+    return `${p.name.padEnd(40)} params ${c.total.toLocaleString('en-US')} ` +
+      `(${c.activePerToken.toLocaleString('en-US')} active per token)`;
   });
 }
 

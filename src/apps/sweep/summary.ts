@@ -1,9 +1,14 @@
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../core/util/fs.js';
 import { METRIC_COLUMNS, type MetricColumn, type ResultRow } from './results.js';
-import { difference, estimate, pairedDifference, type Difference, type Estimate, type PairedDifference } from './stats.js';
+import {
+  difference, estimate, pairedDifference, type Difference, type Estimate, type PairedDifference,
+} from './stats.js';
 
-/** One point of a sweep (its swept values, every seed of it together): each measurement's estimate, and its difference from the baseline point. */
+/**
+ * One point of a sweep (its swept values, every seed of it together): each measurement's estimate, and its
+ * difference from the baseline point.
+ */
 export interface PointSummary {
   /** the swept keys' values */
   vary: Record<string, unknown>;
@@ -21,15 +26,25 @@ export interface PointSummary {
 
 const keyOf = (vary: Record<string, unknown>, keys: string[]) => JSON.stringify(keys.map((k) => vary[k] ?? null));
 const short = (key: string) => key.split('.').at(-1)!;
-/** A point's name on charts and tables: its `label` when the sweep file gave one, else its swept values (the keys it sets). */
+/**
+ * A point's name on charts and tables: its `label` when the sweep file gave one, else its swept values (the
+ * keys it sets).
+ */
 export const pointLabel = (vary: Record<string, unknown>, keys: string[]) =>
   typeof vary.label === 'string' ? vary.label : keys.filter((k) => k !== 'label' && vary[k] !== undefined).map((k) => `${short(k)}=${String(vary[k])}`).join(' ') || 'all';
 
-/** Groups the runs by point (seeds together), in the order the points first appear; estimates every measurement that was recorded. */
+/**
+ * Groups the runs by point (seeds together), in the order the points first appear; estimates every
+ * measurement that was recorded.
+ */
 export function summarise(rows: ResultRow[], keys: string[], baseline?: Record<string, unknown>): PointSummary[] {
   const groups = new Map<string, ResultRow[]>();
   for (const r of rows) groups.set(keyOf(r.vary, keys), [...(groups.get(keyOf(r.vary, keys)) ?? []), r]);
-  const isBaseline = (vary: Record<string, unknown>) => baseline !== undefined && Object.entries(baseline).every(([k, v]) => JSON.stringify(vary[k]) === JSON.stringify(v));
+  const isBaseline = (
+    vary: Record<string, unknown>,
+  ) => baseline !== undefined && Object.entries(baseline).every(([
+    k, v,
+  ]) => JSON.stringify(vary[k]) === JSON.stringify(v));
   const ok = (runs: ResultRow[], c: MetricColumn) => runs.filter((r) => r.status === 'ok' && typeof r[c] === 'number');
   const values = (runs: ResultRow[], c: MetricColumn) => ok(runs, c).map((r) => r[c] as number);
   const bySeed = (runs: ResultRow[], c: MetricColumn) => new Map(ok(runs, c).map((r) => [r.seed, r[c] as number]));
@@ -52,7 +67,9 @@ export function summarise(rows: ResultRow[], keys: string[], baseline?: Record<s
     }
     const seeds = runs.map((r) => r.seed);
     const done = runs.filter((r) => r.status === 'ok').length;
-    return { vary, label: pointLabel(vary, keys), seeds, ok: done, baseline: isBaseline(vary), estimates, differences, paired };
+    return {
+      vary, label: pointLabel(vary, keys), seeds, ok: done, baseline: isBaseline(vary), estimates, differences, paired,
+    };
   });
 }
 
@@ -65,11 +82,15 @@ const cell = (v: unknown): string => {
 /** The recorded measurements of a summary (columns with at least one estimate). */
 export const recordedColumns = (points: PointSummary[]) => METRIC_COLUMNS.filter((c) => points.some((p) => p.estimates[c]));
 
-/** summary.csv's columns for one measurement: its estimate, then point − baseline unpaired (Welch), then paired by seed. */
+/**
+ * summary.csv's columns for one measurement: its estimate, then point − baseline unpaired (Welch), then
+ * paired by seed.
+ */
 const metricColumns = (c: MetricColumn) => [
   `${c}_mean`, `${c}_se`, `${c}_lo`, `${c}_hi`,
   `${c}_diff`, `${c}_diff_se`, `${c}_diff_lo`, `${c}_diff_hi`, `${c}_diff_clear`,
-  `${c}_paired_diff`, `${c}_paired_diff_se`, `${c}_paired_diff_lo`, `${c}_paired_diff_hi`, `${c}_paired_diff_clear`, `${c}_pairs`,
+  `${c}_paired_diff`, `${c}_paired_diff_se`, `${c}_paired_diff_lo`, `${c}_paired_diff_hi`, `${c}_paired_diff_clear`,
+  `${c}_pairs`,
 ];
 
 /** One measurement's cells of a point's row, named as metricColumns names them. */
@@ -77,7 +98,9 @@ function metricCells(p: PointSummary, c: MetricColumn): Record<string, unknown> 
   const e = p.estimates[c];
   const d = p.differences[c];
   const q = p.paired[c];
-  const cells = [e?.mean, e?.se, e?.lo, e?.hi, d?.mean, d?.se, d?.lo, d?.hi, d?.clear, q?.mean, q?.se, q?.lo, q?.hi, q?.clear, q?.n];
+  const cells = [
+    e?.mean, e?.se, e?.lo, e?.hi, d?.mean, d?.se, d?.lo, d?.hi, d?.clear, q?.mean, q?.se, q?.lo, q?.hi, q?.clear, q?.n,
+  ];
   return Object.fromEntries(metricColumns(c).map((name, i) => [name, cells[i]]));
 }
 
@@ -92,10 +115,14 @@ export function writeSummary(dir: string, keys: string[], points: PointSummary[]
   const measured = recordedColumns(points);
   const columns = ['point', ...keys, 'seeds', 'ok', 'baseline', ...measured.flatMap(metricColumns)];
   const rows = points.map((p) => ({
-    point: p.label, ...Object.fromEntries(keys.map((k) => [k, p.vary[k] ?? null])), seeds: p.seeds.length, ok: p.ok, baseline: p.baseline,
+    point: p.label, ...Object.fromEntries(keys.map((k) => [k, p.vary[k] ?? null])), seeds: p.seeds.length, ok: p.ok,
+    baseline: p.baseline,
     ...Object.assign({}, ...measured.map((c) => metricCells(p, c))) as Record<string, unknown>,
   }));
   const write = (name: string, text: string) => writeFileAtomic(join(dir, name), text);
-  write('summary.csv', `${columns.join(',')}\n${rows.map((r) => columns.map((c) => cell((r as Record<string, unknown>)[c])).join(',')).join('\n')}\n`);
+  write(
+    'summary.csv',
+    `${columns.join(',')}\n${rows.map((r) => columns.map((c) => cell((r as Record<string, unknown>)[c])).join(',')).join('\n')}\n`,
+  );
   write('summary.jsonl', rows.map((r) => `${JSON.stringify(r)}\n`).join(''));
 }

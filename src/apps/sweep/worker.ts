@@ -7,7 +7,9 @@ import { missingAs, readJson as readJsonFile } from '../../core/util/fs.js';
 import { runPointCommand, signalPoints } from './child.js';
 import { runPoint } from './point.js';
 import { WorkerFailedError } from './errors.js';
-import { connectRedis, isConnectionLoss, SCHEMA, sweepQueues, VERSION, type PointJob, type PointResult } from './queue.js';
+import {
+  connectRedis, isConnectionLoss, SCHEMA, sweepQueues, VERSION, type PointJob, type PointResult,
+} from './queue.js';
 
 export interface WorkerOptions {
   url: string;
@@ -46,24 +48,32 @@ class PointWorker extends Worker<PointJob, PointResult> {
 async function processPoint(job: Job<PointJob>, runsDir: string): Promise<PointResult> {
   const d = job.data;
   if (d.version !== VERSION || d.schema !== SCHEMA) {
-    throw new UnrecoverableError(`worker ${me()} runs switch-sim ${VERSION} (config schema ${SCHEMA}); point ${d.point} was enqueued by ${d.version} (schema ${d.schema}): run workers of the sweep's version`);
+    throw new UnrecoverableError(`worker ${me()} runs switch-sim ${VERSION} (config schema ${SCHEMA}); point ` +
+      `${d.point} was enqueued by ${d.version} (schema ${d.schema}): run workers of the sweep's version`);
   }
   const runDir = join(runsDir, d.sweep, `${d.point}-${d.key}`);
   const progress = (line: string) => {
     const m = /step (\d+)\/(\d+) loss ([\d.]+) .* (\d+) tok\/s/.exec(line);
-    if (m) void job.updateProgress({ worker: me(), step: +m[1]!, steps: +m[2]!, loss: +m[3]!, tokens_per_s: +m[4]! }).catch(() => {});
+    if (m) void job.updateProgress({
+      worker: me(), step: +m[1]!, steps: +m[2]!, loss: +m[3]!, tokens_per_s: +m[4]!,
+    }).catch(() => {});
   };
   const run = (args: string[], log: string) => runPointCommand(args, log, progress);
   const r = await runPoint({ runDir, config: d.config, profileSteps: d.profileSteps, continueRun: true, run });
   const state = r.state;
   if (r.code !== 0) throw new Error(r.lastError || `exit code ${r.code}`);
   return {
-    worker: me(), summary: readJson(join(runDir, 'summary.json')), metrics: readFileSync(join(runDir, 'metrics.jsonl'), 'utf8'),
-    profile: readJson(join(runDir, 'profile', 'profile.json')), resumed_from: state.kind === 'resume' ? state.step : null,
+    worker: me(), summary: readJson(join(runDir, 'summary.json')),
+    metrics: readFileSync(join(runDir, 'metrics.jsonl'), 'utf8'),
+    profile: readJson(join(runDir, 'profile', 'profile.json')),
+    resumed_from: state.kind === 'resume' ? state.step : null,
   };
 }
 
-/** A sweep queue as a worker sees it: counts on the shared connection; a BullMQ worker (its own connection) only while it has jobs. */
+/**
+ * A sweep queue as a worker sees it: counts on the shared connection; a BullMQ worker (its own connection)
+ * only while it has jobs.
+ */
 interface Watched {
   queue: Queue<PointJob, PointResult>;
   worker?: PointWorker;
@@ -126,7 +136,10 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   /** per queue: jobs that wait (or will: delayed retries), and jobs active anywhere */
   const counts = async (w: Watched) => {
     const c = await w.queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'waiting-children');
-    return { waiting: (c.waiting ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0), busy: (c.active ?? 0) + (c['waiting-children'] ?? 0) };
+    return {
+      waiting: (c.waiting ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0),
+      busy: (c.active ?? 0) + (c['waiting-children'] ?? 0),
+    };
   };
   /**
    * Every queue with work anywhere has a BullMQ worker here (its stalled check hands back the points of
@@ -167,7 +180,8 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
     }
     return false;
   };
-  log(`worker ${me()}: switch-sim ${VERSION}, schema ${SCHEMA}, up to ${slots} point${slots > 1 ? 's' : ''} at once, runs in ${opts.runsDir}`);
+  log(`worker ${me()}: switch-sim ${VERSION}, schema ${SCHEMA}, up to ${slots} point${slots > 1 ? 's' : ''} at once, ` +
+    `runs in ${opts.runsDir}`);
   try {
     while (!opts.signal?.aborted) {
       try {
@@ -183,7 +197,8 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
       } catch (e) {
         const message = (e as Error)?.message ?? String(e);
         if (!isConnectionLoss(conn, e)) {
-          if (running.size > 0) log(`stopping: ${message}; finishing the ${running.size} running point${running.size > 1 ? 's' : ''}, taking no new one`);
+          if (running.size > 0) log(`stopping: ${message}; finishing the ${running.size} running ` +
+            `point${running.size > 1 ? 's' : ''}, taking no new one`);
           throw new WorkerFailedError(`worker ${me()} on ${opts.url}: ${message}`, { cause: e });
         }
         onLost(message); // ioredis reconnects; the next poll tries again
