@@ -61,7 +61,9 @@ export async function backwardPass(p: BackwardDeps, recs: MicroRecord[]): Promis
         PROFILE?.begin('stage_backward');
         const grads = stageGradients(rec.inputs[k], rec.tapes[k]!, pnames.map((n) => p.weights.get(n)!), upstream);
         PROFILE?.end();
-        if (upstream) tf.dispose([upstream.h, upstream.u, upstream.logits, ...(upstream.shared ? [upstream.shared] : [])]);
+        if (upstream) tf.dispose([
+          upstream.h, upstream.u, upstream.logits, ...(upstream.shared ? [upstream.shared] : []),
+        ]);
         const input = rec.inputs[k];
         const nOut = input ? input.outputs.length : 0;
         const nIn = input ? 2 + nOut + (input.shared ? 1 : 0) : 0;

@@ -29,7 +29,10 @@ export interface StepResult {
   layers: LayerStats[];
 }
 
-/** `parallel.layout: spmd`: this engine is replica `rank` of `count`, and runs only its shard of each batch (routing group `rank`). */
+/**
+ * `parallel.layout: spmd`: this engine is replica `rank` of `count`, and runs only its shard of each batch
+ * (routing group `rank`).
+ */
 export interface Shard {
   rank: number;
   count: number;
@@ -71,13 +74,18 @@ export class Engine {
    * Splits a batch into `parallel.microbatches` micro-batches of whole routing groups, so that the
    * coordinator computes one micro-batch while the devices work on another.
    */
-  private contexts(x: Int32Array, y: Int32Array | undefined, batch: number, step: number, mode: RouteMode): StepContext[] {
+  private contexts(
+    x: Int32Array, y: Int32Array | undefined, batch: number, step: number, mode: RouteMode,
+  ): StepContext[] {
     // a replica's shard: `batch` sequences from sequence rank·batch of the step's batch (its draws are theirs)
     if (this.shard) return [new StepContext(this.config, batch, mode, step, x, y, 0, this.shard.rank * batch)];
     const M = batch % this.config.parallel.devices === 0 ? this.config.parallel.microbatches : 1;
     const per = x.length / M;
     return Array.from({ length: M }, (_, m) =>
-      new StepContext(this.config, batch / M, mode, step, x.subarray(m * per, (m + 1) * per), y?.subarray(m * per, (m + 1) * per), m, (m * batch) / M));
+      new StepContext(
+        this.config, batch / M, mode, step, x.subarray(m * per, (m + 1) * per), y?.subarray(m * per, (m + 1) * per), m,
+        (m * batch) / M,
+      ));
   }
 
   /** Routing groups of micro-batch m: the step's G groups (G = devices) split evenly. */
@@ -92,10 +100,15 @@ export class Engine {
   private forward(ctxs: StepContext[]): Promise<MicroRecord[]> {
     const { config, params, weights, dispatcher, routing } = this;
     const groups = (ctx: StepContext, M: number) => this.groups(ctx, M);
-    return forwardPass({ config, params, weights, dispatcher, routing, replicas: this.shard?.count ?? 1, groups }, ctxs);
+    return forwardPass(
+      { config, params, weights, dispatcher, routing, replicas: this.shard?.count ?? 1, groups }, ctxs,
+    );
   }
 
-  /** Aux-free balancing after a training step (`load[k][e]`: Switch layer k's tokens per expert over the whole step). */
+  /**
+   * Aux-free balancing after a training step (`load[k][e]`: Switch layer k's tokens per expert over the whole
+   * step).
+   */
   updateExpertBias(load: number[][]): void {
     this.routing.step(load);
   }
@@ -127,14 +140,20 @@ export class Engine {
     return backwardPass({ config, weights, dispatcher, paramNames, stageNames, grads }, recs);
   }
 
-  /** Cross-entropy of a batch without gradients (eval capacity factor, no jitter, no dropout), and how each Switch layer routed it. */
+  /**
+   * Cross-entropy of a batch without gradients (eval capacity factor, no jitter, no dropout), and how each
+   * Switch layer routed it.
+   */
   async evaluate(x: Int32Array, y: Int32Array, batch: number, step: number): Promise<EvalResult> {
     const ctxs = this.contexts(x, y, batch, step, 'eval');
     try {
       const recs = await this.forward(ctxs);
       for (const rec of recs) releaseInputs(rec);
       const layers = recs[0]!.layers.map((_, l) => mergeLayerStats(recs.map((r) => r.layers[l]!)));
-      return { ce: recs.reduce((a, r) => a + r.ce, 0) / recs.length, layers, plans: recs.map((r) => r.plans), probs: recs.map((r) => r.probs) };
+      return {
+        ce: recs.reduce((a, r) => a + r.ce, 0) / recs.length, layers, plans: recs.map((r) => r.plans),
+        probs: recs.map((r) => r.probs),
+      };
     } finally {
       for (const c of ctxs) c.dispose();
     }

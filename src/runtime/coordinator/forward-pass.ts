@@ -56,7 +56,9 @@ export async function forwardPass(p: ForwardDeps, ctxs: StepContext[]): Promise<
   const { config, dispatcher } = p;
   const S = stageCount(config) - 1;
   const M = ctxs.length;
-  const recs: MicroRecord[] = ctxs.map((ctx) => ({ ctx, inputs: [], tapes: [], plans: [], probs: [], layers: [], ce: 0, balance: 0, z: 0 }));
+  const recs: MicroRecord[] = ctxs.map((ctx) => ({
+    ctx, inputs: [], tapes: [], plans: [], probs: [], layers: [], ce: 0, balance: 0, z: 0,
+  }));
   const pending: (Promise<SwitchForward> | undefined)[] = new Array(M);
   const probs: Float32Array[] = new Array(M);
   const carried: StageOutput[] = new Array(M);
@@ -70,25 +72,32 @@ export async function forwardPass(p: ForwardDeps, ctxs: StepContext[]): Promise<
           const busy = dispatcher.busyMs;
           const tw = performance.now();
           PROFILE?.begin('wait', 'wait');
-          const sw = await pending[m]!; // the coordinator is idle unless an exchange finishes meanwhile (its unpack is subtracted)
+          // the coordinator is idle unless an exchange finishes meanwhile (its unpack is subtracted)
+          const sw = await pending[m]!;
           PROFILE?.end();
           const idleMs = performance.now() - tw - (dispatcher.busyMs - busy);
           PROFILE?.begin('combine_inputs', 'compute', switchBlocks(config)[k - 1]);
           pending[m] = undefined;
           const block = switchBlocks(config)[k - 1]!;
           const expertGroups = config.moe.route_groups || config.parallel.devices;
-          rec.layers.push(layerStats(sw.plan, probs[m]!, sw.timing, { expertGroups, bias: p.params.get(`h.${block}.router.bias`)?.data }));
+          rec.layers.push(layerStats(sw.plan, probs[m]!, sw.timing, {
+            expertGroups, bias: p.params.get(`h.${block}.router.bias`)?.data,
+          }));
           rec.layers[k - 1]!.wait_ms += sw.timing.waitMs ?? idleMs;
           const prev = carried[m]!;
           const seqLen = config.moe.balance === 'seq_aux_loss' ? rec.ctx.ids.length / rec.ctx.batch : undefined;
           const outputs = perChoice(sw.outputs, sw.plan.topK, config.model.d_model);
           const routing = routingConstants(sw.plan, seqLen);
-          input = { h: prev.h!, logits: prev.logits!, outputs, routing, ...(prev.shared ? { shared: prev.shared } : {}), probs: probs[m] };
+          input = {
+            h: prev.h!, logits: prev.logits!, outputs, routing, ...(prev.shared ? { shared: prev.shared } : {}),
+            probs: probs[m],
+          };
           PROFILE?.end();
         }
         PROFILE?.at(m, k, 'fwd');
         PROFILE?.begin(`stage_forward`, 'compute');
-        const out = forwardStage(k, input, p.weights, rec.ctx, M * p.replicas); // loss terms ÷ micro-batches (and replicas)
+        // loss terms ÷ micro-batches (and replicas)
+        const out = forwardStage(k, input, p.weights, rec.ctx, M * p.replicas);
         if (out.tape) rec.tapes.push(out.tape);
         rec.inputs.push(input);
         rec.balance += out.balance?.dataSync()[0] ?? 0;
@@ -111,18 +120,23 @@ export async function forwardPass(p: ForwardDeps, ctxs: StepContext[]): Promise<
         }
         PROFILE?.end();
         PROFILE?.begin('routing_plan', 'compute', block);
-        const plan = dispatcher.route(k, probs[m]!, rec.ctx.mode, rec.ctx.step, p.groups(rec.ctx, M), p.routing.inputs(block, rec.ctx.ids));
+        const plan = dispatcher.route(
+          k, probs[m]!, rec.ctx.mode, rec.ctx.step, p.groups(rec.ctx, M), p.routing.inputs(block, rec.ctx.ids),
+        );
         PROFILE?.end();
         rec.plans.push(plan);
         rec.probs.push(probs[m]!);
-        pending[m] = early(dispatcher.forward(k, m, plan, readView(out.u!), rec.ctx.train, rec.ctx.step)); // packed before it returns
+        // packed before it returns
+        pending[m] = early(dispatcher.forward(k, m, plan, readView(out.u!), rec.ctx.train, rec.ctx.step));
         out.u!.dispose();
         carried[m] = out;
       }
     }
   } catch (e) {
     await Promise.allSettled(pending.filter((q) => q !== undefined));
-    tf.dispose(carried.flatMap((o) => (o ? [o.h, o.logits, o.shared].filter((t): t is tf.Tensor2D => t !== undefined) : [])));
+    tf.dispose(carried.flatMap((o) => (o ? [
+      o.h, o.logits, o.shared,
+    ].filter((t): t is tf.Tensor2D => t !== undefined) : [])));
     for (const rec of recs) releaseInputs(rec);
     throw e;
   }

@@ -9,7 +9,9 @@ export type RecordedStage = StageOutput & { loss?: tf.Scalar; tape?: Recording<R
 export type Upstream = { h: tf.Tensor; u: tf.Tensor; logits: tf.Tensor; shared?: tf.Tensor };
 
 /** Runs stage k of one of M micro-batches; in training its forward is recorded for stageGradients. */
-export function forwardStage(k: number, input: StageInput | undefined, weights: Weights, ctx: StageContext & { train: boolean }, M: number): RecordedStage {
+export function forwardStage(
+  k: number, input: StageInput | undefined, weights: Weights, ctx: StageContext & { train: boolean }, M: number,
+): RecordedStage {
   const run = (): tf.NamedTensorMap => {
     const o = runStage(k, input, weights, ctx);
     const terms = [o.ce, o.balance, o.z].filter((t): t is tf.Scalar => t !== undefined);
@@ -29,13 +31,17 @@ export function forwardStage(k: number, input: StageInput | undefined, weights: 
  * Back-propagates stage k's recorded forward from ∂L/∂(h, u, logits, shared) of its outputs and its own
  * loss terms, to its inputs (h, logits, expert outputs, shared) and its weights; then frees the recording.
  */
-export function stageGradients(input: StageInput | undefined, tape: Recording<RecordedStage>, weights: tf.Tensor[], upstream: Upstream | undefined): tf.Tensor[] {
+export function stageGradients(
+  input: StageInput | undefined, tape: Recording<RecordedStage>, weights: tf.Tensor[], upstream: Upstream | undefined,
+): tf.Tensor[] {
   const out = tape.value;
   const one = tf.scalar(1);
   const seeds: [tf.Tensor, tf.Tensor][] = out.loss ? [[out.loss, one]] : [];
   if (upstream) seeds.push([out.h!, upstream.h], [out.u!, upstream.u], [out.logits!, upstream.logits]);
   if (upstream?.shared) seeds.push([out.shared!, upstream.shared]);
-  const xs = [...(input ? [input.h, input.logits, ...input.outputs, ...(input.shared ? [input.shared] : [])] : []), ...weights];
+  const xs = [
+    ...(input ? [input.h, input.logits, ...input.outputs, ...(input.shared ? [input.shared] : [])] : []), ...weights
+  ];
   try {
     return backprop(tape, seeds, xs);
   } finally {

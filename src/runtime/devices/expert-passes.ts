@@ -15,7 +15,10 @@ import { computeReport, newPhases, Transfers } from './device-io.js';
 import { straggle } from './fault.js';
 
 export const FIELDS = ['w1', 'b1', 'w2', 'b2'] as const;
-/** What an expert's forward keeps for its backward: tensors (tfjs backends), arrays (fused kernels) or gpu.js operands, with the bucket's rows. */
+/**
+ * What an expert's forward keeps for its backward: tensors (tfjs backends), arrays (fused kernels) or gpu.js
+ * operands, with the bucket's rows.
+ */
 type Kept =
   | { kind: 'tensor'; x: tf.Tensor2D; a: tf.Tensor2D; rows: number }
   | { kind: 'host'; x: HeapRows; a: HeapRows; rows: number }
@@ -28,7 +31,10 @@ export interface Kernels {
   store: KernelStore;
 }
 
-/** Where a device's experts live, for its exchanges: the layers' slot buffers, and the weights (tfjs store, or gpu.js kernels). */
+/**
+ * Where a device's experts live, for its exchanges: the layers' slot buffers, and the weights (tfjs store, or
+ * gpu.js kernels).
+ */
 export interface PassTarget {
   device: number;
   experts: number[];
@@ -65,7 +71,10 @@ export class ExpertPasses {
     return { w1, b1, w2, b2 } as ExpertWeights;
   }
 
-  /** The host store when the fused kernels compute the experts (parallel.kernels fused on wasm or cpu), else undefined. */
+  /**
+   * The host store when the fused kernels compute the experts (parallel.kernels fused on wasm or cpu), else
+   * undefined.
+   */
   private hostFused(): HostStore | undefined {
     const store = this.t.store;
     return !this.t.kernels && store instanceof HostStore && useFused(this.config) ? store : undefined;
@@ -81,7 +90,9 @@ export class ExpertPasses {
     return { w1: w1!, b1: b1!, w2: w2!, b2: b2! };
   }
 
-  private view(req: ExchangeMessage, dir: 'dispatch' | 'gradOut' | 'combine' | 'gradIn', payload?: Float32Array): SlotView {
+  private view(
+    req: ExchangeMessage, dir: 'dispatch' | 'gradOut' | 'combine' | 'gradIn', payload?: Float32Array,
+  ): SlotView {
     return slotView(this.t.buffers, req.layer, dir, req, this.t.experts, this.config.moe.n_experts, payload);
   }
 
@@ -152,7 +163,8 @@ export class ExpertPasses {
     const E = this.config.moe.n_experts;
     const key = `${req.layer}/${req.micro}`;
     const kept = this.stash.get(key);
-    if (!kept) throw new Error(`backward for Switch layer ${req.layer} (micro-batch ${req.micro}) without a training forward`);
+    if (!kept) throw new Error(`backward for Switch layer ${req.layer} (micro-batch ${req.micro}) without a training ` +
+      `forward`);
     const input = this.view(req, 'gradOut', req.payload);
     const output = this.outputView(req, 'gradIn');
     const phases = newPhases();
@@ -165,7 +177,9 @@ export class ExpertPasses {
       const gs = gather(input, e, req.counts, E, d, k.rows);
       if (k.kind === 'host') {
         const host = this.hostFused()!;
-        const r = hostExpertBackward(k.x, k.a, gs, this.hostWeights(host, req.layer, e), trainedActivation(this.config));
+        const r = hostExpertBackward(
+          k.x, k.a, gs, this.hostWeights(host, req.layer, e), trainedActivation(this.config),
+        );
         scatter(output, e, req.counts, E, d, r.dx);
         for (const f of FIELDS) host.accumulateHost(this.name(req.layer, e, f), r[f]);
         continue;
@@ -195,7 +209,9 @@ export class ExpertPasses {
     const input = this.view(req, 'dispatch', req.payload);
     const output = this.outputView(req, 'combine');
     let rows = 0;
-    for (const e of this.t.experts) rows += copyRows(input, output, e, req.counts, this.config.moe.n_experts, this.config.model.d_model);
+    for (const e of this.t.experts) rows += copyRows(
+      input, output, e, req.counts, this.config.moe.n_experts, this.config.model.d_model,
+    );
     return computeReport(this.t.device, t0, rows, newPhases(), req.payload ? output.data : undefined);
   }
 

@@ -43,13 +43,17 @@ export interface ExpertGradients {
  *   dW2 = hᵀ·G,  db2 = Σ_rows G,  dH = G·W2ᵀ,  dA = dH ⊙ act′(a),  dW1 = xᵀ·dA,  db1 = Σ_rows dA,  dX = dA·W1ᵀ
  * (swiglu: dA = [dH ⊙ a_u ⊙ silu′(a_g) | dH ⊙ silu(a_g)], layers.ts)
  */
-export function expertBackward(x: tf.Tensor2D, a: tf.Tensor2D, g: tf.Tensor2D, w: ExpertWeights, act: Activation): ExpertGradients {
+export function expertBackward(
+  x: tf.Tensor2D, a: tf.Tensor2D, g: tf.Tensor2D, w: ExpertWeights, act: Activation,
+): ExpertGradients {
   return tf.tidy(() => {
     const h = activation(act, a) as tf.Tensor2D;
     const dW2 = tf.matMul(transpose2d(h), g);
     const db2 = colSum(g);
     const dH = tf.matMul(g, transpose2d(w.w2)) as tf.Tensor2D;
-    const dA = act === 'swiglu' ? swigluBackward(dH, a) : (dH.mul(act === 'relu' ? tf.step(a, 0) : geluDerivative(a)) as tf.Tensor2D);
+    const dA = act === 'swiglu' ? swigluBackward(
+      dH, a,
+    ) : (dH.mul(act === 'relu' ? tf.step(a, 0) : geluDerivative(a)) as tf.Tensor2D);
     const dW1 = tf.matMul(transpose2d(x), dA);
     const db1 = colSum(dA);
     const dx = tf.matMul(dA, transpose2d(w.w1));
@@ -65,7 +69,9 @@ export interface HostExpertWeights {
   b2: Float32Array;
 }
 
-const dimsOf = (n: number, d: number, w: HostExpertWeights, act: Activation) => ffnDims(n, d, w.b1.length, w.w2.length / d, act);
+const dimsOf = (
+  n: number, d: number, w: HostExpertWeights, act: Activation,
+) => ffnDims(n, d, w.b1.length, w.w2.length / d, act);
 
 /** An expert's rows kept on the wasm heap from its forward to its backward (freeRows releases them). */
 export interface HeapRows {
@@ -82,7 +88,9 @@ export function freeRows(...rows: HeapRows[]): void {
  * expertForward on the fused kernels (parallel.kernels fused on wasm): x [n, d] rows in; o a view of the
  * wasm heap (read it before the next kernel call); x and a = x·W1 + b1 kept on the heap for the backward.
  */
-export function hostExpertForward(x: Float32Array, n: number, w: HostExpertWeights, act: Activation): { o: Float32Array; x: HeapRows; a: HeapRows } {
+export function hostExpertForward(
+  x: Float32Array, n: number, w: HostExpertWeights, act: Activation,
+): { o: Float32Array; x: HeapRows; a: HeapRows } {
   const k = fusedKernels()!.reset();
   const d = x.length / n;
   const s = dimsOf(n, d, w, act);
@@ -106,5 +114,8 @@ export function hostExpertBackward(
   const s = dimsOf(n, d, w, act);
   const r = { x: k.alloc(n * d), w1: k.alloc(d * s.U), b1: k.alloc(s.U), w2: k.alloc(s.F * d), b2: k.alloc(d) };
   ffnBackwardAt(k, { x: x.p, w1: k.put(w.w1), w2: k.put(w.w2), a: a.p, dO: k.put(g) }, s, r);
-  return { dx: k.view(r.x, n * d), w1: k.view(r.w1, d * s.U), b1: k.view(r.b1, s.U), w2: k.view(r.w2, s.F * d), b2: k.view(r.b2, d) };
+  return {
+    dx: k.view(r.x, n * d), w1: k.view(r.w1, d * s.U), b1: k.view(r.b1, s.U), w2: k.view(r.w2, s.F * d),
+    b2: k.view(r.b2, d),
+  };
 }

@@ -34,13 +34,18 @@ const SHAPE = { n: 640, d: 128, d_ff: 256 };
 
 const time = (f: () => unknown) => meanMs(f);
 
-/** gpu.js kernels at the expert's shape (WebGPU when Dawn has an adapter, else gpu.js's CPU mode), weights resident as a device keeps them. */
+/**
+ * gpu.js kernels at the expert's shape (WebGPU when Dawn has an adapter, else gpu.js's CPU mode), weights
+ * resident as a device keeps them.
+ */
 async function probeGpuJs(): Promise<BackendProbe> {
   const { n, d, d_ff } = SHAPE;
   const rt = await openGpuJs();
   const ex = new GpuJsExperts(rt, d, d_ff, 'relu');
   const r = (k: number, seed: number) => Float32Array.from({ length: k }, (_, i) => Math.sin(i * seed) * 0.1);
-  const [x, g, w1, b1, w2, b2] = await Promise.all([r(n * d, 1), r(n * d, 2), r(d * d_ff, 3), r(d_ff, 4), r(d_ff * d, 5), r(d, 6)].map((a) => rt.upload(a)));
+  const [x, g, w1, b1, w2, b2] = await Promise.all([
+    r(n * d, 1), r(n * d, 2), r(d * d_ff, 3), r(d_ff, 4), r(d_ff * d, 5), r(d, 6),
+  ].map((a) => rt.upload(a)));
   const w = { w1: w1!, b1: b1!, w2: w2!, b2: b2! };
   const mm = await time(async () => {
     const f = await ex.forward(x!, n, w); // X·W1 then the second layer: 4·n·d·d_ff
@@ -54,7 +59,9 @@ async function probeGpuJs(): Promise<BackendProbe> {
     rt.release(f.o, f.a, b.dx, b.w1, b.b1, b.w2, b.b2);
   });
   const probe: BackendProbe = {
-    backend: 'gpujs', available: true, adapter: rt.resident ? `gpu.js on WebGPU: ${(await openDawn()).adapter}` : 'gpu.js CPU mode (no WebGPU adapter)', shape: SHAPE,
+    backend: 'gpujs', available: true,
+    adapter: rt.resident ? `gpu.js on WebGPU: ${(await openDawn()).adapter}` : 'gpu.js CPU mode (no WebGPU adapter)',
+    shape: SHAPE,
     matmul_gflops: (4 * n * d * d_ff) / mm / 1e6, expert_gflops: (12 * n * d * d_ff) / both / 1e6,
   };
   if (rt.resident) {
@@ -62,7 +69,8 @@ async function probeGpuJs(): Promise<BackendProbe> {
     const host = new Float32Array(values).fill(1);
     const up = await time(async () => {
       const t = await rt.upload(host);
-      const one = await rt.run(rt.kernel('probe.first', gpuFirst, [1]), t); // the whole buffer goes up, one value comes back
+      // the whole buffer goes up, one value comes back
+      const one = await rt.run(rt.kernel('probe.first', gpuFirst, [1]), t);
       await rt.download(one);
       rt.release(t, one);
     });
@@ -87,7 +95,10 @@ export async function probeHere(name: Probed): Promise<BackendProbe> {
   const { n, d, d_ff } = SHAPE;
   const rnd = (shape: number[]) => tf.randomNormal(shape, 0, 0.1);
   const x = rnd([n, d]) as tf.Tensor2D;
-  const w = { w1: rnd([d, d_ff]) as tf.Tensor2D, b1: tf.zeros([d_ff]) as tf.Tensor1D, w2: rnd([d_ff, d]) as tf.Tensor2D, b2: tf.zeros([d]) as tf.Tensor1D };
+  const w = {
+    w1: rnd([d, d_ff]) as tf.Tensor2D, b1: tf.zeros([d_ff]) as tf.Tensor1D, w2: rnd([d_ff, d]) as tf.Tensor2D,
+    b2: tf.zeros([d]) as tf.Tensor1D,
+  };
   const g = rnd([n, d]) as tf.Tensor2D;
   const mm = await time(async () => {
     const y = tf.matMul(x, w.w1);
@@ -131,7 +142,9 @@ const BIN = new URL('../../../bin/switch-sim.js', import.meta.url).pathname;
 /** Probes one backend in a child process, so that a missing package or a crashing driver is just "not available". */
 export function probeInChild(name: Probed): Promise<BackendProbe> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [BIN, 'backends', '--only', name, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [BIN, 'backends', '--only', name, '--json'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     p.stdout.on('data', (d) => (out += d));

@@ -37,12 +37,15 @@ export interface KernelStore extends StoreCore {
   accumulateArray(name: string, grad: Operand): void | Promise<void>;
 }
 
-const adamOptions = (c: Config) => ({ beta1: c.train.beta1, beta2: c.train.beta2, eps: 1e-8, weightDecay: c.train.weight_decay });
+const adamOptions = (c: Config) => ({
+  beta1: c.train.beta1, beta2: c.train.beta2, eps: 1e-8, weightDecay: c.train.weight_decay,
+});
 
 export function checkLoad(params: Map<string, { shape: number[]; size: number }>, state: DeviceState): void {
   for (const [k, p] of params) {
     const src = state.params[k];
-    if (!src || src.data.length !== p.size) throw new Error(`checkpoint lacks expert parameter ${k} of shape [${p.shape}]`);
+    if (!src || src.data.length !== p.size) throw new Error(`checkpoint lacks expert parameter ${k} of shape ` +
+      `[${p.shape}]`);
   }
 }
 
@@ -57,7 +60,10 @@ export class HostStore implements ExpertStore, KernelStore {
     this.upload();
   }
 
-  /** Drops the weights' tensors after the values changed; weight() makes them again when asked (the fused kernels read the arrays). */
+  /**
+   * Drops the weights' tensors after the values changed; weight() makes them again when asked (the fused
+   * kernels read the arrays).
+   */
   private upload(): void {
     tf.dispose([...this.weights.values()]);
     this.weights.clear();
@@ -163,13 +169,22 @@ export class BackendStore implements ExpertStore {
     return s!;
   }
 
-  /** AdamW's constant operands, made once: a scalar made from a number on every op is an upload each time (and grows a GPU backend's memory) */
+  /**
+   * AdamW's constant operands, made once: a scalar made from a number on every op is an upload each time (and
+   * grows a GPU backend's memory)
+   */
   private hyper?: { b1: tf.Scalar; nb1: tf.Scalar; b2: tf.Scalar; nb2: tf.Scalar; eps: tf.Scalar; wd: tf.Scalar };
 
-  /** AdamW as in optim/adamw.ts, in tensor ops (decay on matrices only); the step's own numbers go up once, in one tensor. */
+  /**
+   * AdamW as in optim/adamw.ts, in tensor ops (decay on matrices only); the step's own numbers go up once, in
+   * one tensor.
+   */
   async step(lr: number, clipScale: number, t: number): Promise<void> {
     const { beta1: b1, beta2: b2, eps, weightDecay } = adamOptions(this.config);
-    this.hyper ??= { b1: tf.scalar(b1), nb1: tf.scalar(1 - b1), b2: tf.scalar(b2), nb2: tf.scalar(1 - b2), eps: tf.scalar(eps), wd: tf.scalar(weightDecay) };
+    this.hyper ??= {
+      b1: tf.scalar(b1), nb1: tf.scalar(1 - b1), b2: tf.scalar(b2), nb2: tf.scalar(1 - b2), eps: tf.scalar(eps),
+      wd: tf.scalar(weightDecay),
+    };
     const h = this.hyper;
     const perStep = tf.tensor1d([clipScale, 1 / (1 - b1 ** t), 1 / (1 - b2 ** t), lr]);
     const [clip, ic1, ic2, rate] = tf.split(perStep, 4) as tf.Tensor1D[];
@@ -192,8 +207,14 @@ export class BackendStore implements ExpertStore {
   }
 
   async state(): Promise<DeviceState> {
-    const read = async (m: Map<string, tf.Tensor>) => Object.fromEntries(await Promise.all([...m].map(async ([k, t]) => [k, await t.data() as Float32Array] as const)));
-    const params = Object.fromEntries(await Promise.all([...this.w].map(async ([k, t]) => [k, { shape: t.shape, data: await t.data() as Float32Array }] as const)));
+    const read = async (
+      m: Map<string, tf.Tensor>,
+    ) => Object.fromEntries(await Promise.all([...m].map(async ([k, t]) => [
+      k, await t.data() as Float32Array,
+    ] as const)));
+    const params = Object.fromEntries(await Promise.all([...this.w].map(async ([k, t]) => [k, {
+      shape: t.shape, data: await t.data() as Float32Array,
+    }] as const)));
     return { params, m: await read(this.m), v: await read(this.v) };
   }
 
@@ -213,7 +234,9 @@ export class BackendStore implements ExpertStore {
   }
 
   dispose(): void {
-    tf.dispose([...this.w.values(), ...this.g.values(), ...this.m.values(), ...this.v.values(), ...Object.values(this.hyper ?? {})]);
+    tf.dispose([
+      ...this.w.values(), ...this.g.values(), ...this.m.values(), ...this.v.values(), ...Object.values(this.hyper ?? {})
+    ]);
     for (const m of [this.w, this.g, this.m, this.v]) m.clear();
   }
 }
