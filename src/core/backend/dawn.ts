@@ -47,21 +47,29 @@ async function open(): Promise<Dawn> {
   try {
     webgpu = await import('webgpu');
   } catch (e) {
-    throw new BackendError(`parallel.backend webgpu: the webgpu package (Dawn) does not load here (${(e as Error).message.split('\n')[0]})`);
+    throw new BackendError(`parallel.backend webgpu: the webgpu package (Dawn) does not load here ` +
+      `(${(e as Error).message.split('\n')[0]})`);
   }
   Object.assign(globalThis, webgpu.globals);
-  const tries: [Dawn['backend'], 'core' | 'compatibility'][] = hasGpuDevice() ? [['vulkan', 'core'], ['opengl', 'compatibility']] : [['opengl', 'compatibility']];
+  const tries: [Dawn['backend'], 'core' | 'compatibility'][] = hasGpuDevice() ? [['vulkan', 'core'], [
+    'opengl', 'compatibility',
+  ]] : [['opengl', 'compatibility']];
   for (const [backend, featureLevel] of tries) {
     const gpu = webgpu.create([`backend=${backend}`]) as GPU;
     const adapter = await gpu.requestAdapter({ featureLevel } as GPURequestAdapterOptions).catch(() => null);
     if (!adapter) continue;
     const wrapped = {
-      requestAdapter: (o?: GPURequestAdapterOptions) => gpu.requestAdapter({ ...(o ?? {}), featureLevel } as GPURequestAdapterOptions),
+      requestAdapter: (o?: GPURequestAdapterOptions) => gpu.requestAdapter({
+        ...(o ?? {}), featureLevel,
+      } as GPURequestAdapterOptions),
       getPreferredCanvasFormat: () => 'rgba8unorm' as const,
       wgslLanguageFeatures: gpu.wgslLanguageFeatures,
     } as unknown as GPU;
     const info = adapter.info;
-    return { gpu: wrapped, adapter: info.description || `${info.vendor} ${info.architecture}`.trim() || backend, backend };
+    return {
+      gpu: wrapped, adapter: info.description || `${info.vendor} ${info.architecture}`.trim() || backend, backend,
+    };
   }
-  throw new BackendError(`parallel.backend webgpu: no WebGPU adapter (tried ${tries.map(([b]) => b).join(', ')} through Dawn); without a GPU, install Mesa: ${MESA_HINT}`);
+  throw new BackendError(`parallel.backend webgpu: no WebGPU adapter (tried ${tries.map(([b]) => b).join(', ')} ` +
+    `through Dawn); without a GPU, install Mesa: ${MESA_HINT}`);
 }

@@ -16,9 +16,12 @@ export const TFJS_VERSION = '4.22.0';
 
 /** Throws BackendError unless tfjs-core (and the wasm backend, when loaded) are the pinned release. */
 export function checkTfjsVersions(versions: { core: string; wasm?: string }): void {
-  for (const [pkg, got] of [['@tensorflow/tfjs-core', versions.core], ['@tensorflow/tfjs-backend-wasm', versions.wasm]] as const) {
+  for (const [pkg, got] of [['@tensorflow/tfjs-core', versions.core], [
+    '@tensorflow/tfjs-backend-wasm', versions.wasm,
+  ]] as const) {
     if (got !== undefined && got !== TFJS_VERSION) {
-      throw new BackendError(`${pkg} must be version ${TFJS_VERSION}, which switch-sim's kernels and tape are written against (got ${got}); run npm ci to restore the pinned versions`);
+      throw new BackendError(`${pkg} must be version ${TFJS_VERSION}, which switch-sim's kernels and tape are ` +
+        `written against (got ${got}); run npm ci to restore the pinned versions`);
     }
   }
 }
@@ -29,7 +32,8 @@ export function checkTfjsVersions(versions: { core: string; wasm?: string }): vo
  */
 export async function initBackend(name: BackendName): Promise<void> {
   if (active === name) return;
-  if (active !== undefined) throw new BackendError(`backend already initialised as ${active} in this thread (asked for ${name})`);
+  if (active !== undefined) throw new BackendError(`backend already initialised as ${active} in this thread (asked ` +
+    `for ${name})`);
   tf.env().set('PROD', true);
   tf.env().set('IS_TEST', false);
   checkTfjsVersions({ core: tf.version_core });
@@ -45,8 +49,10 @@ export async function initBackend(name: BackendName): Promise<void> {
     const loaded = await import('@tensorflow/tfjs-node-gpu' as string).catch(() => import('@tensorflow/tfjs-node' as string)).catch((e: Error) => e);
     if (loaded instanceof Error) {
       throw new BackendError(
-        `parallel.backend tensorflow needs @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node, and neither is installed; ` +
-          `install one with \`npm install @tensorflow/tfjs-node-gpu\` (or tfjs-node) on a machine that can download libtensorflow, or use parallel.backend=wasm`,
+        `parallel.backend tensorflow needs @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node, and neither is ` +
+          `installed; ` +
+          `install one with \`npm install @tensorflow/tfjs-node-gpu\` (or tfjs-node) on a machine that can download ` +
+            `libtensorflow, or use parallel.backend=wasm`,
       );
     }
   }

@@ -42,7 +42,9 @@ export function registerMatMulGradient(): void {
       const { transposeA, transposeB } = attrs as unknown as { transposeA: boolean; transposeB: boolean };
       const g = dy as tf.Tensor;
       const T = transposeLast;
-      const fit = (da: () => tf.Tensor, db: () => tf.Tensor) => ({ a: () => reduceToShape(da(), a.shape), b: () => reduceToShape(db(), b.shape) });
+      const fit = (da: () => tf.Tensor, db: () => tf.Tensor) => ({
+        a: () => reduceToShape(da(), a.shape), b: () => reduceToShape(db(), b.shape),
+      });
       if (!transposeA && !transposeB) return fit(() => tf.matMul(g, T(b)), () => tf.matMul(T(a), g));
       if (!transposeA && transposeB) return fit(() => tf.matMul(g, b), () => tf.matMul(T(g), a));
       if (transposeA && !transposeB) return fit(() => tf.matMul(b, T(g)), () => tf.matMul(a, g));

@@ -99,7 +99,10 @@ export function backprop(rec: Recording<unknown>, seeds: [tf.Tensor, tf.Tensor][
   });
 }
 
-/** Times a tape walk node by node and reports each run of nodes from one forward phase as that phase's backward span. */
+/**
+ * Times a tape walk node by node and reports each run of nodes from one forward phase as that phase's
+ * backward span.
+ */
 class BackwardTimer {
   private readonly owner: Int32Array;
   private run = { label: -2, from: 0, to: 0 };
@@ -124,7 +127,10 @@ class BackwardTimer {
     const { label, from, to } = this.run;
     if (label === -2) return;
     const l = this.labels[label];
-    this.rec.add({ name: l?.name ?? 'backward_other', cat: 'compute', lane: { kind: 'coordinator' }, ts: from, dur: to - from, block: l?.block, dir: 'bwd' });
+    this.rec.add({
+      name: l?.name ?? 'backward_other', cat: 'compute', lane: { kind: 'coordinator' }, ts: from, dur: to - from,
+      block: l?.block, dir: 'bwd',
+    });
     this.run = { label: -2, from: 0, to: 0 };
   }
 }

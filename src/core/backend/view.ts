@@ -30,7 +30,10 @@ export function tensorFrom(values: Float32Array, shape: number[]): tf.Tensor {
   return tf.tensor(b.wasm && b.dataIdMap ? values : values.slice(), shape, 'float32');
 }
 
-/** Whether tensors live in this thread's memory (wasm, cpu): the JavaScript kernels over views apply; elsewhere (a GPU) tfjs ops do. */
+/**
+ * Whether tensors live in this thread's memory (wasm, cpu): the JavaScript kernels over views apply;
+ * elsewhere (a GPU) tfjs ops do.
+ */
 export function onHost(): boolean {
   const b = tf.getBackend();
   return b === 'wasm' || b === 'cpu';

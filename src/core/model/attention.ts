@@ -44,7 +44,9 @@ function scatter(src: Float32Array, dst: Float32Array, base: number, T: number, 
 }
 
 /** s[j] = scale · ⟨a[ai..ai+hd), b[j·hd..)⟩ for j in [0, n): four rows of b per pass share the loads of a. */
-function dots(a: Float32Array, ai: number, b: Float32Array, n: number, hd: number, scale: number, s: Float32Array): void {
+function dots(
+  a: Float32Array, ai: number, b: Float32Array, n: number, hd: number, scale: number, s: Float32Array,
+): void {
   let j = 0;
   for (; j + 4 <= n; j += 4) {
     const b0 = j * hd, b1 = b0 + hd, b2 = b1 + hd, b3 = b2 + hd;
@@ -67,7 +69,9 @@ function dots(a: Float32Array, ai: number, b: Float32Array, n: number, hd: numbe
 }
 
 /** out[oi..oi+hd) += Σ_{j<n} w[wi+j] · b[(bj+j)·hd..), four rows of b per pass. */
-function combineRows(w: Float32Array, wi: number, b: Float32Array, bj: number, n: number, hd: number, out: Float32Array, oi: number): void {
+function combineRows(
+  w: Float32Array, wi: number, b: Float32Array, bj: number, n: number, hd: number, out: Float32Array, oi: number,
+): void {
   let j = 0;
   for (; j + 4 <= n; j += 4) {
     const b0 = (bj + j) * hd, b1 = b0 + hd, b2 = b1 + hd, b3 = b2 + hd;
@@ -119,7 +123,9 @@ export function forward(qkv: Float32Array, s: AttentionShape, dModel: number): F
   return { o, lse };
 }
 
-export function backward(qkv: Float32Array, o: Float32Array, lse: Float32Array, dO: Float32Array, s: AttentionShape, dModel: number): Float32Array {
+export function backward(
+  qkv: Float32Array, o: Float32Array, lse: Float32Array, dO: Float32Array, s: AttentionShape, dModel: number,
+): Float32Array {
   const { batch: B, seqLen: T, heads: H } = s;
   const hd = dModel / H;
   const scale = 1 / Math.sqrt(hd);
@@ -131,7 +137,9 @@ export function backward(qkv: Float32Array, o: Float32Array, lse: Float32Array, 
   const Pt = new Float32Array(T * T);
   const dSt = new Float32Array(T * T);
   const blocks = Array.from({ length: 8 }, () => new Float32Array(T * hd));
-  const [qh, kh, vh, oh, gh, dqh, dkh, dvh] = blocks as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
+  const [qh, kh, vh, oh, gh, dqh, dkh, dvh] = blocks as [
+    Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array,
+  ];
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {
       const base = b * T * S3 + h * hd;
@@ -182,7 +190,8 @@ export function causalAttention(qkv: tf.Tensor2D, shape: AttentionShape, impl: A
   const N = qkv.shape[0];
   const dims = { ...shape, headDim: dModel / shape.heads };
   const useWasm = impl !== 'js' && wasmAttentionAvailable(dims.headDim);
-  if (impl === 'wasm' && !useWasm) throw new Error(`the WebAssembly attention kernel needs head size % 4 = 0 and WebAssembly SIMD (head size ${dims.headDim})`);
+  if (impl === 'wasm' && !useWasm) throw new Error(`the WebAssembly attention kernel needs head size % 4 = 0 and ` +
+    `WebAssembly SIMD (head size ${dims.headDim})`);
   const f = (...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const x = args[0] as tf.Tensor;
     const save = args[1] as tf.GradSaveFunc;

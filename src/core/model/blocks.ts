@@ -35,18 +35,23 @@ const W = (w: Weights, name: string): tf.Tensor => {
 export function embed(tokens: tf.Tensor1D, w: Weights, ctx: BlockContext): tf.Tensor2D {
   PROFILE?.begin('embed');
   if (useFused(ctx.config)) {
-    const h = fusedEmbed(tokens, W(w, 'wte'), W(w, 'wpe'), ctx.batch, ctx.mask('embed', [tokens.shape[0], W(w, 'wte').shape[1]!]));
+    const h = fusedEmbed(
+      tokens, W(w, 'wte'), W(w, 'wpe'), ctx.batch, ctx.mask('embed', [tokens.shape[0], W(w, 'wte').shape[1]!]),
+    );
     PROFILE?.end();
     return h;
   }
   const wte = W(w, 'wte');
-  const tok = tf.matMul(tf.oneHot(tokens, wte.shape[0]!).toFloat(), wte as tf.Tensor2D); // one-hot gather: fast on wasm, exact gradient
+  // one-hot gather: fast on wasm, exact gradient
+  const tok = tf.matMul(tf.oneHot(tokens, wte.shape[0]!).toFloat(), wte as tf.Tensor2D);
   const T = tokens.shape[0] / ctx.batch;
   const d = wte.shape[1] as number;
   const wpe = W(w, 'wpe');
   const pos = (T === wpe.shape[0] ? wpe : tf.slice(wpe, [0, 0], [T, -1])).reshape([T * d]);
   // each sequence gets the same position rows: add wpe as a bias over [B, T·d]
-  const h = scaleShift(tok.reshape([ctx.batch, T * d]) as tf.Tensor2D, undefined, pos).reshape([ctx.batch * T, d]) as tf.Tensor2D;
+  const h = scaleShift(
+    tok.reshape([ctx.batch, T * d]) as tf.Tensor2D, undefined, pos,
+  ).reshape([ctx.batch * T, d]) as tf.Tensor2D;
   const out = dropout(h, ctx.mask('embed', h.shape)) as tf.Tensor2D;
   PROFILE?.end();
   return out;
@@ -68,7 +73,9 @@ export function attentionBlock(h: tf.Tensor2D, l: number, w: Weights, ctx: Block
   const mask = ctx.mask(`${p}.attn`, h.shape);
   const [wo, bo] = [W(w, `${p}.attn.w_o`), W(w, `${p}.attn.b_o`)];
   // y = h + dropout(a·W_o + b_o)
-  const y = fused ? fusedLinear(a, wo, { bias: bo, residual: h, mask }) : (h.add(dropout(linear(a, wo, bo), mask)) as tf.Tensor2D);
+  const y = fused ? fusedLinear(a, wo, {
+    bias: bo, residual: h, mask,
+  }) : (h.add(dropout(linear(a, wo, bo), mask)) as tf.Tensor2D);
   PROFILE?.end();
   return y;
 }
@@ -123,10 +130,14 @@ export function sharedExperts(u: tf.Tensor2D, l: number, w: Weights, ctx: BlockC
 }
 
 /** Router logits z = (x ⊙ jitter)·W_r in float32 (selective precision, paper §2.4). → [B·T, E] */
-export function routerLogits(x: tf.Tensor2D, l: number, w: Weights, jitter: tf.Tensor | undefined, fused = false): tf.Tensor2D {
+export function routerLogits(
+  x: tf.Tensor2D, l: number, w: Weights, jitter: tf.Tensor | undefined, fused = false,
+): tf.Tensor2D {
   PROFILE?.begin('router_logits', 'compute', l);
   const h = (jitter ? x.mul(jitter) : x) as tf.Tensor2D;
-  const z = fused ? fusedLinear(h, W(w, `h.${l}.router.w`)) : (tf.matMul(h, W(w, `h.${l}.router.w`) as tf.Tensor2D) as tf.Tensor2D);
+  const z = fused ? fusedLinear(h, W(w, `h.${l}.router.w`)) : (tf.matMul(
+    h, W(w, `h.${l}.router.w`) as tf.Tensor2D,
+  ) as tf.Tensor2D);
   PROFILE?.end();
   return z;
 }

@@ -20,7 +20,9 @@ export function truncNormalParam(shape: number[], scale: number, seed: number, n
   return { shape, data };
 }
 
-export const filled = (shape: number[], value: number): Param => ({ shape, data: new Float32Array(size(shape)).fill(value) });
+export const filled = (shape: number[], value: number): Param => ({
+  shape, data: new Float32Array(size(shape)).fill(value),
+});
 
 /**
  * Is block l's FFN a Switch layer? After `first_dense_layers` dense blocks (DeepSeek's first k), every
@@ -110,7 +112,10 @@ export const isRoutingState = (name: string) => name.endsWith('.router.bias');
 /** The parameters the optimizer trains (everything but routing state). */
 export const trainedNames = (params: ParamSet) => [...params.keys()].filter((n) => !isRoutingState(n));
 
-/** One block's parameters by part, from the config alone (biases and layer-norm gains included, as this model has them). */
+/**
+ * One block's parameters by part, from the config alone (biases and layer-norm gains included, as this model
+ * has them).
+ */
 export interface BlockParams {
   /** two layer norms */
   norms: number;
@@ -138,9 +143,14 @@ export function blockParams(config: Config, l: number): BlockParams {
   const qkv = (m.n_heads + 2 * kv) * hd;
   const attention = d * qkv + qkv + m.n_heads * hd * d + d;
   const perExpert = ffnParams(config, expertFf(config));
-  if (!isSwitchBlock(config, l)) return { norms: 4 * d, attention, ffn: ffnParams(config, m.d_ff), experts: 0, perExpert };
+  if (!isSwitchBlock(config, l)) return {
+    norms: 4 * d, attention, ffn: ffnParams(config, m.d_ff), experts: 0, perExpert,
+  };
   const router = config.moe.router === 'learned' ? d * config.moe.n_experts : 0; // a hash has no weights
-  return { norms: 4 * d, attention, ffn: router + config.moe.shared_experts * perExpert, experts: config.moe.n_experts * perExpert, perExpert };
+  return {
+    norms: 4 * d, attention, ffn: router + config.moe.shared_experts * perExpert,
+    experts: config.moe.n_experts * perExpert, perExpert,
+  };
 }
 
 /** Embeddings, the final layer norm and the LM head: wte [V, d], wpe [seq, d], ln_f, lm_head [d, V]. */

@@ -24,7 +24,9 @@ export class RouterState {
     const m = this.config.moe;
     if (m.router === 'hash') {
       let table = this.hashTables.get(block);
-      if (!table) this.hashTables.set(block, (table = hashTable(this.config.seed, block, this.params.get('wte')!.shape[0]!, m.n_experts)));
+      if (!table) this.hashTables.set(
+        block, (table = hashTable(this.config.seed, block, this.params.get('wte')!.shape[0]!, m.n_experts)),
+      );
       return { hashed: hashExperts(table, ids) };
     }
     return { bias: this.params.get(`h.${block}.router.bias`)?.data };
@@ -39,6 +41,8 @@ export class RouterState {
    */
   step(load: number[][]): void {
     if (this.config.moe.balance !== 'aux_free') return;
-    switchBlocks(this.config).forEach((block, k) => updateBias(this.params.get(`h.${block}.router.bias`)!.data, load[k]!, this.config.moe.bias_update_rate));
+    switchBlocks(this.config).forEach((block, k) => updateBias(
+      this.params.get(`h.${block}.router.bias`)!.data, load[k]!, this.config.moe.bias_update_rate,
+    ));
   }
 }

@@ -1,7 +1,9 @@
 import tf from '../util/tfjs.cjs';
 import type { Config } from '../config/defaults.js';
 import { balanceLoss, combine, zLoss, type RoutingConstants } from '../router/gates.js';
-import { attentionBlock, denseFfnBlock, embed, ffnInput, lmLoss, routerLogits, sharedExperts, type BlockContext, type Weights } from './blocks.js';
+import {
+  attentionBlock, denseFfnBlock, embed, ffnInput, lmLoss, routerLogits, sharedExperts, type BlockContext, type Weights,
+} from './blocks.js';
 import { dropout } from './layers.js';
 import { isRoutingState, isSwitchBlock } from './params.js';
 import { PROFILE } from '../instrument/recorder.js';
@@ -37,7 +39,10 @@ export interface StageOutput {
   h?: tf.Tensor2D;
   u?: tf.Tensor2D;
   logits?: tf.Tensor2D;
-  /** the next Switch layer's shared experts on u (computed here, where u is: their gradient reaches u on this stage's tape) */
+  /**
+   * the next Switch layer's shared experts on u (computed here, where u is: their gradient reaches u on this
+   * stage's tape)
+   */
   shared?: tf.Tensor2D;
   ce?: tf.Scalar;
   balance?: tf.Scalar;
@@ -100,7 +105,9 @@ export function runStage(k: number, input: StageInput | undefined, w: Weights, c
     }
     PROFILE?.end();
     PROFILE?.begin('aux_losses', 'compute', from - 1);
-    out.balance = fused ? fusedBalanceLoss(inp.logits, inp.routing, config.moe, inp.probs) : balanceLoss(inp.logits, inp.routing, config.moe);
+    out.balance = fused ? fusedBalanceLoss(
+      inp.logits, inp.routing, config.moe, inp.probs,
+    ) : balanceLoss(inp.logits, inp.routing, config.moe);
     out.z = (fused ? fusedZLoss : zLoss)(inp.logits, config.moe);
     PROFILE?.end();
   }

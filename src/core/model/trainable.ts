@@ -10,15 +10,22 @@ import type { Activation } from './layers.js';
 export function assertTrainable(config: Config, vocabSize?: number): void {
   const m = config.model;
   const refuse = (key: string, rule: string, got: unknown) => {
-    throw new ConfigError(`${key} ${rule} in training: only switch-sim simulate reads it so far (got ${JSON.stringify(got)})`);
+    throw new ConfigError(`${key} ${rule} in training: only switch-sim simulate reads it so far (got ` +
+      `${JSON.stringify(got)})`);
   };
-  if (m.head_dim !== 0 && m.head_dim * m.n_heads !== m.d_model) refuse('model.head_dim', `must be 0 or model.d_model / model.n_heads (${m.d_model / m.n_heads})`, m.head_dim);
-  if (m.n_kv_heads !== 0 && m.n_kv_heads !== m.n_heads) refuse('model.n_kv_heads', `must be 0 or model.n_heads (${m.n_heads})`, m.n_kv_heads);
+  if (m.head_dim !== 0 && m.head_dim * m.n_heads !== m.d_model) refuse(
+    'model.head_dim', `must be 0 or model.d_model / model.n_heads (${m.d_model / m.n_heads})`, m.head_dim,
+  );
+  if (m.n_kv_heads !== 0 && m.n_kv_heads !== m.n_heads) refuse(
+    'model.n_kv_heads', `must be 0 or model.n_heads (${m.n_heads})`, m.n_kv_heads,
+  );
   if (m.kv_lora_rank !== 0) {
     refuse('model.kv_lora_rank', 'must be 0 (standard attention, not multi-head latent attention)', m.kv_lora_rank);
   }
   if (m.mtp_layers !== 0) refuse('model.mtp_layers', 'must be 0 (no multi-token prediction)', m.mtp_layers);
-  if (vocabSize !== undefined && m.vocab_size !== 0 && m.vocab_size !== vocabSize) refuse('model.vocab_size', `must be 0 or the data's vocabulary (${vocabSize})`, m.vocab_size);
+  if (vocabSize !== undefined && m.vocab_size !== 0 && m.vocab_size !== vocabSize) refuse(
+    'model.vocab_size', `must be 0 or the data's vocabulary (${vocabSize})`, m.vocab_size,
+  );
 }
 
 /** The FFN activation training computes. */

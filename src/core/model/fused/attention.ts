@@ -25,7 +25,9 @@ export function fusedAttention(qkv: tf.Tensor2D, shape: AttentionShape): tf.Tens
       grad: (dy, [sx, so, sl]) => {
         const q = kernels();
         const dqkv = output(q, [N, 3 * d]);
-        q.k.attn_bwd(ptr(q, sx!), ptr(q, so!), ptr(q, sl!), ptr(q, dy), dqkv.p, B, T, H, hd, q.alloc(12 * T * hd + 2 * T * T));
+        q.k.attn_bwd(
+          ptr(q, sx!), ptr(q, so!), ptr(q, sl!), ptr(q, dy), dqkv.p, B, T, H, hd, q.alloc(12 * T * hd + 2 * T * T),
+        );
         return [dqkv.t];
       },
     };

@@ -8,7 +8,9 @@ import { maskedGrad } from './linear.js';
  * Backward, with dH = dh ⊙ m:  dwte[v] = Σ_{x_{b,t} = v} dH_{b,t},  dwpe[t] = Σ_b dH_{b,t}.
  * tokens [B·T] int32 → [B·T, d]; the token ids are constants.
  */
-export function fusedEmbed(tokens: tf.Tensor1D, wte: tf.Tensor, wpe: tf.Tensor, batch: number, mask?: tf.Tensor): tf.Tensor2D {
+export function fusedEmbed(
+  tokens: tf.Tensor1D, wte: tf.Tensor, wpe: tf.Tensor, batch: number, mask?: tf.Tensor,
+): tf.Tensor2D {
   const N = tokens.shape[0];
   const T = N / batch;
   const [V, d] = wte.shape as [number, number];

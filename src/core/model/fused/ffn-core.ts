@@ -39,7 +39,9 @@ export function ffnForwardAt(k: FusedKernels, p: FfnAt, s: FfnDims, out: { o: nu
  * The FFN's backward from dO [n, d], recomputing h = act(a), into the gradients' pointers:
  *   dW2 = hᵀ·dO,  db2 = Σ_rows dO,  dH = dO·W2ᵀ,  dA = dH ⊙ act′(a),  dW1 = xᵀ·dA,  db1 = Σ_rows dA,  dx = dA·W1ᵀ
  */
-export function ffnBackwardAt(k: FusedKernels, p: { x: number; w1: number; w2: number; a: number; dO: number }, s: FfnDims, g: FfnAt): void {
+export function ffnBackwardAt(
+  k: FusedKernels, p: { x: number; w1: number; w2: number; a: number; dO: number }, s: FfnDims, g: FfnAt,
+): void {
   const { n, d, U, F } = s;
   const [h, dh, da, scratch] = [k.alloc(n * F), k.alloc(n * F), k.alloc(n * U), k.alloc(Math.max(F * d, d * U))];
   k.k.act_fwd(ACT[s.act], p.a, h, n, F);

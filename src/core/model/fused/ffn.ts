@@ -18,7 +18,9 @@ export interface FfnWeights {
  * gives dx, dW1, db1, dW2, db2 (ffn-core.ts) and dr = dy.
  * x [N, d] → [N, d]. Dense FFN blocks (with residual and mask) and shared experts (without) use it.
  */
-export function fusedFfn(x: tf.Tensor2D, w: FfnWeights, act: Activation, residual?: tf.Tensor2D, mask?: tf.Tensor): tf.Tensor2D {
+export function fusedFfn(
+  x: tf.Tensor2D, w: FfnWeights, act: Activation, residual?: tf.Tensor2D, mask?: tf.Tensor,
+): tf.Tensor2D {
   const [N, d] = x.shape;
   const s = ffnDims(N, d, w.w1.shape[1]!, w.w2.shape[0]!, act);
   const inputs = [x, w.w1, w.b1, w.w2, w.b2, ...(residual ? [residual] : [])];
@@ -36,7 +38,9 @@ export function fusedFfn(x: tf.Tensor2D, w: FfnWeights, act: Activation, residua
         const dO = maskedGrad(q, dy, sm);
         const g = [output(q, [N, d]), output(q, [d, s.U]), output(q, [s.U]), output(q, [s.F, d]), output(q, [d])];
         const [gx, g1, gb1, g2, gb2] = g.map((o) => o.p) as number[];
-        ffnBackwardAt(q, { x: ptr(q, sx!), w1: ptr(q, s1!), w2: ptr(q, s2!), a: ptr(q, sa!), dO }, s, { x: gx!, w1: g1!, b1: gb1!, w2: g2!, b2: gb2! });
+        ffnBackwardAt(q, { x: ptr(q, sx!), w1: ptr(q, s1!), w2: ptr(q, s2!), a: ptr(q, sa!), dO }, s, {
+          x: gx!, w1: g1!, b1: gb1!, w2: g2!, b2: gb2!,
+        });
         const grads = g.map((o) => o.t);
         return residual ? [...grads, dy] : grads;
       },

@@ -30,12 +30,16 @@ export type SaveFn = tf.GradSaveFunc;
  */
 export function customOp(
   inputs: tf.Tensor[],
-  f: (inputs: tf.Tensor[], save: SaveFn) => { value: tf.Tensor; grad: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[] },
+  f: (
+    inputs: tf.Tensor[], save: SaveFn,
+  ) => { value: tf.Tensor; grad: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[] },
 ): tf.Tensor {
   const op = tf.customGrad(((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const save = args.pop() as tf.GradSaveFunc;
     const r = f(args as tf.Tensor[], save);
-    return { value: r.value, gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => r.grad(dy as tf.Tensor, saved) };
+    return {
+      value: r.value, gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => r.grad(dy as tf.Tensor, saved),
+    };
   }) as Parameters<typeof tf.customGrad>[0]);
   return op(...inputs);
 }

@@ -22,7 +22,9 @@ export function maskedGrad(k: FusedKernels, dy: tf.Tensor, mask: tf.Tensor | und
 }
 
 /** y = r + o ⊙ m in place at po (an output tensor's values) */
-export function residualInPlace(k: FusedKernels, po: number, residual: tf.Tensor | undefined, mask: tf.Tensor | undefined, n: number): void {
+export function residualInPlace(
+  k: FusedKernels, po: number, residual: tf.Tensor | undefined, mask: tf.Tensor | undefined, n: number,
+): void {
   if (mask && !residual) k.k.mul(po, ptr(k, mask), po, n);
   if (residual) k.k.add_masked(ptr(k, residual), po, mask ? ptr(k, mask) : 0, po, n);
 }

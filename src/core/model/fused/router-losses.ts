@@ -51,7 +51,9 @@ function balanceValue(sn: Float32Array, f: Float32Array, G: number, E: number): 
  * ∂L/∂z of the balance loss row by row, ∂s'_{t,i} = k · f_{g(t),i} (k = ∂B · coef / S), through s' = s / Σ s
  * (sigmoid): ∂s_j = (∂s'_j − Σ_i ∂s'_i s'_i) / Σ s, and the scores (scores.ts's scoresBackward), in one pass.
  */
-function balanceGradient(k: number, f: Float32Array, s: Float32Array, N: number, E: number, S: number, moe: Moe): Float32Array {
+function balanceGradient(
+  k: number, f: Float32Array, s: Float32Array, N: number, E: number, S: number, moe: Moe,
+): Float32Array {
   const dz = new Float32Array(N * E);
   if (moe.router === 'hash') return dz;
   const sigmoid = moe.score === 'sigmoid';

@@ -26,7 +26,9 @@ export function choices(rc: RoutingConstants, N: number, E: number): { expert: I
  *   u^c = s_{t,e^c}, over Σ_{c'} s_{t,e^{c'}} with moe.norm_topk and k > 1;  g^c = u^c · moe.topk_scaling;
  *   G^c = g^c, or g^c / stop_gradient(g^c) = 1 with scale_by_prob false;  hash: G^c = 1.
  */
-function gates(s: Float32Array, expert: Int32Array, N: number, E: number, K: number, moe: Moe): { u: Float32Array; total: Float32Array; g: Float32Array } {
+function gates(
+  s: Float32Array, expert: Int32Array, N: number, E: number, K: number, moe: Moe,
+): { u: Float32Array; total: Float32Array; g: Float32Array } {
   const u = new Float32Array(N * K), total = new Float32Array(N).fill(1), g = new Float32Array(N * K);
   for (let t = 0; t < N; t++) {
     for (let c = 0; c < K; c++) u[t * K + c] = s[t * E + expert[t * K + c]!]!;
@@ -46,11 +48,13 @@ function gates(s: Float32Array, expert: Int32Array, N: number, E: number, K: num
  * one fused operation (kernels/combine.c; the values of router/gates.ts's combine, stages.ts's sum). `probs`: the
  * scores s of the logits when the caller has them. Backward, dM = dh' ⊙ m:
  *   ∂o^c = keep·G^c·dM,  ∂shared = dM,  ∂h = dh',  ∂G^c = keep·⟨dM, o^c⟩,  ∂g^c = ∂G^c (/g^c without scale_by_prob),
- *   ∂u^c = topk_scaling·∂g^c,  ∂s_{t,e^j} = (∂u^j − Σ_c ∂u^c u^c) / Σ_c s_{t,e^c} (norm_topk) or ∂u^j,  then ∂z (scores.ts)
+ * ∂u^c = topk_scaling·∂g^c,  ∂s_{t,e^j} = (∂u^j − Σ_c ∂u^c u^c) / Σ_c s_{t,e^c} (norm_topk) or ∂u^j,  then ∂z
+ * (scores.ts)
  * h, o^c, shared [N, d]; logits [N, E].
  */
 export function fusedCombine(
-  h: tf.Tensor2D, logits: tf.Tensor2D, outputs: tf.Tensor2D[], rc: RoutingConstants, moe: Moe, shared?: tf.Tensor2D, mask?: tf.Tensor, probs?: Float32Array,
+  h: tf.Tensor2D, logits: tf.Tensor2D, outputs: tf.Tensor2D[], rc: RoutingConstants, moe: Moe, shared?: tf.Tensor2D,
+  mask?: tf.Tensor, probs?: Float32Array,
 ): tf.Tensor2D {
   const [N, E] = logits.shape;
   const d = h.shape[1];
@@ -65,7 +69,9 @@ export function fusedCombine(
     const k = kernels();
     const y = output(k, [N, d]);
     const outs = k.putInts(Int32Array.from(xs.slice(2, 2 + K), (o) => ptr(k, o)));
-    k.k.combine_fwd(ptr(k, xs[0]!), outs, k.put(coef), shared ? ptr(k, xs[2 + K]!) : 0, mask ? ptr(k, mask) : 0, y.p, N, d, K);
+    k.k.combine_fwd(
+      ptr(k, xs[0]!), outs, k.put(coef), shared ? ptr(k, xs[2 + K]!) : 0, mask ? ptr(k, mask) : 0, y.p, N, d, K,
+    );
     save([...xs.slice(2, 2 + K), ...(mask ? [mask] : [])]);
     return {
       value: y.t,
@@ -73,7 +79,10 @@ export function fusedCombine(
         const q = kernels();
         const douts = Array.from({ length: K }, () => output(q, [N, d]));
         const dM = shared ? output(q, [N, d]) : { t: undefined, p: q.alloc(N * d) };
-        const [qo, qd, dG] = [q.putInts(Int32Array.from(saved.slice(0, K), (o) => ptr(q, o))), q.putInts(Int32Array.from(douts, (o) => o.p)), q.alloc(N * K)];
+        const [qo, qd, dG] = [
+          q.putInts(Int32Array.from(saved.slice(0, K), (o) => ptr(q, o))),
+          q.putInts(Int32Array.from(douts, (o) => o.p)), q.alloc(N * K),
+        ];
         q.k.combine_bwd(ptr(q, dy), mask ? ptr(q, saved[K]!) : 0, qo, q.put(coef), q.put(keep), dM.p, qd, dG, N, d, K);
         const ds = new Float32Array(N * E);
         if (!hash) gateBackward(q.view(dG, N * K), gt, expert, ds, N, E, K, moe);

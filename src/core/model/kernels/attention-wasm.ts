@@ -5,8 +5,13 @@ import { readFileSync } from 'node:fs';
  * Arguments are copied into the module's memory, which grows to the largest call seen.
  */
 interface Exports {
-  attention_forward(qkv: number, o: number, lse: number, B: number, T: number, H: number, hd: number, scratch: number): void;
-  attention_backward(qkv: number, o: number, lse: number, dO: number, dqkv: number, B: number, T: number, H: number, hd: number, scratch: number): void;
+  attention_forward(
+    qkv: number, o: number, lse: number, B: number, T: number, H: number, hd: number, scratch: number,
+  ): void;
+  attention_backward(
+    qkv: number, o: number, lse: number, dO: number, dqkv: number, B: number, T: number, H: number, hd: number,
+    scratch: number,
+  ): void;
   __heap_base: WebAssembly.Global;
 }
 
@@ -53,14 +58,18 @@ function layout(lengths: number[]): { offsets: number[]; f32: Float32Array } {
 export function wasmAttentionForward(qkv: Float32Array, d: AttentionDims): { o: Float32Array; lse: Float32Array } {
   const { batch: B, seqLen: T, heads: H, headDim: hd } = d;
   const N = B * T, D = H * hd;
-  const { offsets: [pq, po, pl, ps], f32 } = layout([N * 3 * D, N * D, B * H * T, 4 * T * hd + T]) as { offsets: number[]; f32: Float32Array };
+  const { offsets: [pq, po, pl, ps], f32 } = layout([
+    N * 3 * D, N * D, B * H * T, 4 * T * hd + T,
+  ]) as { offsets: number[]; f32: Float32Array };
   f32.set(qkv, pq! / 4);
   load()!.exports.attention_forward(pq!, po!, pl!, B, T, H, hd, ps!);
   return { o: f32.subarray(po! / 4, po! / 4 + N * D), lse: f32.subarray(pl! / 4, pl! / 4 + B * H * T) };
 }
 
 /** Runs the backward kernel; dqkv is a view of the kernel's memory, valid until its next call. */
-export function wasmAttentionBackward(qkv: Float32Array, o: Float32Array, lse: Float32Array, dO: Float32Array, d: AttentionDims): Float32Array {
+export function wasmAttentionBackward(
+  qkv: Float32Array, o: Float32Array, lse: Float32Array, dO: Float32Array, d: AttentionDims,
+): Float32Array {
   const { batch: B, seqLen: T, heads: H, headDim: hd } = d;
   const N = B * T, D = H * hd;
   const { offsets, f32 } = layout([N * 3 * D, N * D, B * H * T, N * D, N * 3 * D, 8 * T * hd + 2 * T * T + 2 * T]);

@@ -4,15 +4,23 @@ import tf from '../../util/tfjs.cjs';
 
 /**
  * Loader for fused.wasm (WebAssembly SIMD, built from gemm.c, norm.c, act.c, xent.c, attn.c, combine.c and router.c by
- * scripts/build-kernels.sh): the matmuls, layer norm, activations, cross-entropy, embedding, attention and Switch combine of the
+ * scripts/build-kernels.sh): the matmuls, layer norm, activations, cross-entropy, embedding, attention and
+ * Switch combine of the
  * fused kernels (parallel.kernels: fused). Pointers are byte offsets into tfjs's wasm heap.
  */
 export interface FusedExports {
-  gemm(A: number, sa: number, sr: number, B: number, C: number, M: number, R: number, N: number, bias: number, acc: number): void;
+  gemm(
+    A: number, sa: number, sr: number, B: number, C: number, M: number, R: number, N: number, bias: number, acc: number,
+  ): void;
   gemm_nt(G: number, W: number, C: number, M: number, N: number, K: number, scratch: number, acc: number): void;
   col_sum(G: number, out: number, M: number, N: number, acc: number): void;
-  layernorm_fwd(x: number, g: number, b: number, y: number, mean: number, rstd: number, N: number, C: number, eps: number): void;
-  layernorm_bwd(x: number, g: number, mean: number, rstd: number, dy: number, dx: number, dg: number, db: number, N: number, C: number): void;
+  layernorm_fwd(
+    x: number, g: number, b: number, y: number, mean: number, rstd: number, N: number, C: number, eps: number,
+  ): void;
+  layernorm_bwd(
+    x: number, g: number, mean: number, rstd: number, dy: number, dx: number, dg: number, db: number, N: number,
+    C: number,
+  ): void;
   act_fwd(kind: number, a: number, h: number, N: number, F: number): void;
   act_bwd(kind: number, a: number, dh: number, da: number, N: number, F: number): void;
   add_masked(h: number, o: number, m: number, y: number, n: number): void;
@@ -20,13 +28,21 @@ export interface FusedExports {
   softmax_xent(z: number, targets: number, G: number, N: number, V: number): number;
   embed_fwd(tokens: number, wte: number, wpe: number, h: number, B: number, T: number, d: number): void;
   embed_bwd(tokens: number, dh: number, dwte: number, dwpe: number, B: number, T: number, d: number): void;
-  combine_fwd(h: number, outs: number, coef: number, shared: number, m: number, y: number, N: number, d: number, K: number): void;
-  combine_bwd(dy: number, m: number, outs: number, coef: number, keep: number, dM: number, dOuts: number, dG: number, N: number, d: number, K: number): void;
+  combine_fwd(
+    h: number, outs: number, coef: number, shared: number, m: number, y: number, N: number, d: number, K: number,
+  ): void;
+  combine_bwd(
+    dy: number, m: number, outs: number, coef: number, keep: number, dM: number, dOuts: number, dG: number, N: number,
+    d: number, K: number,
+  ): void;
   scale(x: number, s: number, y: number, n: number): void;
   router_scores(z: number, s: number, lse: number, N: number, E: number, sigmoid: number): void;
   zloss_bwd(z: number, lse: number, k: number, dz: number, N: number, E: number): void;
   attn_fwd(qkv: number, o: number, lse: number, B: number, T: number, H: number, hd: number, scratch: number): void;
-  attn_bwd(qkv: number, o: number, lse: number, dO: number, dqkv: number, B: number, T: number, H: number, hd: number, scratch: number): void;
+  attn_bwd(
+    qkv: number, o: number, lse: number, dO: number, dqkv: number, B: number, T: number, H: number, hd: number,
+    scratch: number,
+  ): void;
 }
 
 interface WasmBackend {
