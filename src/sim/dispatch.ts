@@ -4,7 +4,7 @@ import { flatA2aUs, hierarchicalA2aUs, type A2aLoad } from './collectives/all-to
 import { allGatherUs } from './collectives/gather-scatter.js';
 import type { Layout } from './layout.js';
 import { exchangesPerLayer, moeRecomputed } from './recompute.js';
-import type { GpuTraffic } from './traffic.js';
+import type { GpuTraffic } from './traffic-types.js';
 
 /**
  * Bytes a value takes in the forward dispatch (plan.dispatch_fwd_dtype): bf16 2; mxfp8 one byte and a shared

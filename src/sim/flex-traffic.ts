@@ -1,20 +1,7 @@
 import type { Cluster } from './cluster.js';
-import type { A2aLoad, HierarchicalLoad } from './collectives/all-to-all.js';
+import type { A2aLoad } from './collectives/all-to-all.js';
 import { epGroup, type Layout } from './layout.js';
-
-/** traffic.ts's GpuTraffic and LayerTraffic (which call this one) */
-interface Gpu {
-  flat: A2aLoad;
-  hier: HierarchicalLoad;
-  rows: number[];
-}
-interface Layer {
-  gpus: Gpu[];
-  intraBytes: number;
-  interBytes: number;
-  hierIntraBytes: number;
-  hierInterBytes: number;
-}
+import type { GpuTraffic as Gpu, LayerTraffic as Layer } from './traffic-types.js';
 
 /**
  * The flex dispatcher's traffic (Megatron-Core's MoEFlexTokenDispatcher on DeepEP; DeepSeek-V3 report §3.2.2;

@@ -1,27 +1,10 @@
 import type { Cluster } from './cluster.js';
-import type { A2aLoad, HierarchicalLoad } from './collectives/all-to-all.js';
+import type { HierarchicalLoad } from './collectives/all-to-all.js';
 import type { Fanout } from './fanout.js';
 import { flexTraffic } from './flex-traffic.js';
+import { gatherTraffic } from './gather-traffic.js';
 import { epGroup, type Layout } from './layout.js';
-
-/** One GPU's part of a Switch layer's expert-parallel exchange: what it sends and receives, and the rows its experts compute. */
-export interface GpuTraffic {
-  flat: A2aLoad;
-  hier: HierarchicalLoad;
-  /** rows per local expert (all sources of its EP group together) */
-  rows: number[];
-}
-
-/** All GPUs of one pipeline stage (indexed by their rank within the stage) and the bytes they move in one all-to-all. */
-export interface LayerTraffic {
-  gpus: GpuTraffic[];
-  /** all GPUs of the stage together: bytes over NVLink-class links and over NICs, one all-to-all (flat) */
-  intraBytes: number;
-  interBytes: number;
-  /** the same for the hierarchical pattern (its two phases) */
-  hierIntraBytes: number;
-  hierInterBytes: number;
-}
+import type { GpuTraffic, LayerTraffic } from './traffic-types.js';
 
 /** r[from] + … + r[to − 1], added in order from 0 (as slice(from, to).reduce would, without the copy) */
 function sumOf(r: number[], from: number, to: number): number {
@@ -228,36 +211,4 @@ function exchangeTraffic(g: number, perStage: number, L: Layout, kept: (gpu: num
     }
   }
   return { gpus, intraBytes, interBytes, hierIntraBytes, hierInterBytes };
-}
-
-/**
- * The allgather dispatcher (Megatron-Core's MoEAllGatherTokenDispatcher): every GPU's T tokens go whole to each of
- * its EP group's peers (an all-gather; the combine is the matching reduce-scatter), whatever they chose; each GPU
- * then computes the rows routed to its own experts. T = the GPU's routed tokens (tokensPerGpu).
- */
-function gatherTraffic(c: Cluster, L: Layout, kept: (gpu: number) => number[], rowBytes: number): LayerTraffic {
-  const g = c.gpus_per_node;
-  const perStage = L.gpus / L.pp;
-  const per = L.expertsPerGpu;
-  const bytes = L.tokensPerGpu * rowBytes;
-  const gpus: GpuTraffic[] = new Array(perStage);
-  let intraBytes = 0;
-  let interBytes = 0;
-  for (let i = 0; i < perStage; i++) {
-    const members = epGroup(L, i);
-    const s = members.indexOf(i);
-    const intraPeers = members.filter((j) => j !== i && Math.floor(j / g) === Math.floor(i / g)).length;
-    const interPeers = members.length - 1 - intraPeers;
-    const flat: A2aLoad = {
-      intraOut: bytes * intraPeers, intraIn: bytes * intraPeers, interOut: bytes * interPeers, interIn: bytes * interPeers, intraPeers, interPeers,
-    };
-    const hier: HierarchicalLoad = {
-      phase1: { out: flat.intraOut, in: flat.intraIn, peers: intraPeers }, phase2: { out: flat.interOut, in: flat.interIn, peers: interPeers },
-    };
-    const rows = Array.from({ length: per }, (_, e) => members.reduce((a, j) => a + kept(j)[s * per + e]!, 0));
-    gpus[i] = { flat, hier, rows };
-    intraBytes += flat.intraOut;
-    interBytes += flat.interOut;
-  }
-  return { gpus, intraBytes, interBytes, hierIntraBytes: intraBytes, hierInterBytes: interBytes };
 }
