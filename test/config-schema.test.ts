@@ -63,6 +63,7 @@ test('the defaults are the schema parsed from {}, with the values and key order 
       account_for_embedding_in_pipeline_split: false, account_for_loss_in_pipeline_split: false, cp: 1, ep: 0, etp: 1,
       shard: 'none', micro_batch: 0, global_batch: 0, recompute: 'none', recompute_modules: [], precision: 'bf16',
       routing: 'recorded', dispatch: 'dropless', dispatcher: 'alltoall', dispatch_fwd_dtype: 'bf16', overlap: 'none',
+      redundant_experts: 0,
     },
     train: {
       steps: 200, lr: 3e-3, min_lr: 3e-4, warmup_steps: 20, schedule: 'cosine', weight_decay: 0.1, beta1: 0.9,
