@@ -34,6 +34,7 @@ test("NVIDIA's Qwen3-235B-A22B H100 recipe: pp 8 × vpp 4 from 3 blocks a virtua
     account_for_embedding_in_pipeline_split: true, account_for_loss_in_pipeline_split: true, cp: 1, ep: 32, etp: 1,
     shard: 'optimizer', micro_batch: 1, global_batch: 2048, recompute: 'selective', recompute_modules: ['moe_act', 'layernorm'],
     precision: 'bf16', routing: 'uniform', dispatch: 'dropless', dispatcher: 'flex', dispatch_fwd_dtype: 'bf16', overlap: 'a2a',
+    redundant_experts: 0,
   });
   t.is(r.config.data.seq_len, 4096);
   t.false(r.config.moe.drop_tokens, 'no --moe-expert-capacity-factor: dropless');
