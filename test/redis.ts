@@ -54,7 +54,7 @@ export async function startRedis(at?: number): Promise<LocalRedis> {
     url,
     stop: async () => {
       await new Promise<void>((resolve) => {
-        if (proc.exitCode !== null) return resolve();
+        if (proc.exitCode !== null || proc.signalCode !== null) return resolve(); // stopped already
         proc.once('exit', () => resolve());
         proc.kill('SIGTERM');
       });

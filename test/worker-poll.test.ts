@@ -52,9 +52,12 @@ test.serial('a lost Redis is said once with its URL and waited for; once it is b
   const port = Number(new URL(redis.url).port);
   const seen = watchedLog();
   const abort = new AbortController();
+  // the worker's first connection (a probe, then its connection) must be made before its Redis goes away
+  const started = seen.next(/^worker /);
   const worker = runWorker({ url: redis.url, runsDir: join(dir, 'runs'), signal: abort.signal, pollMs: 100, lockMs: 2000, log: seen.log });
   let back: Awaited<ReturnType<typeof startRedis>> | undefined;
   try {
+    await Promise.race([started, worker]);
     const lost = seen.next(/lost the Redis/);
     await redis.stop();
     t.regex(await lost, new RegExp(`^lost the Redis at ${redis.url} \\(.+\\); the running points go on, and the worker waits for it to come back$`));
