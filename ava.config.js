@@ -1,6 +1,7 @@
 // ava's configuration. Files start longest first, so that with two at a time (scripts/test.mjs) the
 // long ones overlap instead of one running alone at the end; the rest alphabetically.
-const LONGEST_FIRST = ['shipped-sweeps', 'worker-idle', 'backends', 'queue', 'spmd', 'sweep', 'threads', 'calibrate', 'dispatch-bench', 'simulate', 'cli'];
+const LONGEST_FIRST = ['shipped-sweeps', 'backends', 'search', 'queue', 'worker-idle', 'sweep', 'megatron-args', 'spmd', 'threads',
+  'kernels-train', 'hf-config', 'routers-train', 'worker-file', 'worker-poll', 'calibrate', 'dispatch-bench', 'simulate', 'cli'];
 const rank = (file) => {
   const i = LONGEST_FIRST.findIndex((name) => file.endsWith(`/${name}.test.ts`));
   return i < 0 ? LONGEST_FIRST.length : i;
