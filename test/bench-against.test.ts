@@ -12,10 +12,10 @@ test('arguments: the defaults, and paths made absolute (configs from the reposit
     against: 'HEAD~1', data: '', rounds: 3, steps: 12, warmup: 2,
     configs: DEFAULT_CONFIGS.map((c) => `/repo/${c}`), modes: [...MODES],
   });
-  const b = parseAgainstArgs(['--against=abc123', '--data', '../shared/t.txt', '--rounds', '2', '--steps=6',
+  const b = parseAgainstArgs(['--against=abc123', '--data', '../corpora/t.txt', '--rounds', '2', '--steps=6',
     '--configs', 'x.yaml,/abs/y.yaml', '--modes', 'spmd,local,spmd'], '/cwd/sub', '/repo');
   t.is(b.against, 'abc123');
-  t.is(b.data, '/cwd/shared/t.txt');
+  t.is(b.data, '/cwd/corpora/t.txt');
   t.is(b.rounds, 2);
   t.is(b.steps, 6);
   t.deepEqual(b.configs, ['/cwd/sub/x.yaml', '/abs/y.yaml']);
