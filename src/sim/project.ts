@@ -55,7 +55,11 @@ export interface Projection {
   routing: 'recorded' | 'uniform';
   source: Workload['source'];
   /** the plan as projected; precision the one computed in (plan.precision, or fp32 on a cluster that computes in fp32) */
-  plan: { tp: number; cp: number; pp: number; vpp: number; dp: number; ep: number; etp: number; edp: number; micro_batch: number; micro_batches: number; global_batch: number; shard: string; recompute: string; precision: string; overlap: string };
+  plan: {
+    tp: number; cp: number; pp: number; vpp: number; dp: number; ep: number; etp: number; edp: number;
+    micro_batch: number; micro_batches: number; global_batch: number;
+    shard: string; recompute: string; precision: string; overlap: string;
+  };
   /** tokens one GPU routes per micro-batch (its sequence-parallel share) */
   tokens_per_gpu: number;
   step_ms: number;
@@ -197,16 +201,20 @@ export function project(c: Cluster, w: Workload): Projection {
   }
   const collectives: CollectiveUse[] = [...byName.values(), ...dataParallelUs(c, w, L, first.stages.indexOf(first.slowest)).parts];
   const commMs = collectives.reduce((a, x) => a + x.ms_per_step, 0);
-  const exposedMs = breakdown.all_to_all + breakdown.tensor_parallel + breakdown.pipeline_p2p + breakdown.context_parallel + breakdown.fsdp + breakdown.data_parallel;
+  const exposedMs = breakdown.all_to_all + breakdown.tensor_parallel + breakdown.pipeline_p2p +
+    breakdown.context_parallel + breakdown.fsdp + breakdown.data_parallel;
   const switchLayers = first.stages.flatMap((st) => st.switch_layers.map((x) => x.block));
   const byBlock = stepsOut.map((x) => new Map(x.parts.stages.flatMap((st) => st.switch_layers).map((y) => [y.block, y] as const)));
   const layers: LayerProjection[] = switchLayers.map((block, i) => {
     const all = byBlock.map((step) => step.get(block)!);
     const avg = (f: (y: SwitchLayerTime) => number) => all.reduce((a, y) => a + f(y), 0) / all.length;
     return {
-      layer: i, block, a2a_us: avg((y) => y.a2a_us), comm_us: avg((y) => y.comm_us), exposed_comm_us: avg((y) => y.exposed_comm_us), expert_us: avg((y) => y.expert_us),
+      layer: i, block, a2a_us: avg((y) => y.a2a_us), comm_us: avg((y) => y.comm_us),
+      exposed_comm_us: avg((y) => y.exposed_comm_us), expert_us: avg((y) => y.expert_us),
       expert_forward_us: avg((y) => y.expert_forward_us),
-      straggler_factor: avg((y) => y.straggler_factor), drop_fraction: avg((y) => y.drop_fraction), groups_per_token: avg((y) => y.groups_per_token), bytes_intra_node: avg((y) => y.bytes_intra_node), bytes_inter_node: avg((y) => y.bytes_inter_node),
+      straggler_factor: avg((y) => y.straggler_factor), drop_fraction: avg((y) => y.drop_fraction),
+      groups_per_token: avg((y) => y.groups_per_token), bytes_intra_node: avg((y) => y.bytes_intra_node),
+      bytes_inter_node: avg((y) => y.bytes_inter_node),
     };
   });
   const memory = planMemory(c, cfg, L);
@@ -216,9 +224,14 @@ export function project(c: Cluster, w: Workload): Projection {
   const busiest = first.slowest.switch_layers[0]?.per_gpu.reduce((b, x, i, all) => (x.a2a + x.expert > all[b]!.a2a + all[b]!.expert ? i : b), 0) ?? 0;
   const traced = [...new Set([...Array.from({ length: Math.min(L.gpus / L.pp, 7) }, (_, i) => i), busiest])].sort((a, b) => a - b);
   return {
-    cluster: c.name, gpus: L.gpus, all_to_all: c.all_to_all, dispatch: cfg.plan.dispatch, routing: w.source === 'run' ? cfg.plan.routing : 'uniform', source: w.source,
-    plan: { tp: L.tp, cp: L.cp, pp: L.pp, vpp: L.vpp, dp: L.dp, ep: L.ep, etp: L.etp, edp: L.edp, micro_batch: L.microBatch, micro_batches: m, global_batch: L.globalBatch,
-      shard: cfg.plan.shard, recompute: cfg.plan.recompute, precision: cfg.plan.precision === 'fp8' ? 'fp8' : c.precision, overlap: cfg.plan.overlap },
+    cluster: c.name, gpus: L.gpus, all_to_all: c.all_to_all, dispatch: cfg.plan.dispatch,
+    routing: w.source === 'run' ? cfg.plan.routing : 'uniform', source: w.source,
+    plan: {
+      tp: L.tp, cp: L.cp, pp: L.pp, vpp: L.vpp, dp: L.dp, ep: L.ep, etp: L.etp, edp: L.edp,
+      micro_batch: L.microBatch, micro_batches: m, global_batch: L.globalBatch,
+      shard: cfg.plan.shard, recompute: cfg.plan.recompute,
+      precision: cfg.plan.precision === 'fp8' ? 'fp8' : c.precision, overlap: cfg.plan.overlap,
+    },
     tokens_per_gpu: L.tokensPerGpu,
     step_ms: stepUs / 1000, tokens_per_s: tokens / stepS, tokens_per_s_per_gpu: tokens / stepS / L.gpus,
     model_tflops_per_gpu: modelFlops / stepS / L.gpus / 1e12, mfu: modelFlops / (L.gpus * peakFlops(c, cfg) * stepS),
@@ -227,6 +240,9 @@ export function project(c: Cluster, w: Workload): Projection {
     dispatch_overhead_fraction: breakdown.all_to_all / (stepUs / 1000),
     breakdown_ms: breakdown, collectives, exposed_comm_ms: exposedMs, overlapped_comm_ms: Math.max(0, commMs - exposedMs),
     layers, steps: stepsOut.map((x) => ({ step: x.step, step_ms: x.stepUs / 1000 })), measured_ms_per_step: w.measured_ms_per_step,
-    detail: { gpus: traced, stage: first.slowest, bubble_us: breakdown.bubble * 1000, data_parallel_us: breakdown.data_parallel * 1000, optimizer_us: breakdown.optimizer * 1000 },
+    detail: {
+      gpus: traced, stage: first.slowest, bubble_us: breakdown.bubble * 1000,
+      data_parallel_us: breakdown.data_parallel * 1000, optimizer_us: breakdown.optimizer * 1000,
+    },
   };
 }

@@ -176,7 +176,9 @@ export function projectionPage(
     k, p.breakdown_ms[k], p.breakdown_ms[k] / projectedMs,
     ...(measured ? [measured[k] ?? 0, (measured[k] ?? 0) / measuredMs] : []),
   ]);
-  const tables: Table[] = [{ title: `Where a step goes, ms and shares (projected step ${projectedMs.toPrecision(4)} ms${measured ? `, measured ${measuredMs.toPrecision(4)} ms` : ''})`,
+  const tables: Table[] = [{
+    title: `Where a step goes, ms and shares (projected step ${projectedMs.toPrecision(4)} ms` +
+      `${measured ? `, measured ${measuredMs.toPrecision(4)} ms` : ''})`,
     columns: [
       'part', 'projected ms', 'projected share', ...(measured ? ['measured ms', 'measured share'] : []),
     ], rows: partRows }, {
@@ -208,7 +210,11 @@ export function summaryLines(p: Projection): string[] {
       `edp ${pl.edp}; ${pl.micro_batches} micro-batch${pl.micro_batches > 1 ? 'es' : ''} of ${pl.micro_batch} ` +
       `(global batch ${pl.global_batch}); shard ${pl.shard}, recompute ${pl.recompute}, ${pl.precision}, overlap ` +
       `${pl.overlap}.`,
-    `all-to-all ${p.all_to_all}, dispatch ${p.dispatch}, ${p.source === 'run' ? `routing ${p.routing === 'recorded' ? 'as recorded' : 'uniform (forced)'}` : 'uniform routing from the config'}, ${Math.round(p.tokens_per_gpu)} tokens per GPU per micro-batch.`,
+    `all-to-all ${p.all_to_all}, dispatch ${p.dispatch}, ` +
+      `${p.source === 'run'
+        ? `routing ${p.routing === 'recorded' ? 'as recorded' : 'uniform (forced)'}`
+        : 'uniform routing from the config'}, ` +
+      `${Math.round(p.tokens_per_gpu)} tokens per GPU per micro-batch.`,
     `step ${p.step_ms.toFixed(3)} ms, ${Math.round(p.tokens_per_s).toLocaleString('en-US')} tokens/s ` +
       `(${Math.round(p.tokens_per_s_per_gpu).toLocaleString('en-US')} per GPU), ${p.model_tflops_per_gpu.toFixed(1)} ` +
       `model TFLOP/s per GPU, MFU ${(100 * p.mfu).toFixed(1)}% (Megatron's FLOP count, recompute not counted), ` +

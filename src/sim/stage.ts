@@ -61,7 +61,8 @@ export function stageTime(c: Cluster, config: Config, L: Layout, s: number, load
     if (us > 0 && count > 0) collectives.push({ name, us, count, bytes });
   };
   const out: StageTime = {
-    stage: s, dense_us: 0, recompute_us: 0, tensor_parallel_us: 0, fsdp_us: 0, experts_us: 0, a2a_us: 0, p2p_us: 0, context_parallel_us: 0, host_us: 0, total_us: 0,
+    stage: s, dense_us: 0, recompute_us: 0, tensor_parallel_us: 0, fsdp_us: 0, experts_us: 0, a2a_us: 0, p2p_us: 0,
+    context_parallel_us: 0, host_us: 0, total_us: 0,
     backward_us: 0, forward_us: 0, switch_layers: [], collectives,
   };
   const cp = cpExchange(c, config, L, vb); // the same for every block: its attention's K/V ring (context-parallel.ts)
@@ -100,7 +101,8 @@ export function stageTime(c: Cluster, config: Config, L: Layout, s: number, load
     out.p2p_us = 2 * L.vpp * send;
     note('pp send/recv', send, 2 * L.vpp, actBytes / L.tp);
   }
-  out.total_us = out.dense_us + out.recompute_us + out.tensor_parallel_us + out.fsdp_us + out.experts_us + out.a2a_us + out.p2p_us + out.context_parallel_us + out.host_us;
+  out.total_us = out.dense_us + out.recompute_us + out.tensor_parallel_us + out.fsdp_us + out.experts_us + out.a2a_us +
+    out.p2p_us + out.context_parallel_us + out.host_us;
   return out;
 }
 
@@ -137,7 +139,9 @@ function blockTimeOnce(c: Cluster, config: Config, L: Layout, l: number, load: L
  * dense time cost the same: switchLayer reads its block only to name it. So each is computed once per Layout.
  */
 const computed = new WeakMap<Layout, { c: Cluster; config: Config; byLoad: Map<LayerLoad | undefined, Map<number, SwitchLayerTime>> }>();
-function switchLayerOnce(c: Cluster, config: Config, L: Layout, block: number, load: LayerLoad | undefined, denseUs: number, perStage: number): SwitchLayerTime {
+function switchLayerOnce(
+  c: Cluster, config: Config, L: Layout, block: number, load: LayerLoad | undefined, denseUs: number, perStage: number,
+): SwitchLayerTime {
   let seen = computed.get(L);
   if (!seen || seen.c !== c || seen.config !== config) computed.set(L, (seen = { c, config, byLoad: new Map() }));
   const byDense = seen.byLoad.get(load) ?? new Map<number, SwitchLayerTime>();

@@ -57,7 +57,9 @@ export function checkRedisUrl(url: string): void {
     throw new ConfigError(`--queue must look like redis://HOST:PORT[/DB] (got ${show(url)})`);
   }
   const db = u.pathname.replace(/^\//, '');
-  if (u.protocol !== 'redis:' || !u.hostname || !u.port || (db !== '' && !/^\d+$/.test(db))) throw new ConfigError(`--queue must look like redis://HOST:PORT[/DB] (got ${show(url)})`);
+  if (u.protocol !== 'redis:' || !u.hostname || !u.port || (db !== '' && !/^\d+$/.test(db))) {
+    throw new ConfigError(`--queue must look like redis://HOST:PORT[/DB] (got ${show(url)})`);
+  }
 }
 
 /**

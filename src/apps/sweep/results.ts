@@ -60,7 +60,10 @@ export type MetricColumn = (typeof METRIC_COLUMNS)[number];
 const readJson = (file: string) => readJsonFile(file, missingAs(undefined));
 
 /** Training records of a run's metrics.jsonl (steps with `loss`), in order. */
-export function trainingRecords(runDir: string): { step: number; loss: number; ce: number; layers?: { drop_fraction: number; load_max_over_mean: number; tokens_per_expert: number[] }[] }[] {
+export function trainingRecords(runDir: string): {
+  step: number; loss: number; ce: number;
+  layers?: { drop_fraction: number; load_max_over_mean: number; tokens_per_expert: number[] }[];
+}[] {
   const file = join(runDir, 'metrics.jsonl');
   if (!existsSync(file)) return [];
   return jsonLines(file).filter((r) => typeof r.loss === 'number') as ReturnType<typeof trainingRecords>;

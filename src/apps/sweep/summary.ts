@@ -31,7 +31,12 @@ const short = (key: string) => key.split('.').at(-1)!;
  * keys it sets).
  */
 export const pointLabel = (vary: Record<string, unknown>, keys: string[]) =>
-  typeof vary.label === 'string' ? vary.label : keys.filter((k) => k !== 'label' && vary[k] !== undefined).map((k) => `${short(k)}=${String(vary[k])}`).join(' ') || 'all';
+  typeof vary.label === 'string'
+    ? vary.label
+    : keys
+      .filter((k) => k !== 'label' && vary[k] !== undefined)
+      .map((k) => `${short(k)}=${String(vary[k])}`)
+      .join(' ') || 'all';
 
 /**
  * Groups the runs by point (seeds together), in the order the points first appear; estimates every

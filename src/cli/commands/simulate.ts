@@ -33,7 +33,10 @@ interface Options {
 export function register(program: Command): void {
   program
     .command('simulate')
-    .description('project a recorded run (or a config) onto a GPU cluster under a parallel plan: step time, tokens/s, model TFLOP/s and MFU, memory, every collective; or one collective as nccl-tests reports it')
+    .description(
+      'project a recorded run (or a config) onto a GPU cluster under a parallel plan: step time, tokens/s, ' +
+        'model TFLOP/s and MFU, memory, every collective; or one collective as nccl-tests reports it',
+    )
     .option('--cluster <file>', 'cluster file (configs/clusters/*.yaml)')
     .option('--run <dir>', 'a run directory: replays what it routed, step by step')
     .option('-c, --config <file>', 'a config instead of a run: uniform routing')
@@ -66,16 +69,31 @@ export function register(program: Command): void {
       if (!o.cluster) throw new ConfigError('--cluster is required (a file such as configs/clusters/8xh100.yaml) (got nothing)');
       const cluster = loadCluster(o.cluster);
       if (o.collective !== undefined) {
-        if (!(COLLECTIVES as readonly string[]).includes(o.collective)) throw new ConfigError(`--collective must be one of ${COLLECTIVES.join('|')} (got ${JSON.stringify(o.collective)})`);
+        if (!(COLLECTIVES as readonly string[]).includes(o.collective)) {
+          throw new ConfigError(
+            `--collective must be one of ${COLLECTIVES.join('|')} (got ${JSON.stringify(o.collective)})`,
+          );
+        }
         if (o.bytes === undefined) throw new ConfigError('--bytes is required with --collective: bytes per rank, as nccl-tests\' size (got nothing)');
         const { collectiveReport } = await import('../../sim/collectives/measure.js');
         const r = collectiveReport(cluster, o.collective as CollectiveName, o.bytes, o.gpus);
-        console.log(`${cluster.name}: ${r.collective} of ${r.bytes} bytes per rank on ${r.gpus} GPUs (${r.nodes} node${r.nodes > 1 ? 's' : ''}): ${r.time_us.toFixed(1)} us, algbw ${r.algbw_gbps.toFixed(2)} GB/s, busbw ${r.busbw_gbps.toFixed(2)} GB/s`);
+        console.log(
+          `${cluster.name}: ${r.collective} of ${r.bytes} bytes per rank on ${r.gpus} GPUs ` +
+            `(${r.nodes} node${r.nodes > 1 ? 's' : ''}): ${r.time_us.toFixed(1)} us, ` +
+            `algbw ${r.algbw_gbps.toFixed(2)} GB/s, busbw ${r.busbw_gbps.toFixed(2)} GB/s`,
+        );
         if (o.json) console.log(JSON.stringify(r));
         return;
       }
-      if (!!o.run === !!o.config) throw new ConfigError(`give exactly one of --run DIR, --config FILE and --collective NAME (got ${o.run ? 'both --run and --config' : 'none'})`);
-      if (o.dispatch !== undefined && o.dispatch !== 'dropless' && o.dispatch !== 'padded') throw new ConfigError(`--dispatch must be one of dropless|padded (got ${JSON.stringify(o.dispatch)})`);
+      if (!!o.run === !!o.config) {
+        throw new ConfigError(
+          'give exactly one of --run DIR, --config FILE and --collective NAME ' +
+            `(got ${o.run ? 'both --run and --config' : 'none'})`,
+        );
+      }
+      if (o.dispatch !== undefined && o.dispatch !== 'dropless' && o.dispatch !== 'padded') {
+        throw new ConfigError(`--dispatch must be one of dropless|padded (got ${JSON.stringify(o.dispatch)})`);
+      }
       if (o.emit !== undefined && o.emit !== 'megatron') throw new ConfigError(`--emit must be megatron (got ${JSON.stringify(o.emit)})`);
       const { measuredBreakdown } = await import('../../sim/measured.js');
       const { project } = await import('../../sim/project.js');
@@ -86,7 +104,11 @@ export function register(program: Command): void {
       const sets = [...o.set, ...(o.dispatch ? [`plan.dispatch=${o.dispatch}`] : [])];
       const megatron = o.megatronArgs;
       const resolved = o.run ? undefined : resolveConfig({ file: o.config, megatron, sets });
-      if (resolved?.ignored?.length) process.stderr.write(`warning: --megatron-args ignores ${resolved.ignored.join(' ')}: they change nothing switch-sim models\n`);
+      if (resolved?.ignored?.length) {
+        process.stderr.write(
+          `warning: --megatron-args ignores ${resolved.ignored.join(' ')}: they change nothing switch-sim models\n`,
+        );
+      }
       let w = o.run ? runWorkload(o.run) : uniformWorkload(resolved!.config);
       if (o.run && (sets.length > 0 || megatron !== undefined)) {
         const config = resolveConfig({ base: w.config as unknown as Record<string, unknown>, megatron, sets }).config;
@@ -134,7 +156,8 @@ export function register(program: Command): void {
       console.log(`wrote ${dir}/projection.json, ${dir}/trace.json (open in https://ui.perfetto.dev), ${dir}/projection.html`);
       if (o.json) {
         console.log(JSON.stringify({
-          step_ms: p.step_ms, tokens_per_s: p.tokens_per_s, tokens_per_s_per_gpu: p.tokens_per_s_per_gpu, model_tflops_per_gpu: p.model_tflops_per_gpu, mfu: p.mfu,
+          step_ms: p.step_ms, tokens_per_s: p.tokens_per_s, tokens_per_s_per_gpu: p.tokens_per_s_per_gpu,
+          model_tflops_per_gpu: p.model_tflops_per_gpu, mfu: p.mfu,
           bubble_fraction: p.bubble_fraction, memory_gb_per_gpu: p.memory_gb_per_gpu, fits: p.fits, breakdown_ms: p.breakdown_ms, layers: p.layers,
         }));
       }
