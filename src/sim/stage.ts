@@ -168,11 +168,12 @@ function switchLayer(c: Cluster, config: Config, L: Layout, block: number, load:
     if (seen) return seen;
     const x = moeExchange(c, config, L, g, vb); // by plan.dispatcher, the forward dispatch at plan.dispatch_fwd_dtype (dispatch.ts)
     const one = x.one_us;
-    const etp = L.etp > 1 ? allGatherUs(c, L.groups.etp, g.rows.reduce((a, b) => a + b, 0) * L.etp * config.model.d_model * vb) * 2 : 0;
-    const a2a = x.total_us + (exchanges / 2) * etp;
     // with expert tensor parallelism the etp ranks all-gather their received rows: each computes every row of the
     // group (etp × its own) for its 1/etp of each expert's hidden size (Megatron-Core's ETP all-gather before the experts)
     const rows = L.etp > 1 ? g.rows.map((r) => r * L.etp) : g.rows;
+    const gathered = rows.reduce((a, b) => a + b, 0) * config.model.d_model * vb;
+    const etp = L.etp > 1 ? allGatherUs(c, L.groups.etp, gathered) * 2 : 0; // the gather and its reduce-scatter
+    const a2a = x.total_us + (exchanges / 2) * etp;
     const w = expertWork(config, L, rows, vb, c.kernels !== undefined);
     const forward = computeUs(c, config, w);
     const again = expertRecomputeWork(config, L, rows, w, vb); // full, moe or moe_act (recompute.ts)
