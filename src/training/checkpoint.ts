@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Config } from '../core/config/defaults.js';
-import { validateConfig } from '../core/config/load.js';
+import { resolveConfig, validateConfig, type ResolvedConfig } from '../core/config/load.js';
 import { fsyncPath, moveDirIntoPlace, readJson, writeFileAtomic, writeFileDurable } from '../core/util/fs.js';
 import { CheckpointError, type CheckpointData } from '../runtime/coordinator/restore.js';
 import { checkManifest, MANIFEST, type Entry, type Manifest, type RunRecord } from './manifest.js';
@@ -128,4 +128,16 @@ export function loadCheckpoint(path: string): LoadedCheckpoint {
     arrays: meta.entries.map((e) =>
       ({ name: e.name, kind: e.kind, shape: e.shape, data: blob.subarray(e.offset, e.offset + e.length) })),
   };
+}
+
+/**
+ * The config of a command that continues from a checkpoint (train --resume, profile --checkpoint): the
+ * checkpoint's config is the base, a config file and --set apply on top. Without a checkpoint, the defaults.
+ */
+export function configOverCheckpoint(opts: { checkpoint?: string; file?: string; sets: string[] }):
+  ResolvedConfig & { checkpoint: LoadedCheckpoint | undefined } {
+  // read and verified once: the caller restores this
+  const checkpoint = opts.checkpoint ? loadCheckpoint(opts.checkpoint) : undefined;
+  const base = checkpoint?.config as unknown as Record<string, unknown> | undefined;
+  return { ...resolveConfig({ file: opts.file, sets: opts.sets, base }), checkpoint };
 }

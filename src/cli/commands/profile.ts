@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { resolveConfig } from '../../core/config/load.js';
 import { collect, number } from '../args.js';
 
 /** `switch-sim profile`: profile a few training steps. */
@@ -22,11 +21,9 @@ export function register(program: Command): void {
       const { profileRun, profileSpmdRun } = await import('../../apps/profile/run.js');
       const { spmdTable } = await import('../../apps/profile/spmd.js');
       const { profileTable } = await import('../../apps/profile/table.js');
-      const { loadCheckpoint } = await import('../../training/checkpoint.js');
-      // from a checkpoint its config is the base (as train --resume); a config file and --set still apply on top
-      const checkpoint = o.checkpoint ? loadCheckpoint(o.checkpoint) : undefined;
-      const { config, name } = resolveConfig({ file: o.config, sets: o.set,
-        base: checkpoint?.config as unknown as Record<string, unknown> | undefined });
+      const { configOverCheckpoint } = await import('../../training/checkpoint.js');
+      const { config, name, checkpoint } = configOverCheckpoint({ checkpoint: o.checkpoint, file: o.config,
+        sets: o.set });
       const opts = { config, name, steps: o.steps, warmup: o.warmup, checkpoint, outDir: o.out,
         log: (l: string) => console.log(l) };
       let r: { dir: string };

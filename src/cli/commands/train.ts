@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { resolveConfig } from '../../core/config/load.js';
 import { collect } from '../args.js';
 import { printConfig, progressReporter } from '../report.js';
 
@@ -18,13 +17,9 @@ export function register(program: Command): void {
       + '(without it, that is refused)')
     .action(async (o: { config?: string; set: string[]; out?: string; resume?: string; force?: boolean }) => {
       const { onCtrlC } = await import('../../core/util/interrupt.js');
-      const { loadCheckpoint } = await import('../../training/checkpoint.js');
+      const { configOverCheckpoint } = await import('../../training/checkpoint.js');
       const { train } = await import('../../training/trainer.js');
-      // on resume the checkpoint's config is the base; a config file and --set still apply on top
-      // read and verified once: the trainer restores this
-      const checkpoint = o.resume ? loadCheckpoint(o.resume) : undefined;
-      const { config, name } = resolveConfig({ file: o.config, sets: o.set,
-        base: checkpoint?.config as unknown as Record<string, unknown> | undefined });
+      const { config, name, checkpoint } = configOverCheckpoint({ checkpoint: o.resume, file: o.config, sets: o.set });
       const stop = { requested: false };
       const offCtrlC = onCtrlC({ first: 'finishing this step and saving a checkpoint',
         onFirst: () => (stop.requested = true) });
