@@ -100,3 +100,20 @@ test('the load figures are called what they are: kept token-choices (all k, afte
   t.regex(charts.find((c) => c.id === 'load')!.note ?? '', /share of the kept token-choices \(all k, after capacity drops/);
   t.false(charts.some((c) => /routed tokens/.test(`${c.title} ${c.note}`)), 'no "routed tokens" for kept token-choices');
 });
+
+test('report --baseline POINT: the differences are taken from that point; a label that is no point is refused', async (t) => {
+  const { dir } = await sweepDir(t);
+  const cells = (md: string, label: string) =>
+    md.split('\n').find((l) => l.startsWith(`| ${label}`))!.split('|').map((c) => c.trim());
+  const [cf1, cf2] = ['capacity_factor=1', 'capacity_factor=2'];
+  const asFiled = summaryMarkdown(dir, ['projected_step_ms']);
+  const pivoted = summaryMarkdown(dir, ['projected_step_ms'], cf2);
+  t.is(cells(asFiled, cf1)[1], `${cf1} (baseline)`);
+  t.is(cells(pivoted, cf2)[1], `${cf2} (baseline)`);
+  const delta = (md: string, label: string) => Number(cells(md, label)[4]); // | point | seeds ok | mean | Δ Welch |
+  t.true(Number.isFinite(delta(asFiled, cf2)) && delta(asFiled, cf2) !== 0, cells(asFiled, cf2).join('|'));
+  t.is(delta(pivoted, cf1), -delta(asFiled, cf2), 'cf1 − cf2 is −(cf2 − cf1)');
+  const e = t.throws(() => summaryMarkdown(dir, ['projected_step_ms'], 'cf9'));
+  t.is(e?.name, 'SweepDirError');
+  t.regex(e?.message ?? "", /^config error: report --baseline must name a point of the sweep, one of capacity_factor=1, capacity_factor=2 \(got "cf9"\)$/);
+});

@@ -91,7 +91,7 @@ function readResolved(file: string): Resolved {
 }
 
 /** What a sweep directory holds: its resolved sweep.yaml, its results in point order, summarised by point. */
-export function readSweepDir(dir: string): SweepDir {
+export function readSweepDir(dir: string, against?: string): SweepDir {
   if (!existsSync(dir)) throw new SweepDirError(`report DIR must be a sweep directory (got ${show(dir)}: no such ` +
     `directory)`);
   if (!existsSync(join(
@@ -104,11 +104,23 @@ export function readSweepDir(dir: string): SweepDir {
   ])];
   const byName = readResults(dir, keys);
   const rows = resolved.points.map((p) => byName.get(p.name)).filter((r): r is ResultRow => r !== undefined);
-  const baseline = resolved.baseline ?? undefined;
+  const baseline = against === undefined ? resolved.baseline ?? undefined : pickBaseline(rows, keys, against);
   return {
     name: resolved.name ?? basename(dir), keys, rows, planned: resolved.points.length, baseline,
     points: summarise(rows, keys, baseline),
   };
+}
+
+/**
+ * `report --baseline POINT`: the point labelled POINT (as in the table's first column) becomes the one
+ * every difference is taken from, in place of the sweep file's baseline.
+ */
+function pickBaseline(rows: ResultRow[], keys: string[], label: string): Record<string, unknown> {
+  const labels = [...new Set(rows.map((r) => pointLabel(r.vary, keys)))];
+  const row = rows.find((r) => pointLabel(r.vary, keys) === label);
+  if (!row) throw new SweepDirError(`report --baseline must name a point of the sweep, one of ${labels.join(', ')} ` +
+    `(got ${show(label)})`);
+  return Object.fromEntries(keys.filter((k) => row.vary[k] !== undefined).map((k) => [k, row.vary[k]]));
 }
 
 /** The table and the notes under it, as markdown (summary.md, `report --markdown`). */
@@ -126,8 +138,8 @@ const sweepNotes = (s: SweepDir) => [...(s.baseline ? [DIFFERENCE_NOTE] : []), .
  * The per-point table of a sweep directory as markdown, with only the `only` measurements when given,
  * and the lines under it: what its Δ columns are, and a line per reason some cells are empty.
  */
-export function summaryMarkdown(dir: string, only?: MetricColumn[]): string {
-  const s = readSweepDir(dir);
+export function summaryMarkdown(dir: string, only?: MetricColumn[], against?: string): string {
+  const s = readSweepDir(dir, against);
   return markdownWithNotes(
     summaryTable(s.points, s.baseline ? pointLabel(s.baseline, s.keys) : undefined, only), sweepNotes(s),
   );

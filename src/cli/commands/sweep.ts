@@ -153,7 +153,9 @@ export function register(program: Command): void {
       'print the per-point table as markdown instead (only these comma-separated measurements when given, e.g. ' +
         'val_ce,drop_fraction)',
     )
-    .action(async (dir: string, o: { markdown?: string | true }) => {
+    .option('--baseline <point>', 'take the --markdown table\'s differences from this point (its label in the '
+      + 'table\'s first column, e.g. n_experts=16) instead of the sweep file\'s baseline')
+    .action(async (dir: string, o: { markdown?: string | true; baseline?: string }) => {
       const { writeReport, summaryMarkdown } = await import('../../apps/sweep/report.js');
       const { METRIC_COLUMNS } = await import('../../apps/sweep/results.js');
       if (o.markdown !== undefined) {
@@ -162,9 +164,11 @@ export function register(program: Command): void {
         if (bad !== undefined) throw new ConfigError(`report --markdown: each column must be one of ` +
           `${METRIC_COLUMNS.join(', ')} (got ${JSON.stringify(bad)})`);
         // a directory that is not a sweep's is bad input (SweepDirError, exit 2); any other failure exits 1
-        process.stdout.write(summaryMarkdown(dir, only as MetricColumn[] | undefined));
+        process.stdout.write(summaryMarkdown(dir, only as MetricColumn[] | undefined, o.baseline));
         return;
       }
+      if (o.baseline !== undefined) throw new ConfigError('report --baseline applies to --markdown only (the '
+        + 'report and summary.csv keep the sweep file\'s baseline)');
       const file = await writeReport(dir);
       console.log(`wrote ${file}, ${dir}/summary.csv and ${dir}/charts/*.svg`);
     });
