@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import type { Config } from '../../core/config/defaults.js';
-import { AllReduce, sliceOf } from '../../core/comm/all-reduce.js';
 import { Barrier } from '../../core/comm/barrier.js';
 import { Engine } from '../coordinator/engine.js';
 import { DeviceHost } from '../devices/device-host.js';
@@ -8,6 +7,7 @@ import type { DeviceState } from '../devices/messages.js';
 import { initCoordinatorParams } from '../../core/model/params.js';
 import { AdamW } from '../../core/optim/adamw.js';
 import { SpmdExchange } from './exchange.js';
+import { GradReduce } from './reduce.js';
 import { Recorder, setProfile } from '../../core/instrument/recorder.js';
 import type { OptimizerReport, ReplicaInit, ReplicaState, ShardEvalReport, ShardStepReport } from './messages.js';
 
@@ -18,18 +18,30 @@ import type { OptimizerReport, ReplicaInit, ReplicaState, ShardEvalReport, Shard
  */
 export class Replica {
   private readonly optimizer: AdamW;
+  /** per dense parameter, its slice of the summed gradient (AdamW reads it there) */
+  private readonly summed = new Map<string, Float32Array>();
 
   private constructor(
     private readonly config: Config,
     readonly rank: number,
     readonly engine: Engine,
     readonly host: DeviceHost,
-    private readonly barrier: Barrier,
-    private readonly allReduce: AllReduce,
-    private readonly norms: Float64Array,
+    private readonly reduce: GradReduce,
   ) {
     const t = config.train;
     this.optimizer = new AdamW({ beta1: t.beta1, beta2: t.beta2, eps: 1e-8, weightDecay: t.weight_decay });
+    // each dense gradient becomes a view of this device's shared row, in parameter order (the session sized
+    // the row from the same names), and its summed counterpart a view of the shared sum
+    let at = 0;
+    for (const [name, g] of [...engine.grads]) {
+      const own = reduce.own.subarray(at, at + g.length);
+      own.set(g);
+      engine.grads.set(name, own);
+      this.summed.set(name, reduce.sum.subarray(at, at + g.length));
+      at += g.length;
+    }
+    if (at !== reduce.own.length)
+      throw new Error(`spmd device ${rank}: ${at} dense gradient values, ${reduce.own.length} in the shared row`);
   }
 
   static async open(init: ReplicaInit): Promise<Replica> {
@@ -40,8 +52,7 @@ export class Replica {
     // every replica starts from the same seed: identical dense weights
     const engine = new Engine(config, initCoordinatorParams(config, init.vocabSize), exchange,
       { rank, count: config.parallel.devices });
-    return new Replica(config, rank, engine, host, barrier, new AllReduce(init.allReduce, rank, barrier),
-      new Float64Array(init.norms));
+    return new Replica(config, rank, engine, host, new GradReduce(init.allReduce, init.norms, rank, barrier));
   }
 
   /** `parallel.fault` (tests): this device crashes, hangs or throws at the start of that training step. */
@@ -76,44 +87,24 @@ export class Replica {
    * Dense gradients summed over replicas (each replica's loss is already ÷ D), the global norm over
    * the dense part once (each device squares its all-reduce slice) and every device's experts, then
    * AdamW here and on the experts. Replicas apply the same update to the same numbers: they stay identical.
+   * Two barriers (reduce.ts); no gradient is copied: the engine accumulates into the shared row and
+   * AdamW reads the shared sum.
    */
   async step(lr: number, t: number, load: number[][]): Promise<OptimizerReport> {
-    const { grads, params } = this.engine;
-    // the dense gradients, in parameter order, straight into this device's row of the shared buffer
-    let at = 0;
-    for (const g of grads.values()) {
-      this.allReduce.own.set(g, at);
-      at += g.length;
-    }
+    const { params } = this.engine;
     const P = this.recorder;
     const lane = { kind: 'device', device: this.rank } as const;
     P?.at(undefined, undefined, undefined);
+    // the dense gradients are already in this device's row of the shared buffer (the engine accumulated there)
+    const experts = (await this.host.gradSquaredNorm()).value;
     const ta = performance.now();
-    const ar = this.allReduce.run();
+    const ar = this.reduce.run(experts);
     P?.add({ name: 'allreduce', cat: 'comm', lane, ts: ta, dur: ar.ms,
-      args: { barrier_wait_ms: ar.barrierMs, bytes: this.allReduce.own.byteLength } });
-    const sum = this.allReduce.sum;
-    at = 0;
-    for (const g of grads.values()) {
-      g.set(sum.subarray(at, at + g.length));
-      at += g.length;
-    }
-    // Σ‖g‖²: my slice of the summed dense gradient, plus my experts
-    const { from, to } = sliceOf(sum.length, this.barrier.devices, this.rank);
-    let own = 0;
-    for (let i = from; i < to; i++) own += sum[i]! * sum[i]!;
-    own += (await this.host.gradSquaredNorm()).value;
-    this.norms[this.rank] = own;
-    const tn = performance.now();
-    const normWait = this.barrier.wait();
-    P?.add({ name: 'barrier_wait', cat: 'wait', lane, ts: tn, dur: performance.now() - tn });
-    let total = 0;
-    for (let d = 0; d < this.barrier.devices; d++) total += this.norms[d]!; // the same order on every device
-    const gradNorm = Math.sqrt(total);
+      args: { barrier_wait_ms: ar.barrierMs, bytes: this.reduce.own.byteLength } });
     const clip = this.config.train.grad_clip;
-    const scale = clip > 0 && gradNorm > clip ? clip / gradNorm : 1;
+    const scale = clip > 0 && ar.gradNorm > clip ? clip / ar.gradNorm : 1;
     const t0 = performance.now();
-    this.optimizer.step(params, grads, lr, scale, t);
+    this.optimizer.step(params, this.summed, lr, scale, t);
     await this.host.step(lr, scale, t);
     this.engine.updateExpertBias(load);
     this.engine.refresh();
@@ -123,7 +114,7 @@ export class Replica {
     setProfile(null);
     this.recorder = undefined;
     return {
-      grad_norm: gradNorm, allreduce_ms: ar.ms, allreduce_wait_ms: ar.barrierMs, norm_wait_ms: normWait,
+      grad_norm: ar.gradNorm, allreduce_ms: ar.ms, allreduce_wait_ms: ar.barrierMs, norm_wait_ms: ar.normWaitMs,
       optimizer_ms: optimizerMs, ...(P ? { profile: { timeOrigin: performance.timeOrigin, spans: P.spans,
         traffic: P.traffic } } : {}),
     };
