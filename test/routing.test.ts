@@ -3,6 +3,8 @@ import { resolveConfig } from '../src/core/config/load.js';
 import { parseForceRouting } from '../src/core/config/force-routing.js';
 import { expertCapacity } from '../src/core/router/capacity.js'; // shim
 import { planRouting } from '../src/core/router/plan.js';
+import { chooseExperts } from '../src/core/router/choose.js';
+import { randomArray } from './helpers.js';
 import { rngFor } from '../src/core/util/rng.js';
 
 // One group of 4 tokens, 3 experts, top-2, C = ⌊k · CF · S / E⌋ = ⌊2 · 0.75 · 4 / 3⌋ = 2. Probabilities, rows = tokens:
@@ -129,4 +131,14 @@ test('force_routing values are validated', (t) => {
   t.is(parseForceRouting('one-hot:4', 4), 'must name an expert below moe.n_experts (4) in one-hot:K');
   t.regex(parseForceRouting('zipf', 4) as string, /^must be learned, uniform, zipf:S/);
   t.throws(() => resolveConfig({ sets: ['moe.force_routing=zipf:x'] }), { message: /^config error: moe\.force_routing must be learned, uniform, zipf:S .* \(got "zipf:x"\)$/ });
+});
+
+test('top-1 without bias or groups (argmax fast path) chooses as the general path: ties to the lower index', (t) => {
+  const E = 5;
+  const scores = randomArray(400 * E, 11).map((x) => Math.round(Math.abs(x) * 4) / 4); // many ties
+  scores.set([0.5, 0.5, 0.5, 0.5, 0.5, -0, 0, 0, 0, 0, NaN, 0.2, 0.3, 0.3, 0.1], 0);
+  // a zero bias takes the general path
+  const general = chooseExperts(scores, E, { topK: 1, bias: new Float32Array(E) });
+  t.deepEqual(Array.from(chooseExperts(scores, E, { topK: 1 })), Array.from(general));
+  t.deepEqual(Array.from(general.subarray(0, 3)), [0, 0, 0]);
 });

@@ -1,5 +1,7 @@
 import test from 'ava';
-import { extractDeviceSlots, insertDeviceSlots, packTokens, unpackChoices, unpackSumTokens } from '../src/core/comm/slots.js';
+import {
+  extractDeviceSlots, insertDeviceSlots, packTokens, slotOffset, slotOffsets, unpackChoices, unpackSumTokens,
+} from '../src/core/comm/slots.js';
 import { rowCopier } from '../src/core/comm/rows.js';
 import { planRouting } from '../src/core/router/plan.js';
 import { randomArray } from './helpers.js';
@@ -38,3 +40,16 @@ for (const d of [16, 12]) {
       unpackChoices({ ...plan, slot: plan.slot.map((s, i) => (plan.expert[i]! >= 2 ? s : -1)) }, buffer, d, stride));
   });
 }
+
+test('slotOffsets (computed once per plan) is slotOffset of every kept choice, −1 for dropped ones', (t) => {
+  const N = 48, E = 4, G = 3, stride = 16, d = 8;
+  const probs = randomArray(N * E, 5).map((x) => Math.abs(x));
+  for (const topK of [1, 2]) {
+    const plan = planRouting(probs, E, {
+      groups: G, topK, capacityFactor: 0.75, minCapacity: 1, dropTokens: true, policy: 'position', groupOffset: 2,
+    });
+    t.true(plan.dropped > 0);
+    const at = slotOffsets(plan, d, stride);
+    for (let i = 0; i < plan.slot.length; i++) t.is(at[i], plan.slot[i]! < 0 ? -1 : slotOffset(plan, i, d, stride));
+  }
+});

@@ -21,8 +21,13 @@ export function slotOffsets(plan: RoutingPlan, d: number, stride: number): Int32
   const key = `${d}/${stride}`;
   const hit = offsetCache.get(plan);
   if (hit?.key === key) return hit.offsets;
-  const offsets = new Int32Array(plan.slot.length);
-  for (let i = 0; i < plan.slot.length; i++) offsets[i] = plan.slot[i]! < 0 ? -1 : slotOffset(plan, i, d, stride);
+  const { slot, expert, topK: K, tokensPerGroup: S, experts: E, groupOffset } = plan;
+  const offsets = new Int32Array(slot.length);
+  // slotOffset's arithmetic, with the plan's fields read once
+  for (let i = 0; i < slot.length; i++) {
+    const s = slot[i]!;
+    offsets[i] = s < 0 ? -1 : (((groupOffset + Math.floor(Math.floor(i / K) / S)) * E + expert[i]!) * stride + s) * d;
+  }
   offsetCache.set(plan, { key, offsets });
   return offsets;
 }
@@ -44,23 +49,36 @@ export function packChoices(plan: RoutingPlan, rows: Float32Array, d: number, bu
   for (let i = 0; i < at.length; i++) if (at[i]! >= 0) copy(at[i]!, i * d);
 }
 
-/** Combine: each token-choice's expert output row ([N·k, d]); dropped choices stay zero. */
-export function unpackChoices(plan: RoutingPlan, buffer: Float32Array, d: number, stride: number): Float32Array {
-  const out = new Float32Array(plan.slot.length * d);
+/** `out` (a caller's reused array, of exactly `length` floats) zeroed when given, else a new array. */
+function zeroed(out: Float32Array | undefined, length: number): Float32Array {
+  if (!out) return new Float32Array(length);
+  if (out.length !== length) throw new Error(`an output of ${out.length} floats for ${length}`);
+  return out.fill(0);
+}
+
+/**
+ * Combine: each token-choice's expert output row ([N·k, d]); dropped choices stay zero. Into `out` when
+ * given (overwritten), else into a new array.
+ */
+export function unpackChoices(plan: RoutingPlan, buffer: Float32Array, d: number, stride: number,
+  out?: Float32Array): Float32Array {
+  out = zeroed(out, plan.slot.length * d);
   const copy = rowCopier(out, buffer, d);
   const at = slotOffsets(plan, d, stride);
   for (let i = 0; i < at.length; i++) if (at[i]! >= 0) copy(i * d, at[i]!);
   return out;
 }
 
-/** Combine for gradients: a token's input gradient is the sum over its kept choices ([N, d]). */
-export function unpackSumTokens(plan: RoutingPlan, buffer: Float32Array, d: number, stride: number): Float32Array {
+/** Combine for gradients: a token's input gradient is the sum over its kept choices ([N, d]); `out` as above. */
+export function unpackSumTokens(plan: RoutingPlan, buffer: Float32Array, d: number, stride: number,
+  out?: Float32Array): Float32Array {
   const K = plan.topK;
-  if (K === 1) return unpackChoices(plan, buffer, d, stride); // one choice: the sum is the row
-  const out = new Float32Array((plan.slot.length / K) * d);
-  for (let i = 0; i < plan.slot.length; i++) {
-    if (plan.slot[i]! < 0) continue;
-    const o = slotOffset(plan, i, d, stride);
+  if (K === 1) return unpackChoices(plan, buffer, d, stride, out); // one choice: the sum is the row
+  out = zeroed(out, (plan.slot.length / K) * d);
+  const at = slotOffsets(plan, d, stride);
+  for (let i = 0; i < at.length; i++) {
+    const o = at[i]!;
+    if (o < 0) continue;
     const t = Math.floor(i / K);
     for (let j = 0; j < d; j++) out[t * d + j]! += buffer[o + j]!;
   }

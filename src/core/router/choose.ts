@@ -32,6 +32,8 @@ function best(values: Float64Array, n: number, used: Uint8Array): number {
 export function chooseExperts(scores: Float32Array, E: number, opts: ChoiceOptions): Int32Array {
   const N = scores.length / E;
   const K = opts.topK;
+  const grouped = opts.groups && opts.groups.topK < opts.groups.count;
+  if (K === 1 && !opts.bias && !grouped) return argmaxRows(scores, N, E);
   const out = new Int32Array(N * K);
   const s = new Float64Array(E); // one token's routing scores (biased)
   const used = new Uint8Array(E);
@@ -69,6 +71,25 @@ export function chooseExperts(scores: Float32Array, E: number, opts: ChoiceOptio
       used[e] = 1;
       out[t * K + c] = e;
     }
+  }
+  return out;
+}
+
+/**
+ * Top-1 without bias or groups: each row's largest score, ties to the lowest index (as `best` over the
+ * scores plus 0: the same comparisons, so NaN rows pick alike).
+ */
+function argmaxRows(scores: Float32Array, N: number, E: number): Int32Array {
+  const out = new Int32Array(N);
+  for (let t = 0; t < N; t++) {
+    const row = t * E;
+    let at = 0;
+    let top = scores[row]!;
+    for (let e = 1; e < E; e++) {
+      const v = scores[row + e]!;
+      if (v > top) (at = e), (top = v);
+    }
+    out[t] = at;
   }
   return out;
 }

@@ -112,9 +112,16 @@ export function planRouting(probs: Float32Array, experts: number, opts: RoutingO
  * expert before an unsure one does, whatever the second choices' own probabilities.
  */
 function tokenOrder(opts: RoutingOptions, prob: Float32Array, g: number, S: number, K: number): Int32Array[] {
-  const identity = () => Int32Array.from({ length: S }, (_, i) => i);
+  const identity = () => {
+    const order = new Int32Array(S);
+    for (let i = 0; i < S; i++) order[i] = i;
+    return order;
+  };
   const start = g * S;
-  if (opts.policy === 'position') return Array.from({ length: K }, identity);
+  if (opts.policy === 'position') {
+    const byPosition = identity(); // read only: every rank can share it
+    return Array.from({ length: K }, () => byPosition);
+  }
   if (opts.policy === 'random') {
     if (!opts.rngForGroup) throw new Error("drop_policy 'random' needs a random stream");
     const perm = opts.rngForGroup((opts.groupOffset ?? 0) + g).permutation(S);

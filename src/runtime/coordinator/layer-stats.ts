@@ -49,6 +49,28 @@ export function maxOverMean(load: readonly number[]): number {
   return maxOf(load) / (sum / load.length);
 }
 
+/**
+ * Mean over tokens of the entropy (nats) of each token's scores [N, E] normalised over the experts (softmax
+ * scores already are; sigmoid ones not).
+ */
+function meanEntropy(probs: Float32Array, E: number): number {
+  const N = probs.length / E;
+  let entropy = 0;
+  for (let t = 0; t < N; t++) {
+    let sum = 0;
+    for (let e = 0; e < E; e++) sum += probs[t * E + e]!;
+    for (let e = 0; e < E; e++) {
+      const p = probs[t * E + e]! / sum;
+      if (p > 0) entropy -= p * Math.log(p);
+    }
+  }
+  return entropy / N;
+}
+
+/**
+ * One Switch layer's statistics from its plan and router scores `probs` (which must not change afterwards:
+ * router_entropy reads them when first asked for).
+ */
 export function layerStats(plan: RoutingPlan, probs: Float32Array, timing: ExchangeTiming,
   sc?: StatsContext): LayerStats {
   const { groups: G, experts: E } = plan;
@@ -62,17 +84,6 @@ export function layerStats(plan: RoutingPlan, probs: Float32Array, timing: Excha
       routedTotal[e]! += plan.routed[g * E + e]!;
     }
   }
-  const N = probs.length / E;
-  // entropy of each token's scores normalised over the experts (softmax scores already are; sigmoid ones not)
-  let entropy = 0;
-  for (let t = 0; t < N; t++) {
-    let sum = 0;
-    for (let e = 0; e < E; e++) sum += probs[t * E + e]!;
-    for (let e = 0; e < E; e++) {
-      const p = probs[t * E + e]! / sum;
-      if (p > 0) entropy -= p * Math.log(p);
-    }
-  }
   const spans = sc && plan.topK > 1 ? groupsSpanned(plan.expert, plan.topK, E, sc.expertGroups) : undefined;
   return {
     ...(spans ? { groups_per_token: spans.reduce((a, b) => a + b, 0) / spans.length } : {}),
@@ -80,7 +91,12 @@ export function layerStats(plan: RoutingPlan, probs: Float32Array, timing: Excha
     tokens_per_expert: tokens,
     group_expert_counts: groupCounts,
     drop_fraction: plan.dropped / plan.slot.length,
-    router_entropy: entropy / N,
+    // computed when first read (a step's statistics are written every log_every steps), then a plain value
+    get router_entropy(): number {
+      const value = meanEntropy(probs, E);
+      Object.defineProperty(this, 'router_entropy', { value, enumerable: true, writable: true, configurable: true });
+      return value;
+    },
     load_max_over_mean: maxOverMean(tokens),
     load_max_over_mean_first: maxOverMean(routedTotal),
     capacity: plan.capacity,

@@ -44,6 +44,10 @@ const COORDINATOR = { kind: 'coordinator' } as const;
 export interface Exchanger {
   route(layer: number, probs: Float32Array, mode: RouteMode, step: number, groups: GroupRange,
     inputs?: RouteInputs): RoutingPlan;
+  /**
+   * The outputs (and the backward's grad) may be reused by this layer and micro-batch's next exchange in
+   * the same direction: read them before awaiting another exchange (the engine makes tensors of them at once).
+   */
   forward(layer: number, micro: number, plan: RoutingPlan, rows: Float32Array, train: boolean,
     step: number): Promise<SwitchForward>;
   backward(layer: number, micro: number, plan: RoutingPlan, gradOutputs: Float32Array,
@@ -73,6 +77,19 @@ export class SwitchDispatcher implements Exchanger {
     return this.router.route(layer, probs, mode, step, groups, inputs);
   }
 
+  /**
+   * Combine results per (layer, micro-batch, direction), reused from step to step: a new array of a quarter
+   * megabyte for every unpack cost more than the unpack (see Exchanger.forward for how long one is valid).
+   */
+  private readonly results = new Map<string, Float32Array>();
+
+  private result(layer: number, micro: number, dir: 'fwd' | 'bwd', length: number): Float32Array {
+    const key = `${layer}/${micro}/${dir}`;
+    let out = this.results.get(key);
+    if (out?.length !== length) this.results.set(key, (out = new Float32Array(length)));
+    return out;
+  }
+
   /** The request every device gets: the plan's groups and their counts only. */
   private request(layer: number, micro: number, plan: RoutingPlan, train: boolean, step: number): ExchangeRequest {
     const stride = this.buffers[layer]!.shape.capacity;
@@ -91,7 +108,8 @@ export class SwitchDispatcher implements Exchanger {
     const { result: outputs, timing } = await this.exchange(this.request(layer, micro, plan, train, step), 'fwd', plan,
       () => packTokens(plan, rows, d, view(b.dispatch), b.shape.capacity),
       (dev, req) => dev.forward(req),
-      () => unpackChoices(plan, view(b.combine), d, b.shape.capacity));
+      () => unpackChoices(plan, view(b.combine), d, b.shape.capacity,
+        this.result(layer, micro, 'fwd', plan.slot.length * d)));
     return { plan, outputs, timing };
   }
 
@@ -103,7 +121,8 @@ export class SwitchDispatcher implements Exchanger {
     const { result: grad, timing } = await this.exchange(this.request(layer, micro, plan, true, step), 'bwd', plan,
       () => packChoices(plan, gradOutputs, d, view(b.gradOut), b.shape.capacity),
       (dev, req) => dev.backward(req),
-      () => unpackSumTokens(plan, view(b.gradIn), d, b.shape.capacity));
+      () => unpackSumTokens(plan, view(b.gradIn), d, b.shape.capacity,
+        this.result(layer, micro, 'bwd', (plan.slot.length / plan.topK) * d)));
     return { grad, timing };
   }
 
