@@ -4,10 +4,11 @@
  * generator state, and in-process and worker-thread runs draw exactly the same numbers.
  */
 export class Rng {
-  private a: number;
-  private b: number;
-  private c: number;
-  private d: number;
+  /**
+   * sfc32's state a, b, c, d as int32 (the same bits as unsigned: every use is ToInt32/ToUint32); in four
+   * number fields V8 would box the values above 2^30 on every draw.
+   */
+  private readonly s = new Int32Array(4);
 
   constructor(seed: number) {
     // splitmix32 to fill the sfc32 state from one 32-bit seed
@@ -19,21 +20,19 @@ export class Rng {
       z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
       return (z ^ (z >>> 16)) >>> 0;
     };
-    this.a = next();
-    this.b = next();
-    this.c = next();
-    this.d = next();
+    for (let i = 0; i < 4; i++) this.s[i] = next();
     for (let i = 0; i < 12; i++) this.u32();
   }
 
   /** sfc32: a 32-bit uniform integer. */
   u32(): number {
-    const t = (((this.a + this.b) | 0) + this.d) | 0;
-    this.d = (this.d + 1) | 0;
-    this.a = this.b ^ (this.b >>> 9);
-    this.b = (this.c + (this.c << 3)) | 0;
-    this.c = (this.c << 21) | (this.c >>> 11);
-    this.c = (this.c + t) | 0;
+    const st = this.s;
+    const a = st[0]!, b = st[1]!, c = st[2]!, d = st[3]!;
+    const t = (((a + b) | 0) + d) | 0;
+    st[3] = (d + 1) | 0;
+    st[0] = b ^ (b >>> 9);
+    st[1] = (c + (c << 3)) | 0;
+    st[2] = (((c << 21) | (c >>> 11)) + t) | 0;
     return t >>> 0;
   }
 
