@@ -107,6 +107,59 @@ test('fused attention in 4×8 tiles: attention.ts\'s values and gradients (its J
   checkOp(t, [[32, 48]], ([x]) => fusedAttention(x as tf.Tensor2D, shape), ([x]) => causalAttention(x as tf.Tensor2D, shape, 'js'), 71);
 });
 
+/**
+ * gemm.c's products element by element in float32, in the kernels' order: per block of 256 reduction steps, the sum
+ * over r in increasing order, then the bias (first block), then what C held; the 8-column panels by multiply-add
+ * (fused or not, one way for all of them: relaxed SIMD may do either), the columns past them by multiply then add.
+ */
+function gemmRef(
+  a: (i: number, r: number) => number, B: Float32Array, C0: Float32Array, M: number, R: number, N: number,
+  bias: Float32Array | null, acc: boolean, fused: boolean,
+): Float32Array {
+  const f = Math.fround, C = Float32Array.from(C0);
+  for (let r0 = 0; r0 < R; r0 += 256)
+    for (let i = 0; i < M; i++)
+      for (let j = 0; j < N; j++) {
+        let s = 0;
+        const fma = fused && j < (N & ~7);
+        for (let r = r0; r < Math.min(R, r0 + 256); r++) s = f(s + (fma ? a(i, r) * B[r * N + j]! : f(a(i, r) * B[r * N + j]!)));
+        if (r0 === 0 && bias) s = f(s + bias[j]!);
+        C[i * N + j] = acc || r0 > 0 ? f(s + C[i * N + j]!) : s;
+      }
+  return C;
+}
+
+test('gemm, gemm_nt and col_sum: bit for bit the float32 sums in the kernels\' order (tails, two reduction blocks)', (t) => {
+  const k = fusedKernels()!.reset();
+  const [M, R, N] = [37, 300, 29];
+  const [A, B, C0, bias] = [randomArray(M * R, 81), randomArray(R * N, 82), randomArray(M * N, 83), randomArray(N, 84)];
+  const same = (got: Float32Array, want: Float32Array) => got.every((v, i) => Object.is(v, want[i]));
+  const matches = (got: Float32Array, ref: (fused: boolean) => Float32Array) => same(got, ref(true)) || same(got, ref(false));
+  for (const [layout, acc, withBias] of [['nn', 0, 1], ['tn', 1, 0], ['nn', 1, 1], ['tn', 0, 0]] as const) {
+    const [sa, sr] = layout === 'nn' ? [R, 1] : [1, M]; // tn: A stored [R, M], read down its columns
+    const [pa, pb, pc, pbias] = [k.put(A), k.put(B), k.put(C0), k.put(bias)];
+    k.k.gemm(pa, sa, sr, pb, pc, M, R, N, withBias ? pbias : 0, acc, k.alloc(256 * N));
+    const got = k.view(pc, M * N).slice();
+    t.true(matches(got, (fused) => gemmRef((i, r) => A[i * sa + r * sr]!, B, C0, M, R, N, withBias ? bias : null, !!acc, fused)),
+      `gemm ${layout} acc ${acc} bias ${withBias}`);
+  }
+  // C[M, N] = G[M, R]·W[N, R]ᵀ
+  const [pg, pw, pc] = [k.put(A), k.put(randomArray(N * R, 85)), k.put(C0)];
+  const W = k.view(pw, N * R).slice(), Wt = Float32Array.from({ length: R * N }, (_, i) => W[(i % N) * R + Math.floor(i / N)]!);
+  k.k.gemm_nt(pg, pw, pc, M, R, N, k.alloc(2 * N * R), 1);
+  t.true(matches(k.view(pc, M * N).slice(), (fused) => gemmRef((i, r) => A[i * R + r]!, Wt, C0, M, R, N, null, true, fused)), 'gemm_nt');
+  // out[j] = Σ_i G[i, j] in row order, after what out held
+  const [G, out0] = [randomArray(150 * 45, 86), randomArray(45, 87)];
+  const [pG, pout] = [k.put(G), k.put(out0)];
+  k.k.col_sum(pG, pout, 150, 45, 1);
+  const want = Float32Array.from(out0, (v, j) => {
+    for (let i = 0; i < 150; i++) v = Math.fround(v + G[i * 45 + j]!);
+    return v;
+  });
+  t.true(same(k.view(pout, 45).slice(), want), 'col_sum');
+  k.reset();
+});
+
 for (const act of ['relu', 'gelu', 'swiglu'] as Activation[]) {
   test(`an expert on the fused kernels (${act}): expertForward's output and expertBackward's gradients`, (t) => {
     const n = 9, d = D, U = act === 'swiglu' ? 2 * F : F;

@@ -1,4 +1,5 @@
 import tf from '../../util/tfjs.cjs';
+import { gemmNtScratch, gemmScratch } from '../kernels/fused-wasm.js';
 import { customOp, kernels, output, ptr, type FusedKernels } from './io.js';
 
 /**
@@ -37,7 +38,7 @@ export function fusedLinear(x: tf.Tensor2D, w: tf.Tensor, extras: LinearExtras =
   return customOp(inputs, ([xt, wt, ...rest], save) => {
     const k = kernels();
     const y = output(k, [N, F]);
-    k.k.gemm(ptr(k, xt!), K, 1, ptr(k, wt!), y.p, N, K, F, bias ? ptr(k, rest[0]!) : 0, 0);
+    k.k.gemm(ptr(k, xt!), K, 1, ptr(k, wt!), y.p, N, K, F, bias ? ptr(k, rest[0]!) : 0, 0, k.alloc(gemmScratch(K, F)));
     residualInPlace(k, y.p, residual ? rest.at(-1) : undefined, mask, N * F);
     save([xt!, wt!, ...(mask ? [mask] : [])]);
     return {
@@ -46,8 +47,9 @@ export function fusedLinear(x: tf.Tensor2D, w: tf.Tensor, extras: LinearExtras =
         const q = kernels();
         const pd = maskedGrad(q, dy, sm);
         const [dx, dw] = [output(q, [N, K]), output(q, [K, F])];
-        q.k.gemm_nt(pd, ptr(q, sw!), dx.p, N, F, K, q.alloc(K * F), 0);
-        q.k.gemm(ptr(q, sx!), 1, K, pd, dw.p, K, N, F, 0, 0);
+        const scratch = q.alloc(Math.max(gemmNtScratch(F, K), gemmScratch(N, F)));
+        q.k.gemm_nt(pd, ptr(q, sw!), dx.p, N, F, K, scratch, 0);
+        q.k.gemm(ptr(q, sx!), 1, K, pd, dw.p, K, N, F, 0, 0, scratch);
         const grads = [dx.t, dw.t];
         if (bias) {
           const db = output(q, [F]);

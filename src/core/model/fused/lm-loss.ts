@@ -1,5 +1,6 @@
 import tf from '../../util/tfjs.cjs';
 import { readView } from '../../backend/view.js';
+import { gemmNtScratch, gemmScratch } from '../kernels/fused-wasm.js';
 import { customOp, kernels, output, ptr, taping } from './io.js';
 
 /**
@@ -16,7 +17,7 @@ export function fusedLmLoss(x: tf.Tensor2D, w: tf.Tensor, targets: tf.Tensor1D):
     const k = kernels();
     const z = k.alloc(N * V);
     const G = taping() ? output(k, [N, V]) : undefined;
-    k.k.gemm(ptr(k, xt!), d, 1, ptr(k, wt!), z, N, d, V, 0, 0);
+    k.k.gemm(ptr(k, xt!), d, 1, ptr(k, wt!), z, N, d, V, 0, 0, k.alloc(gemmScratch(d, V)));
     const ce = k.k.softmax_xent(z, ptr(k, targets), G?.p ?? z, N, V); // G may overwrite z
     if (G) save([xt!, wt!, G.t]);
     return {
@@ -26,8 +27,9 @@ export function fusedLmLoss(x: tf.Tensor2D, w: tf.Tensor, targets: tf.Tensor1D):
         const dz = q.alloc(N * V);
         q.k.scale(ptr(q, sg!), readView(dy)[0]!, dz, N * V);
         const [dx, dw] = [output(q, [N, d]), output(q, [d, V])];
-        q.k.gemm_nt(dz, ptr(q, sw!), dx.p, N, V, d, q.alloc(d * V), 0);
-        q.k.gemm(ptr(q, sx!), 1, d, dz, dw.p, d, N, V, 0, 0);
+        const scratch = q.alloc(Math.max(gemmNtScratch(V, d), gemmScratch(N, V)));
+        q.k.gemm_nt(dz, ptr(q, sw!), dx.p, N, V, d, scratch, 0);
+        q.k.gemm(ptr(q, sx!), 1, d, dz, dw.p, d, N, V, 0, 0, scratch);
         return [dx.t, dw.t];
       },
     };

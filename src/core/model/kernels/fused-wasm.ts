@@ -11,6 +11,7 @@ import tf from '../../util/tfjs.cjs';
 export interface FusedExports {
   gemm(
     A: number, sa: number, sr: number, B: number, C: number, M: number, R: number, N: number, bias: number, acc: number,
+    scratch: number,
   ): void;
   gemm_nt(G: number, W: number, C: number, M: number, N: number, K: number, scratch: number, acc: number): void;
   col_sum(G: number, out: number, M: number, N: number, acc: number): void;
@@ -44,6 +45,13 @@ export interface FusedExports {
     scratch: number,
   ): void;
 }
+
+/** RB in gemm.c: the reduction steps of one block, whose rows of B gemm copies into panels. */
+const RB = 256;
+/** Floats of scratch gemm needs for R reduction steps into N columns: B's panels, min(R, RB)·N. */
+export const gemmScratch = (R: number, N: number): number => Math.min(R, RB) * N;
+/** Floats of scratch gemm_nt needs for G [M, N]·W[K, N]ᵀ: Wᵀ, K·N, and its panels. */
+export const gemmNtScratch = (N: number, K: number): number => K * N + gemmScratch(N, K);
 
 interface WasmBackend {
   wasm: { asm: { memory: WebAssembly.Memory }; _malloc(bytes: number): number; _free(p: number): void };
@@ -179,15 +187,20 @@ function compileOptimized(bytes: Uint8Array<ArrayBuffer>): WebAssembly.Module {
   }
 }
 
-/** The kernels on this thread's tfjs wasm backend, or null on another backend or without WebAssembly SIMD. */
+/**
+ * The kernels on this thread's tfjs wasm backend, or null on another backend or without WebAssembly SIMD.
+ * SWITCH_SIM_FUSED_WASM (comma-separated files, names here or absolute paths) replaces the files tried, for checks:
+ * `fused.wasm` runs the build without relaxed SIMD where the other would load, a path an older build.
+ */
 export function fusedKernels(): FusedKernels | null {
   if (loaded !== undefined) return loaded;
   if (tf.getBackend() !== 'wasm') return null; // not cached: the backend may not be started yet
   const backend = tf.backend() as unknown as WasmBackend;
   loaded = null;
-  for (const file of ['fused-fma.wasm', 'fused.wasm']) {
+  const files = process.env.SWITCH_SIM_FUSED_WASM?.split(',') ?? ['fused-fma.wasm', 'fused.wasm'];
+  for (const file of files) {
     try {
-      const bytes = readFileSync(new URL(`./${file}`, import.meta.url));
+      const bytes = readFileSync(file.startsWith('/') ? file : new URL(`./${file}`, import.meta.url));
       // relaxed SIMD's fused multiply-add: standard, but behind a flag in Node 20's V8
       if (!WebAssembly.validate(bytes)) setFlagsFromString('--experimental-wasm-relaxed-simd');
       const instance = new WebAssembly.Instance(compileOptimized(bytes), { env: { memory: backend.wasm.asm.memory } });
