@@ -1,13 +1,13 @@
 import type { Config } from '../../core/config/defaults.js';
 import type { LayerBuffers } from '../../core/comm/buffers.js';
-import type { AllReduceBuffers } from '../../core/comm/all-reduce.js';
+import type { ReduceBuffers } from './reduce.js';
 import type { LayerStats } from '../coordinator/layer-stats.js';
 import type { DeviceMemory, DeviceState } from '../devices/messages.js';
 import type { Span, Traffic } from '../../core/instrument/recorder.js';
 
 /** The messages between the main thread and an spmd device (a worker thread running a replica). */
 
-/** Starts replica `rank`: the shared memory every device uses (slots, counts, barrier, all-reduce, norms). */
+/** Starts replica `rank`: the shared memory every device uses (slots, counts, barrier, gradient reduction). */
 export interface ReplicaInit {
   kind: 'init';
   config: Config;
@@ -18,9 +18,8 @@ export interface ReplicaInit {
   /** per Switch layer, Int32 [D·E]: kept tokens per (source group, expert) */
   counts: SharedArrayBuffer[];
   barrier: SharedArrayBuffer;
-  allReduce: AllReduceBuffers;
-  /** Float64 [D]: each device's share of Σ‖g‖² */
-  norms: SharedArrayBuffer;
+  /** the dense gradients' rows and the experts' shares of Σ‖g‖², in two generations */
+  reduce: ReduceBuffers;
 }
 
 /** Forward and backward of this device's shard (`batch` sequences of the step's batch, from sequence rank·batch). */

@@ -20,6 +20,8 @@ export class Replica {
   private readonly optimizer: AdamW;
   /** per dense parameter, its slice of the summed gradient (AdamW reads it there) */
   private readonly summed = new Map<string, Float32Array>();
+  /** per generation of the shared rows, each dense parameter's slice of this device's row */
+  private readonly rowViews: [string, Float32Array][][] = [[], []];
 
   private constructor(
     private readonly config: Config,
@@ -31,17 +33,21 @@ export class Replica {
     const t = config.train;
     this.optimizer = new AdamW({ beta1: t.beta1, beta2: t.beta2, eps: 1e-8, weightDecay: t.weight_decay });
     // each dense gradient becomes a view of this device's shared row, in parameter order (the session sized
-    // the row from the same names), and its summed counterpart a view of the shared sum
+    // the row from the same names), and its summed counterpart a view of the sum
     let at = 0;
-    for (const [name, g] of [...engine.grads]) {
-      const own = reduce.own.subarray(at, at + g.length);
-      own.set(g);
-      engine.grads.set(name, own);
+    for (const [name, g] of engine.grads) {
+      for (const gen of [0, 1]) this.rowViews[gen]!.push([name, reduce.ownRow(gen).subarray(at, at + g.length)]);
       this.summed.set(name, reduce.sum.subarray(at, at + g.length));
       at += g.length;
     }
-    if (at !== reduce.own.length)
-      throw new Error(`spmd device ${rank}: ${at} dense gradient values, ${reduce.own.length} in the shared row`);
+    if (at !== reduce.sum.length)
+      throw new Error(`spmd device ${rank}: ${at} dense gradient values, ${reduce.sum.length} in the shared row`);
+    this.bindGradients();
+  }
+
+  /** the engine accumulates its dense gradients into the current generation's row */
+  private bindGradients(): void {
+    for (const [name, view] of this.rowViews[this.reduce.generation]!) this.engine.grads.set(name, view);
   }
 
   static async open(init: ReplicaInit): Promise<Replica> {
@@ -52,7 +58,7 @@ export class Replica {
     // every replica starts from the same seed: identical dense weights
     const engine = new Engine(config, initCoordinatorParams(config, init.vocabSize), exchange,
       { rank, count: config.parallel.devices });
-    return new Replica(config, rank, engine, host, new GradReduce(init.allReduce, init.norms, rank, barrier));
+    return new Replica(config, rank, engine, host, new GradReduce(init.reduce, rank, barrier));
   }
 
   /** `parallel.fault` (tests): this device crashes, hangs or throws at the start of that training step. */
@@ -85,10 +91,10 @@ export class Replica {
 
   /**
    * Dense gradients summed over replicas (each replica's loss is already ÷ D), the global norm over
-   * the dense part once (each device squares its all-reduce slice) and every device's experts, then
+   * the summed dense part and every device's experts (in all-reduce.ts's order, reduce.ts), then
    * AdamW here and on the experts. Replicas apply the same update to the same numbers: they stay identical.
-   * Two barriers (reduce.ts); no gradient is copied: the engine accumulates into the shared row and
-   * AdamW reads the shared sum.
+   * One barrier (reduce.ts); no gradient is copied: the engine accumulates into the shared row and
+   * AdamW reads the sum.
    */
   async step(lr: number, t: number, load: number[][]): Promise<OptimizerReport> {
     const { params } = this.engine;
@@ -100,7 +106,7 @@ export class Replica {
     const ta = performance.now();
     const ar = this.reduce.run(experts);
     P?.add({ name: 'allreduce', cat: 'comm', lane, ts: ta, dur: ar.ms,
-      args: { barrier_wait_ms: ar.barrierMs, bytes: this.reduce.own.byteLength } });
+      args: { barrier_wait_ms: ar.barrierMs, bytes: this.reduce.sum.byteLength } });
     const clip = this.config.train.grad_clip;
     const scale = clip > 0 && ar.gradNorm > clip ? clip / ar.gradNorm : 1;
     const t0 = performance.now();
@@ -108,13 +114,13 @@ export class Replica {
     await this.host.step(lr, scale, t);
     this.engine.updateExpertBias(load);
     this.engine.refresh();
-    this.engine.zeroGrads();
+    this.bindGradients(); // the other generation's row, zeroed by the reduction
     const optimizerMs = performance.now() - t0;
     P?.add({ name: 'optimizer', cat: 'optimizer', lane, ts: t0, dur: optimizerMs });
     setProfile(null);
     this.recorder = undefined;
     return {
-      grad_norm: ar.gradNorm, allreduce_ms: ar.ms, allreduce_wait_ms: ar.barrierMs, norm_wait_ms: ar.normWaitMs,
+      grad_norm: ar.gradNorm, allreduce_ms: ar.ms, allreduce_wait_ms: ar.barrierMs, norm_wait_ms: ar.barrierMs,
       optimizer_ms: optimizerMs, ...(P ? { profile: { timeOrigin: performance.timeOrigin, spans: P.spans,
         traffic: P.traffic } } : {}),
     };

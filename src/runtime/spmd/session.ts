@@ -1,7 +1,6 @@
 import { Piscina } from 'piscina';
 import { workerStart } from '../threads/worker-file.js';
 import type { Config } from '../../core/config/defaults.js';
-import { allocateAllReduce } from '../../core/comm/all-reduce.js';
 import { Barrier, allocateBarrier } from '../../core/comm/barrier.js';
 import { allocateLayerBuffers, type LayerBuffers } from '../../core/comm/buffers.js';
 import type { StepResult } from '../coordinator/engine.js';
@@ -17,6 +16,7 @@ import { CheckpointError } from '../coordinator/restore.js';
 import { expertShapes, splitCheckpoint, stateArrays } from '../coordinator/restore.js';
 import { bufferShape, resolveBackend, type TrainingSession } from '../coordinator/session.js';
 import { mergeShardLayers } from './merge.js';
+import { allocateReduce } from './reduce.js';
 import { PROFILE, type Recorder } from '../../core/instrument/recorder.js';
 import type { OptimizerReport, ReplicaRequest, ReplicaState, ShardEvalReport, ShardStepReport } from './messages.js';
 
@@ -52,8 +52,7 @@ export class SpmdSession implements TrainingSession {
     const shared = {
       buffers, switchBlocks: blocks, counts: blocks.map(() => new SharedArrayBuffer(D * E * 4)),
       barrier: barrierBuffer,
-      allReduce: allocateAllReduce(D, trainedNames(dense).reduce((a, n) => a + dense.get(n)!.data.length, 0)),
-      norms: new SharedArrayBuffer(D * 8),
+      reduce: allocateReduce(D, trainedNames(dense).reduce((a, n) => a + dense.get(n)!.data.length, 0)),
     };
     // before the threads start: they copy the environment
     if (config.parallel.backend === 'gpujs') prepareDawnEnvironment();
