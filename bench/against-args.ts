@@ -65,8 +65,8 @@ export function parseAgainstArgs(argv: readonly string[], cwd: string, root: str
   if (!against) throw new UsageError('--against REV is required (a commit, branch or tag, e.g. --against HEAD~1)');
   const abs = (p: string, base: string) => (isAbsolute(p) ? p : resolve(base, p));
   const rounds = positiveInt('rounds', values.get('rounds') ?? '3', 1);
-  const warmup = positiveInt('warmup', values.get('warmup') ?? '2', 0);
-  const steps = positiveInt('steps', values.get('steps') ?? '12', warmup + 1);
+  const warmup = positiveInt('warmup', values.get('warmup') ?? '20', 0);
+  const steps = positiveInt('steps', values.get('steps') ?? '40', warmup + 1);
   const modes = (values.get('modes') ?? MODES.join(',')).split(',').filter(Boolean);
   for (const m of modes) {
     if (!(MODES as readonly string[]).includes(m)) {

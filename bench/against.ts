@@ -3,10 +3,10 @@
  *   npx tsx bench/against.ts --against REV [--data PATH] [--rounds N] [--steps N] [--warmup W]
  *     [--configs a.yaml,b.yaml] [--modes local,coordinator,spmd]
  * REV is checked out with `git worktree add --detach` into a temporary directory (removed at the end, on
- * an error and on Ctrl-C). Each run trains one config in one mode for N steps (default 12, the first W,
- * default 2, not counted) in a fresh process of its own tree (bench/against-runner.ts, copied into REV's
- * tree); the trees take turns in each round, the working tree first in even rounds and REV first in odd
- * ones, so that the machine's drift hits both alike. Both trees read the working tree's config files
+ * an error and on Ctrl-C). Each run trains one config in one mode for N steps (default 40, the first W,
+ * default 20, not counted: device threads compile their own code, and the first steps measure that) in a
+ * fresh process of its own tree (bench/against-runner.ts, copied into REV's tree); the trees take turns in
+ * each round, the working tree first in even rounds and REV first in odd ones, so that the machine's drift hits both alike. Both trees read the working tree's config files
  * (default configs/tiny-moe.yaml and configs/tiny-shakespeare.yaml) and the same corpus: --data PATH, a
  * local Tiny Shakespeare, else the embedded corpus (moby-dick). Rounds default to 3.
  * Modes: local (in-process devices, parallel.transport=local), coordinator (device threads, D=2) and

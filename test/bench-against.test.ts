@@ -9,10 +9,10 @@ const close = (a: number, b: number, tol = 1e-9) => Math.abs(a - b) <= tol;
 test('arguments: the defaults, and paths made absolute (configs from the repository, data from the cwd)', (t) => {
   const a = parseAgainstArgs(['--against', 'HEAD~1'], '/cwd', '/repo');
   t.deepEqual(a, {
-    against: 'HEAD~1', data: '', rounds: 3, steps: 12, warmup: 2,
+    against: 'HEAD~1', data: '', rounds: 3, steps: 40, warmup: 20,
     configs: DEFAULT_CONFIGS.map((c) => `/repo/${c}`), modes: [...MODES],
   });
-  const b = parseAgainstArgs(['--against=abc123', '--data', '../corpora/t.txt', '--rounds', '2', '--steps=6',
+  const b = parseAgainstArgs(['--against=abc123', '--data', '../corpora/t.txt', '--rounds', '2', '--steps=6', '--warmup', '2',
     '--configs', 'x.yaml,/abs/y.yaml', '--modes', 'spmd,local,spmd'], '/cwd/sub', '/repo');
   t.is(b.against, 'abc123');
   t.is(b.data, '/cwd/corpora/t.txt');
@@ -27,7 +27,7 @@ test('arguments: what is refused, each with a UsageError', (t) => {
     [], // no --against
     ['--against', 'HEAD', '--rounds', '0'],
     ['--against', 'HEAD', '--rounds', '1.5'],
-    ['--against', 'HEAD', '--steps', '2'], // not more than the 2 warm-up steps
+    ['--against', 'HEAD', '--steps', '20'], // not more than the 20 warm-up steps
     ['--against', 'HEAD', '--modes', 'local,gpu'],
     ['--against', 'HEAD', '--frobnicate', '1'],
     ['--against'],
