@@ -35,14 +35,22 @@ export class StepContext implements StageContext {
     if (targets) this.targets = tf.tensor1d(targets, 'int32');
   }
 
-  private draw(key: string, shape: [number, number], sample: (u: number) => number): tf.Tensor {
+  /**
+   * One site's draws, [batch, T·cols]: one stream per sequence. Each value is `lo + span · u` (jitter) or,
+   * with `keep` set, 0 where u < keep.p and keep.scale elsewhere (a dropout mask); two plain loops, not a
+   * per-value callback, which cost V8 more than the draws.
+   */
+  private draw(key: string, shape: [number, number], lo: number, span: number, keep?: { p: number; scale: number }):
+    tf.Tensor {
     let t = this.cache.get(key);
     if (!t) {
       const data = new Float32Array(shape[0] * shape[1]);
-      const perSeq = data.length / this.batch; // [batch, T·cols]: one stream per sequence
+      const perSeq = data.length / this.batch;
       for (let b = 0; b < this.batch; b++) {
         const rng = rngFor(this.config.seed, key, this.step, this.firstSeq + b);
-        for (let i = b * perSeq; i < (b + 1) * perSeq; i++) data[i] = sample(rng.uniform());
+        const end = (b + 1) * perSeq;
+        if (keep) for (let i = b * perSeq; i < end; i++) data[i] = rng.uniform() < keep.p ? 0 : keep.scale;
+        else for (let i = b * perSeq; i < end; i++) data[i] = lo + span * rng.uniform();
       }
       t = tf.keep(tf.tensor2d(data, shape));
       this.cache.set(key, t);
@@ -54,14 +62,15 @@ export class StepContext implements StageContext {
   mask(site: string, shape: [number, number]): tf.Tensor | undefined {
     const p = this.config.model.dropout;
     if (!this.train || p === 0) return undefined;
-    return this.draw(`dropout:${site}`, shape, (u) => (u < p ? 0 : 1 / (1 - p)));
+    return this.draw(`dropout:${site}`, shape, 0, 0, { p, scale: 1 / (1 - p) });
   }
 
   /** Multiplicative router jitter u ~ U(1−ε, 1+ε) (paper §2.4), training only. */
   jitter(block: number, shape: [number, number]): tf.Tensor | undefined {
     const eps = this.config.moe.router_jitter;
     if (!this.train || eps === 0) return undefined;
-    return this.draw(`jitter:${block}`, shape, (u) => 1 - eps + 2 * eps * u);
+    // 1 − ε + 2ε·u, as (1 − ε) + (2ε)·u: JavaScript evaluates it in that order, so these are the same bits
+    return this.draw(`jitter:${block}`, shape, 1 - eps, 2 * eps);
   }
 
   dispose(): void {
