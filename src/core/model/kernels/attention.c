@@ -5,9 +5,8 @@
 // v at 2D + h·hd. o and dO are [B·T, D]; lse is [B, H, T]; dqkv is [B·T, 3·D]. hd must be a multiple of 4.
 //   S = Q·Kᵀ/√hd (j ≤ i), P = softmax(S), O = P·V
 //   dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(dO ⊙ O)), dQ = dS·K/√hd, dK = dSᵀ·Q/√hd, dV = Pᵀ·dO
-#include <wasm_simd128.h>
+#include "simd-math.h"
 
-typedef float f32;
 
 // exp by range reduction: e^x = 2^k · e^r, |r| ≤ ln2/2, degree-7 Taylor polynomial (rel. error < 2e-8 in r)
 static f32 exp_f(f32 x) {
@@ -20,22 +19,6 @@ static f32 exp_f(f32 x) {
   union { unsigned u; f32 f; } s;
   s.u = (unsigned)(k + 127) << 23;
   return p * s.f;
-}
-
-// ln for the log-sum-exp: x = m·2^e, m in [1, 2); ln m by atanh series in t = (m−1)/(m+1)
-static f32 log_f(f32 x) {
-  union { unsigned u; f32 f; } v = { .f = x };
-  int e = (int)((v.u >> 23) & 255) - 127;
-  v.u = (v.u & 0x007fffff) | 0x3f800000;
-  f32 m = v.f;
-  if (m > 1.41421356f) { m *= 0.5f; e += 1; }
-  f32 t = (m - 1.0f) / (m + 1.0f), t2 = t * t;
-  f32 s = t * (2.0f + t2 * (2.0f / 3 + t2 * (2.0f / 5 + t2 * (2.0f / 7 + t2 * (2.0f / 9 + t2 * (2.0f / 11))))));
-  return s + (f32)e * 0.6931471805599453f;
-}
-
-static f32 hsum(v128_t v) {
-  return wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1) + wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3);
 }
 
 // s[j] = scale · ⟨a, b_j⟩ for rows b_0..b_{n−1} of a [n, hd] block
@@ -51,12 +34,12 @@ static void dots(const f32 *a, const f32 *b, int n, int hd, f32 scale, f32 *s) {
       s2 = wasm_f32x4_add(s2, wasm_f32x4_mul(x, wasm_v128_load(b2 + c)));
       s3 = wasm_f32x4_add(s3, wasm_f32x4_mul(x, wasm_v128_load(b3 + c)));
     }
-    s[j] = hsum(s0) * scale; s[j + 1] = hsum(s1) * scale; s[j + 2] = hsum(s2) * scale; s[j + 3] = hsum(s3) * scale;
+    s[j] = hsum4(s0) * scale; s[j + 1] = hsum4(s1) * scale; s[j + 2] = hsum4(s2) * scale; s[j + 3] = hsum4(s3) * scale;
   }
   for (; j < n; j++) {
     v128_t acc = wasm_f32x4_splat(0);
     for (int c = 0; c < hd; c += 4) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_v128_load(a + c), wasm_v128_load(b + j * hd + c)));
-    s[j] = hsum(acc) * scale;
+    s[j] = hsum4(acc) * scale;
   }
 }
 
@@ -130,7 +113,7 @@ void attention_backward(const f32 *qkv, const f32 *o, const f32 *lse, const f32 
         f32 rowLse = lse[(b * H + h) * T + i];
         v128_t acc = wasm_f32x4_splat(0);
         for (int c = 0; c < hd; c += 4) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_v128_load(gi + c), wasm_v128_load(oh + i * hd + c)));
-        f32 Di = hsum(acc);
+        f32 Di = hsum4(acc);
         dots(qi, kh, n, hd, scale, P);
         dots(gi, vh, n, hd, 1.0f, dS);
         for (int j = 0; j < n; j++) {
