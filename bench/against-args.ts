@@ -1,21 +1,29 @@
 /**
  * The command line of bench/against.ts and the modes it measures, pure (tested in test/bench-against.test.ts).
  *   --against REV [--data PATH] [--rounds N] [--steps N] [--warmup W] [--configs a.yaml,b.yaml]
- *   [--modes local,coordinator,spmd]
+ *   [--modes local,coordinator,spmd,pair]
  * Paths (--data, --configs) are taken relative to the directory the command runs in and made absolute,
  * so that both trees' runs read the same files.
  */
 import { isAbsolute, resolve } from 'node:path';
 
-export const MODES = ['local', 'coordinator', 'spmd'] as const;
+export const MODES = ['local', 'coordinator', 'spmd', 'pair'] as const;
 export type Mode = (typeof MODES)[number];
 
-/** Each mode's config values (`--set` style), the same in both trees. */
+/**
+ * Each mode's config values (`--set` style), the same in both trees. `pair` is not a layout: two
+ * in-process runs at the same time, each at half the batch (PAIR_COPIES processes, the batch divided by
+ * as many): what this machine's cores give two busy threads, the most spmd with two devices can reach.
+ */
 export const MODE_SETS: Record<Mode, string[]> = {
   local: ['parallel.transport=local'],
   coordinator: ['parallel.transport=threads', 'parallel.layout=coordinator', 'parallel.devices=2'],
   spmd: ['parallel.layout=spmd', 'parallel.transport=threads', 'parallel.devices=2'],
+  pair: ['parallel.transport=local'],
 };
+
+/** `pair`: how many in-process runs at once, each with the batch divided by this */
+export const PAIR_COPIES = 2;
 
 export const DEFAULT_CONFIGS = ['configs/tiny-moe.yaml', 'configs/tiny-shakespeare.yaml'];
 

@@ -2,7 +2,9 @@
  * One measurement for bench/against.ts, in a process of its own: trains --config for --steps steps
  * (no evaluation, no checkpoints) with the given --set values, and prints one JSON line: tokens/s and
  * ms/step over the steps after the first --warmup (which include starting the backend and the threads).
- *   node --import tsx bench/against-runner.ts --config FILE --steps N --warmup W [--set key=value ...]
+ *   node --import tsx bench/against-runner.ts --config FILE --steps N --warmup W [--batch-divisor K]
+ *     [--set key=value ...]
+ * --batch-divisor K trains at the config's data.batch_size ÷ K (bench/against.ts's `pair` mode).
  * bench/against.ts copies this file into the other revision's worktree, so that both trees are timed
  * the same way; it only needs resolveConfig and train (by their module paths, else src/index.ts).
  */
@@ -38,12 +40,20 @@ function flag(name: string): string {
 const steps = Number(flag('steps'));
 const warmup = Number(flag('warmup'));
 const sets = process.argv.flatMap((a, i) => (a === '--set' ? [process.argv[i + 1]!] : []));
+const divisor = process.argv.includes('--batch-divisor') ? Number(flag('batch-divisor')) : 1;
 const { resolveConfig, train } = await api();
-const { config } = resolveConfig({
+const resolve = (more: string[]) => resolveConfig({
   file: flag('config'),
   sets: [...sets, `train.steps=${steps}`, 'train.eval_every=0', 'train.checkpoint_every=0', 'train.eval_batches=1',
-    `train.log_every=${steps}`, 'train.warmup_steps=1'],
-});
+    `train.log_every=${steps}`, 'train.warmup_steps=1', ...more],
+}).config;
+let config = resolve([]);
+if (divisor !== 1) {
+  const batch = config.data.batch_size / divisor;
+  if (!Number.isInteger(batch) || batch < 1)
+    throw new Error(`against-runner: data.batch_size ${config.data.batch_size} is not divisible by ${divisor}`);
+  config = resolve([`data.batch_size=${batch}`]);
+}
 const dir = mkdtempSync(join(tmpdir(), 'switch-sim-against-run-'));
 // bench/against.ts ends a run with SIGTERM (and Ctrl-C reaches it too): remove the run, then die of the signal
 const onSignal = (signal: NodeJS.Signals) => {

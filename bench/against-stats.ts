@@ -61,6 +61,16 @@ export function compare(working: readonly number[], rev: readonly number[]): Com
   return { working: spread(working), rev: spread(rev), ratio: spread(ratios), ratios };
 }
 
+/**
+ * tokens/s of runs that trained side by side, step for step in lockstep at best: all their tokens per
+ * step over the slowest one's ms per step (spmd's devices wait for the slowest at every step).
+ */
+export function lockstepTokensPerS(runs: readonly { tokens_per_step: number; ms_per_step: number }[]): number {
+  const tokens = runs.reduce((a, r) => a + r.tokens_per_step, 0);
+  const ms = Math.max(...runs.map((r) => r.ms_per_step));
+  return tokens / (ms / 1000);
+}
+
 export type TreeName = 'working' | 'rev';
 
 /** Which tree goes first in round r (0-based): working first in even rounds, REV first in odd ones. */

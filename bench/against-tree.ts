@@ -84,25 +84,26 @@ export interface Measurement {
   tokens_per_step: number;
 }
 
-/** The child process measuring now, so that a signal handler can end it. */
-export const running: { child?: ChildProcess } = {};
+/** The child processes measuring now, so that a signal handler can end them. */
+export const running = new Set<ChildProcess>();
 
 /** One run of the runner in `tree` (its own src/), in a fresh process; rejects with its stderr's tail. */
 export function measure(
-  tree: string, args: { config: string; steps: number; warmup: number; sets: string[] },
+  tree: string, args: { config: string; steps: number; warmup: number; sets: string[]; batchDivisor?: number },
 ): Promise<Measurement> {
   const argv = ['--import', 'tsx', RUNNER, '--config', args.config, '--steps', String(args.steps),
-    '--warmup', String(args.warmup), ...args.sets.flatMap((s) => ['--set', s])];
+    '--warmup', String(args.warmup), ...(args.batchDivisor ? ['--batch-divisor', String(args.batchDivisor)] : []),
+    ...args.sets.flatMap((s) => ['--set', s])];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, argv, { cwd: tree, stdio: ['ignore', 'pipe', 'pipe'] });
-    running.child = child;
+    running.add(child);
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
     child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
     child.on('error', reject);
     child.on('close', (code, signal) => {
-      running.child = undefined;
+      running.delete(child);
       const line = out.trim().split('\n').pop() ?? '';
       if (code === 0 && line.startsWith('{')) return resolve(JSON.parse(line) as Measurement);
       const why = signal ? `signal ${signal}` : `exit code ${code}`;

@@ -9,15 +9,20 @@
  * each round, the working tree first in even rounds and REV first in odd ones, so that the machine's drift hits both alike. Both trees read the working tree's config files
  * (default configs/tiny-moe.yaml and configs/tiny-shakespeare.yaml) and the same corpus: --data PATH, a
  * local Tiny Shakespeare, else the embedded corpus (moby-dick). Rounds default to 3.
- * Modes: local (in-process devices, parallel.transport=local), coordinator (device threads, D=2) and
- * spmd (D=2). Printed per config and mode: each tree's tokens/s, median (min–max) over rounds, and
- * working/REV, the median (min–max) of the per-round ratios; then spmd relative to local within each tree.
+ * Modes: local (in-process devices, parallel.transport=local), coordinator (device threads, D=2),
+ * spmd (D=2), and pair: two in-process runs at half the batch each, in two processes at the same time,
+ * their tokens over the slower one's step time (what this machine's two cores give two busy threads:
+ * the most spmd D=2 can reach here). Printed per config and mode: each tree's tokens/s, median (min–max)
+ * over rounds, and working/REV, the median (min–max) of the per-round ratios; then spmd and pair
+ * relative to local within each tree, and spmd relative to pair.
  */
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { dataSets, MODE_SETS, parseAgainstArgs, UsageError, type AgainstArgs, type Mode } from './against-args.js';
-import { compare, formatSpread, pairedRatios, roundOrder, spread, type TreeName } from './against-stats.js';
-import { addRevTree, machine, measure, running, workingCommit, type RevTree } from './against-tree.js';
+import { dataSets, MODE_SETS, PAIR_COPIES, parseAgainstArgs, UsageError, type AgainstArgs, type Mode }
+  from './against-args.js';
+import { compare, formatSpread, lockstepTokensPerS, pairedRatios, roundOrder, spread, type TreeName }
+  from './against-stats.js';
+import { addRevTree, machine, measure, running, workingCommit, type Measurement, type RevTree } from './against-tree.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const log = (line: string) => console.error(line);
@@ -34,7 +39,8 @@ async function measureAll(args: AgainstArgs, rev: RevTree, stop: { requested: bo
         if (stop.requested) throw new Error('interrupted');
         const sets = [...dataSets(args.data), ...MODE_SETS[cell.mode]];
         const { steps, warmup } = args;
-        const m = await measure(dirs[tree], { config: cell.config, steps, warmup, sets }).catch((e: unknown) => {
+        const one = (batchDivisor?: number) => measure(dirs[tree], { config: cell.config, steps, warmup, sets, batchDivisor });
+        const m = await (cell.mode === 'pair' ? measurePair(one) : one()).catch((e: unknown) => {
           throw stop.requested ? new Error('interrupted') : e;
         });
         cell.tokens[tree].push(m.tokens_per_s);
@@ -45,6 +51,15 @@ async function measureAll(args: AgainstArgs, rev: RevTree, stop: { requested: bo
     }
   }
   return cells;
+}
+
+/** `pair`: PAIR_COPIES in-process runs at once, each at the batch ÷ PAIR_COPIES, as one lockstep figure. */
+async function measurePair(one: (batchDivisor: number) => Promise<Measurement>): Promise<Measurement> {
+  const runs = await Promise.all(Array.from({ length: PAIR_COPIES }, () => one(PAIR_COPIES)));
+  const tokensPerS = lockstepTokensPerS(runs);
+  const tokensPerStep = runs.reduce((a, r) => a + r.tokens_per_step, 0);
+  return { tokens_per_s: tokensPerS, ms_per_step: tokensPerStep / tokensPerS * 1000,
+    counted_steps: runs[0]!.counted_steps, tokens_per_step: tokensPerStep };
 }
 
 function report(args: AgainstArgs, rev: RevTree, cells: Cell[], working: string): string[] {
@@ -62,15 +77,19 @@ function report(args: AgainstArgs, rev: RevTree, cells: Cell[], working: string)
       + `${formatSpread(cmp.ratio, { ratio: true }).padStart(20)}  `
       + cmp.ratios.map((x) => x.toFixed(2)).join('/'));
   }
-  if (args.modes.includes('spmd') && args.modes.includes('local')) {
-    lines.push('spmd D=2 relative to local (in-process), same tree, median (min–max) of per-round ratios:');
+  const relative = (num: Mode, den: Mode, title: string) => {
+    if (!args.modes.includes(num) || !args.modes.includes(den)) return;
+    lines.push(`${title}, same tree, median (min–max) of per-round ratios:`);
     for (const config of args.configs) {
       const of = (mode: Mode) => cells.find((c) => c.config === config && c.mode === mode)!.tokens;
       const rel = (tree: TreeName) =>
-        formatSpread(spread(pairedRatios(of('spmd')[tree], of('local')[tree])), { ratio: true });
+        formatSpread(spread(pairedRatios(of(num)[tree], of(den)[tree])), { ratio: true });
       lines.push(`${basename(config, '.yaml').padEnd(20)} working ${rel('working')}   ${rev.commit} ${rel('rev')}`);
     }
-  }
+  };
+  relative('spmd', 'local', 'spmd D=2 relative to local (in-process)');
+  relative('pair', 'local', 'pair (two half-batch in-process runs at once: the most spmd D=2 can reach here) relative to local');
+  relative('spmd', 'pair', 'spmd D=2 relative to pair');
   lines.push(`machine: ${machine()}; node ${process.version}; working tree ${working}, REV ${rev.commit} `
     + `(node_modules ${rev.modules})`);
   return lines;
@@ -94,7 +113,7 @@ async function main(): Promise<void> {
     log(`bench/against: ${signal}, stopping the run and removing ${rev.dir}`);
     stop.requested = true;
     process.exitCode = 130;
-    running.child?.kill('SIGTERM');
+    for (const child of running) child.kill('SIGTERM');
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);

@@ -1,8 +1,12 @@
 // bench/against.ts's pure parts: its command line and its statistics, on numbers worked by hand.
 // Nothing here trains, spawns or touches git.
 import test from 'ava';
-import { dataSets, DEFAULT_CONFIGS, MODE_SETS, MODES, parseAgainstArgs, UsageError } from '../bench/against-args.js';
-import { compare, formatSpread, median, pairedRatios, quantile, roundOrder, spread } from '../bench/against-stats.js';
+import {
+  dataSets, DEFAULT_CONFIGS, MODE_SETS, MODES, PAIR_COPIES, parseAgainstArgs, UsageError,
+} from '../bench/against-args.js';
+import {
+  compare, formatSpread, lockstepTokensPerS, median, pairedRatios, quantile, roundOrder, spread,
+} from '../bench/against-stats.js';
 
 const close = (a: number, b: number, tol = 1e-9) => Math.abs(a - b) <= tol;
 
@@ -43,6 +47,8 @@ test('modes and corpus: the config values each tree gets', (t) => {
   const coordinator = ['parallel.transport=threads', 'parallel.layout=coordinator', 'parallel.devices=2'];
   t.deepEqual(MODE_SETS.coordinator, coordinator);
   t.true(MODE_SETS.spmd.includes('parallel.layout=spmd') && MODE_SETS.spmd.includes('parallel.transport=threads'));
+  t.deepEqual(MODE_SETS.pair, ['parallel.transport=local']); // in-process; the runner halves the batch
+  t.is(PAIR_COPIES, 2);
   t.deepEqual(dataSets(''), ['data.dataset=moby-dick']);
   t.deepEqual(dataSets('/d/ts.txt'), ['data.dataset=tinyshakespeare', 'data.path=/d/ts.txt']);
 });
@@ -77,4 +83,12 @@ test('order within a round alternates; cells format as median (min–max)', (t) 
   t.is(formatSpread(spread([12000, 12500, 12345])), '12345 (12000–12500)');
   t.is(formatSpread(spread([1.25, 1.2, 0.9]), { ratio: true }), '1.20x (0.90–1.25)');
   t.is(formatSpread(spread([0.987]), { ratio: true }), '0.99x');
+});
+
+test('pair: both runs\' tokens over the slower run\'s step time', (t) => {
+  // 1024 + 1024 tokens a step; the slower run takes 16 ms a step: 2048 / 0.016 = 128000 tokens/s
+  t.true(close(lockstepTokensPerS([{ tokens_per_step: 1024, ms_per_step: 12 }, { tokens_per_step: 1024, ms_per_step: 16 }]),
+    128000));
+  // one run alone: its own tokens/s (1024 / 0.008 = 128000)
+  t.true(close(lockstepTokensPerS([{ tokens_per_step: 1024, ms_per_step: 8 }]), 128000));
 });

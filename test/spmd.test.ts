@@ -81,6 +81,39 @@ test.serial('replicas stay identical bit for bit: dense weights and AdamW moment
   }
 });
 
+test.serial('one request a step: with a plan the devices take the optimizer step at once, to the same bits as ' +
+  'train then step; unlogged steps leave router_entropy uncomputed; step() at another lr is refused', async (t) => {
+  const config = spmd('parallel.devices=2', 'moe.n_experts=4', 'moe.balance=aux_free', 'moe.bias_update_rate=0.01');
+  const tok = CharTokenizer.fromText(readFileSync(CORPUS, 'utf8'));
+  const data = new Dataset(tok, readFileSync(CORPUS, 'utf8'), 0.1, 16);
+  const [two, one] = [await SpmdSession.create(config, tok.vocabSize), await SpmdSession.create(config, tok.vocabSize)];
+  try {
+    for (let step = 1; step <= 4; step++) {
+      const b = data.batch('train', 1, step, 4);
+      const lr = learningRate(step, config.train);
+      const a = await two.trainStep(b.x, b.y, 4, step);
+      const na = await two.step(lr, step);
+      const logged = step % 2 === 0;
+      const c = await one.trainStep(b.x, b.y, 4, step, { lr, logged });
+      const nc = await one.step(lr, step);
+      t.is(c.loss, a.loss, `step ${step} loss`);
+      t.is(nc.gradNorm, na.gradNorm, `step ${step} grad norm`);
+      // aux-free biases move by the load each device read from the shared counts, as by the main thread's sum
+      t.deepEqual(c.layers.map((l) => l.expert_bias), a.layers.map((l) => l.expert_bias));
+      t.true(a.layers.every((l) => l.router_entropy > 0));
+      t.true(c.layers.every((l, i) => (logged ? l.router_entropy === a.layers[i]!.router_entropy
+        : Number.isNaN(l.router_entropy))), `step ${step} router_entropy`);
+    }
+    t.deepEqual(await one.digests(), await two.digests());
+    const b = data.batch('train', 1, 5, 4);
+    await one.trainStep(b.x, b.y, 4, 5, { lr: 1e-3, logged: true });
+    await t.throwsAsync(() => one.step(2e-3, 5), { message: /stepped at lr 0.001 \(step 5\), asked for lr 0.002/ });
+  } finally {
+    await two.close();
+    await one.close();
+  }
+});
+
 test('the spmd reduction: all-reduce\'s sum and the separate norm pass\'s Σ‖g‖², bit for bit (1 device)', (t) => {
   const P = 1001;
   const g = Float32Array.from({ length: P }, (_, i) => Math.sin(i * 0.37) * (1 + (i % 7)));

@@ -148,10 +148,11 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
       opts.beforeStep?.(step);
       const t0 = performance.now();
       PROFILE?.begin('step', 'step');
-      const r = await session.trainStep(b.x, b.y, B, step);
+      const lr = learningRate(step, c);
+      const logged = step % c.log_every === 0 || step === c.steps;
+      const r = await session.trainStep(b.x, b.y, B, step, { lr, logged });
       if (!Number.isFinite(r.loss))
         throw new Error(`loss is ${r.loss} at step ${step}; lower train.lr or raise moe.z_loss_coef`);
-      const lr = learningRate(step, c);
       const { gradNorm, metrics: layoutMetrics } = await session.step(lr, step);
       PROFILE?.end();
       const ms = performance.now() - t0;
@@ -159,7 +160,7 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
       window = { ms: window.ms + ms, tokens: window.tokens + B * T };
       const tps = window.tokens / (window.ms / 1000); // training time only: evaluation and checkpoints are not in it
       opts.onStep?.({ step, steps: c.steps, loss: r.loss, ce: r.ce, tokensPerS: tps, lr });
-      if (step % c.log_every === 0 || step === c.steps) {
+      if (logged) {
         losses.push(r.loss);
         const deviceMemory = await session.memory();
         metrics.write({ step, time: new Date().toISOString(), lr, loss: r.loss, ce: r.ce, balance_loss: r.balance_loss,

@@ -47,11 +47,22 @@ function deviceSpans(name: string, timings: DeviceTiming[]): void {
 }
 
 /** What the training loop needs of a model, whatever the layout (coordinator here, spmd in src/spmd/session.ts). */
+/**
+ * What the trainer knows of a step before it runs. Given to trainStep, a session may take the optimizer
+ * step (at `lr`) as soon as the gradients are known, and step() with the same lr and t then only reports
+ * it (spmd: one request to the devices a step); `logged: false` lets it skip figures only a logged step
+ * writes (router_entropy).
+ */
+export interface StepPlan {
+  lr: number;
+  logged: boolean;
+}
+
 export interface TrainingSession {
   readonly config: Config;
   /** how the devices' backend was chosen, when parallel.backend is auto */
   backendChoice?: string;
-  trainStep(x: Int32Array, y: Int32Array, batch: number, step: number): Promise<StepResult>;
+  trainStep(x: Int32Array, y: Int32Array, batch: number, step: number, plan?: StepPlan): Promise<StepResult>;
   evaluate(x: Int32Array, y: Int32Array, batch: number, step: number): Promise<{ ce: number }>;
   /** clip by the global norm, one AdamW step everywhere; layout-specific figures go to the metrics line */
   step(lr: number, t: number): Promise<{ gradNorm: number; metrics?: Record<string, number> }>;

@@ -24,6 +24,8 @@ export class SpmdExchange implements Exchanger {
   private readonly router: TokenRouter;
   /** per Switch layer, [D·E] kept tokens per (source group, expert) */
   private readonly counts: Int32Array[];
+  /** per Switch layer, the counts of its last exchange, once every source had written them */
+  private readonly seen: Int32Array[] = [];
   busyMs = 0;
 
   constructor(
@@ -67,6 +69,19 @@ export class SpmdExchange implements Exchanger {
     return { grad, timing };
   }
 
+  /**
+   * Per Switch layer, the tokens kept per expert over every device in its last exchange (the step's load,
+   * as the main thread would sum it from every shard's tokens_per_expert).
+   */
+  load(): number[][] {
+    const E = this.config.moe.n_experts;
+    return this.seen.map((c) => Array.from({ length: E }, (_, e) => {
+      let n = 0;
+      for (let g = 0; g < c.length / E; g++) n += c[g * E + e]!;
+      return n;
+    }));
+  }
+
   private async exchange<R>(layer: number, dir: 'fwd' | 'bwd', plan: RoutingPlan, pack: () => void,
     compute: (counts: Int32Array) => Promise<ComputeReport>,
     unpack: () => R): Promise<{ result: R; timing: ExchangeTiming }> {
@@ -81,7 +96,9 @@ export class SpmdExchange implements Exchanger {
     const t1 = performance.now();
     const wait1 = this.barrier.wait(); // every source has written its rows and counts
     const t2 = performance.now();
-    const report = await compute(Int32Array.from(shared)); // my experts, rows from every source
+    const counts = Int32Array.from(shared);
+    this.seen[layer] = counts;
+    const report = await compute(counts); // my experts, rows from every source
     const t3 = performance.now();
     const wait2 = this.barrier.wait(); // every destination has written its outputs
     const t4 = performance.now();

@@ -31,6 +31,13 @@ export interface ShardStepRequest {
   step: number;
   /** record this step's spans (returned with the optimizer step's report) */
   profile?: boolean;
+  /**
+   * The optimizer step's learning rate, when it is to follow at once (one request a step, not two); without
+   * it the main thread sends an OptimizerRequest.
+   */
+  lr?: number;
+  /** false: this step's statistics are not written, and router_entropy is left uncomputed (NaN) */
+  logged?: boolean;
 }
 
 /**
@@ -83,6 +90,8 @@ export interface ShardStepReport {
   layers: LayerStats[];
   /** the shard's forward and backward, wall ms */
   ms: number;
+  /** with ShardStepRequest.lr: the optimizer step that followed */
+  update?: OptimizerReport;
 }
 
 export interface OptimizerReport {

@@ -9,7 +9,9 @@ import { AdamW } from '../../core/optim/adamw.js';
 import { SpmdExchange } from './exchange.js';
 import { GradReduce } from './reduce.js';
 import { Recorder, setProfile } from '../../core/instrument/recorder.js';
-import type { OptimizerReport, ReplicaInit, ReplicaState, ShardEvalReport, ShardStepReport } from './messages.js';
+import type {
+  OptimizerReport, ReplicaInit, ReplicaState, ShardEvalReport, ShardStepReport, ShardStepRequest,
+} from './messages.js';
 
 /**
  * One device of the spmd layout (runs in its worker thread): a replica of every dense weight with its
@@ -28,6 +30,7 @@ export class Replica {
     readonly rank: number,
     readonly engine: Engine,
     readonly host: DeviceHost,
+    private readonly exchange: SpmdExchange,
     private readonly reduce: GradReduce,
   ) {
     const t = config.train;
@@ -58,7 +61,7 @@ export class Replica {
     // every replica starts from the same seed: identical dense weights
     const engine = new Engine(config, initCoordinatorParams(config, init.vocabSize), exchange,
       { rank, count: config.parallel.devices });
-    return new Replica(config, rank, engine, host, new GradReduce(init.reduce, rank, barrier));
+    return new Replica(config, rank, engine, host, exchange, new GradReduce(init.reduce, rank, barrier));
   }
 
   /** `parallel.fault` (tests): this device crashes, hangs or throws at the start of that training step. */
@@ -73,15 +76,22 @@ export class Replica {
   /** the recorder of a profiled step, from its forward to the end of its optimizer step */
   private recorder?: Recorder;
 
-  async trainStep(x: Int32Array, y: Int32Array, batch: number, step: number,
-    profile = false): Promise<ShardStepReport> {
+  /** Forward and backward of this device's shard; with `lr`, the optimizer step at once after them. */
+  async trainStep(req: ShardStepRequest): Promise<ShardStepReport> {
+    const { x, y, batch, step } = req;
     await this.fault(step);
-    this.recorder = profile ? new Recorder() : undefined;
+    this.recorder = req.profile ? new Recorder() : undefined;
     if (this.recorder) this.recorder.step = step;
     setProfile(this.recorder ?? null); // the Engine's and the exchange's spans go to it
     const t0 = performance.now();
     const r = await this.engine.trainStep(x, y, batch, step);
-    return { ce: r.ce, balance_loss: r.balance_loss, z_loss: r.z_loss, layers: r.layers, ms: performance.now() - t0 };
+    const ms = performance.now() - t0;
+    // router_entropy is computed when read, and posting the report would read it: not for a step nobody logs
+    if (req.logged === false)
+      for (const l of r.layers) Object.defineProperty(l, 'router_entropy', { value: NaN, enumerable: true, writable: true });
+    // the load every device routed to each expert: the counts the last exchange of each layer shared
+    const update = req.lr === undefined ? undefined : await this.step(req.lr, step, this.exchange.load());
+    return { ce: r.ce, balance_loss: r.balance_loss, z_loss: r.z_loss, layers: r.layers, ms, update };
   }
 
   async evaluate(x: Int32Array, y: Int32Array, batch: number, step: number): Promise<ShardEvalReport> {

@@ -14,7 +14,7 @@ import { switchBlocks } from '../../core/model/stages.js';
 import type { CheckpointData } from '../coordinator/restore.js';
 import { CheckpointError } from '../coordinator/restore.js';
 import { expertShapes, splitCheckpoint, stateArrays } from '../coordinator/restore.js';
-import { bufferShape, resolveBackend, type TrainingSession } from '../coordinator/session.js';
+import { bufferShape, resolveBackend, type StepPlan, type TrainingSession } from '../coordinator/session.js';
 import { mergeShardLayers } from './merge.js';
 import { allocateReduce } from './reduce.js';
 import { PROFILE, type Recorder } from '../../core/instrument/recorder.js';
@@ -122,20 +122,25 @@ export class SpmdSession implements TrainingSession {
     return a.slice(d * per, (d + 1) * per);
   }
 
-  async trainStep(x: Int32Array, y: Int32Array, batch: number, step: number): Promise<StepResult> {
+  async trainStep(x: Int32Array, y: Int32Array, batch: number, step: number, plan?: StepPlan): Promise<StepResult> {
     const per = batch / this.config.parallel.devices;
     const profile = PROFILE !== null;
+    // with the plan, the optimizer step follows at once on every device: one request a step, not two
     const r = await this.all<ShardStepReport>('training step',
-      (d) => ({ kind: 'train', x: this.shard(x, d), y: this.shard(y, d), batch: per, step, profile }));
+      (d) => ({ kind: 'train', x: this.shard(x, d), y: this.shard(y, d), batch: per, step, profile,
+        ...(plan ? { lr: plan.lr, logged: plan.logged } : {}) }));
     const mean = (f: (s: ShardStepReport) => number) => r.reduce((a, s) => a + f(s), 0) / r.length;
     const [ce, balance, z] = [mean((s) => s.ce), mean((s) => s.balance_loss), mean((s) => s.z_loss)];
     const layers = mergeShardLayers(r.map((s) => s.layers));
     this.load = layers.map((l) => l.tokens_per_expert);
+    this.taken = plan ? { lr: plan.lr, t: step, reports: r.map((s) => s.update!) } : undefined;
     return { loss: ce + balance + z, ce, balance_loss: balance, z_loss: z, layers };
   }
 
   /** the last training step's tokens per expert, per Switch layer, over every device (for aux-free balancing) */
   private load: number[][] = [];
+  /** the optimizer step the devices took right after the last training step (trainStep with a plan) */
+  private taken?: { lr: number; t: number; reports: OptimizerReport[] };
 
   async evaluate(x: Int32Array, y: Int32Array, batch: number, step: number): Promise<{ ce: number }> {
     const per = batch / this.config.parallel.devices;
@@ -145,7 +150,12 @@ export class SpmdSession implements TrainingSession {
   }
 
   async step(lr: number, t: number): Promise<{ gradNorm: number; metrics: Record<string, number> }> {
-    const r = await this.all<OptimizerReport>('optimizer step', () => ({ kind: 'step', lr, t, load: this.load }));
+    const taken = this.taken;
+    this.taken = undefined;
+    if (taken && (taken.lr !== lr || taken.t !== t))
+      throw new Error(`spmd: the devices stepped at lr ${taken.lr} (step ${taken.t}), asked for lr ${lr} (step ${t})`);
+    const r = taken?.reports
+      ?? await this.all<OptimizerReport>('optimizer step', () => ({ kind: 'step', lr, t, load: this.load }));
     if (PROFILE) r.forEach((s, d) => addDeviceProfile(PROFILE!, d, s.profile));
     const mean = (f: (s: OptimizerReport) => number) => +(r.reduce((a, s) => a + f(s), 0) / r.length).toFixed(3);
     return {

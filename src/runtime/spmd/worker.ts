@@ -23,7 +23,7 @@ export default async function handle(req: ReplicaRequest): Promise<unknown> {
       replica = await Replica.open(req);
       return { backend: tf.getBackend() };
     case 'train':
-      return ready().trainStep(req.x, req.y, req.batch, req.step, req.profile);
+      return ready().trainStep(req);
     case 'step':
       return ready().step(req.lr, req.t, req.load);
     case 'eval':
