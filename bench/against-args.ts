@@ -13,7 +13,8 @@ export type Mode = (typeof MODES)[number];
 /**
  * Each mode's config values (`--set` style), the same in both trees. `pair` is not a layout: two
  * in-process runs at the same time, each at half the batch (PAIR_COPIES processes, the batch divided by
- * as many): what this machine's cores give two busy threads, the most spmd with two devices can reach.
+ * as many): what this machine's cores give two busy threads doing about spmd D=2's arithmetic with no
+ * barrier between them (a reference, not a bound: a replica does a little less than an in-process run).
  */
 export const MODE_SETS: Record<Mode, string[]> = {
   local: ['parallel.transport=local'],

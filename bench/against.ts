@@ -11,8 +11,8 @@
  * local Tiny Shakespeare, else the embedded corpus (moby-dick). Rounds default to 3.
  * Modes: local (in-process devices, parallel.transport=local), coordinator (device threads, D=2),
  * spmd (D=2), and pair: two in-process runs at half the batch each, in two processes at the same time,
- * their tokens over the slower one's step time (what this machine's two cores give two busy threads:
- * the most spmd D=2 can reach here). Printed per config and mode: each tree's tokens/s, median (min–max)
+ * their tokens over the slower one's step time (what this machine's two cores give two busy threads
+ * doing about spmd D=2's arithmetic with no barrier between them: a reference, not a bound). Printed per config and mode: each tree's tokens/s, median (min–max)
  * over rounds, and working/REV, the median (min–max) of the per-round ratios; then spmd and pair
  * relative to local within each tree, and spmd relative to pair.
  */
@@ -88,7 +88,7 @@ function report(args: AgainstArgs, rev: RevTree, cells: Cell[], working: string)
     }
   };
   relative('spmd', 'local', 'spmd D=2 relative to local (in-process)');
-  relative('pair', 'local', 'pair (two half-batch in-process runs at once: the most spmd D=2 can reach here) relative to local');
+  relative('pair', 'local', 'pair (two half-batch in-process runs at once, no barriers) relative to local');
   relative('spmd', 'pair', 'spmd D=2 relative to pair');
   lines.push(`machine: ${machine()}; node ${process.version}; working tree ${working}, REV ${rev.commit} `
     + `(node_modules ${rev.modules})`);
