@@ -46,7 +46,6 @@ function deviceSpans(name: string, timings: DeviceTiming[]): void {
   });
 }
 
-/** What the training loop needs of a model, whatever the layout (coordinator here, spmd in src/spmd/session.ts). */
 /**
  * What the trainer knows of a step before it runs. Given to trainStep, a session may take the optimizer
  * step (at `lr`) as soon as the gradients are known, and step() with the same lr and t then only reports
@@ -58,6 +57,7 @@ export interface StepPlan {
   logged: boolean;
 }
 
+/** What the training loop needs of a model, whatever the layout (coordinator here, spmd in src/spmd/session.ts). */
 export interface TrainingSession {
   readonly config: Config;
   /** how the devices' backend was chosen, when parallel.backend is auto */

@@ -48,11 +48,6 @@ export interface OptimizerRequest {
   kind: 'step';
   lr: number;
   t: number;
-  /**
-   * per Switch layer, the step's tokens per expert over every device (aux-free balancing moves each replica's
-   * biases by it alike)
-   */
-  load: number[][];
 }
 
 export interface ShardEvalRequest {

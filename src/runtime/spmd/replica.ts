@@ -75,6 +75,8 @@ export class Replica {
 
   /** the recorder of a profiled step, from its forward to the end of its optimizer step */
   private recorder?: Recorder;
+  /** per Switch layer, the last training step's tokens per expert over every device */
+  private stepLoad: number[][] = [];
 
   /** Forward and backward of this device's shard; with `lr`, the optimizer step at once after them. */
   async trainStep(req: ShardStepRequest): Promise<ShardStepReport> {
@@ -89,8 +91,10 @@ export class Replica {
     // router_entropy is computed when read, and posting the report would read it: not for a step nobody logs
     if (req.logged === false)
       for (const l of r.layers) Object.defineProperty(l, 'router_entropy', { value: NaN, enumerable: true, writable: true });
-    // the load every device routed to each expert: the counts the last exchange of each layer shared
-    const update = req.lr === undefined ? undefined : await this.step(req.lr, step, this.exchange.load());
+    // the step's load per expert over every device (aux-free balancing moves each replica's biases by it
+    // alike): the counts each layer's last exchange shared, read before an evaluation could replace them
+    this.stepLoad = this.exchange.load();
+    const update = req.lr === undefined ? undefined : await this.step(req.lr, step);
     return { ce: r.ce, balance_loss: r.balance_loss, z_loss: r.z_loss, layers: r.layers, ms, update };
   }
 
@@ -106,7 +110,7 @@ export class Replica {
    * One barrier (reduce.ts); no gradient is copied: the engine accumulates into the shared row and
    * AdamW reads the sum.
    */
-  async step(lr: number, t: number, load: number[][]): Promise<OptimizerReport> {
+  async step(lr: number, t: number): Promise<OptimizerReport> {
     const { params } = this.engine;
     const P = this.recorder;
     const lane = { kind: 'device', device: this.rank } as const;
@@ -122,7 +126,7 @@ export class Replica {
     const t0 = performance.now();
     this.optimizer.step(params, this.summed, lr, scale, t);
     await this.host.step(lr, scale, t);
-    this.engine.updateExpertBias(load);
+    this.engine.updateExpertBias(this.stepLoad);
     this.engine.refresh();
     this.bindGradients(); // the other generation's row, zeroed by the reduction
     const optimizerMs = performance.now() - t0;

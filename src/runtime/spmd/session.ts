@@ -132,13 +132,10 @@ export class SpmdSession implements TrainingSession {
     const mean = (f: (s: ShardStepReport) => number) => r.reduce((a, s) => a + f(s), 0) / r.length;
     const [ce, balance, z] = [mean((s) => s.ce), mean((s) => s.balance_loss), mean((s) => s.z_loss)];
     const layers = mergeShardLayers(r.map((s) => s.layers));
-    this.load = layers.map((l) => l.tokens_per_expert);
     this.taken = plan ? { lr: plan.lr, t: step, reports: r.map((s) => s.update!) } : undefined;
     return { loss: ce + balance + z, ce, balance_loss: balance, z_loss: z, layers };
   }
 
-  /** the last training step's tokens per expert, per Switch layer, over every device (for aux-free balancing) */
-  private load: number[][] = [];
   /** the optimizer step the devices took right after the last training step (trainStep with a plan) */
   private taken?: { lr: number; t: number; reports: OptimizerReport[] };
 
@@ -155,7 +152,7 @@ export class SpmdSession implements TrainingSession {
     if (taken && (taken.lr !== lr || taken.t !== t))
       throw new Error(`spmd: the devices stepped at lr ${taken.lr} (step ${taken.t}), asked for lr ${lr} (step ${t})`);
     const r = taken?.reports
-      ?? await this.all<OptimizerReport>('optimizer step', () => ({ kind: 'step', lr, t, load: this.load }));
+      ?? await this.all<OptimizerReport>('optimizer step', () => ({ kind: 'step', lr, t }));
     if (PROFILE) r.forEach((s, d) => addDeviceProfile(PROFILE!, d, s.profile));
     const mean = (f: (s: OptimizerReport) => number) => +(r.reduce((a, s) => a + f(s), 0) / r.length).toFixed(3);
     return {

@@ -25,7 +25,7 @@ export default async function handle(req: ReplicaRequest): Promise<unknown> {
     case 'train':
       return ready().trainStep(req);
     case 'step':
-      return ready().step(req.lr, req.t, req.load);
+      return ready().step(req.lr, req.t);
     case 'eval':
       return ready().evaluate(req.x, req.y, req.batch, req.step);
     case 'state':
