@@ -162,6 +162,10 @@ test('round trip: a plan printed as Megatron-LM flags and read back over the sam
   t.throws(() => megatronLine(resolveConfig({ sets: ['plan.micro_batch=1'] }).config),
     { message: 'config error: plan.ep must be set for Megatron-LM flags: 0 (as many as fit) needs a cluster (got 0)' });
   t.regex(megatronLine(resolveConfig().config, { ep: 2, micro_batch: 4 }), /--micro-batch-size 4 .*--expert-model-parallel-size 2 /);
+  // a plan Megatron-LM cannot train is refused, not emitted without the part it cannot say
+  t.throws(() => megatronLine(resolveConfig({ sets: ['plan.ep=2', 'plan.micro_batch=1', 'plan.redundant_experts=2'] }).config),
+    { message: 'config error: plan.redundant_experts must be 0 for Megatron-LM flags: Megatron-Core places each expert '
+      + 'once; redundant copies are DeepSeek\'s EPLB, which it does not train with (got 2)' });
 });
 
 test('the CLI: simulate --emit megatron prints one line; --megatron-args sits between --config and --set; bad input exits 2', (t) => {

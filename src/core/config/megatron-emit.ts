@@ -32,6 +32,10 @@ export function megatronLine(config: Config, resolved: ResolvedPlan = {}): strin
       + 'flags: Megatron-Core pads to '
       + 'the capacity --moe-expert-capacity-factor sets, which drops (got "padded")');
   }
+  if (p.redundant_experts > 0) {
+    throw new ConfigError('plan.redundant_experts must be 0 for Megatron-LM flags: Megatron-Core places each '
+      + `expert once; redundant copies are DeepSeek's EPLB, which it does not train with (got ${p.redundant_experts})`);
+  }
   const out = [
     flag('--seq-length', config.data.seq_len), flag('--global-batch-size', p.global_batch || config.data.batch_size),
     flag('--micro-batch-size', micro), flag('--bf16'), ...(p.precision === 'fp8' ? [flag('--fp8-format', 'e4m3')] : []),
