@@ -91,11 +91,14 @@ export interface ShardStepReport {
 
 export interface OptimizerReport {
   grad_norm: number;
-  /** the dense gradients' all-reduce (reduce-scatter + all-gather), barrier waits included */
+  /** the dense gradients summed over devices and the global norm (reduce.ts), its barrier wait included */
   allreduce_ms: number;
-  /** of which waiting at its barriers */
+  /** of which waiting at its one barrier */
   allreduce_wait_ms: number;
-  /** waiting at the barrier before the global norm is known */
+  /**
+   * waiting before the global norm is known: the same barrier and the same number as allreduce_wait_ms since
+   * the sum and the norm share it (kept so that metrics lines keep their keys; never add the two)
+   */
   norm_wait_ms: number;
   /** AdamW on the replica and the experts */
   optimizer_ms: number;
