@@ -1,13 +1,13 @@
 /**
  * The command line of bench/against.ts and the modes it measures, pure (tested in test/bench-against.test.ts).
  *   --against REV [--data PATH] [--rounds N] [--steps N] [--warmup W] [--configs a.yaml,b.yaml]
- *   [--modes local,coordinator,spmd,pair]
+ *   [--modes local,coordinator,spmd,pair,half]
  * Paths (--data, --configs) are taken relative to the directory the command runs in and made absolute,
  * so that both trees' runs read the same files.
  */
 import { isAbsolute, resolve } from 'node:path';
 
-export const MODES = ['local', 'coordinator', 'spmd', 'pair'] as const;
+export const MODES = ['local', 'coordinator', 'spmd', 'pair', 'half'] as const;
 export type Mode = (typeof MODES)[number];
 
 /**
@@ -15,12 +15,15 @@ export type Mode = (typeof MODES)[number];
  * in-process runs at the same time, each at half the batch (PAIR_COPIES processes, the batch divided by
  * as many): what this machine's cores give two busy threads doing about spmd D=2's arithmetic with no
  * barrier between them (a reference, not a bound: a replica does a little less than an in-process run).
+ * `half` is one such run alone, counted as PAIR_COPIES of it in lockstep: what spmd D=2 would reach if
+ * each device had a core to itself and the exchange, the barriers and the all-reduce cost nothing.
  */
 export const MODE_SETS: Record<Mode, string[]> = {
   local: ['parallel.transport=local'],
   coordinator: ['parallel.transport=threads', 'parallel.layout=coordinator', 'parallel.devices=2'],
   spmd: ['parallel.layout=spmd', 'parallel.transport=threads', 'parallel.devices=2'],
   pair: ['parallel.transport=local'],
+  half: ['parallel.transport=local'],
 };
 
 /** `pair`: how many in-process runs at once, each with the batch divided by this */

@@ -3,9 +3,13 @@
  * figure over rounds, per-round ratios of two trees' figures, the order the trees take within a round,
  * and the text of one cell ("12345 (12000–12500)", "1.02x (0.97–1.05)").
  *
+ * The figure of each mode from its runs (measureMode): pair and half combine half-batch runs.
+ *
  * Ratios are paired by round (working[r] / rev[r]): both were measured back to back, so a slow spell
  * of the machine divides out, which the ratio of the two medians would not do.
  */
+import { PAIR_COPIES, type Mode } from './against-args.js';
+import type { Measurement } from './against-tree.js';
 
 /** A figure over rounds: median, the quartiles (linear interpolation between order statistics) and the range. */
 export interface Spread {
@@ -69,6 +73,24 @@ export function lockstepTokensPerS(runs: readonly { tokens_per_step: number; ms_
   const tokens = runs.reduce((a, r) => a + r.tokens_per_step, 0);
   const ms = Math.max(...runs.map((r) => r.ms_per_step));
   return tokens / (ms / 1000);
+}
+
+/** One run of the mode's config in a process of its own, at the batch ÷ batchDivisor (default 1). */
+export type RunOnce = (batchDivisor?: number) => Promise<Measurement>;
+
+/**
+ * A mode's figure: one run, except `pair` (PAIR_COPIES runs at the batch ÷ PAIR_COPIES at once, in lockstep)
+ * and `half` (one such run alone, counted as PAIR_COPIES of it in lockstep).
+ */
+export async function measureMode(mode: Mode, one: RunOnce): Promise<Measurement> {
+  if (mode !== 'pair' && mode !== 'half') return one();
+  const runs = mode === 'pair'
+    ? await Promise.all(Array.from({ length: PAIR_COPIES }, () => one(PAIR_COPIES)))
+    : Array<Measurement>(PAIR_COPIES).fill(await one(PAIR_COPIES));
+  const tokensPerS = lockstepTokensPerS(runs);
+  const tokensPerStep = runs.reduce((a, r) => a + r.tokens_per_step, 0);
+  return { tokens_per_s: tokensPerS, ms_per_step: tokensPerStep / tokensPerS * 1000,
+    counted_steps: runs[0]!.counted_steps, tokens_per_step: tokensPerStep };
 }
 
 export type TreeName = 'working' | 'rev';

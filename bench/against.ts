@@ -1,7 +1,7 @@
 /**
  * Training tokens/s of the working tree against git revision REV, side by side on this machine.
  *   npx tsx bench/against.ts --against REV [--data PATH] [--rounds N] [--steps N] [--warmup W]
- *     [--configs a.yaml,b.yaml] [--modes local,coordinator,spmd]
+ *     [--configs a.yaml,b.yaml] [--modes local,coordinator,spmd,pair,half]
  * REV is checked out with `git worktree add --detach` into a temporary directory (removed at the end, on
  * an error and on Ctrl-C). Each run trains one config in one mode for N steps (default 40, the first W,
  * default 20, not counted: device threads compile their own code, and the first steps measure that) in a
@@ -12,17 +12,19 @@
  * Modes: local (in-process devices, parallel.transport=local), coordinator (device threads, D=2),
  * spmd (D=2), and pair: two in-process runs at half the batch each, in two processes at the same time,
  * their tokens over the slower one's step time (what this machine's two cores give two busy threads
- * doing about spmd D=2's arithmetic with no barrier between them: a reference, not a bound). Printed per config and mode: each tree's tokens/s, median (min–max)
- * over rounds, and working/REV, the median (min–max) of the per-round ratios; then spmd and pair
- * relative to local within each tree, and spmd relative to pair.
+ * doing about spmd D=2's arithmetic with no barrier between them: a reference, not a bound), and half:
+ * one such half-batch run alone, counted twice (spmd D=2 with a core per device and nothing else costing
+ * anything). Printed per config and mode: each tree's tokens/s, median (min–max) over rounds, and
+ * working/REV, the median (min–max) of the per-round ratios; then spmd, pair and half relative to local
+ * within each tree, and spmd relative to pair and to half.
  */
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { dataSets, MODE_SETS, PAIR_COPIES, parseAgainstArgs, UsageError, type AgainstArgs, type Mode }
+import { dataSets, MODE_SETS, parseAgainstArgs, UsageError, type AgainstArgs, type Mode }
   from './against-args.js';
-import { compare, formatSpread, lockstepTokensPerS, pairedRatios, roundOrder, spread, type TreeName }
+import { compare, formatSpread, measureMode, pairedRatios, roundOrder, spread, type TreeName }
   from './against-stats.js';
-import { addRevTree, machine, measure, running, workingCommit, type Measurement, type RevTree } from './against-tree.js';
+import { addRevTree, machine, measure, running, workingCommit, type RevTree } from './against-tree.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const log = (line: string) => console.error(line);
@@ -40,7 +42,7 @@ async function measureAll(args: AgainstArgs, rev: RevTree, stop: { requested: bo
         const sets = [...dataSets(args.data), ...MODE_SETS[cell.mode]];
         const { steps, warmup } = args;
         const one = (batchDivisor?: number) => measure(dirs[tree], { config: cell.config, steps, warmup, sets, batchDivisor });
-        const m = await (cell.mode === 'pair' ? measurePair(one) : one()).catch((e: unknown) => {
+        const m = await measureMode(cell.mode, one).catch((e: unknown) => {
           throw stop.requested ? new Error('interrupted') : e;
         });
         cell.tokens[tree].push(m.tokens_per_s);
@@ -51,15 +53,6 @@ async function measureAll(args: AgainstArgs, rev: RevTree, stop: { requested: bo
     }
   }
   return cells;
-}
-
-/** `pair`: PAIR_COPIES in-process runs at once, each at the batch ÷ PAIR_COPIES, as one lockstep figure. */
-async function measurePair(one: (batchDivisor: number) => Promise<Measurement>): Promise<Measurement> {
-  const runs = await Promise.all(Array.from({ length: PAIR_COPIES }, () => one(PAIR_COPIES)));
-  const tokensPerS = lockstepTokensPerS(runs);
-  const tokensPerStep = runs.reduce((a, r) => a + r.tokens_per_step, 0);
-  return { tokens_per_s: tokensPerS, ms_per_step: tokensPerStep / tokensPerS * 1000,
-    counted_steps: runs[0]!.counted_steps, tokens_per_step: tokensPerStep };
 }
 
 function report(args: AgainstArgs, rev: RevTree, cells: Cell[], working: string): string[] {
@@ -89,7 +82,10 @@ function report(args: AgainstArgs, rev: RevTree, cells: Cell[], working: string)
   };
   relative('spmd', 'local', 'spmd D=2 relative to local (in-process)');
   relative('pair', 'local', 'pair (two half-batch in-process runs at once, no barriers) relative to local');
+  relative('half', 'local', 'half (one half-batch run alone, counted twice: spmd D=2 with nothing shared) '
+    + 'relative to local');
   relative('spmd', 'pair', 'spmd D=2 relative to pair');
+  relative('spmd', 'half', 'spmd D=2 relative to half');
   lines.push(`machine: ${machine()}; node ${process.version}; working tree ${working}, REV ${rev.commit} `
     + `(node_modules ${rev.modules})`);
   return lines;

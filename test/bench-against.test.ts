@@ -5,7 +5,7 @@ import {
   dataSets, DEFAULT_CONFIGS, MODE_SETS, MODES, PAIR_COPIES, parseAgainstArgs, UsageError,
 } from '../bench/against-args.js';
 import {
-  compare, formatSpread, lockstepTokensPerS, median, pairedRatios, quantile, roundOrder, spread,
+  compare, formatSpread, lockstepTokensPerS, measureMode, median, pairedRatios, quantile, roundOrder, spread,
 } from '../bench/against-stats.js';
 
 const close = (a: number, b: number, tol = 1e-9) => Math.abs(a - b) <= tol;
@@ -48,6 +48,7 @@ test('modes and corpus: the config values each tree gets', (t) => {
   t.deepEqual(MODE_SETS.coordinator, coordinator);
   t.true(MODE_SETS.spmd.includes('parallel.layout=spmd') && MODE_SETS.spmd.includes('parallel.transport=threads'));
   t.deepEqual(MODE_SETS.pair, ['parallel.transport=local']); // in-process; the runner halves the batch
+  t.deepEqual(MODE_SETS.half, ['parallel.transport=local']);
   t.is(PAIR_COPIES, 2);
   t.deepEqual(dataSets(''), ['data.dataset=moby-dick']);
   t.deepEqual(dataSets('/d/ts.txt'), ['data.dataset=tinyshakespeare', 'data.path=/d/ts.txt']);
@@ -91,4 +92,28 @@ test('pair: both runs\' tokens over the slower run\'s step time', (t) => {
     128000));
   // one run alone: its own tokens/s (1024 / 0.008 = 128000)
   t.true(close(lockstepTokensPerS([{ tokens_per_step: 1024, ms_per_step: 8 }]), 128000));
+});
+
+test('measureMode: pair runs two half batches at once, half runs one alone and counts it twice', async (t) => {
+  const asked: (number | undefined)[] = [];
+  // a fake runner: 2048 tokens a step at the full batch; the k-th half-batch call takes 12, 16, … ms a step
+  const one = async (divisor?: number) => {
+    asked.push(divisor);
+    const d = divisor ?? 1;
+    const ms = d === 1 ? 20 : 12 + 4 * (asked.length - 1);
+    return { tokens_per_s: (2048 / d) / (ms / 1000), ms_per_step: ms, counted_steps: 10, tokens_per_step: 2048 / d };
+  };
+  const local = await measureMode('local', one);
+  t.deepEqual(asked, [undefined]);
+  t.true(close(local.tokens_per_s, 102400)); // 2048 / 0.020
+  asked.length = 0;
+  const pair = await measureMode('pair', one);
+  t.deepEqual(asked, [2, 2], 'two runs at half the batch');
+  // the slower one (16 ms) sets the pace: 2048 / 0.016
+  t.true(close(pair.tokens_per_s, 128000) && close(pair.ms_per_step, 16) && pair.tokens_per_step === 2048);
+  asked.length = 0;
+  const half = await measureMode('half', one);
+  t.deepEqual(asked, [2], 'one run at half the batch');
+  // its 12 ms a step, counted twice: 2048 / 0.012
+  t.true(close(half.tokens_per_s, 2048 / 0.012) && close(half.ms_per_step, 12) && half.tokens_per_step === 2048);
 });
