@@ -15,6 +15,7 @@ import { SpmdSession } from '../runtime/spmd/session.js';
 import { PROFILE } from '../core/instrument/recorder.js';
 import { assertTrainable } from '../core/model/trainable.js';
 import { minOf } from '../core/util/extremes.js';
+import { tuneHeap } from '../core/util/heap.js';
 import type { TotalsSummary } from './run-totals.js';
 
 export interface TrainOptions {
@@ -84,6 +85,7 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
     return { ...(run.readSummary() as unknown as TrainSummary), dir: run.path, alreadyComplete: true, losses: [] };
   }
   assertTrainable(config);
+  tuneHeap();
   if (ckpt && ckpt.config.seed !== config.seed)
     log(`note: resuming with seed ${config.seed}; the checkpoint used ${ckpt.config.seed}`);
   const corpus = await loadCorpus(config.data.dataset, config.data.path, log);

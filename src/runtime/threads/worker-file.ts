@@ -3,6 +3,7 @@ import { mkdirSync, readFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { writeFileAtomic } from '../../core/util/fs.js';
+import { tuneHeap } from '../../core/util/heap.js';
 
 /**
  * The file every device thread starts from. A thread of its own does not inherit the main thread's
@@ -37,8 +38,9 @@ export interface WorkerStart {
   execArgv: string[];
 }
 
-/** Where device threads start from, given the tfjs or gpu.js backends they open. */
+/** Where device threads start from, given the tfjs or gpu.js backends they open (their heap sized by tuneHeap). */
 export async function workerStart(...backends: string[]): Promise<WorkerStart> {
+  tuneHeap();
   return { filename: await workerFile(...backends), execArgv: withoutTsx(process.execArgv) };
 }
 
