@@ -1,11 +1,8 @@
 import test from 'ava';
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { cli, CORPUS, interruptWhen, tempDir } from './helpers.js';
 
-const BIN = new URL('../bin/switch-sim.js', import.meta.url).pathname;
-const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
 const SMALL = ['--set', `data.dataset=${CORPUS}`, '--set', 'data.seq_len=16', '--set', 'data.batch_size=2',
   '--set', 'model.d_model=16', '--set', 'model.n_layers=1', '--set', 'model.d_ff=16', '--set', 'train.eval_batches=1', '--set', 'parallel.transport=local'];
 
@@ -36,12 +33,12 @@ test.serial('unknown flag, missing config file, missing data file, missing check
   t.regex(tokens.stderr.trim(), /--tokens must be an integer >= 1 \(got "many"\)/);
 });
 
-test('Ctrl-C finishes the step, saves a resumable checkpoint and exits 130', async (t) => {
+test.serial('Ctrl-C finishes the step, saves a resumable checkpoint and exits 130', async (t) => {
   const out = tempDir(t);
   const { code, stderr } = await interruptWhen(['train', ...SMALL, '--set', 'train.steps=100000', '--set', 'train.log_every=1', '--out', out], /step 3\/100000/);
   t.is(code, 130, stderr);
   t.regex(stderr, /interrupted: saved .*step-\d+; continue with --resume/);
-  const gen = run('generate', '--checkpoint', out, '--tokens', '5', '--prompt', 'A');
+  const gen = await cli('generate', '--checkpoint', out, '--tokens', '5', '--prompt', 'A');
   t.is(gen.status, 0, gen.stderr);
   t.is(gen.stdout.replace(/\n$/, '').length, 6); // the prompt and 5 characters (which may be whitespace)
   t.true(existsSync(join(out, 'checkpoints')));

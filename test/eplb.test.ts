@@ -1,5 +1,4 @@
 import test from 'ava';
-import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
@@ -9,12 +8,11 @@ import { withReplicas } from '../src/sim/replicas.js';
 import { parseSpace } from '../src/sim/search/narrow.js';
 import { searchPlans } from '../src/sim/search/search.js';
 import { runWorkload } from '../src/sim/workload.js';
-import { cfg, tempDir } from './helpers.js';
+import { cfg, cli, tempDir } from './helpers.js';
 
 // DeepSeek's EPLB placement (replicate the heaviest expert per copy, pack copies heaviest first onto the least-loaded
 // GPU with room), worked by hand, and what it does to a recorded run's projection.
 
-const BIN = new URL('../bin/switch-sim.js', import.meta.url).pathname;
 const CLUSTER = (name: string) => new URL(`../configs/clusters/${name}.yaml`, import.meta.url).pathname;
 const near = (xs: number[], d = 2) => xs.map((x) => Number(x.toFixed(d)));
 
@@ -78,10 +76,10 @@ test('a run\'s loads split over the copies: 8 extra on ep 8 (2 slots a GPU) take
   t.deepEqual(near(row.slice(0, 4)), near([32 / 6, 32 / 6, 16 / 3, 8 / 2])); // GPU 0: E0 twice, GPU 1: E1 and E2
 });
 
-test('simulate --run with plan.redundant_experts: the note says the straggler factor and the step before and after', (t) => {
+test.serial('simulate --run with plan.redundant_experts: the note says the straggler factor and the step before and after', async (t) => {
   const run = fakeRun(t);
-  const r = spawnSync(process.execPath, [BIN, 'simulate', '--cluster', CLUSTER('8xh100'), '--run', run, '--set',
-    'plan.redundant_experts=8', '--out', tempDir(t)], { encoding: 'utf8' });
+  const r = await cli('simulate', '--cluster', CLUSTER('8xh100'), '--run', run, '--set', 'plan.redundant_experts=8',
+    '--out', tempDir(t));
   t.is(r.status, 0, r.stderr);
   const m = new RegExp('redundant experts 8 \\(EPLB, global policy, ep 8\\): straggler factor \\(max GPU load over the EP group\'s '
     + 'mean, mean of 2 Switch layers\\) 4\\.000 → 1\\.333; step ([\\d.]+) → ([\\d.]+) ms').exec(r.stdout);

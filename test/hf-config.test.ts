@@ -1,5 +1,4 @@
 import test from 'ava';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +9,7 @@ import { isSwitchBlock } from '../src/core/model/params.js';
 import { loadCluster } from '../src/sim/cluster.js';
 import { project } from '../src/sim/project.js';
 import { uniformWorkload } from '../src/sim/workload.js';
+import { cli } from './helpers.js';
 
 /**
  * Hugging Face config.json files as --config. The fixtures in test/fixtures/hf hold the published values the
@@ -23,7 +23,6 @@ import { uniformWorkload } from '../src/sim/workload.js';
  */
 const FIXTURE = (name: string) => new URL(`./fixtures/hf/${name}.json`, import.meta.url).pathname;
 const SHIPPED = (name: string) => new URL(`../configs/models/${name}.yaml`, import.meta.url).pathname;
-const BIN = new URL('../bin/switch-sim.js', import.meta.url).pathname;
 const hf = (json: Record<string, unknown>) => hfConfig(json, 'config.json');
 const refusal = (json: Record<string, unknown>) => {
   try {
@@ -126,17 +125,15 @@ test('architectures it cannot map and keys it cannot represent are refused by na
   t.deepEqual(hf(mixtral).ignored, ['max_position_embeddings', 'rope_theta', 'router_aux_loss_coef']);
 });
 
-test('the CLI: a config.json it cannot map exits 2 with one line; train refuses what a mapped one needs simulate for', (t) => {
+test.serial('the CLI: a config.json it cannot map exits 2 with one line; train refuses what a mapped one needs simulate for', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'hf-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const llama = join(dir, 'config.json');
   writeFileSync(llama, JSON.stringify({ architectures: ['LlamaForCausalLM'], model_type: 'llama', num_hidden_layers: 2 }));
-  const r = spawnSync(process.execPath, [BIN, 'simulate', '--cluster', 'configs/clusters/8xh100.yaml', '--config', llama],
-    { encoding: 'utf8' });
+  const r = await cli('simulate', '--cluster', 'configs/clusters/8xh100.yaml', '--config', llama);
   t.is(r.status, 2);
   t.regex(r.stderr, /^config error: .*config\.json: architectures must name a mixture-of-experts model switch-sim maps .*\(got \["LlamaForCausalLM"\]\)\n$/);
-  const train = spawnSync(process.execPath, [BIN, 'train', '--config', FIXTURE('mixtral-8x7b'), '--set', 'model.n_layers=1'],
-    { encoding: 'utf8' });
+  const train = await cli('train', '--config', FIXTURE('mixtral-8x7b'), '--set', 'model.n_layers=1');
   t.is(train.status, 2, 'training refuses what only simulate reads (grouped-query attention)');
   t.regex(train.stderr, /^config error: model\.n_kv_heads must be 0 or model\.n_heads/);
 });

@@ -1,14 +1,14 @@
 import test from 'ava';
-import { spawnSync } from 'node:child_process';
 import { resolveConfig } from '../src/core/config/load.js';
 import { megatronLine } from '../src/core/config/megatron-emit.js';
 import { words } from '../src/core/config/megatron-flags.js';
+import { cli } from './helpers.js';
 
 /** Megatron-LM command lines as plans: hand-worked readings, refusals, and the round trip through megatronLine. */
 const MODEL = (name: string) => new URL(`../configs/models/${name}.yaml`, import.meta.url).pathname;
-const BIN = new URL('../bin/switch-sim.js', import.meta.url).pathname;
 const CLUSTER = (name: string) => new URL(`../configs/clusters/${name}.yaml`, import.meta.url).pathname;
-const simulate = (...args: string[]) => spawnSync(process.execPath, [BIN, 'simulate', ...args], { encoding: 'utf8' });
+/** `switch-sim simulate ARGS` in this process (helpers' cli): exit code, stdout and stderr, no process to start */
+const simulate = (...args: string[]) => cli('simulate', ...args);
 const HF = (name: string) => new URL(`./fixtures/hf/${name}.json`, import.meta.url).pathname;
 const parse = (line: string, file = MODEL('qwen3-30b-a3b'), sets: string[] = []) => resolveConfig({ file, megatron: line, sets });
 const refusal = (line: string, file?: string) => {
@@ -168,24 +168,27 @@ test('round trip: a plan printed as Megatron-LM flags and read back over the sam
       + 'once; redundant copies are DeepSeek\'s EPLB, which it does not train with (got 2)' });
 });
 
-test('the CLI: simulate --emit megatron prints one line; --megatron-args sits between --config and --set; bad input exits 2', (t) => {
-  const mixtral = simulate('--cluster', CLUSTER('64x8xh100'), '--config', MODEL('mixtral-8x7b'), '--emit', 'megatron');
+test.serial('the CLI: simulate --emit megatron prints one line; --megatron-args sits between --config and --set; bad input exits 2', async (t) => {
+  const mixtral = await simulate('--cluster', CLUSTER('64x8xh100'), '--config', MODEL('mixtral-8x7b'),
+    '--emit', 'megatron');
   t.is(mixtral.status, 0, mixtral.stderr);
   t.is(mixtral.stdout, `${megatronLine(resolveConfig({ file: MODEL('mixtral-8x7b') }).config)}\n`);
   // plan.ep 0 and plan.micro_batch 0 as the cluster resolves them: 8 GPUs, 128 experts → ep 8; 64 sequences / dp 8
-  const auto = simulate('--cluster', CLUSTER('8xh100'), '--config', MODEL('switch-base'), '--set', 'plan.ep=0', '--emit', 'megatron');
+  const auto = await simulate('--cluster', CLUSTER('8xh100'), '--config', MODEL('switch-base'), '--set', 'plan.ep=0',
+    '--emit', 'megatron');
   t.regex(auto.stdout, /^--seq-length 512 --global-batch-size 64 --micro-batch-size 8 .*--expert-model-parallel-size 8 /);
-  const layered = simulate('--cluster', CLUSTER('64x8xh100'), '--config', MODEL('mixtral-8x7b'), '--megatron-args',
+  const layered = await simulate('--cluster', CLUSTER('64x8xh100'), '--config', MODEL('mixtral-8x7b'), '--megatron-args',
     '--bf16 --micro-batch-size 2 --pipeline-model-parallel-size 4 --expert-model-parallel-size 8 --lr 1e-4 --seed 7',
     '--set', 'plan.pp=2', '--emit', 'megatron');
   t.is(layered.status, 0, layered.stderr);
   t.regex(layered.stdout, /--micro-batch-size 2 .*--pipeline-model-parallel-size 2 /, '--set after the flags');
   t.is(layered.stderr, 'warning: --megatron-args ignores --lr --seed: they change nothing switch-sim models\n');
-  const unknown = simulate('--cluster', CLUSTER('8xh100'), '--config', MODEL('switch-base'), '--megatron-args', '--bf16 --foo 1');
+  const unknown = await simulate('--cluster', CLUSTER('8xh100'), '--config', MODEL('switch-base'),
+    '--megatron-args', '--bf16 --foo 1');
   t.is(unknown.status, 2);
   t.is(unknown.stderr, 'config error: unknown Megatron-LM flag --foo: switch-sim neither maps it nor knows it changes nothing '
     + 'it models\n');
-  const format = simulate('--cluster', CLUSTER('8xh100'), '--config', MODEL('switch-base'), '--emit', 'json');
+  const format = await simulate('--cluster', CLUSTER('8xh100'), '--config', MODEL('switch-base'), '--emit', 'json');
   t.is(format.status, 2);
   t.is(format.stderr, 'config error: --emit must be megatron (got "json")\n');
 });

@@ -1,5 +1,4 @@
 import test from 'ava';
-import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolveConfig } from '../src/core/config/load.js';
@@ -9,15 +8,15 @@ import { parseSpace } from '../src/sim/search/narrow.js';
 import { searchPlans } from '../src/sim/search/search.js';
 import { uniformWorkload } from '../src/sim/workload.js';
 import { assertPageRenders } from './browser.js';
-import { tempDir } from './helpers.js';
+import { cli, tempDir } from './helpers.js';
 
 // simulate --search: the ranking is the projection's own (identical numbers, whatever the thread count), the
 // JSON line's shape, the page, and the one-line refusals.
 
 const MODEL = (name: string) => new URL(`../configs/models/${name}.yaml`, import.meta.url).pathname;
 const CLUSTER = (name: string) => new URL(`../configs/clusters/${name}.yaml`, import.meta.url).pathname;
-const BIN = new URL('../bin/switch-sim.js', import.meta.url).pathname;
-const simulate = (...args: string[]) => spawnSync(process.execPath, [BIN, 'simulate', ...args], { encoding: 'utf8' });
+/** `switch-sim simulate ARGS` in this process (helpers' cli; serial tests): exit code, stdout, stderr */
+const simulate = (...args: string[]) => cli('simulate', ...args);
 /** Mixtral-8x7B on 64×8 H100 as NVIDIA's recipes lay it out (pp 4, vpp 1 or 8, ZeRO-1) and the EP/TP choices around them */
 const PUBLISHED = ['plan.pp=4', 'plan.vpp=1,8', 'plan.decoder_first_pipeline_num_layers=0', 'plan.decoder_last_pipeline_num_layers=0',
   'plan.account_for_embedding_in_pipeline_split=false', 'plan.account_for_loss_in_pipeline_split=false', 'plan.tp=1,2', 'plan.ep=4,8',
@@ -50,10 +49,10 @@ test('the result does not depend on the thread count: 1 thread and 2 threads giv
   t.deepEqual(strip(two), strip(one));
 });
 
-test('simulate --search --json: the counts and the top plans, fastest first, each with its Megatron-LM flags; search.html', (t) => {
+test.serial('simulate --search --json: the counts and the top plans, fastest first, each with its Megatron-LM flags; search.html', async (t) => {
   const dir = tempDir(t);
-  const r = simulate('--cluster', CLUSTER('64x8xh100'), '--config', MODEL('mixtral-8x7b'), '--search', '--top', '3',
-    ...PUBLISHED.flatMap((s) => ['--space', s]), '--out', dir, '--json', '--threads', '1');
+  const r = await simulate('--cluster', CLUSTER('64x8xh100'), '--config', MODEL('mixtral-8x7b'), '--search',
+    '--top', '3', ...PUBLISHED.flatMap((s) => ['--space', s]), '--out', dir, '--json', '--threads', '1');
   t.is(r.status, 0, r.stderr);
   const lines = r.stdout.trim().split('\n');
   const json = JSON.parse(lines[lines.length - 1]!);
@@ -73,17 +72,17 @@ test('simulate --search --json: the counts and the top plans, fastest first, eac
   t.true(existsSync(join(dir, 'search.html')));
 });
 
-test('search.html renders in Chromium: the plans chart drew its dots, no console error, no request', async (t) => {
+test.serial('search.html renders in Chromium: the plans chart drew its dots, no console error, no request', async (t) => {
   const dir = tempDir(t);
   const html = join(dir, 'page.html');
-  const r = simulate('--cluster', CLUSTER('64x8xh100'), '--config', MODEL('mixtral-8x7b'), '--search',
+  const r = await simulate('--cluster', CLUSTER('64x8xh100'), '--config', MODEL('mixtral-8x7b'), '--search',
     ...PUBLISHED.flatMap((s) => ['--space', s]), '--html', html, '--threads', '1');
   t.is(r.status, 0, r.stderr);
   t.regex(readFileSync(html, 'utf8'), /The fastest plans/);
   await assertPageRenders(t, html, ['plans']);
 });
 
-test('bad input exits 2 with one line naming the flag or key, the rule and the value', (t) => {
+test.serial('bad input exits 2 with one line naming the flag or key, the rule and the value', async (t) => {
   const base = ['--cluster', CLUSTER('64x8xh100'), '--config', MODEL('mixtral-8x7b')];
   const refusals: [string[], RegExp][] = [
     [['--search', '--space', 'plan.bogus=1'], /^config error: --space must name a searched plan key: plan\.tp\|.*\(got "plan\.bogus"\)$/],
@@ -97,7 +96,7 @@ test('bad input exits 2 with one line naming the flag or key, the rule and the v
     [['--set', 'plan.redundant_experts=8'], /^config error: plan\.redundant_experts must be 0 without a run's recorded routing .*\(got 8\)$/],
   ];
   for (const [args, message] of refusals) {
-    const r = simulate(...base, ...args);
+    const r = await simulate(...base, ...args);
     t.is(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
     const errors = r.stderr.trim().split('\n');
     t.is(errors.length, 1, r.stderr);

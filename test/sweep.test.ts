@@ -9,6 +9,7 @@ import { switchBlocks } from '../src/core/model/stages.js';
 import { loadSweep } from '../src/apps/sweep/file.js';
 import { runSweep, type SweepResult } from '../src/apps/sweep/run.js';
 import { charClass, routeText } from '../src/apps/inspect/inspect.js';
+import { main } from '../src/cli/main.js';
 import { assertPageRenders } from './browser.js';
 import { cfg, cli, CORPUS, interruptGroupWhen, tempDir } from './helpers.js';
 
@@ -118,7 +119,8 @@ test.serial('a run its simulate cluster cannot hold: ok, with why it has no proj
   const cluster = new URL('../configs/clusters/8xa100.yaml', import.meta.url).pathname;
   const file = sweepFile(dir, { base: BASE, grid: { 'data.batch_size': [8, 4] }, set: SET, simulate: cluster });
   const out = join(dir, 'out');
-  const r = await runSweep({ file, outDir: out });
+  // its points in this process: what is checked is the rows and the report, not how points start
+  const r = await runSweep({ file, outDir: out, inProcess: main });
   t.deepEqual(r.rows.map((x) => x.status), ['ok', 'ok']);
   t.true(r.rows[0]!.projected_step_ms! > 0);
   t.is(r.rows[0]!.projection_error, null);
@@ -138,7 +140,8 @@ test.serial('record: profile profiles each point\'s own trained model, from its 
   const dir = tempDir(t);
   const file = sweepFile(dir, { base: BASE, grid: { 'moe.n_experts': [2, 4] }, set: SET, record: ['train', 'profile'] });
   const out = join(dir, 'out');
-  const r = await runSweep({ file, outDir: out, profileSteps: 1 });
+  // its points in this process, as shipped-sweeps runs them: the profile's outputs are checked, not how points start
+  const r = await runSweep({ file, outDir: out, profileSteps: 1, inProcess: main });
   t.deepEqual(r.rows.map((x) => x.status), ['ok', 'ok'], JSON.stringify(r.rows.map((x) => x.error)));
   for (const row of r.rows) {
     const runDir = join(out, 'runs', row.point);
@@ -186,7 +189,7 @@ test.serial('a point that fails at run time is recorded with its error, the swee
   t.regex(rows[2].error, /^error: device 1 \(experts 2,3\) failed during forward of Switch layer 0/);
   t.true(existsSync(join(out, 'report.html')), 'the report is written with the failures in it');
   t.not(rows[0].val_ce, rows[1].val_ce, 'seeds differ');
-  const resumed = await runSweep({ file, outDir: out, resume: true });
+  const resumed = await runSweep({ file, outDir: out, resume: true, inProcess: main }); // in this process
   t.is(resumed.skipped, 2, 'failed points run again on --resume');
 });
 
