@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import tf from '../util/tfjs.cjs';
 import { registerMatMulGradient } from './matmul-grad.js';
 import { openDawn } from './dawn.js';
@@ -7,6 +8,13 @@ export type BackendName = 'wasm' | 'cpu' | 'webgpu' | 'tensorflow';
 export { BackendError };
 
 let active: BackendName | undefined;
+
+/**
+ * The tfjs backends are CommonJS: loaded with require, not import(), which would first have Node scan them
+ * (and tfjs-core, which they re-export) for the names they export: 84 ms against 12 for the wasm backend, in
+ * every process and every device thread (the same reason as ../util/tfjs.cjs).
+ */
+const require = createRequire(import.meta.url);
 
 /**
  * The tfjs release whose internals switch-sim reads (the tape in tape.ts, the wasm heap in view.ts,
@@ -38,12 +46,12 @@ export async function initBackend(name: BackendName): Promise<void> {
   tf.env().set('IS_TEST', false);
   checkTfjsVersions({ core: tf.version_core });
   if (name === 'wasm') {
-    const wasm = await import('@tensorflow/tfjs-backend-wasm');
+    const wasm = require('@tensorflow/tfjs-backend-wasm') as typeof import('@tensorflow/tfjs-backend-wasm');
     checkTfjsVersions({ core: tf.version_core, wasm: wasm.version_wasm });
   } else if (name === 'webgpu') {
     const dawn = await openDawn();
     (globalThis as { navigator?: unknown }).navigator = { gpu: dawn.gpu }; // tfjs-webgpu finds its adapter here
-    await import('@tensorflow/tfjs-backend-webgpu');
+    require('@tensorflow/tfjs-backend-webgpu');
   } else if (name === 'tensorflow') {
     // libtensorflow through tfjs-node-gpu (CUDA) or tfjs-node (CPU), whichever the user installed
     const loaded = await import('@tensorflow/tfjs-node-gpu' as string).catch(() => import('@tensorflow/tfjs-node' as string)).catch((e: Error) => e);
