@@ -23,9 +23,9 @@ export const HEAP_FLAGS = ['--heap-growing-percent=100', '--initial-old-space-si
 
 let tuned = false;
 
-/** Sets `flags` (default HEAP_FLAGS) for this process, once: the first call's flags stay (`[]` keeps V8's). */
-export function tuneHeap(flags: readonly string[] = HEAP_FLAGS): void {
+/** Sets HEAP_FLAGS for this process (once; later calls do nothing). */
+export function tuneHeap(): void {
   if (tuned) return;
   tuned = true;
-  for (const flag of flags) setFlagsFromString(flag);
+  for (const flag of HEAP_FLAGS) setFlagsFromString(flag);
 }
