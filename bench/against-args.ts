@@ -1,7 +1,7 @@
 /**
  * The command line of bench/against.ts and the modes it measures, pure (tested in test/bench-against.test.ts).
  *   --against REV [--data PATH] [--rounds N] [--steps N] [--warmup W] [--configs a.yaml,b.yaml]
- *   [--modes local,coordinator,spmd,pair,half]
+ *   [--modes local,coordinator,spmd,pair,half] [--trained N]
  * Paths (--data, --configs) are taken relative to the directory the command runs in and made absolute,
  * so that both trees' runs read the same files.
  */
@@ -44,11 +44,13 @@ export interface AgainstArgs {
   /** absolute paths */
   configs: string[];
   modes: Mode[];
+  /** 0: every run trains from scratch; N: every run continues from the config trained N steps (in-process) */
+  trained: number;
 }
 
 export class UsageError extends Error {}
 
-const known = ['--against', '--data', '--rounds', '--steps', '--warmup', '--configs', '--modes'];
+const known = ['--against', '--data', '--rounds', '--steps', '--warmup', '--configs', '--modes', '--trained'];
 
 function positiveInt(name: string, text: string | undefined, min: number): number {
   const n = Number(text);
@@ -79,6 +81,7 @@ export function parseAgainstArgs(argv: readonly string[], cwd: string, root: str
   const rounds = positiveInt('rounds', values.get('rounds') ?? '3', 1);
   const warmup = positiveInt('warmup', values.get('warmup') ?? '20', 0);
   const steps = positiveInt('steps', values.get('steps') ?? '40', warmup + 1);
+  const trained = positiveInt('trained', values.get('trained') ?? '0', 0);
   const modes = (values.get('modes') ?? MODES.join(',')).split(',').filter(Boolean);
   for (const m of modes) {
     if (!(MODES as readonly string[]).includes(m)) {
@@ -89,7 +92,7 @@ export function parseAgainstArgs(argv: readonly string[], cwd: string, root: str
     ? values.get('configs')!.split(',').filter(Boolean).map((c) => abs(c, cwd))
     : DEFAULT_CONFIGS.map((c) => abs(c, root));
   const data = values.has('data') ? abs(values.get('data')!, cwd) : '';
-  return { against, data, rounds, steps, warmup, configs, modes: [...new Set(modes)] as Mode[] };
+  return { against, data, rounds, steps, warmup, configs, modes: [...new Set(modes)] as Mode[], trained };
 }
 
 /** The config values for the corpus: the local Tiny Shakespeare when given, else the embedded corpus. */

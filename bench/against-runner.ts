@@ -4,7 +4,10 @@
  * ms/step over the steps after the first --warmup (which include starting the backend and the threads).
  *   node --import tsx bench/against-runner.ts --config FILE --steps N --warmup W [--batch-divisor K]
  *     [--set key=value ...]
- * --batch-divisor K trains at the config's data.batch_size ÷ K (bench/against.ts's `pair` mode).
+ * --batch-divisor K trains at the config's data.batch_size ÷ K (bench/against.ts's `pair` and `half` modes).
+ * --checkpoint DIR/checkpoints/step-N continues from that checkpoint (a run of the same config file) for
+ * --steps more steps, into a directory of its own (the checkpoint's run is left as it is): bench/against.ts
+ * --trained N, so that the steps measured are a trained model's, not the first steps of a fresh one.
  * bench/against.ts copies this file into the other revision's worktree, so that both trees are timed
  * the same way; it only needs resolveConfig and train (by their module paths, else src/index.ts).
  */
@@ -16,8 +19,8 @@ import { join } from 'node:path';
 interface Api {
   resolveConfig: (opts: { file?: string; sets?: string[] })
     => { config: { data: { batch_size: number; seq_len: number } } };
-  train: (opts: { config: never; name: string; outDir?: string; onStep?: () => void; log?: (l: string) => void })
-    => Promise<unknown>;
+  train: (opts: { config: never; name: string; outDir?: string; resume?: string; onStep?: () => void;
+    log?: (l: string) => void }) => Promise<unknown>;
 }
 
 async function api(): Promise<Api> {
@@ -41,11 +44,16 @@ const steps = Number(flag('steps'));
 const warmup = Number(flag('warmup'));
 const sets = process.argv.flatMap((a, i) => (a === '--set' ? [process.argv[i + 1]!] : []));
 const divisor = process.argv.includes('--batch-divisor') ? Number(flag('batch-divisor')) : 1;
+const resume = process.argv.includes('--checkpoint') ? flag('checkpoint') : undefined;
+// the steps already taken: the checkpoint's directory is named step-N
+const done = resume === undefined ? 0 : Number(/step-(\d+)$/.exec(resume.replace(/\/+$/, ''))?.[1] ?? NaN);
+if (Number.isNaN(done))
+  throw new Error(`against-runner: --checkpoint ${resume} is not a …/checkpoints/step-N directory`);
 const { resolveConfig, train } = await api();
 const resolve = (more: string[]) => resolveConfig({
   file: flag('config'),
-  sets: [...sets, `train.steps=${steps}`, 'train.eval_every=0', 'train.checkpoint_every=0', 'train.eval_batches=1',
-    `train.log_every=${steps}`, 'train.warmup_steps=1', ...more],
+  sets: [...sets, `train.steps=${done + steps}`, 'train.eval_every=0', 'train.checkpoint_every=0',
+    'train.eval_batches=1', `train.log_every=${steps}`, 'train.warmup_steps=1', ...more],
 }).config;
 let config = resolve([]);
 if (divisor !== 1) {
@@ -65,7 +73,7 @@ const times: number[] = [];
 try {
   let last = performance.now();
   const onStep = () => { const now = performance.now(); times.push(now - last); last = now; };
-  await train({ config: config as never, name: 'against', outDir: dir, onStep, log: () => {} });
+  await train({ config: config as never, name: 'against', outDir: dir, resume, onStep, log: () => {} });
 } finally {
   rmSync(dir, { recursive: true, force: true });
   for (const s of ['SIGINT', 'SIGTERM'] as const) process.off(s, onSignal);

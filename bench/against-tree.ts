@@ -89,10 +89,12 @@ export const running = new Set<ChildProcess>();
 
 /** One run of the runner in `tree` (its own src/), in a fresh process; rejects with its stderr's tail. */
 export function measure(
-  tree: string, args: { config: string; steps: number; warmup: number; sets: string[]; batchDivisor?: number },
+  tree: string, args: { config: string; steps: number; warmup: number; sets: string[]; batchDivisor?: number;
+    checkpoint?: string },
 ): Promise<Measurement> {
   const argv = ['--import', 'tsx', RUNNER, '--config', args.config, '--steps', String(args.steps),
     '--warmup', String(args.warmup), ...(args.batchDivisor ? ['--batch-divisor', String(args.batchDivisor)] : []),
+    ...(args.checkpoint ? ['--checkpoint', args.checkpoint] : []),
     ...args.sets.flatMap((s) => ['--set', s])];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, argv, { cwd: tree, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -1,7 +1,7 @@
 /**
  * Training tokens/s of the working tree against git revision REV, side by side on this machine.
  *   npx tsx bench/against.ts --against REV [--data PATH] [--rounds N] [--steps N] [--warmup W]
- *     [--configs a.yaml,b.yaml] [--modes local,coordinator,spmd,pair,half]
+ *     [--configs a.yaml,b.yaml] [--modes local,coordinator,spmd,pair,half] [--trained N]
  * REV is checked out with `git worktree add --detach` into a temporary directory (removed at the end, on
  * an error and on Ctrl-C). Each run trains one config in one mode for N steps (default 40, the first W,
  * default 20, not counted: device threads compile their own code, and the first steps measure that) in a
@@ -17,8 +17,15 @@
  * anything). Printed per config and mode: each tree's tokens/s, median (min–max) over rounds, and
  * working/REV, the median (min–max) of the per-round ratios; then spmd, pair and half relative to local
  * within each tree, and spmd relative to pair and to half.
+ * --trained N: first trains each config N steps in-process with the working tree (a few minutes), and every
+ * run of either tree continues from that checkpoint: the steps measured are then a trained model's, whose
+ * router spreads tokens more evenly than a fresh one's (the early steps' uneven loads make spmd's devices
+ * wait for each other at every exchange). The checkpoints are removed at the end.
  */
-import { basename } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dataSets, MODE_SETS, parseAgainstArgs, UsageError, type AgainstArgs, type Mode }
   from './against-args.js';
@@ -31,7 +38,24 @@ const log = (line: string) => console.error(line);
 
 interface Cell { config: string; mode: Mode; tokens: Record<TreeName, number[]> }
 
-async function measureAll(args: AgainstArgs, rev: RevTree, stop: { requested: boolean }): Promise<Cell[]> {
+/** --trained N: each config trained N steps in-process by the working tree's CLI; its checkpoint per config */
+function trainCheckpoints(args: AgainstArgs, dir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  if (args.trained === 0) return out;
+  for (const [i, config] of args.configs.entries()) {
+    const run = join(dir, `run-${i}`);
+    const sets = [...dataSets(args.data), ...MODE_SETS.local, `train.steps=${args.trained}`, 'train.eval_every=0',
+      'train.checkpoint_every=0'];
+    log(`training ${basename(config, '.yaml')} ${args.trained} steps in-process (--trained) into ${run}`);
+    execFileSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'train', '--config', config, '--out', run,
+      ...sets.flatMap((s) => ['--set', s])], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+    out.set(config, join(run, 'checkpoints', `step-${args.trained}`));
+  }
+  return out;
+}
+
+async function measureAll(args: AgainstArgs, rev: RevTree, stop: { requested: boolean },
+  checkpoints: Map<string, string>): Promise<Cell[]> {
   const cells: Cell[] = args.configs.flatMap((config) =>
     args.modes.map((mode) => ({ config, mode, tokens: { working: [], rev: [] } })));
   const dirs: Record<TreeName, string> = { working: root, rev: rev.dir };
@@ -41,7 +65,9 @@ async function measureAll(args: AgainstArgs, rev: RevTree, stop: { requested: bo
         if (stop.requested) throw new Error('interrupted');
         const sets = [...dataSets(args.data), ...MODE_SETS[cell.mode]];
         const { steps, warmup } = args;
-        const one = (batchDivisor?: number) => measure(dirs[tree], { config: cell.config, steps, warmup, sets, batchDivisor });
+        const checkpoint = checkpoints.get(cell.config);
+        const one = (batchDivisor?: number) =>
+          measure(dirs[tree], { config: cell.config, steps, warmup, sets, batchDivisor, checkpoint });
         const m = await measureMode(cell.mode, one).catch((e: unknown) => {
           throw stop.requested ? new Error('interrupted') : e;
         });
@@ -59,7 +85,8 @@ function report(args: AgainstArgs, rev: RevTree, cells: Cell[], working: string)
   const corpus = args.data ? `Tiny Shakespeare (${args.data})` : 'moby-dick (embedded)';
   const lines = [
     `working tree vs ${rev.commit} (${args.against}): ${args.rounds} rounds of ${args.steps} steps per run, `
-      + `${args.warmup} warm-up not counted; tokens/s median (min–max) over rounds; corpus ${corpus}`,
+      + `${args.warmup} warm-up not counted; tokens/s median (min–max) over rounds; corpus ${corpus}`
+      + (args.trained ? `; every run continues from the config trained ${args.trained} steps` : ''),
     `${'config'.padEnd(20)} ${'mode'.padEnd(12)} ${'working'.padStart(22)} ${rev.commit.padStart(22)} `
       + `${'working/REV'.padStart(20)}  per round`,
   ];
@@ -113,11 +140,13 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  const trainedDir = mkdtempSync(join(tmpdir(), 'switch-sim-against-trained-'));
   try {
-    const cells = await measureAll(args, rev, stop);
+    const cells = await measureAll(args, rev, stop, trainCheckpoints(args, trainedDir));
     for (const line of report(args, rev, cells, working)) console.log(line);
   } finally {
     rev.remove();
+    rmSync(trainedDir, { recursive: true, force: true });
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

@@ -14,16 +14,18 @@ test('arguments: the defaults, and paths made absolute (configs from the reposit
   const a = parseAgainstArgs(['--against', 'HEAD~1'], '/cwd', '/repo');
   t.deepEqual(a, {
     against: 'HEAD~1', data: '', rounds: 3, steps: 40, warmup: 20,
-    configs: DEFAULT_CONFIGS.map((c) => `/repo/${c}`), modes: [...MODES],
+    configs: DEFAULT_CONFIGS.map((c) => `/repo/${c}`), modes: [...MODES], trained: 0,
   });
   const b = parseAgainstArgs(['--against=abc123', '--data', '../corpora/t.txt', '--rounds', '2', '--steps=6', '--warmup', '2',
-    '--configs', 'x.yaml,/abs/y.yaml', '--modes', 'spmd,local,spmd'], '/cwd/sub', '/repo');
+    '--configs', 'x.yaml,/abs/y.yaml', '--modes', 'spmd,local,spmd', '--trained', '600'],
+  '/cwd/sub', '/repo');
   t.is(b.against, 'abc123');
   t.is(b.data, '/cwd/corpora/t.txt');
   t.is(b.rounds, 2);
   t.is(b.steps, 6);
   t.deepEqual(b.configs, ['/cwd/sub/x.yaml', '/abs/y.yaml']);
   t.deepEqual(b.modes, ['spmd', 'local']);
+  t.is(b.trained, 600);
 });
 
 test('arguments: what is refused, each with a UsageError', (t) => {
@@ -33,6 +35,7 @@ test('arguments: what is refused, each with a UsageError', (t) => {
     ['--against', 'HEAD', '--rounds', '1.5'],
     ['--against', 'HEAD', '--steps', '20'], // not more than the 20 warm-up steps
     ['--against', 'HEAD', '--modes', 'local,gpu'],
+    ['--against', 'HEAD', '--trained', '-5'],
     ['--against', 'HEAD', '--frobnicate', '1'],
     ['--against'],
   ];
