@@ -3,7 +3,7 @@
  * (no evaluation, no checkpoints) with the given --set values, and prints one JSON line: tokens/s and
  * ms/step over the steps after the first --warmup (which include starting the backend and the threads).
  *   node --import tsx bench/against-runner.ts --config FILE --steps N --warmup W [--batch-divisor K]
- *     [--set key=value ...]
+ *     [--checkpoint DIR/checkpoints/step-N] [--set key=value ...]
  * --batch-divisor K trains at the config's data.batch_size ÷ K (bench/against.ts's `pair` and `half` modes).
  * --checkpoint DIR/checkpoints/step-N continues from that checkpoint (a run of the same config file) for
  * --steps more steps, into a directory of its own (the checkpoint's run is left as it is): bench/against.ts
@@ -53,7 +53,8 @@ const { resolveConfig, train } = await api();
 const resolve = (more: string[]) => resolveConfig({
   file: flag('config'),
   sets: [...sets, `train.steps=${done + steps}`, 'train.eval_every=0', 'train.checkpoint_every=0',
-    'train.eval_batches=1', `train.log_every=${steps}`, 'train.warmup_steps=1', ...more],
+    // the last step is the only one logged
+    'train.eval_batches=1', `train.log_every=${done + steps}`, 'train.warmup_steps=1', ...more],
 }).config;
 let config = resolve([]);
 if (divisor !== 1) {
@@ -78,6 +79,8 @@ try {
   rmSync(dir, { recursive: true, force: true });
   for (const s of ['SIGINT', 'SIGTERM'] as const) process.off(s, onSignal);
 }
+// a tree whose train() took no `resume` would have trained from scratch, done + steps steps: not what was asked
+if (times.length !== steps) throw new Error(`against-runner: ${times.length} steps ran, ${steps} asked`);
 const counted = times.slice(warmup);
 const ms = counted.reduce((a, b) => a + b, 0) / counted.length;
 const tokensPerStep = config.data.batch_size * config.data.seq_len;

@@ -115,6 +115,28 @@ export function measure(
   });
 }
 
+/**
+ * `switch-sim train` of `config` with `sets` in the working tree `root`, into `out`, in a child process that a
+ * signal handler can end (it is in `running`); rejects with its stderr's tail unless it exits 0.
+ */
+export function trainRun(root: string, config: string, sets: string[], out: string): Promise<void> {
+  const argv = ['--import', 'tsx', 'src/cli/main.ts', 'train', '--config', config, '--out', out,
+    ...sets.flatMap((s) => ['--set', s])];
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, argv, { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+    running.add(child);
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      running.delete(child);
+      if (code === 0) return resolve();
+      const tail = err.trim().split('\n').slice(-15).join('\n');
+      reject(new Error(`training ${config} failed (${signal ? `signal ${signal}` : `exit code ${code}`})\n${tail}`));
+    });
+  });
+}
+
 /** "Intel(R) Xeon(R) ..., 2 cores, load 8.1 7.9 6.0" (the load at the end of the benchmark). */
 export function machine(): string {
   const cores = cpus();

@@ -6,7 +6,8 @@
  * an error and on Ctrl-C). Each run trains one config in one mode for N steps (default 40, the first W,
  * default 20, not counted: device threads compile their own code, and the first steps measure that) in a
  * fresh process of its own tree (bench/against-runner.ts, copied into REV's tree); the trees take turns in
- * each round, the working tree first in even rounds and REV first in odd ones, so that the machine's drift hits both alike. Both trees read the working tree's config files
+ * each round, the working tree first in even rounds and REV first in odd ones, so that the machine's drift hits
+ * both alike. Both trees read the working tree's config files
  * (default configs/tiny-moe.yaml and configs/tiny-shakespeare.yaml) and the same corpus: --data PATH, a
  * local Tiny Shakespeare, else the embedded corpus (moby-dick). Rounds default to 3.
  * Modes: local (in-process devices, parallel.transport=local), coordinator (device threads, D=2),
@@ -22,7 +23,6 @@
  * router spreads tokens more evenly than a fresh one's (the early steps' uneven loads make spmd's devices
  * wait for each other at every exchange). The checkpoints are removed at the end.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -31,7 +31,7 @@ import { dataSets, MODE_SETS, parseAgainstArgs, UsageError, type AgainstArgs, ty
   from './against-args.js';
 import { compare, formatSpread, measureMode, pairedRatios, roundOrder, spread, type TreeName }
   from './against-stats.js';
-import { addRevTree, machine, measure, running, workingCommit, type RevTree } from './against-tree.js';
+import { addRevTree, machine, measure, running, trainRun, workingCommit, type RevTree } from './against-tree.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const log = (line: string) => console.error(line);
@@ -39,16 +39,18 @@ const log = (line: string) => console.error(line);
 interface Cell { config: string; mode: Mode; tokens: Record<TreeName, number[]> }
 
 /** --trained N: each config trained N steps in-process by the working tree's CLI; its checkpoint per config */
-function trainCheckpoints(args: AgainstArgs, dir: string): Map<string, string> {
+async function trainCheckpoints(args: AgainstArgs, dir: string, stop: { requested: boolean }):
+  Promise<Map<string, string>> {
   const out = new Map<string, string>();
-  if (args.trained === 0) return out;
   for (const [i, config] of args.configs.entries()) {
+    if (stop.requested) throw new Error('interrupted');
     const run = join(dir, `run-${i}`);
     const sets = [...dataSets(args.data), ...MODE_SETS.local, `train.steps=${args.trained}`, 'train.eval_every=0',
       'train.checkpoint_every=0'];
     log(`training ${basename(config, '.yaml')} ${args.trained} steps in-process (--trained) into ${run}`);
-    execFileSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'train', '--config', config, '--out', run,
-      ...sets.flatMap((s) => ['--set', s])], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+    await trainRun(root, config, sets, run).catch((e: unknown) => {
+      throw stop.requested ? new Error('interrupted') : e;
+    });
     out.set(config, join(run, 'checkpoints', `step-${args.trained}`));
   }
   return out;
@@ -140,13 +142,14 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  const trainedDir = mkdtempSync(join(tmpdir(), 'switch-sim-against-trained-'));
+  const trainedDir = args.trained ? mkdtempSync(join(tmpdir(), 'switch-sim-against-trained-')) : undefined;
   try {
-    const cells = await measureAll(args, rev, stop, trainCheckpoints(args, trainedDir));
+    const checkpoints = trainedDir ? await trainCheckpoints(args, trainedDir, stop) : new Map<string, string>();
+    const cells = await measureAll(args, rev, stop, checkpoints);
     for (const line of report(args, rev, cells, working)) console.log(line);
   } finally {
     rev.remove();
-    rmSync(trainedDir, { recursive: true, force: true });
+    if (trainedDir) rmSync(trainedDir, { recursive: true, force: true });
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
