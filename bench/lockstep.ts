@@ -21,10 +21,11 @@
  * so that the other one never waits for it forever.
  */
 import { readFileSync } from 'node:fs';
-import { arch, cpus, platform } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { Barrier, allocateBarrier } from '../src/core/comm/barrier.js';
+import { spread } from './against-stats.js';
+import { machine } from './against-tree.js';
 
 const M = 128, K = 128, N = 256;
 const KERNELS = ['fused-fma.wasm', 'fused.wasm'].map((f) => new URL(`../src/core/model/kernels/${f}`, import.meta.url));
@@ -101,16 +102,11 @@ if (!isMainThread) {
   // one gemm call's time, to size the pieces
   const [probe] = await run([{ rank: 0, every: false, pieces: 50, reps: 1 }]);
   const callMs = probe!.ms / 50;
-  const spread = (xs: number[]) => {
-    const s = [...xs].sort((x, y) => x - y);
-    return { median: s[Math.floor(s.length / 2)]!, min: s[0]!, max: s[s.length - 1]! };
-  };
   const fmt = (xs: number[], digits = 3) => {
     const s = spread(xs);
     return `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}–${s.max.toFixed(digits)})`;
   };
-  console.log(`${cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${cpus().length} cores, ${platform()} ${arch()}, `
-    + `node ${process.version}`);
+  console.log(`${machine()}; node ${process.version}`);
   console.log(`one gemm 128x128·128x256 (${probe!.kernels}): ${callMs.toFixed(3)} ms alone; `
     + `runs of about ${runMs} ms, `
     + `${rounds} rounds; ms per piece (slower thread), median (min–max) over rounds; ratios per round`);
