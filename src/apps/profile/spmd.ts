@@ -1,6 +1,7 @@
 import type { TopLevelSpec } from 'vega-lite';
 import { htmlPage, type Chart, type Table } from '../../core/instrument/page.js';
 import type { Recorder, Span } from '../../core/instrument/recorder.js';
+import { splitWaits } from './wait-split.js';
 
 /** Where an spmd device's profiled steps went, per step on average. */
 export interface SpmdDeviceProfile {
@@ -13,6 +14,10 @@ export interface SpmdDeviceProfile {
   pack_unpack_ms: number;
   /** waiting at barriers: the time lost to the slowest device (exchanges and the optimizer step) */
   barrier_wait_ms: number;
+  /** of barrier_wait_ms, what uneven expert rows explain (the busiest device's extra rows, wait-split.ts) */
+  wait_rows_ms: number;
+  /** of barrier_wait_ms, the rest: devices running the same work at different speeds */
+  wait_speed_ms: number;
   /** its share of the step */
   barrier_share: number;
   /** the dense gradients' all-reduce (its barrier waits included) */
@@ -44,6 +49,7 @@ export function analyseSpmd(rec: Recorder, devices: number): SpmdProfile {
     spans.filter((s) => onDevice(s, d) && names.includes(s.name) && (!lane || s.lane.kind === lane))
       .reduce((a, s) => a + s.dur, 0) / n;
   const stepMs = stepSpans.reduce((a, s) => a + s.dur, 0) / n;
+  const split = splitWaits(spans, devices, n);
   const perDevice = Array.from({ length: devices }, (_, d): SpmdDeviceProfile => {
     const barrier = sum(d, ['barrier_wait']) + spans.filter((s) => onDevice(s, d) && s.name === 'allreduce')
       .reduce((a, s) => a + Number(s.args?.barrier_wait_ms ?? 0), 0) / n;
@@ -54,6 +60,8 @@ export function analyseSpmd(rec: Recorder, devices: number): SpmdProfile {
       expert_ms: sum(d, ['expert_forward', 'expert_backward']),
       pack_unpack_ms: sum(d, ['pack', 'unpack']),
       barrier_wait_ms: barrier,
+      wait_rows_ms: split.rows_ms[d]!,
+      wait_speed_ms: split.speed_ms[d]!,
       barrier_share: stepMs > 0 ? barrier / stepMs : 0,
       allreduce_ms: sum(d, ['allreduce']),
       optimizer_ms: sum(d, ['optimizer']),
@@ -66,16 +74,20 @@ export function analyseSpmd(rec: Recorder, devices: number): SpmdProfile {
   return { steps, step_ms: stepMs, devices: perDevice, dispatch_bytes_per_step: bytes };
 }
 
-const COLUMNS = ['dense_ms', 'expert_ms', 'pack_unpack_ms', 'barrier_wait_ms', 'allreduce_ms', 'optimizer_ms'] as const;
+const COLUMNS = ['dense_ms', 'expert_ms', 'pack_unpack_ms', 'barrier_wait_ms', 'wait_rows_ms', 'wait_speed_ms',
+  'allreduce_ms', 'optimizer_ms'] as const;
+/** the chart stacks the step's parts: the barrier waits once, as their two causes */
+const PARTS = COLUMNS.filter((c) => c !== 'barrier_wait_ms');
 
 /** The page: where each device's step went (stacked bars) and who sent how much to whom. */
 export function spmdPage(p: SpmdProfile, title: string, intro: string[]): string {
   const rows = p.devices.flatMap((d) =>
-    COLUMNS.map((c) => ({ device: `device ${d.device}`, part: c.replace(/_ms$/, '').replace('_', ' '), ms: d[c] })));
+    PARTS.map((c) => ({ device: `device ${d.device}`, part: c.replace(/_ms$/, '').replaceAll('_', ' '), ms: d[c] })));
   const chart: Chart = {
     id: 'devices', title: 'Where each device\'s step went (ms per step)',
-    note: 'Barrier waits are time a device sat idle until the slowest one arrived; the all-reduce bar ' +
-      'includes its own barrier waits.',
+    note: 'Barrier waits are time a device sat idle until the slowest one arrived, split into what the busiest ' +
+      'device\'s extra expert rows explain (wait rows) and the rest (wait speed: the same work run at different ' +
+      'speeds); the all-reduce bar includes its own barrier wait, counted in wait speed too.',
     spec: {
       $schema: 'https://vega.github.io/schema/vega-lite/v5.json', width: 640, data: { values: rows },
       mark: 'bar', encoding: { y: { field: 'device', type: 'nominal' },
@@ -96,9 +108,10 @@ export function spmdPage(p: SpmdProfile, title: string, intro: string[]): string
 
 /** The console table `switch-sim profile` prints for an spmd run. */
 export function spmdTable(p: SpmdProfile): string {
-  const head = `device ${COLUMNS.map((c) => c.padStart(16)).join('')}  barrier share\n`;
+  const w = (c: string) => c.length + 1; // each column as wide as its name, a space before it
+  const head = `device${COLUMNS.map((c) => c.padStart(w(c))).join('')}  barrier share\n`;
   const body = p.devices.map((d) =>
-    `${String(d.device).padEnd(6)} ${COLUMNS.map((c) => d[c].toFixed(2).padStart(16)).join('')}  ` +
+    `${String(d.device).padEnd(6)}${COLUMNS.map((c) => d[c].toFixed(2).padStart(w(c))).join('')}  ` +
     `${(100 * d.barrier_share).toFixed(1).padStart(12)}%`).join('\n');
   const kb = p.dispatch_bytes_per_step.map((r, s) =>
     `  ${s} → ${r.map((b, q) => `${q}: ${(b / 1024).toFixed(1)} KB`).join(', ')}`).join('\n');
