@@ -1,29 +1,35 @@
 /**
  * What starting device threads costs: a 1-step training run of a tiny model (the embedded corpus)
- * in a process of its own, with D device threads in each layout, once with the threads loading the
- * bundled handlers (src/threads/worker-file.ts, the default) and once registering tsx in every
- * thread (SWITCH_SIM_WORKER_TSX=1, the fallback), interleaved over rounds. Everything but the
- * threads' start is the same in both, so the difference is the start.
- *   npx tsx bench/thread-start.ts [--rounds 3]
+ * in a process of its own, with D device threads in each layout, interleaved over rounds, two ways:
+ *   default        the threads loading the bundled handlers (src/threads/worker-file.ts, the default)
+ *                  against registering tsx in every thread (SWITCH_SIM_WORKER_TSX=1, the fallback);
+ *                  everything but the threads' start is the same, so the difference is the start
+ *   --against REV  the working tree's CLI against REV's (checked out beside it, bench/against-tree.ts),
+ *                  both as they start by default: what a change to starting a process or a thread saved
+ *   npx tsx bench/thread-start.ts [--rounds 3] [--against REV]
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { arg } from './common.js';
+import { addRevTree, machine, workingCommit } from './against-tree.js';
 
 const rounds = arg('rounds', 3);
-const CLI = new URL('../bin/switch-sim.js', import.meta.url).pathname;
+const ROOT = new URL('..', import.meta.url).pathname;
+const CLI = join(ROOT, 'bin', 'switch-sim.js');
 const TINY = ['data.seq_len=16', 'data.batch_size=8', 'model.d_model=16', 'model.n_heads=2', 'model.n_layers=2', 'model.d_ff=32',
   'moe.n_experts=8', 'train.steps=1', 'train.warmup_steps=1', 'train.eval_every=0', 'train.eval_batches=1', 'train.log_every=1', 'train.checkpoint_every=0'];
 
-/** wall seconds and CPU seconds (user + system) of one run of the CLI */
-function run(layout: string, devices: number, tsx: boolean): { wall: number; cpu: number } {
+interface Cost { wall: number; cpu: number }
+
+/** wall seconds and CPU seconds (user + system) of one run of a CLI */
+function run(cli: string, layout: string, devices: number, tsx: boolean): Cost {
   const out = mkdtempSync(join(tmpdir(), 'switch-sim-start-'));
   try {
     const sets = [...TINY, `parallel.layout=${layout}`, `parallel.devices=${devices}`, 'parallel.transport=threads'].flatMap((s) => ['--set', s]);
     const t0 = performance.now();
-    const r = spawnSync('bash', ['-c', 'TIMEFORMAT=%U+%S; time "$@" >/dev/null', 'run', process.execPath, CLI, 'train', ...sets, '--out', out], {
+    const r = spawnSync('bash', ['-c', 'TIMEFORMAT=%U+%S; time "$@" >/dev/null', 'run', process.execPath, cli, 'train', ...sets, '--out', out], {
       encoding: 'utf8', env: { ...process.env, SWITCH_SIM_WORKER_TSX: tsx ? '1' : '' },
     });
     const wall = (performance.now() - t0) / 1000;
@@ -36,16 +42,43 @@ function run(layout: string, devices: number, tsx: boolean): { wall: number; cpu
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-console.log(`layout       D   bundled: wall s   cpu s   tsx in each thread: wall s   cpu s   saved per thread: wall ms  cpu ms   (${rounds} rounds, interleaved)`);
-for (const layout of ['coordinator', 'spmd']) {
-  for (const devices of [1, 2, 4, 8]) {
-    const b: { wall: number; cpu: number }[] = [];
-    const t: { wall: number; cpu: number }[] = [];
-    for (let i = 0; i < rounds; i++) {
-      b.push(run(layout, devices, false));
-      t.push(run(layout, devices, true));
+
+/** per (layout, D): the two ways, taking turns; `perThread` divides the difference by D */
+function table(head: [string, string], a: (l: string, d: number) => Cost, b: (l: string, d: number) => Cost,
+  perThread: boolean): void {
+  const saved = perThread ? 'saved per thread' : 'saved per run';
+  console.log(`layout       D   ${head[0]}: wall s   cpu s   ${head[1]}: wall s   cpu s   ${saved}: wall ms  cpu ms   ` +
+    `(${rounds} rounds, interleaved)`);
+  for (const layout of ['coordinator', 'spmd']) {
+    for (const devices of [1, 2, 4, 8]) {
+      const xs: Cost[] = [];
+      const ys: Cost[] = [];
+      for (let i = 0; i < rounds; i++) {
+        xs.push(a(layout, devices));
+        ys.push(b(layout, devices));
+      }
+      const [aw, ac, bw, bc] = [mean(xs.map((x) => x.wall)), mean(xs.map((x) => x.cpu)), mean(ys.map((x) => x.wall)),
+        mean(ys.map((x) => x.cpu))];
+      const per = perThread ? devices : 1;
+      console.log(`${layout.padEnd(12)} ${String(devices).padStart(2)}   ${aw.toFixed(2).padStart(head[0].length + 8)} ` +
+        `${ac.toFixed(2).padStart(7)}   ${bw.toFixed(2).padStart(head[1].length + 8)} ${bc.toFixed(2).padStart(7)}   ` +
+        `${(((bw - aw) / per) * 1000).toFixed(0).padStart(saved.length + 8)} ${(((bc - ac) / per) * 1000).toFixed(0).padStart(6)}`);
     }
-    const [bw, bc, tw, tc] = [mean(b.map((x) => x.wall)), mean(b.map((x) => x.cpu)), mean(t.map((x) => x.wall)), mean(t.map((x) => x.cpu))];
-    console.log(`${layout.padEnd(12)} ${String(devices).padStart(2)}   ${bw.toFixed(2).padStart(15)} ${bc.toFixed(2).padStart(7)}   ${tw.toFixed(2).padStart(26)} ${tc.toFixed(2).padStart(7)}   ${(((tw - bw) / devices) * 1000).toFixed(0).padStart(24)} ${(((tc - bc) / devices) * 1000).toFixed(0).padStart(6)}`);
   }
+}
+
+const at = process.argv.indexOf('--against');
+if (at >= 0) {
+  const rev = process.argv[at + 1];
+  if (!rev) throw new Error('--against wants a revision');
+  const tree = addRevTree(ROOT, rev, (line) => console.log(line));
+  try {
+    const theirs = join(tree.dir, 'bin', 'switch-sim.js');
+    console.log(`working tree ${workingCommit(ROOT)} against ${tree.commit} (node_modules ${tree.modules}); ${machine()}`);
+    table(['working', tree.commit], (l, d) => run(CLI, l, d, false), (l, d) => run(theirs, l, d, false), false);
+  } finally {
+    tree.remove();
+  }
+} else {
+  table(['bundled', 'tsx in each thread'], (l, d) => run(CLI, l, d, false), (l, d) => run(CLI, l, d, true), true);
 }

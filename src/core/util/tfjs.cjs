@@ -3,13 +3,51 @@
 // names it exports, and tsx's source maps would read its .map files; that was ~220 ms of each
 // process's and each device thread's start. Every module of the project imports tfjs from here
 // (`import tf from './tfjs.cjs'`; tfjs.d.cts gives it tfjs's own types).
+//
+// The union package @tensorflow/tfjs is what registers the gradients and chained ops on top of
+// tfjs-core, so it is the one loaded; but it also requires tfjs-layers, tfjs-converter, tfjs-data and
+// tfjs-backend-webgl only to re-export them (and their version strings), and switch-sim uses none of
+// them (Node has no WebGL: that backend never registers here). While tfjs loads, require.cache (Node's
+// documented module cache) holds an empty module for each, so tfjs re-exports nothing of them and they
+// are not read: ~50 ms less of every process's and device thread's start. The entries are removed
+// afterwards: anything that requires those packages itself later gets the real ones.
 'use strict';
+const Module = require('node:module');
+const { dirname } = require('node:path');
+
+const UNUSED = ['@tensorflow/tfjs-layers', '@tensorflow/tfjs-converter', '@tensorflow/tfjs-data',
+  '@tensorflow/tfjs-backend-webgl'];
+
+/** puts an empty, loaded module where tfjs would find each unused package; returns what it put */
+function stubUnused() {
+  const from = { paths: [dirname(require.resolve('@tensorflow/tfjs'))] }; // resolved as tfjs resolves them
+  const stubs = [];
+  for (const name of UNUSED) {
+    let file;
+    try {
+      file = require.resolve(name, from);
+    } catch {
+      continue; // not installed: tfjs's own require will say so
+    }
+    if (require.cache[file]) continue; // already loaded for real: tfjs gets that
+    const m = new Module(file, null);
+    m.filename = file;
+    m.loaded = true;
+    m.exports = {};
+    require.cache[file] = m;
+    stubs.push([file, m]);
+  }
+  return stubs;
+}
+
 const maps = process.sourceMapsEnabled;
 process.setSourceMapsEnabled(false); // tfjs's source maps are not ours to read
+const stubs = stubUnused();
 let tf;
 try {
   tf = require('@tensorflow/tfjs');
 } finally {
   process.setSourceMapsEnabled(maps);
+  for (const [file, m] of stubs) if (require.cache[file] === m) delete require.cache[file];
 }
 module.exports = tf; // not `= require(...)`: Node would then scan tfjs for names after all
