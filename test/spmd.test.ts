@@ -198,7 +198,8 @@ test.serial('profile of an spmd run: per-pair bytes and barrier waits on the tra
   t.true(report.devices.some((d) => d.barrier_wait_ms > 0), 'someone waits for the slower device');
   // the two causes add up to the waits (wait-split.ts; its arithmetic is tested by hand in profile-waits.test.ts)
   for (const d of report.devices)
-    t.true(Math.abs(d.wait_rows_ms + d.wait_speed_ms - d.barrier_wait_ms) < 1e-9 && d.wait_rows_ms >= 0 && d.wait_speed_ms >= 0,
-      `device ${d.device}: ${d.wait_rows_ms} + ${d.wait_speed_ms} vs ${d.barrier_wait_ms}`);
+    t.true(Math.abs(d.wait_rows_ms + d.wait_speed_ms - d.barrier_wait_ms) < 1e-9
+      && d.wait_rows_ms >= 0 && d.wait_speed_ms >= 0, `device ${d.device}: ${d.wait_rows_ms} + ${d.wait_speed_ms} vs ` +
+      `${d.barrier_wait_ms}`);
   await assertPageRenders(t, join(dir, 'profile.html'), ['devices']);
 });

@@ -11,7 +11,11 @@ import type { Span } from '../../core/instrument/recorder.js';
  * the rows explain
  *   rows_wait_d = min(wait_d, max_q r_q·ρ − r_d·ρ),   ρ = Σ_q c_q / Σ_q r_q  (ms per row over the devices)
  * i.e. how much longer the busiest device's rows take than d's at the exchange's common rate; the rest of
- * that wait, the first barrier's and the all-reduce's, is speed.
+ * that wait, the first barrier's and the all-reduce's, is speed (which so also holds a device's late start of
+ * the step). ρ spreads each call's fixed cost over its rows, so the rows' share is if anything overstated;
+ * on a GPU backend experts compute padded buckets, so there it is a rough figure. A barrier wait outside a
+ * recognisable exchange (no layer, or not two waits for the device) is all speed: the parts always add up to
+ * the waits analyseSpmd counts.
  */
 export interface WaitSplit {
   /** per device, ms per step of barrier waits explained by uneven expert rows */
@@ -23,7 +27,7 @@ export interface WaitSplit {
 const EXPERT = new Set(['expert_forward', 'expert_backward']);
 
 interface Exchange {
-  /** per device: its experts' rows and compute ms, and its barrier waits in the order they began */
+  /** per device: its experts' rows and compute ms, and its barrier waits (sorted by start when read) */
   rows: number[];
   ms: number[];
   waits: Span[][];
@@ -50,7 +54,10 @@ export function splitWaits(spans: Span[], devices: number, steps: number): WaitS
     const d = device(s);
     if (d === undefined || d >= devices) continue;
     if (s.name === 'allreduce') speed[d]! += Number(s.args?.barrier_wait_ms ?? 0);
-    if (s.layer === undefined || s.dir === undefined) continue;
+    if (s.layer === undefined || s.dir === undefined) {
+      if (s.name === 'barrier_wait') speed[d]! += s.dur;
+      continue;
+    }
     if (EXPERT.has(s.name)) {
       const x = exchange(s);
       x.rows[d]! += Number(s.args?.rows ?? 0);
@@ -62,7 +69,7 @@ export function splitWaits(spans: Span[], devices: number, steps: number): WaitS
     const rate = allRows > 0 ? x.ms.reduce((a, b) => a + b, 0) / allRows : 0;
     const most = Math.max(...x.rows) * rate;
     x.waits.forEach((w, d) => {
-      const second = [...w].sort((a, b) => a.ts - b.ts)[1];
+      const second = w.length === 2 ? [...w].sort((a, b) => a.ts - b.ts)[1]! : undefined;
       const explained = second ? Math.min(second.dur, Math.max(0, most - x.rows[d]! * rate)) : 0;
       rows[d]! += explained;
       speed[d]! += w.reduce((a, s) => a + s.dur, 0) - explained;

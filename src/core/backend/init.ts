@@ -53,7 +53,9 @@ export async function initBackend(name: BackendName): Promise<void> {
     (globalThis as { navigator?: unknown }).navigator = { gpu: dawn.gpu }; // tfjs-webgpu finds its adapter here
     require('@tensorflow/tfjs-backend-webgpu');
   } else if (name === 'tensorflow') {
-    // libtensorflow through tfjs-node-gpu (CUDA) or tfjs-node (CPU), whichever the user installed
+    // libtensorflow through tfjs-node-gpu (CUDA) or tfjs-node (CPU), whichever the user installed; they extend
+    // parts of @tensorflow/tfjs that tfjs.cjs leaves out, so the whole union first (tfjs-full.cjs)
+    require('../util/tfjs-full.cjs');
     const loaded = await import('@tensorflow/tfjs-node-gpu' as string).catch(() => import('@tensorflow/tfjs-node' as string)).catch((e: Error) => e);
     if (loaded instanceof Error) {
       throw new BackendError(

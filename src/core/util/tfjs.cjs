@@ -9,8 +9,11 @@
 // tfjs-backend-webgl only to re-export them (and their version strings), and switch-sim uses none of
 // them (Node has no WebGL: that backend never registers here). While tfjs loads, require.cache (Node's
 // documented module cache) holds an empty module for each, so tfjs re-exports nothing of them and they
-// are not read: ~50 ms less of every process's and device thread's start. The entries are removed
-// afterwards: anything that requires those packages itself later gets the real ones.
+// are not read: tfjs loads in ~60–75 ms instead of ~150 (BENCHMARKS.md, "Starting device threads"), in
+// every process and device thread. The entries are removed afterwards: a later require of one of those
+// packages gets the real one; but @tensorflow/tfjs itself stays the cut-down union for the process (the
+// types, tfjs.d.cts, still show all of it): src/core/util/tfjs-full.cjs adds the rest to it, for what
+// needs the whole union (tfjs-node).
 'use strict';
 const Module = require('node:module');
 const { dirname } = require('node:path');
@@ -42,9 +45,10 @@ function stubUnused() {
 
 const maps = process.sourceMapsEnabled;
 process.setSourceMapsEnabled(false); // tfjs's source maps are not ours to read
-const stubs = stubUnused();
+let stubs = [];
 let tf;
 try {
+  stubs = stubUnused();
   tf = require('@tensorflow/tfjs');
 } finally {
   process.setSourceMapsEnabled(maps);
