@@ -10,8 +10,9 @@ const union = require('@tensorflow/tfjs');
 
 const own = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
 
-/** pkg's names as getters on target, those target has not got yet (the union's order cannot matter: no two
- * of these packages export a name that tfjs-core or tfjs-backend-cpu does not) */
+/** pkg's names as getters on target, those target has not got yet. The union adds core, layers, converter,
+ * cpu, webgl in that order, each name from the first that has it; here cpu's came with tfjs.cjs, before layers
+ * and converter, which makes no difference: neither exports a name of tfjs-backend-cpu's that tfjs-core lacks */
 function reexport(target, pkg) {
   for (const k of Object.keys(pkg))
     if (k !== 'default' && !own(target, k)) Object.defineProperty(target, k, { enumerable: true, get: () => pkg[k] });
