@@ -1,6 +1,7 @@
 import test from 'ava';
 import type { Span } from '../src/core/instrument/recorder.js';
 import { splitWaits } from '../src/apps/profile/wait-split.js';
+import { stepParts } from '../src/apps/profile/spmd.js';
 
 // Hand-worked spans of two spmd devices over two profiled steps (wait-split.ts's formula).
 const link = (device: number) => ({ kind: 'link', device }) as const;
@@ -55,4 +56,14 @@ test('three devices, waits listed out of order, and a wait outside any exchange'
   const split = splitWaits(spans, 3, 1);
   t.deepEqual(split.rows_ms.map((v) => +v.toFixed(12)), [3, 2, 0]);
   t.deepEqual(split.speed_ms.map((v) => +v.toFixed(12)), [0.5, 1, 0.75]);
+});
+
+test("the page's stacked parts count each millisecond once: the all-reduce's wait only in wait speed", (t) => {
+  const device = { device: 0, dense_ms: 10, expert_ms: 4, pack_unpack_ms: 1, barrier_wait_ms: 3, wait_rows_ms: 0.5,
+    wait_speed_ms: 2.5, barrier_share: 0.1, allreduce_ms: 2, allreduce_wait_ms: 1.5, optimizer_ms: 0.75 };
+  const parts = stepParts({ steps: [1], step_ms: 30, devices: [device], dispatch_bytes_per_step: [[0]] });
+  t.deepEqual(Object.fromEntries(parts.map((p) => [p.part, p.ms])), { 'dense': 10, 'expert': 4, 'pack unpack': 1,
+    'wait rows': 0.5, 'wait speed': 2.5, 'allreduce sum': 0.5, 'optimizer': 0.75 });
+  // 10 + 4 + 1 + 3 (the waits) + 0.5 + 0.75, not 1.5 more
+  t.is(parts.reduce((a, p) => a + p.ms, 0), 19.25);
 });

@@ -201,5 +201,7 @@ test.serial('profile of an spmd run: per-pair bytes and barrier waits on the tra
     t.true(Math.abs(d.wait_rows_ms + d.wait_speed_ms - d.barrier_wait_ms) < 1e-9
       && d.wait_rows_ms >= 0 && d.wait_speed_ms >= 0, `device ${d.device}: ${d.wait_rows_ms} + ${d.wait_speed_ms} vs ` +
       `${d.barrier_wait_ms}`);
+  for (const d of report.devices)
+    t.true(d.allreduce_wait_ms <= d.allreduce_ms && d.allreduce_wait_ms <= d.wait_speed_ms + 1e-9);
   await assertPageRenders(t, join(dir, 'profile.html'), ['devices']);
 });

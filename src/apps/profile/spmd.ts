@@ -22,6 +22,8 @@ export interface SpmdDeviceProfile {
   barrier_share: number;
   /** the dense gradients' all-reduce (its barrier waits included) */
   allreduce_ms: number;
+  /** of allreduce_ms, waiting at its barrier (counted in barrier_wait_ms and wait_speed_ms too) */
+  allreduce_wait_ms: number;
   optimizer_ms: number;
 }
 
@@ -51,8 +53,9 @@ export function analyseSpmd(rec: Recorder, devices: number): SpmdProfile {
   const stepMs = stepSpans.reduce((a, s) => a + s.dur, 0) / n;
   const split = splitWaits(spans, devices, n);
   const perDevice = Array.from({ length: devices }, (_, d): SpmdDeviceProfile => {
-    const barrier = sum(d, ['barrier_wait']) + spans.filter((s) => onDevice(s, d) && s.name === 'allreduce')
+    const allreduceWait = spans.filter((s) => onDevice(s, d) && s.name === 'allreduce')
       .reduce((a, s) => a + Number(s.args?.barrier_wait_ms ?? 0), 0) / n;
+    const barrier = sum(d, ['barrier_wait']) + allreduceWait;
     return {
       device: d,
       dense_ms: sum(d, ['stage_forward', 'stage_backward', 'router_softmax', 'routing_plan', 'combine_inputs',
@@ -64,6 +67,7 @@ export function analyseSpmd(rec: Recorder, devices: number): SpmdProfile {
       wait_speed_ms: split.speed_ms[d]!,
       barrier_share: stepMs > 0 ? barrier / stepMs : 0,
       allreduce_ms: sum(d, ['allreduce']),
+      allreduce_wait_ms: allreduceWait,
       optimizer_ms: sum(d, ['optimizer']),
     };
   });
@@ -76,18 +80,26 @@ export function analyseSpmd(rec: Recorder, devices: number): SpmdProfile {
 
 const COLUMNS = ['dense_ms', 'expert_ms', 'pack_unpack_ms', 'barrier_wait_ms', 'wait_rows_ms', 'wait_speed_ms',
   'allreduce_ms', 'optimizer_ms'] as const;
-/** the chart stacks the step's parts: the barrier waits once, as their two causes */
-const PARTS = COLUMNS.filter((c) => c !== 'barrier_wait_ms');
+/**
+ * The chart's stacked parts of each device's step, each millisecond once: the barrier waits as their two
+ * causes, and the all-reduce without its barrier wait (which wait speed holds).
+ */
+export function stepParts(p: SpmdProfile): { device: string; part: string; ms: number }[] {
+  return p.devices.flatMap((d) => [
+    ['dense', d.dense_ms], ['expert', d.expert_ms], ['pack unpack', d.pack_unpack_ms], ['wait rows', d.wait_rows_ms],
+    ['wait speed', d.wait_speed_ms], ['allreduce sum', d.allreduce_ms - d.allreduce_wait_ms],
+    ['optimizer', d.optimizer_ms],
+  ].map(([part, ms]) => ({ device: `device ${d.device}`, part: part as string, ms: ms as number })));
+}
 
 /** The page: where each device's step went (stacked bars) and who sent how much to whom. */
 export function spmdPage(p: SpmdProfile, title: string, intro: string[]): string {
-  const rows = p.devices.flatMap((d) =>
-    PARTS.map((c) => ({ device: `device ${d.device}`, part: c.replace(/_ms$/, '').replaceAll('_', ' '), ms: d[c] })));
+  const rows = stepParts(p);
   const chart: Chart = {
     id: 'devices', title: 'Where each device\'s step went (ms per step)',
     note: 'Barrier waits are time a device sat idle until the slowest one arrived, split into what the busiest ' +
       'device\'s extra expert rows explain (wait rows) and the rest (wait speed: the same work run at different ' +
-      'speeds); the all-reduce bar includes its own barrier wait, counted in wait speed too.',
+      'speeds, and the all-reduce\'s own wait); the all-reduce sum bar is the all-reduce without that wait.',
     spec: {
       $schema: 'https://vega.github.io/schema/vega-lite/v5.json', width: 640, data: { values: rows },
       mark: 'bar', encoding: { y: { field: 'device', type: 'nominal' },
