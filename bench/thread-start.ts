@@ -47,8 +47,9 @@ function run(cli: string, layout: string, devices: number, tsx: boolean): Cost {
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
-/** per (layout, D): the two ways, taking turns; `perThread` divides the difference by D */
 type Way = (layout: string, devices: number) => Cost;
+
+/** per (layout, D): the two ways, taking turns; `perThread` divides the difference by D */
 function table(head: [string, string], a: Way, b: Way, perThread: boolean): void {
   const saved = perThread ? 'saved per thread' : 'saved per run';
   console.log(`layout       D   ${head[0]}: wall s   cpu s   ${head[1]}: wall s   cpu s   ${saved}: wall ms  ` +

@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pickFastest } from '../src/runtime/devices/probe.js';
+import { leastSquares } from '../src/sim/fit.js';
 import { train } from '../src/training/trainer.js';
 import { cfg, cli, CORPUS, tempDir } from './helpers.js';
 
@@ -74,9 +75,7 @@ for (const [backend, steps] of [['wasm', 60], ['cpu', 60], ['webgpu', 240], ['gp
     t.deepEqual(mem(steps).map((m) => m.bytes), mem(20).map((m) => m.bytes), 'device tensor bytes');
     if (backend === 'webgpu') {
       const pts = recs.filter((r) => r.step >= 60).map((r) => [r.step as number, r.rss_mb as number] as const);
-      const [mx, my] = [0, 1].map((i) => pts.reduce((a, p) => a + p[i]!, 0) / pts.length);
-      const slope = pts.reduce((a, [x, y]) => a + (x - mx!) * (y - my!), 0)
-        / pts.reduce((a, [x]) => a + (x - mx!) ** 2, 0);
+      const slope = leastSquares(pts.map(([x, y]) => [1, x, y]))[1]!; // y = a + slope·x
       const read = pts.map(([x, y]) => `${x}: ${y}`).join(', ');
       t.true(slope < 0.25, `RSS grew ${slope.toFixed(3)} MB a step from step 60 (${read})`);
     } else {
