@@ -1,10 +1,11 @@
 import test from 'ava';
-import { cpSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadCheckpoint, resolveCheckpointDir } from '../src/training/checkpoint.js';
 import { InterruptedError } from '../src/training/errors.js';
 import { train, type TrainOptions } from '../src/training/trainer.js';
 import type { Config } from '../src/core/config/defaults.js';
+import { ConfigError } from '../src/core/config/errors.js';
 import { cfg, cli, CORPUS, tempDir } from './helpers.js';
 
 // runs never share a directory: a new run is refused where another is, --force replaces it, --resume continues only its own
@@ -95,6 +96,60 @@ test.serial('--resume from an earlier checkpoint drops the later ones: a later -
   t.deepEqual(checkpoints(dir), ['step-2', 'step-3']);
   t.is(resolveCheckpointDir(dir), join(dir, 'checkpoints', 'step-3'));
   t.deepEqual(steps(dir), [1, 2, 3]);
+  t.false(existsSync(join(dir, 'summary.json')), 'the summary of the run that ended at step 6 is gone with it');
+});
+
+test.serial('two runs started into one directory at once: one trains there, the other is refused before it writes', async (t) => {
+  const dir = tempDir(t);
+  const seeds = [1, 7];
+  const runs = await Promise.allSettled(seeds.map((seed) =>
+    train({ config: small('train.steps=4', `seed=${seed}`), name: 't', outDir: dir })));
+  const won = runs.findIndex((r) => r.status === 'fulfilled');
+  const lost = runs.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  t.is(lost.length, 1, 'exactly one of the two trained');
+  t.true(lost[0]!.reason instanceof ConfigError);
+  t.regex((lost[0]!.reason as Error).message, new RegExp(`^config error: run directory ${dir} (is in use by process `
+    + `${process.pid} on .* \\(run\\.lock\\)|was taken by another run while this one started)`));
+  t.deepEqual(steps(dir), [1, 2, 3, 4], 'every step logged once');
+  for (const ck of checkpoints(dir)) t.is(loadCheckpoint(join(dir, 'checkpoints', ck)).config.seed, seeds[won]!, ck);
+  t.false(existsSync(join(dir, 'run.lock')), 'the directory is given back at the end');
+});
+
+test.serial('--out under a file, or empty, is refused in one line (exit 2) before anything loads', async (t) => {
+  const file = join(tempDir(t), 'f');
+  writeFileSync(file, '');
+  for (const out of [join(file, 'sub'), '']) {
+    const r = await cli('train', ...args('train.steps=1'), '--out', out);
+    t.is(r.status, 2, r.stderr);
+    t.is(r.stdout, '');
+    t.is(r.stderr.trim().split('\n').length, 1);
+    t.regex(r.stderr, out ? /^config error: --out must be a directory \(got ".*sub", and ".*f" is a file\)$/m
+      : /^config error: --out must name a directory \(got ""\)$/m);
+  }
+});
+
+test.serial('a branch from a run\'s last step writes that step\'s checkpoint in its directory, so it can go on', async (t) => {
+  const [a, b] = [tempDir(t), tempDir(t)];
+  t.is((await cli('train', ...args('train.steps=6'), '--out', a)).status, 0);
+  const branch = await cli('train', '--resume', a, '--out', b);
+  t.is(branch.status, 0, branch.stderr);
+  t.deepEqual(checkpoints(b), ['step-6']);
+  const on = await cli('train', '--resume', b, '--set', 'train.steps=8');
+  t.is(on.status, 0, on.stderr);
+  t.deepEqual(steps(b), [7, 8]);
+});
+
+test.serial('a device that fails while a checkpoint loads is a device failure (exit 1), not a bad checkpoint (exit 2)', async (t) => {
+  const dir = tempDir(t);
+  // experts of 2 × 256 × 2048 floats, with their moments 12 MB each: no device thread takes its half in 1 ms
+  const big = ['model.d_model=256', 'model.d_ff=2048', 'moe.n_experts=4'];
+  t.is((await cli('train', ...args('train.steps=1', ...big), '--out', dir)).status, 0);
+  for (const layout of ['coordinator', 'spmd']) {
+    const r = await cli('train', '--resume', dir, '--set', 'train.steps=4', '--set', 'parallel.transport=threads',
+      '--set', 'parallel.devices=2', '--set', `parallel.layout=${layout}`, '--set', 'parallel.timeout_ms=1');
+    t.is(r.status, 1, r.stderr);
+    t.regex(r.stderr, /device \d \(experts [\d,]+\) failed during load: no answer within (parallel\.timeout_ms = )?1 ms/);
+  }
 });
 
 test.serial('a resumed run\'s summary covers the whole run: training time, evaluation time and tokens carried in the checkpoint', async (t) => {

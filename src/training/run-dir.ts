@@ -11,6 +11,7 @@ import { timestampedRunDir } from '../core/util/run-name.js';
 import { CheckpointError, type CheckpointData } from '../runtime/coordinator/restore.js';
 import { checkpointSteps, saveCheckpoint, type LoadedCheckpoint } from './checkpoint.js';
 import { MetricsWriter, type PastRecords } from './metrics.js';
+import { RunLock } from './run-lock.js';
 import { RunTotals, type TimeKind, type TotalsSummary } from './run-totals.js';
 
 /** What a run writes in its directory: any of these there means the directory holds a run. */
@@ -60,6 +61,7 @@ export class RunDir {
   readonly metrics: MetricsWriter;
   private id = '';
   private totals: RunTotals | undefined;
+  private lock: RunLock | undefined;
 
   private constructor(readonly path: string, readonly start: RunStart, readonly complete: boolean,
     private readonly opts: RunDirOptions) {
@@ -76,8 +78,10 @@ export class RunDir {
     const ck = opts.checkpoint;
     const home = ck ? homeOf(ck.dir) : undefined;
     const path = opts.outDir ?? home ?? timestampedRunDir(opts.name);
-    if (existsSync(path) && !statSync(path).isDirectory()) {
-      throw new ConfigError(`--out must be a directory (got the file ${JSON.stringify(path)})`);
+    if (path === '') throw new ConfigError('--out must name a directory (got "")');
+    const file = firstExisting(path);
+    if (file !== undefined && !statSync(file).isDirectory()) {
+      throw new ConfigError(`--out must be a directory (got ${JSON.stringify(path)}, and ${JSON.stringify(file)} is a file)`);
     }
     const start: RunStart = !ck ? 'new' : home !== undefined && real(path) === real(home) ? 'continue' : 'branch';
     const held = heldFiles(path);
@@ -106,18 +110,26 @@ export class RunDir {
   /**
    * Makes the directory the run's, once every input has been validated: a new run or a branch deletes
    * a run there (--force, checked by plan) and records its identity; a continued run keeps its identity,
-   * drops the metrics and checkpoints logged after the resumed step (an abandoned continuation) and
-   * returns the evaluations kept. Either writes the config it runs with to config.yaml.
+   * drops the metrics and checkpoints logged after the resumed step (an abandoned continuation) and its
+   * summary.json, and returns the evaluations kept. Either writes the config it runs with to config.yaml.
+   * The run holds the directory's lock (run-lock.ts) until `close`: a run that another one started into
+   * the same directory meanwhile, or a second --resume of it, is refused (ConfigError) before it writes.
    */
   open(config: Config): PastRecords {
     const ck = this.opts.checkpoint;
     const log = this.opts.log ?? (() => {});
     let past: PastRecords = { valCes: [], lastEval: undefined };
+    mkdirSync(this.path, { recursive: true });
+    this.lock = RunLock.take(this.path);
     if (this.start !== 'continue') {
       const held = heldFiles(this.path);
+      if (held.length > 0 && !this.opts.force) {
+        this.close();
+        throw new ConfigError(`run directory ${this.path} was taken by another run while this one started `
+          + `(${held.join(', ')}): a new run never writes into another run's directory; choose another --out`);
+      }
       for (const f of held) rmSync(join(this.path, f), { recursive: true, force: true });
       if (held.length > 0) log(`--force: deleted the run in ${this.path} (${held.join(', ')})`);
-      mkdirSync(this.path, { recursive: true });
       this.id = randomUUID();
       const from = ck ? { from: { checkpoint: ck.dir, run: ck.run?.id ?? null, step: ck.step } } : {};
       this.writeIdentity({ id: this.id, created: new Date().toISOString(), ...from });
@@ -127,6 +139,8 @@ export class RunDir {
       // a run directory from before run ids
       if (!identity) this.writeIdentity({ id: this.id, created: new Date().toISOString() });
       past = this.metrics.truncateAfter(ck!.step);
+      // the summary is of a run that ended at some step: the one continuing here writes its own
+      rmSync(join(this.path, 'summary.json'), { force: true });
       const later = checkpointSteps(join(this.path, 'checkpoints')).filter((s) => s.step > ck!.step).reverse();
       for (const s of later) rmSync(s.dir, { recursive: true, force: true });
       const names = later.map((s) => basename(s.dir)).join(', ');
@@ -141,6 +155,12 @@ export class RunDir {
         + 'summary.json gives them as null');
     }
     return past;
+  }
+
+  /** Gives the directory back (the run ended, whichever way). */
+  close(): void {
+    this.lock?.release();
+    this.lock = undefined;
   }
 
   /** Runs `f`, its time counted in the run's `kind` (evaluation, checkpoint writing). */
@@ -177,6 +197,14 @@ export class RunDir {
 
   private writeIdentity(identity: RunIdentity): void {
     writeFileAtomic(join(this.path, 'run.json'), `${JSON.stringify(identity, null, 2)}\n`);
+  }
+}
+
+/** `path` itself if it exists, else its nearest ancestor that does */
+function firstExisting(path: string): string | undefined {
+  for (let p = resolve(path); ; p = dirname(p)) {
+    if (existsSync(p)) return p;
+    if (dirname(p) === p) return undefined;
   }
 }
 

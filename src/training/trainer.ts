@@ -182,7 +182,9 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
           `continue with --resume ${dir}`);
       }
     }
-    if (c.steps > start && (c.checkpoint_every === 0 || c.steps % c.checkpoint_every !== 0)) await save(c.steps);
+    // a branch from a run's last step trains nothing, but the new directory gets that step's checkpoint
+    const none = run.start === 'branch' && c.steps === start;
+    if (none || (c.steps > start && (c.checkpoint_every === 0 || c.steps % c.checkpoint_every !== 0))) await save(c.steps);
     // the final evaluation runs once: the loop's own evaluation of the last step counts, or one logged before a resume
     const val = c.eval_batches > 0 ? (lastEval?.step === c.steps ? lastEval.ce : await evaluate(c.steps)) : null;
     const { note, ...totals } = run.totalsSummary();
@@ -199,6 +201,7 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
     metrics.summary(summary);
     return { dir, alreadyComplete: false, ...summary, losses };
   } finally {
+    run.close();
     await session.close();
   }
 }

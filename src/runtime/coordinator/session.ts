@@ -3,6 +3,7 @@ import { allocateLayerBuffers, type LayerBuffers } from '../../core/comm/buffers
 import { Engine, type StepResult } from './engine.js';
 import { SwitchDispatcher } from './switch-dispatch.js';
 import { CheckpointError } from './restore.js';
+import { DeviceError } from '../devices/errors.js';
 import { createDevices } from '../devices/create.js';
 import type { ExpertDevice } from '../devices/device.js';
 import type { DeviceMemory, DeviceTiming } from '../devices/messages.js';
@@ -173,7 +174,8 @@ export class Session implements TrainingSession {
     try {
       await Promise.all(this.devices.map((d) => d.load(experts)));
     } catch (e) {
-      throw new CheckpointError((e as Error).message);
+      // a device that crashed or hung while loading is a device failure (exit 1), not a bad checkpoint
+      throw e instanceof DeviceError ? e : new CheckpointError((e as Error).message);
     }
     this.engine.refresh();
   }

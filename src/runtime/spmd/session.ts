@@ -185,7 +185,8 @@ export class SpmdSession implements TrainingSession {
     try {
       await this.all('load', () => ({ kind: 'load', dense, experts }));
     } catch (e) {
-      throw new CheckpointError((e as Error).message);
+      // a device that crashed or hung while loading is a device failure (exit 1), not a bad checkpoint
+      throw e instanceof DeviceError ? e : new CheckpointError((e as Error).message);
     }
   }
 
