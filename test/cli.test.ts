@@ -1,5 +1,5 @@
 import test from 'ava';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cli, CORPUS, interruptWhen, tempDir } from './helpers.js';
 
@@ -31,6 +31,28 @@ test.serial('unknown flag, missing config file, missing data file, missing check
   const tokens = await cli('generate', '--checkpoint', '/nope', '--tokens', 'many');
   t.is(tokens.status, 2);
   t.regex(tokens.stderr.trim(), /--tokens must be an integer >= 1 \(got "many"\)/);
+});
+
+test.serial('a config path that is a directory, and simulate\'s --out or --html under a file: exit 2, one line, before any work', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'f');
+  writeFileSync(file, '');
+  const model = ['--cluster', 'configs/clusters/8xh100.yaml', '--config', 'configs/models/mixtral-8x7b.yaml'];
+  const cases: [string[], string][] = [
+    [['train', '--config', dir], `config error: config file must be a file (got the directory ${dir})`],
+    [['simulate', '--cluster', dir, '--config', 'configs/models/mixtral-8x7b.yaml'],
+      `config error: config file must be a file (got the directory ${dir})`],
+    [['simulate', ...model, '--out', join(file, 'x')],
+      `config error: --out must be a directory path (got "${file}/x", which is under the file "${file}")`],
+    [['simulate', ...model, '--search', '--html', join(file, 'x.html')],
+      `config error: --html must be a file path in a directory (got "${file}/x.html", whose directory is under the file "${file}")`],
+  ];
+  for (const [args, line] of cases) {
+    const r = await cli(...args);
+    t.is(r.status, 2, args.join(' '));
+    t.is(r.stderr, `${line}\n`);
+    t.is(r.stdout, '');
+  }
 });
 
 test.serial('Ctrl-C finishes the step, saves a resumable checkpoint and exits 130', async (t) => {

@@ -39,6 +39,14 @@ test("NVIDIA's Qwen3-235B-A22B H100 recipe: pp 8 × vpp 4 from 3 blocks a virtua
   t.is(r.config.data.seq_len, 4096);
   t.false(r.config.moe.drop_tokens, 'no --moe-expert-capacity-factor: dropless');
   t.deepEqual(r.ignored, ['--moe-grouped-gemm', '--lr', '--manual-gc']);
+  // flags of published recipes that change neither the plan nor its cost (loss masking, checkpoint format, RoPE
+  // scaling, initialisation, router jitter), with their values: read and set aside
+  const recipe = '--eod-mask-loss --calculate-per-token-loss --no-check-for-nan-in-loss-and-grad --dataloader-type cyclic '
+    + '--use-dist-ckpt --async-save --rope-type yarn --beta-fast 32 --beta-slow 1 --original-max-position-embeddings 4096 '
+    + '--apply-layernorm-1p --te-rng-tracker --moe-input-jitter-eps 0.01';
+  const more = parse(`--bf16 --pipeline-model-parallel-size 2 ${recipe}`);
+  t.is(more.config.plan.pp, 2, 'the values of ignored flags are not read as flags');
+  t.deepEqual(more.ignored, recipe.split(' ').filter((w) => w.startsWith('--')));
   // absent flags take Megatron-LM's defaults, not the config file's plan (qwen3-30b-a3b.yaml: ep 8, distributed optimizer)
   const bare = parse('--bf16').config.plan;
   t.like(bare, { tp: 1, pp: 1, ep: 1, etp: 1, shard: 'none', recompute: 'none', dispatcher: 'allgather', micro_batch: 1 });

@@ -99,6 +99,17 @@ test.serial('--resume from an earlier checkpoint drops the later ones: a later -
   t.false(existsSync(join(dir, 'summary.json')), 'the summary of the run that ended at step 6 is gone with it');
 });
 
+test.serial('the last checkpoint comes after the final evaluation and carries its time: a resume past it counts that evaluation', async (t) => {
+  const dir = tempDir(t);
+  await train({ config: small('train.steps=6', 'train.eval_batches=8'), name: 't', outDir: dir });
+  const summary = JSON.parse(bytes(dir, 'summary.json'));
+  const last = loadCheckpoint(dir);
+  t.is(last.step, 6);
+  t.true(summary.eval_s > 0);
+  t.true(Math.abs(last.run!.totals!.eval_ms - summary.eval_s * 1000) < 1e-6, `${last.run!.totals!.eval_ms} ms vs ${summary.eval_s} s`);
+  t.deepEqual(checkpoints(dir), ['step-3', 'step-6']);
+});
+
 test.serial('two runs started into one directory at once: one trains there, the other is refused before it writes', async (t) => {
   const dir = tempDir(t);
   const seeds = [1, 7];
@@ -123,8 +134,8 @@ test.serial('--out under a file, or empty, is refused in one line (exit 2) befor
     t.is(r.status, 2, r.stderr);
     t.is(r.stdout, '');
     t.is(r.stderr.trim().split('\n').length, 1);
-    t.regex(r.stderr, out ? /^config error: --out must be a directory \(got ".*sub", and ".*f" is a file\)$/m
-      : /^config error: --out must name a directory \(got ""\)$/m);
+    t.regex(r.stderr, out ? /^config error: --out must be a directory path \(got ".*sub", which is under the file ".*f"\)$/m
+      : /^config error: --out must be a directory path \(got "", which is empty\)$/m);
   }
 });
 

@@ -11,6 +11,7 @@ import { resolveLayout } from '../src/sim/layout.js';
 import { memoryUse, stageParams } from '../src/sim/memory.js';
 import { blockParams } from '../src/core/model/params.js';
 import { project } from '../src/sim/project.js';
+import { summaryLines } from '../src/sim/report.js';
 import { layerTraffic } from '../src/sim/traffic.js';
 import { vary } from '../src/sim/vary.js';
 import { uniformWorkload, type Workload } from '../src/sim/workload.js';
@@ -118,6 +119,11 @@ test('1F1B: the bubble is (pp − 1)/(vpp · m) of the slowest stage\'s micro-ba
   t.true(close(b.bubble, (perMicro * 3) / 2, 1e-9), `bubble ${b.bubble} vs ${(perMicro * 3) / 2}`);
   const sum = Object.values(b).reduce((x, y) => x + y, 0);
   t.true(close(sum, p.step_ms, 1e-9), 'the breakdown adds up to the step');
+  // printed: the bubble's share of the step, then Megatron's fraction of the ideal time, each named for what it is
+  const share = (100 * b.bubble / p.step_ms).toFixed(1);
+  t.true(summaryLines(p).some((l) => l.includes(`bubble ${share}% of the step (Megatron's bubble fraction (pp − 1)/(vpp · m), `
+    + `over the ideal time: ${(3 / 64).toFixed(3)})`)), summaryLines(p).join('\n'));
+  t.not(share, (100 * p.bubble_fraction).toFixed(1));
 });
 
 test('FSDP gathers each block\'s parameters twice a micro-batch and reduce-scatters its gradients; the optimizer and memory shard over dp', (t) => {

@@ -68,7 +68,10 @@ export interface Projection {
   /** Megatron-LM's model FLOPs (3× forward, recompute not counted) per GPU per second, and over the plan's peak */
   model_tflops_per_gpu: number;
   mfu: number;
-  /** Megatron's bubble: (pp − 1) / (vpp · micro-batches) */
+  /**
+   * Megatron's bubble fraction, (pp − 1) / (vpp · micro-batches): the bubble over the ideal (bubble-free) time,
+   * not over the step (that is breakdown_ms.bubble / step_ms); above 1 where the bubble outlasts the work
+   */
   bubble_fraction: number;
   memory: MemoryUse;
   memory_gb_per_gpu: number;

@@ -218,7 +218,8 @@ export function summaryLines(p: Projection): string[] {
     `step ${p.step_ms.toFixed(3)} ms, ${Math.round(p.tokens_per_s).toLocaleString('en-US')} tokens/s ` +
       `(${Math.round(p.tokens_per_s_per_gpu).toLocaleString('en-US')} per GPU), ${p.model_tflops_per_gpu.toFixed(1)} ` +
       `model TFLOP/s per GPU, MFU ${(100 * p.mfu).toFixed(1)}% (Megatron's FLOP count, recompute not counted), ` +
-      `bubble ${(100 * p.bubble_fraction).toFixed(1)}%.`,
+      `bubble ${(100 * p.breakdown_ms.bubble / p.step_ms).toFixed(1)}% of the step (Megatron's bubble fraction ` +
+      `(pp − 1)/(vpp · m), over the ideal time: ${p.bubble_fraction.toFixed(3)}).`,
     `dense ${b.dense.toFixed(3)} ms, experts ${b.experts.toFixed(3)}, all-to-all ${b.all_to_all.toFixed(3)}, tensor ` +
       `parallel ${b.tensor_parallel.toFixed(3)}, pipeline p2p ${b.pipeline_p2p.toFixed(3)}, fsdp ` +
       `${b.fsdp.toFixed(3)}, recompute ${b.recompute.toFixed(3)}, host-bound ${b.host.toFixed(3)}, bubble ` +

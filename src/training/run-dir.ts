@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import YAML from 'yaml';
 import type { Config } from '../core/config/defaults.js';
 import { ConfigError } from '../core/config/errors.js';
 import { configHash } from '../core/config/hash.js';
 import { validateConfig } from '../core/config/load.js';
-import { readJson, writeFileAtomic } from '../core/util/fs.js';
+import { directoryPathProblem, readJson, writeFileAtomic } from '../core/util/fs.js';
 import { timestampedRunDir } from '../core/util/run-name.js';
 import { CheckpointError, type CheckpointData } from '../runtime/coordinator/restore.js';
 import { checkpointSteps, saveCheckpoint, type LoadedCheckpoint } from './checkpoint.js';
@@ -78,11 +78,8 @@ export class RunDir {
     const ck = opts.checkpoint;
     const home = ck ? homeOf(ck.dir) : undefined;
     const path = opts.outDir ?? home ?? timestampedRunDir(opts.name);
-    if (path === '') throw new ConfigError('--out must name a directory (got "")');
-    const file = firstExisting(path);
-    if (file !== undefined && !statSync(file).isDirectory()) {
-      throw new ConfigError(`--out must be a directory (got ${JSON.stringify(path)}, and ${JSON.stringify(file)} is a file)`);
-    }
+    const problem = directoryPathProblem(path);
+    if (problem) throw new ConfigError(`--out must be a directory path (got ${JSON.stringify(path)}, which ${problem})`);
     const start: RunStart = !ck ? 'new' : home !== undefined && real(path) === real(home) ? 'continue' : 'branch';
     const held = heldFiles(path);
     if (start !== 'continue' && held.length > 0 && !opts.force) {
@@ -197,14 +194,6 @@ export class RunDir {
 
   private writeIdentity(identity: RunIdentity): void {
     writeFileAtomic(join(this.path, 'run.json'), `${JSON.stringify(identity, null, 2)}\n`);
-  }
-}
-
-/** `path` itself if it exists, else its nearest ancestor that does */
-function firstExisting(path: string): string | undefined {
-  for (let p = resolve(path); ; p = dirname(p)) {
-    if (existsSync(p)) return p;
-    if (dirname(p) === p) return undefined;
   }
 }
 

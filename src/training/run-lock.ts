@@ -1,7 +1,8 @@
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '../core/config/errors.js';
+import { readJson } from '../core/util/fs.js';
 
 /** DIR/run.lock: the process training the run in DIR, while it does. */
 const LOCK = 'run.lock';
@@ -60,11 +61,8 @@ export class RunLock {
   }
 }
 
+/** the lock's owner; undefined while it is being written, or when unreadable (then it counts as held) */
 function readOwner(file: string): LockOwner | undefined {
-  try {
-    const o = JSON.parse(readFileSync(file, 'utf8')) as Partial<LockOwner>;
-    return typeof o.pid === 'number' && typeof o.host === 'string' ? { pid: o.pid, host: o.host } : undefined;
-  } catch {
-    return undefined; // being written this instant, or unreadable: treated as held
-  }
+  const o = readJson<Partial<LockOwner>, undefined>(file, () => undefined);
+  return typeof o?.pid === 'number' && typeof o.host === 'string' ? { pid: o.pid, host: o.host } : undefined;
 }

@@ -144,6 +144,8 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
       lastEval = { step, ce };
       return ce;
     });
+    // the last step's checkpoint comes after the final evaluation, so that it carries that evaluation's time
+    const savesAt = (step: number) => c.checkpoint_every > 0 && step % c.checkpoint_every === 0 && step !== c.steps;
     let window = { ms: 0, tokens: 0 };
     for (let step = start + 1; step <= c.steps; step++) {
       const b = data.batch('train', config.seed, step, B);
@@ -174,19 +176,18 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
         window = { ms: 0, tokens: 0 };
       }
       if (c.eval_every > 0 && step % c.eval_every === 0) await evaluate(step);
-      if (c.checkpoint_every > 0 && step % c.checkpoint_every === 0) await save(step);
+      if (savesAt(step)) await save(step);
       await new Promise((r) => setImmediate(r)); // let signals (Ctrl-C) and I/O in between steps
       if (opts.stop?.requested) {
-        if (c.checkpoint_every === 0 || step % c.checkpoint_every !== 0) await save(step);
+        if (!savesAt(step)) await save(step);
         throw new InterruptedError(`interrupted: saved ${join(dir, 'checkpoints', `step-${step}`)}; ` +
           `continue with --resume ${dir}`);
       }
     }
-    // a branch from a run's last step trains nothing, but the new directory gets that step's checkpoint
-    const none = run.start === 'branch' && c.steps === start;
-    if (none || (c.steps > start && (c.checkpoint_every === 0 || c.steps % c.checkpoint_every !== 0))) await save(c.steps);
     // the final evaluation runs once: the loop's own evaluation of the last step counts, or one logged before a resume
     const val = c.eval_batches > 0 ? (lastEval?.step === c.steps ? lastEval.ce : await evaluate(c.steps)) : null;
+    // a branch from a run's last step trains nothing, but the new directory gets that step's checkpoint
+    if (c.steps > start || run.start === 'branch') await save(c.steps);
     const { note, ...totals } = run.totalsSummary();
     const summary = {
       steps: c.steps,

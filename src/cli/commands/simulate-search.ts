@@ -1,5 +1,5 @@
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { ConfigError } from '../../core/config/errors.js';
 import type { Cluster } from '../../sim/cluster.js';
 import type { Workload } from '../../sim/workload.js';
@@ -38,6 +38,7 @@ export async function runSearch(o: SearchFlags, cluster: Cluster, w: Workload, d
   const r = await searchPlans(cluster, w, narrow, { threads: o.threads });
   for (const line of searchLines(r, top)) console.log(line);
   const html = o.html ?? join(dir(), 'search.html');
+  mkdirSync(dirname(html), { recursive: true });
   writeFileSync(html, searchPage(r, top));
   console.log(`wrote ${html}`);
   if (o.json) console.log(JSON.stringify(searchJson(r, top)));

@@ -1,8 +1,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError } from '../../core/config/errors.js';
 import { resolveConfig } from '../../core/config/load.js';
+import { directoryPathProblem } from '../../core/util/fs.js';
 import { timestampedRunDir } from '../../core/util/run-name.js';
 import { COLLECTIVES, type CollectiveName } from '../../sim/collectives/measure.js';
 import { collect, number } from '../args.js';
@@ -58,6 +59,14 @@ export function register(program: Command): void {
     .option('--threads <n>', 'with --search: threads that project (default the cores, at most 8)', number('--threads', 1, true))
     .action(async (o: Options) => {
       const { loadCluster } = await import('../../sim/cluster.js');
+      // output paths are checked before any work: a bad one is bad input, not a failure after a long search
+      const outProblem = o.out === undefined ? undefined : directoryPathProblem(o.out);
+      if (outProblem) throw new ConfigError(`--out must be a directory path (got ${JSON.stringify(o.out)}, which ${outProblem})`);
+      const htmlProblem = o.html === undefined ? undefined : o.html === '' ? 'is empty' : directoryPathProblem(dirname(o.html));
+      if (htmlProblem) {
+        throw new ConfigError(`--html must be a file path in a directory (got ${JSON.stringify(o.html)}, ` +
+          `whose directory ${htmlProblem})`);
+      }
       if (o.calibrate) {
         const { assertCalibrated, calibrate, calibrationTable } = await import('../../apps/calibrate/calibrate.js');
         const r = await calibrate({ log: (l) => console.log(l), out: o.out });

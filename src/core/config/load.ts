@@ -1,4 +1,4 @@
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import YAML from 'yaml';
 import type { ZodError } from 'zod';
@@ -42,6 +42,7 @@ function merge(base: Tree, over: Tree, shape: Tree, prefix = ''): Tree {
 /** Parses a YAML config file; syntax errors name the line and column. */
 export function readConfigFile(file: string): Tree {
   if (!existsSync(file)) throw new ConfigError(`config file not found: ${file}`);
+  if (statSync(file).isDirectory()) throw new ConfigError(`config file must be a file (got the directory ${file})`);
   const text = readFileSync(file, 'utf8');
   const doc = YAML.parseDocument(text);
   if (doc.errors.length > 0) {

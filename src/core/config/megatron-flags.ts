@@ -84,6 +84,9 @@ export const IGNORED = new Set([
   '--accumulate-allreduce-grads-in-fp32', '--moe-router-padding-for-fp8', '--moe-router-padding-for-quantization',
   '--moe-token-drop-policy', '--moe-shared-expert-overlap', '--moe-flex-dispatcher-num-sms', '--tp-comm-overlap',
   '--distributed-backend', '--distributed-timeout-minutes', '--ddp-bucket-size', '--ddp-average-in-collective',
+  '--eod-mask-loss', '--calculate-per-token-loss', '--no-check-for-nan-in-loss-and-grad', '--dataloader-type',
+  '--use-dist-ckpt', '--async-save', '--rope-type', '--beta-fast', '--beta-slow', '--original-max-position-embeddings',
+  '--apply-layernorm-1p', '--te-rng-tracker', '--moe-input-jitter-eps',
 ]);
 
 export type FlagValue = boolean | number | string | string[];

@@ -1,5 +1,17 @@
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+
+/**
+ * Why `path` cannot be (or become) a directory, or undefined where it can: it is empty, or it or one of
+ * its ancestors is a file. Checked before any work, so that a bad output path is bad input, not a late crash.
+ */
+export function directoryPathProblem(path: string): string | undefined {
+  if (path === '') return 'is empty';
+  for (let p = resolve(path); ; p = dirname(p)) {
+    if (existsSync(p)) return statSync(p).isDirectory() ? undefined : `is under the file ${JSON.stringify(p)}`;
+    if (dirname(p) === p) return undefined;
+  }
+}
 
 /** Flushes a file, or a directory's entries (a rename or a new file in it), to disk. */
 export function fsyncPath(path: string): void {
