@@ -45,7 +45,9 @@ test.serial('a config path that is a directory, and simulate\'s --out or --html 
     [['simulate', ...model, '--out', join(file, 'x')],
       `config error: --out must be a directory path (got "${file}/x", which is under the file "${file}")`],
     [['simulate', ...model, '--search', '--html', join(file, 'x.html')],
-      `config error: --html must be a file path in a directory (got "${file}/x.html", whose directory is under the file "${file}")`],
+      `config error: --html must be a file path in a directory (got "${file}/x.html", which has a directory that is a file)`],
+    [['simulate', ...model, '--search', '--html', dir],
+      `config error: --html must be a file path in a directory (got "${dir}", which is not a file path)`],
   ];
   for (const [args, line] of cases) {
     const r = await cli(...args);

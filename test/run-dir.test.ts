@@ -1,8 +1,11 @@
 import test from 'ava';
 import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { loadCheckpoint, resolveCheckpointDir } from '../src/training/checkpoint.js';
 import { InterruptedError } from '../src/training/errors.js';
+import { RunDir } from '../src/training/run-dir.js';
 import { train, type TrainOptions } from '../src/training/trainer.js';
 import type { Config } from '../src/core/config/defaults.js';
 import { ConfigError } from '../src/core/config/errors.js';
@@ -124,6 +127,50 @@ test.serial('two runs started into one directory at once: one trains there, the 
   t.deepEqual(steps(dir), [1, 2, 3, 4], 'every step logged once');
   for (const ck of checkpoints(dir)) t.is(loadCheckpoint(join(dir, 'checkpoints', ck)).config.seed, seeds[won]!, ck);
   t.false(existsSync(join(dir, 'run.lock')), 'the directory is given back at the end');
+});
+
+test.serial('run.lock: a live process of this machine holds the directory; a dead one, this process\'s own id (a restarted container) and another machine\'s are taken over', async (t) => {
+  const lock = (dir: string, pid: number, host = hostname()) => writeFileSync(join(dir, 'run.lock'), JSON.stringify({ pid, host }));
+  const sleeper = spawn('sleep', ['60']);
+  t.teardown(() => sleeper.kill());
+  const busy = tempDir(t);
+  lock(busy, sleeper.pid!);
+  const r = await cli('train', ...args('train.steps=1'), '--out', busy);
+  t.is(r.status, 2);
+  t.is(r.stderr, `config error: run directory ${busy} is in use by process ${sleeper.pid} on ${hostname()} (run.lock): one run `
+    + `trains in a directory at a time; wait for it or choose another --out (if no run is using it, delete ${join(busy, 'run.lock')})\n`);
+  t.deepEqual(readdirSync(busy), ['run.lock'], 'nothing written');
+  const gone = spawnSync('true').pid;
+  for (const [pid, host] of [[gone, hostname()], [process.pid, hostname()], [sleeper.pid!, 'another-machine']] as const) {
+    const dir = tempDir(t);
+    lock(dir, pid, host);
+    const ok = await cli('train', ...args('train.steps=1'), '--out', dir);
+    t.is(ok.status, 0, `${pid} on ${host}: ${ok.stderr}`);
+    t.false(existsSync(join(dir, 'run.lock')), 'given back at the end');
+  }
+});
+
+test.serial('a --resume whose run moved on after it looked (another process continued it) is refused before it drops anything', async (t) => {
+  const dir = tempDir(t);
+  const config = small('train.steps=6');
+  await train({ config, name: 't', outDir: dir });
+  const ck = loadCheckpoint(join(dir, 'checkpoints', 'step-3'));
+  const run = RunDir.plan({ name: 't', checkpoint: ck, steps: 6 });
+  cpSync(join(dir, 'checkpoints', 'step-6'), join(dir, 'checkpoints', 'step-9'), { recursive: true });
+  t.throws(() => run.open(config), { instanceOf: ConfigError, message: new RegExp(`^config error: run directory ${dir} moved on `
+    + 'while this run started \\(its newest checkpoint is step 9, was step 6\\)') });
+  t.deepEqual(checkpoints(dir), ['step-3', 'step-6', 'step-9'], 'nothing dropped');
+  t.false(existsSync(join(dir, 'run.lock')));
+});
+
+test.serial('Ctrl-C on the last step: the run finishes as it would have (final evaluation, checkpoint, summary)', async (t) => {
+  const dir = tempDir(t);
+  const stop = { requested: false };
+  const s = await train({ config: small('train.steps=6', 'train.eval_batches=4'), name: 't', outDir: dir, stop,
+    onStep: (x) => void (x.step === 6 && (stop.requested = true)) });
+  t.is(s.steps, 6);
+  const summary = JSON.parse(bytes(dir, 'summary.json'));
+  t.true(Math.abs(loadCheckpoint(dir).run!.totals!.eval_ms - summary.eval_s * 1000) < 1e-6);
 });
 
 test.serial('--out under a file, or empty, is refused in one line (exit 2) before anything loads', async (t) => {

@@ -63,8 +63,12 @@ export class RunDir {
   private totals: RunTotals | undefined;
   private lock: RunLock | undefined;
 
+  /** the newest checkpoint step in the directory when `plan` looked (a continuation checks it did not move on) */
+  private readonly newest: number | undefined;
+
   private constructor(readonly path: string, readonly start: RunStart, readonly complete: boolean,
     private readonly opts: RunDirOptions) {
+    this.newest = newestStep(path);
     this.metrics = new MetricsWriter(path);
   }
 
@@ -135,6 +139,12 @@ export class RunDir {
       this.id = identity?.id ?? ck!.run?.id ?? randomUUID();
       // a run directory from before run ids
       if (!identity) this.writeIdentity({ id: this.id, created: new Date().toISOString() });
+      const now = newestStep(this.path);
+      if (now !== this.newest) {
+        this.close();
+        throw new ConfigError(`run directory ${this.path} moved on while this run started (its newest checkpoint is `
+          + `step ${now}, was step ${this.newest}): another process continued it; --resume it again to go on from there`);
+      }
       past = this.metrics.truncateAfter(ck!.step);
       // the summary is of a run that ended at some step: the one continuing here writes its own
       rmSync(join(this.path, 'summary.json'), { force: true });
@@ -196,6 +206,8 @@ export class RunDir {
     writeFileAtomic(join(this.path, 'run.json'), `${JSON.stringify(identity, null, 2)}\n`);
   }
 }
+
+const newestStep = (dir: string) => checkpointSteps(join(dir, 'checkpoints'))[0]?.step;
 
 function readIdentity(dir: string): RunIdentity | undefined {
   const r = readJson<RunIdentity, undefined>(join(dir, 'run.json'), () => undefined);

@@ -178,7 +178,8 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
       if (c.eval_every > 0 && step % c.eval_every === 0) await evaluate(step);
       if (savesAt(step)) await save(step);
       await new Promise((r) => setImmediate(r)); // let signals (Ctrl-C) and I/O in between steps
-      if (opts.stop?.requested) {
+      // on the last step there is nothing left to stop: the run finishes as it would have
+      if (opts.stop?.requested && step < c.steps) {
         if (!savesAt(step)) await save(step);
         throw new InterruptedError(`interrupted: saved ${join(dir, 'checkpoints', `step-${step}`)}; ` +
           `continue with --resume ${dir}`);
@@ -202,8 +203,11 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
     metrics.summary(summary);
     return { dir, alreadyComplete: false, ...summary, losses };
   } finally {
-    run.close();
-    await session.close();
+    try {
+      run.close();
+    } finally {
+      await session.close();
+    }
   }
 }
 

@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError } from '../../core/config/errors.js';
@@ -62,10 +62,10 @@ export function register(program: Command): void {
       // output paths are checked before any work: a bad one is bad input, not a failure after a long search
       const outProblem = o.out === undefined ? undefined : directoryPathProblem(o.out);
       if (outProblem) throw new ConfigError(`--out must be a directory path (got ${JSON.stringify(o.out)}, which ${outProblem})`);
-      const htmlProblem = o.html === undefined ? undefined : o.html === '' ? 'is empty' : directoryPathProblem(dirname(o.html));
-      if (htmlProblem) {
-        throw new ConfigError(`--html must be a file path in a directory (got ${JSON.stringify(o.html)}, ` +
-          `whose directory ${htmlProblem})`);
+      if (o.html !== undefined) {
+        const problem = o.html === '' || (existsSync(o.html) && statSync(o.html).isDirectory()) ? 'is not a file path'
+          : directoryPathProblem(dirname(o.html)) && `has a directory that ${directoryPathProblem(dirname(o.html))}`;
+        if (problem) throw new ConfigError(`--html must be a file path in a directory (got ${JSON.stringify(o.html)}, which ${problem})`);
       }
       if (o.calibrate) {
         const { assertCalibrated, calibrate, calibrationTable } = await import('../../apps/calibrate/calibrate.js');

@@ -7,10 +7,11 @@ import { dirname, resolve } from 'node:path';
  */
 export function directoryPathProblem(path: string): string | undefined {
   if (path === '') return 'is empty';
-  for (let p = resolve(path); ; p = dirname(p)) {
-    if (existsSync(p)) return statSync(p).isDirectory() ? undefined : `is under the file ${JSON.stringify(p)}`;
-    if (dirname(p) === p) return undefined;
-  }
+  const full = resolve(path);
+  let p = full;
+  while (!existsSync(p) && dirname(p) !== p) p = dirname(p);
+  if (!existsSync(p) || statSync(p).isDirectory()) return undefined;
+  return p === full ? 'is a file' : `is under the file ${JSON.stringify(p)}`;
 }
 
 /** Flushes a file, or a directory's entries (a rename or a new file in it), to disk. */
