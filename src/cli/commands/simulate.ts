@@ -63,8 +63,9 @@ export function register(program: Command): void {
       const outProblem = o.out === undefined ? undefined : directoryPathProblem(o.out);
       if (outProblem) throw new ConfigError(`--out must be a directory path (got ${JSON.stringify(o.out)}, which ${outProblem})`);
       if (o.html !== undefined) {
+        const inDir = directoryPathProblem(dirname(o.html));
         const problem = o.html === '' || (existsSync(o.html) && statSync(o.html).isDirectory()) ? 'is not a file path'
-          : directoryPathProblem(dirname(o.html)) && `has a directory that ${directoryPathProblem(dirname(o.html))}`;
+          : inDir && `has a directory that ${inDir}`;
         if (problem) throw new ConfigError(`--html must be a file path in a directory (got ${JSON.stringify(o.html)}, which ${problem})`);
       }
       if (o.calibrate) {
